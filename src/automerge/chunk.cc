@@ -1,0 +1,93 @@
+#include "automerge/chunk.h"
+
+#include <cstring>
+
+#include "base/deflate.h"
+#include "base/sha256.h"
+
+namespace etherply::automerge {
+
+namespace {
+
+ChangeHash HashOf(uint8_t type, ByteView body) {
+  Bytes header{type};
+  AppendUleb(header, body.size());
+  Sha256 h;
+  h.Update(header);
+  h.Update(body);
+  return h.Finish();
+}
+
+Chunk MakeChunk(ChunkType type, ByteView body, const ChangeHash& hash) {
+  Chunk c{type, hash, {}, 0};
+  c.bytes.reserve(body.size() + 19);
+  c.bytes.insert(c.bytes.end(), kMagic, kMagic + 4);
+  c.bytes.insert(c.bytes.end(), hash.begin(), hash.begin() + 4);
+  c.bytes.push_back(static_cast<uint8_t>(type));
+  AppendUleb(c.bytes, body.size());
+  c.body_offset = c.bytes.size();
+  Append(c.bytes, body);
+  return c;
+}
+
+}  // namespace
+
+Result<Chunk> ReadChunk(Reader& r) {
+  Reader in = r;
+  auto magic = in.Take(4);
+  if (!magic.ok()) return Status::Incomplete("chunk header ends early");
+  if (std::memcmp(magic->data(), kMagic, 4) != 0)
+    return Status::Corruption("not an Automerge chunk (bad magic bytes)");
+  auto checksum = in.Take(4);
+  auto type = in.Byte();
+  if (!checksum.ok() || !type.ok()) return Status::Incomplete("chunk header ends early");
+  auto len = in.Uleb();
+  if (!len.ok()) return len.status().WithContext("chunk length");
+  auto body = in.Take(*len);
+  if (!body.ok()) return Status::Incomplete("chunk body runs past the end of the input");
+
+  Chunk chunk;
+  switch (*type) {
+    case 0:
+    case 1: {
+      ChangeHash hash = HashOf(*type, *body);
+      if (std::memcmp(hash.data(), checksum->data(), 4) != 0)
+        return Status::Corruption("chunk checksum mismatch");
+      chunk = MakeChunk(static_cast<ChunkType>(*type), *body, hash);
+      break;
+    }
+    case 2: {
+      auto inflated = Inflate(*body, kMaxInflatedSize);
+      if (!inflated.ok()) return inflated.status().WithContext("compressed change");
+      ChangeHash hash = HashOf(1, *inflated);
+      if (std::memcmp(hash.data(), checksum->data(), 4) != 0)
+        return Status::Corruption("compressed change checksum mismatch");
+      chunk = MakeChunk(ChunkType::kChange, *inflated, hash);
+      break;
+    }
+    case 3:
+      return Status::Unsupported("bundle chunks (type 3) are not supported");
+    default:
+      return Status::Corruption("unknown chunk type " + std::to_string(*type));
+  }
+  r = in;
+  return chunk;
+}
+
+Result<std::vector<Chunk>> ReadChunks(ByteView file) {
+  Reader r(file);
+  std::vector<Chunk> chunks;
+  while (!r.empty()) {
+    size_t at = r.position();
+    auto c = ReadChunk(r);
+    if (!c.ok()) return c.status().WithContext("chunk at byte " + std::to_string(at));
+    chunks.push_back(std::move(*c));
+  }
+  return chunks;
+}
+
+Chunk WriteChunk(ChunkType type, ByteView body) {
+  return MakeChunk(type, body, HashOf(static_cast<uint8_t>(type), body));
+}
+
+}  // namespace etherply::automerge

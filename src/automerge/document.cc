@@ -1,0 +1,447 @@
+#include "automerge/document.h"
+
+#include <algorithm>
+#include <deque>
+#include <numeric>
+#include <unordered_set>
+
+#include "base/hex.h"
+
+namespace etherply::automerge {
+
+Document::Document() {
+  objects_.emplace(kRoot, Object{ObjType::kMap, kRoot, MapObject{}});
+}
+
+Document::~Document() = default;
+
+// --- actors -------------------------------------------------------------------
+
+std::optional<uint32_t> Document::FindActor(const ActorId& a) const {
+  auto it = actor_index_.find(std::string(AsChars(a)));
+  if (it == actor_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+uint32_t Document::InternActor(const ActorId& a) {
+  if (auto i = FindActor(a)) return *i;
+  uint32_t idx = static_cast<uint32_t>(actors_.size());
+  actors_.push_back(a);
+  actor_index_.emplace(std::string(AsChars(a)), idx);
+  by_actor_.emplace_back();
+  std::vector<uint32_t> order(actors_.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t x, uint32_t y) { return actors_[x] < actors_[y]; });
+  rank_.assign(actors_.size(), 0);
+  for (uint32_t r = 0; r < order.size(); ++r) rank_[order[r]] = r;
+  undo_.push_back(Undo{Undo::Kind::kActorAdded});
+  return idx;
+}
+
+// --- applying ops ----------------------------------------------------------------
+
+namespace {
+int64_t IncrementAmount(const ScalarValue& v) {
+  if (auto* i = std::get_if<int64_t>(&v)) return *i;
+  if (auto* u = std::get_if<Uint>(&v)) return static_cast<int64_t>(u->value);
+  return 0;
+}
+}  // namespace
+
+Status Document::ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjId& obj,
+                             const std::string* prop, OpId elem) {
+  int64_t amount = op.action == Action::kIncrement ? IncrementAmount(op.value) : 0;
+  for (const OpId& p : op.pred) {
+    auto live_it = std::find_if(slot.live.begin(), slot.live.end(),
+                                [&](const Op& o) { return o.id == p; });
+    Op* target = live_it != slot.live.end() ? &*live_it : nullptr;
+    if (!target) {
+      for (Op& o : slot.hidden)
+        if (o.id == p) target = &o;
+    }
+    if (!target) continue;  // a pred that is not here: nothing to hide
+    target->succ.push_back(id);
+    if (op.action == Action::kIncrement) {
+      target->inc_total += amount;
+    } else if (target->blockers++ == 0 && live_it != slot.live.end()) {
+      slot.hidden.push_back(std::move(*live_it));
+      slot.live.erase(live_it);
+    }
+    undo_.push_back(Undo{Undo::Kind::kSuccAdded, obj, prop ? *prop : std::string(), elem, p, id,
+                         op.action, amount});
+  }
+  if (op.action == Action::kDelete) return Status::Ok();
+  Op stored{id, op.action, op.value, {}, 0, 0};
+  if (op.action == Action::kIncrement) {
+    slot.hidden.push_back(std::move(stored));
+  } else {
+    slot.InsertLive(std::move(stored), order());
+  }
+  undo_.push_back(
+      Undo{Undo::Kind::kOpStored, obj, prop ? *prop : std::string(), elem, id, {}, op.action, 0});
+  return Status::Ok();
+}
+
+Status Document::ApplyOp(const ChangeOp& op, OpId id) {
+  auto it = objects_.find(op.obj);
+  if (it == objects_.end()) return Status::Corruption("op on an object that does not exist");
+  std::optional<ObjType> created = CreatedObjType(op.action);
+  if (created && objects_.count(id)) return Status::Corruption("duplicate object ID");
+  Object& o = it->second;
+
+  if (op.key.is_map()) {
+    if (IsSequence(o.type)) return Status::Corruption("map key used on a list or text");
+    if (op.action == Action::kMark) return Status::Corruption("mark on a map");
+    auto [kit, inserted] = o.map().keys.try_emplace(*op.key.prop);
+    Status s = ApplyToSlot(kit->second, op, id, op.obj, &kit->first, {});
+    if (kit->second.empty()) o.map().keys.erase(kit);
+    if (!s.ok()) return s;
+  } else {
+    if (!IsSequence(o.type)) return Status::Corruption("list element used on a map");
+    Sequence& seq = o.seq();
+    if (op.insert) {
+      if (op.action == Action::kDelete || op.action == Action::kIncrement)
+        return Status::Corruption("insert of a delete or an increment");
+      if (!op.pred.empty()) return Status::Corruption("insert with preds");
+      Element e{id, op.action == Action::kMark, {}};
+      e.slot.live.push_back(Op{id, op.action, op.value, {}, 0, 0});
+      if (Status s = seq.Insert(op.key.elem, std::move(e), order()); !s.ok()) return s;
+      if (op.action == Action::kMark) marks_[id] = {op.mark_name, op.expand};
+      undo_.push_back(Undo{Undo::Kind::kElementInserted, op.obj, {}, {}, id});
+    } else {
+      auto p = seq.Find(op.key.elem);
+      if (!p) return Status::Corruption("op on a list element that does not exist");
+      Element& el = seq.At(*p);
+      if (el.mark) return Status::Corruption("op on a mark");
+      bool was = el.visible();
+      Status s = ApplyToSlot(el.slot, op, id, op.obj, nullptr, op.key.elem);
+      seq.Refresh(*p, was);
+      if (!s.ok()) return s;
+    }
+  }
+  if (created) {
+    Object obj{*created, op.obj, MapObject{}};
+    if (IsSequence(*created)) obj.data = Sequence();
+    objects_.emplace(id, std::move(obj));
+    undo_.push_back(Undo{Undo::Kind::kObjectCreated, op.obj, {}, {}, id});
+  }
+  return Status::Ok();
+}
+
+Slot* Document::FindSlot(const ObjId& obj, const std::string& prop, const OpId& elem) {
+  auto it = objects_.find(obj);
+  if (it == objects_.end()) return nullptr;
+  Object& o = it->second;
+  if (!IsSequence(o.type)) {
+    auto k = o.map().keys.find(prop);
+    return k == o.map().keys.end() ? nullptr : &k->second;
+  }
+  auto p = o.seq().Find(elem);
+  return p ? &o.seq().At(*p).slot : nullptr;
+}
+
+void Document::UndoTo(size_t mark) {
+  while (undo_.size() > mark) {
+    Undo u = std::move(undo_.back());
+    undo_.pop_back();
+    switch (u.kind) {
+      case Undo::Kind::kActorAdded: {
+        actor_index_.erase(std::string(AsChars(actors_.back())));
+        actors_.pop_back();
+        by_actor_.pop_back();
+        rank_.pop_back();
+        // Ranks of the remaining actors keep their relative order; compact them.
+        std::vector<uint32_t> order(actors_.size());
+        std::iota(order.begin(), order.end(), 0);
+        std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) { return rank_[x] < rank_[y]; });
+        for (uint32_t r = 0; r < order.size(); ++r) rank_[order[r]] = r;
+        break;
+      }
+      case Undo::Kind::kObjectCreated:
+        objects_.erase(u.target);
+        break;
+      case Undo::Kind::kElementInserted:
+        objects_.at(u.obj).seq().Remove(u.target);
+        marks_.erase(u.target);
+        break;
+      case Undo::Kind::kOpStored:
+      case Undo::Kind::kSuccAdded: {
+        Object& o = objects_.at(u.obj);
+        std::optional<Sequence::Pos> pos;
+        Slot* slot;
+        bool was = false;
+        if (IsSequence(o.type)) {
+          pos = o.seq().Find(u.elem);
+          slot = &o.seq().At(*pos).slot;
+          was = o.seq().At(*pos).visible();
+        } else {
+          slot = &o.map().keys.try_emplace(u.prop).first->second;
+        }
+        if (u.kind == Undo::Kind::kOpStored) {
+          auto drop = [&](std::vector<Op>& v) {
+            auto i = std::find_if(v.begin(), v.end(), [&](const Op& x) { return x.id == u.target; });
+            if (i == v.end()) return false;
+            v.erase(i);
+            return true;
+          };
+          if (!drop(slot->live)) drop(slot->hidden);
+        } else {
+          auto li = std::find_if(slot->live.begin(), slot->live.end(),
+                                 [&](const Op& x) { return x.id == u.target; });
+          auto hi = std::find_if(slot->hidden.begin(), slot->hidden.end(),
+                                 [&](const Op& x) { return x.id == u.target; });
+          Op& t = li != slot->live.end() ? *li : *hi;
+          auto s = std::find(t.succ.rbegin(), t.succ.rend(), u.succ);
+          t.succ.erase(std::next(s).base());
+          if (u.action == Action::kIncrement) {
+            t.inc_total -= u.amount;
+          } else if (--t.blockers == 0 && t.action != Action::kIncrement) {
+            Op back = std::move(*hi);
+            slot->hidden.erase(hi);
+            slot->InsertLive(std::move(back), order());
+          }
+        }
+        if (pos) {
+          o.seq().Refresh(*pos, was);
+        } else if (slot->empty()) {
+          o.map().keys.erase(u.prop);
+        }
+        break;
+      }
+    }
+  }
+}
+
+// --- the change graph --------------------------------------------------------------
+
+Status Document::CheckSeq(const StoredChange& sc, uint32_t actor) const {
+  uint64_t expected = by_actor_[actor].size() + 1;
+  if (sc.change.seq != expected)
+    return Status::Corruption("actor " + ToHex(sc.change.actor) + " has seq " +
+                              std::to_string(sc.change.seq) + " here, expected " +
+                              std::to_string(expected));
+  return Status::Ok();
+}
+
+void Document::AddToGraph(StoredChange sc, uint32_t actor) {
+  uint32_t idx = static_cast<uint32_t>(changes_.size());
+  for (const ChangeHash& d : sc.change.deps) {
+    auto h = std::lower_bound(heads_.begin(), heads_.end(), d);
+    if (h != heads_.end() && *h == d) heads_.erase(h);
+  }
+  heads_.insert(std::lower_bound(heads_.begin(), heads_.end(), sc.hash), sc.hash);
+  if (!sc.change.ops.empty()) max_op_ = std::max<uint32_t>(max_op_, sc.change.max_op());
+  by_hash_.emplace(sc.hash, idx);
+  by_actor_[actor].push_back(idx);
+  changes_.push_back(std::move(sc));
+}
+
+Status Document::ApplyOne(StoredChange sc) {
+  const Change& c = sc.change;
+  std::vector<uint32_t> table;
+  table.reserve(c.other_actors.size() + 1);
+  table.push_back(InternActor(c.actor));
+  for (const ActorId& a : c.other_actors) table.push_back(InternActor(a));
+  if (Status s = CheckSeq(sc, table[0]); !s.ok()) return s;
+
+  auto global = [&](OpId id) { return id.counter == 0 ? id : OpId{id.counter, table[id.actor]}; };
+  for (size_t i = 0; i < c.ops.size(); ++i) {
+    ChangeOp op = c.ops[i];
+    op.obj = global(op.obj);
+    if (!op.key.is_map()) op.key.elem = global(op.key.elem);
+    for (OpId& p : op.pred) p = global(p);
+    OpId id{static_cast<uint32_t>(c.start_op + i), table[0]};
+    if (Status s = ApplyOp(op, id); !s.ok())
+      return s.WithContext("change " + HashToHex(sc.hash) + " op " + std::to_string(i));
+  }
+  AddToGraph(std::move(sc), table[0]);
+  return Status::Ok();
+}
+
+Status Document::ApplyChanges(std::vector<StoredChange> batch) {
+  if (in_transaction_) return Status::InvalidArgument("a transaction is open");
+  const size_t undo_mark = undo_.size();
+  const size_t changes_mark = changes_.size();
+  const std::vector<ChangeHash> heads_before = heads_;
+  const uint32_t max_op_before = max_op_;
+
+  // Candidates: the queue and the new changes, without ones already known.
+  std::vector<StoredChange> pending = queue_;
+  std::unordered_set<ChangeHash, ChangeHashHash> seen;
+  for (const StoredChange& sc : pending) seen.insert(sc.hash);
+  for (StoredChange& sc : batch)
+    if (!by_hash_.count(sc.hash) && seen.insert(sc.hash).second) pending.push_back(std::move(sc));
+
+  // Kahn's algorithm over the candidates, in the order they came.
+  std::vector<size_t> missing(pending.size(), 0);
+  std::unordered_map<ChangeHash, std::vector<size_t>, ChangeHashHash> waiters;
+  std::deque<size_t> ready;
+  for (size_t i = 0; i < pending.size(); ++i) {
+    for (const ChangeHash& d : pending[i].change.deps) {
+      if (by_hash_.count(d)) continue;
+      ++missing[i];
+      waiters[d].push_back(i);
+    }
+    if (missing[i] == 0) ready.push_back(i);
+  }
+  std::vector<bool> applied(pending.size(), false);
+  Status failure;
+  while (!ready.empty()) {
+    size_t i = ready.front();
+    ready.pop_front();
+    ChangeHash hash = pending[i].hash;
+    failure = ApplyOne(std::move(pending[i]));
+    if (!failure.ok()) break;
+    applied[i] = true;
+    if (auto w = waiters.find(hash); w != waiters.end())
+      for (size_t j : w->second)
+        if (--missing[j] == 0) ready.push_back(j);
+  }
+
+  if (!failure.ok()) {
+    for (size_t i = changes_.size(); i > changes_mark; --i) {
+      const StoredChange& sc = changes_[i - 1];
+      by_hash_.erase(sc.hash);
+      by_actor_[*FindActor(sc.change.actor)].pop_back();
+    }
+    changes_.resize(changes_mark);
+    heads_ = heads_before;
+    max_op_ = max_op_before;
+    UndoTo(undo_mark);
+    return failure;
+  }
+  std::vector<StoredChange> still_waiting;
+  for (size_t i = 0; i < pending.size(); ++i)
+    if (!applied[i]) still_waiting.push_back(std::move(pending[i]));
+  queue_ = std::move(still_waiting);
+  undo_.clear();
+  return Status::Ok();
+}
+
+Status Document::LoadIncremental(ByteView bytes) {
+  auto changes = DecodeChangeChunks(bytes);
+  if (!changes.ok()) return changes.status();
+  return ApplyChanges(std::move(*changes));
+}
+
+const StoredChange* Document::GetChange(const ChangeHash& hash) const {
+  auto it = by_hash_.find(hash);
+  return it == by_hash_.end() ? nullptr : &changes_[it->second];
+}
+
+std::vector<ChangeHash> Document::MissingDeps() const {
+  std::unordered_set<ChangeHash, ChangeHashHash> queued;
+  for (const StoredChange& sc : queue_) queued.insert(sc.hash);
+  std::vector<ChangeHash> out;
+  for (const StoredChange& sc : queue_)
+    for (const ChangeHash& d : sc.change.deps)
+      if (!by_hash_.count(d) && !queued.count(d)) out.push_back(d);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+// --- reading ---------------------------------------------------------------------
+
+const Document::Object* Document::FindObject(const ObjId& obj) const {
+  auto it = objects_.find(obj);
+  return it == objects_.end() ? nullptr : &it->second;
+}
+
+std::optional<ObjType> Document::TypeOf(const ObjId& obj) const {
+  const Object* o = FindObject(obj);
+  if (!o) return std::nullopt;
+  return o->type;
+}
+
+std::optional<Value> Document::ValueOf(const Op& op) const {
+  if (auto t = CreatedObjType(op.action)) return Value{op.id, *t, op.id};
+  if (op.action != Action::kSet) return std::nullopt;
+  if (auto* c = std::get_if<Counter>(&op.value))
+    return Value{ScalarValue(Counter{c->value + op.inc_total}), std::nullopt, op.id};
+  return Value{op.value, std::nullopt, op.id};
+}
+
+std::optional<Value> Document::Get(const ObjId& obj, std::string_view key) const {
+  const Object* o = FindObject(obj);
+  if (!o || IsSequence(o->type)) return std::nullopt;
+  auto it = o->map().keys.find(key);
+  if (it == o->map().keys.end() || !it->second.Winner()) return std::nullopt;
+  return ValueOf(*it->second.Winner());
+}
+
+std::optional<Value> Document::Get(const ObjId& obj, size_t index) const {
+  const Object* o = FindObject(obj);
+  if (!o || !IsSequence(o->type) || index >= o->seq().visible()) return std::nullopt;
+  return ValueOf(*o->seq().At(o->seq().NthVisible(index)).slot.Winner());
+}
+
+std::vector<Value> Document::GetAll(const ObjId& obj, std::string_view key) const {
+  std::vector<Value> out;
+  const Object* o = FindObject(obj);
+  if (!o || IsSequence(o->type)) return out;
+  auto it = o->map().keys.find(key);
+  if (it == o->map().keys.end()) return out;
+  for (const Op& op : it->second.live)
+    if (auto v = ValueOf(op)) out.push_back(std::move(*v));
+  return out;
+}
+
+std::vector<std::string> Document::Keys(const ObjId& obj) const {
+  std::vector<std::string> out;
+  const Object* o = FindObject(obj);
+  if (!o || IsSequence(o->type)) return out;
+  for (const auto& [k, slot] : o->map().keys)
+    if (!slot.live.empty()) out.push_back(k);
+  return out;
+}
+
+size_t Document::Length(const ObjId& obj) const {
+  const Object* o = FindObject(obj);
+  if (!o) return 0;
+  if (IsSequence(o->type)) return o->seq().visible();
+  return Keys(obj).size();
+}
+
+std::string Document::Text(const ObjId& obj) const {
+  std::string out;
+  const Object* o = FindObject(obj);
+  if (!o || !IsSequence(o->type)) return out;
+  o->seq().ForEach([&](const Element& e) {
+    if (!e.visible()) return;
+    const Op& w = *e.slot.Winner();
+    if (auto* s = std::get_if<std::string>(&w.value); s && w.action == Action::kSet) {
+      out += *s;
+    } else {
+      out += "\xEF\xBF\xBC";  // U+FFFC, as the reference shows non-characters
+    }
+  });
+  return out;
+}
+
+std::string Document::ExportObjId(const ObjId& obj) const {
+  if (obj.is_root()) return "_root";
+  return std::to_string(obj.counter) + "@" + ToHex(actors_[obj.actor]);
+}
+
+Result<ObjId> Document::ImportObjId(std::string_view s) const {
+  if (s == "_root") return kRoot;
+  size_t at = s.find('@');
+  if (at == std::string_view::npos || at == 0) return Status::InvalidArgument("bad object ID");
+  uint64_t counter = 0;
+  for (char c : s.substr(0, at)) {
+    if (c < '0' || c > '9' || counter > kMaxCounter) return Status::InvalidArgument("bad object ID");
+    counter = counter * 10 + (c - '0');
+  }
+  auto actor = FromHex(s.substr(at + 1));
+  if (!actor.ok() || counter == 0 || counter > kMaxCounter)
+    return Status::InvalidArgument("bad object ID");
+  auto idx = FindActor(*actor);
+  if (!idx) return Status::NotFound("no object " + std::string(s));
+  ObjId id{static_cast<uint32_t>(counter), *idx};
+  if (!FindObject(id)) return Status::NotFound("no object " + std::string(s));
+  return id;
+}
+
+}  // namespace etherply::automerge

@@ -1,0 +1,172 @@
+// An Automerge document: the op set, the change graph and its queue.
+//
+// A Document holds every change it has applied (their exact bytes and hashes)
+// and the op set they build: maps, lists and text with conflicts, counters
+// and tombstones, as the reference does (FORMAT.md §7).
+//
+//  - ApplyChanges takes changes in any order: a change whose deps are not all
+//    present waits in a queue until they arrive; a change already known is
+//    ignored. It is atomic: if any change in the batch fails, the document,
+//    its queue included, is exactly as it was before the call.
+//  - Local edits go through a Transaction (transaction.h).
+//  - Object IDs cross the API as ObjIds; as text they are "_root" or
+//    "<counter>@<actor hex>", as the reference writes them.
+//
+// Thread-safety: none. A Document is owned by one thread (or strand) at a
+// time; a Transaction borrows it exclusively until commit or rollback.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "automerge/change.h"
+#include "automerge/op_set.h"
+#include "automerge/sequence.h"
+#include "automerge/types.h"
+
+namespace etherply::automerge {
+
+class Transaction;
+
+// An object's ID: the ID of the op that made it; the root is OpId{}.
+using ObjId = OpId;
+inline constexpr ObjId kRoot{};
+
+// What a read returns for one key or element: a scalar, or an object.
+struct Value {
+  std::variant<ScalarValue, ObjId> v;
+  std::optional<ObjType> obj_type;  // set when v holds an ObjId
+  OpId id;                          // the op that holds the value
+
+  bool is_object() const { return v.index() == 1; }
+};
+
+class Document {
+ public:
+  Document();
+  ~Document();
+  Document(const Document&) = delete;
+  Document& operator=(const Document&) = delete;
+
+  // --- history --------------------------------------------------------------
+
+  // Applies changes as described above. Returns kCorruption (with the change
+  // hash in the message) for a change that is malformed for this document: an
+  // op on a missing object or element, a key of the wrong kind, a sequence
+  // number out of order.
+  Status ApplyChanges(std::vector<StoredChange> changes);
+  // Parses a file of concatenated change chunks and applies them.
+  Status LoadIncremental(ByteView bytes);
+
+  // Heads, sorted ascending.
+  const std::vector<ChangeHash>& heads() const { return heads_; }
+  // Applied changes in the order they were applied (a topological order).
+  const std::vector<StoredChange>& changes() const { return changes_; }
+  const StoredChange* GetChange(const ChangeHash& hash) const;
+  // Hashes named as deps by queued changes that the document does not have.
+  std::vector<ChangeHash> MissingDeps() const;
+  size_t queued() const { return queue_.size(); }
+  uint32_t max_op() const { return max_op_; }
+
+  // --- reading ----------------------------------------------------------------
+
+  std::optional<ObjType> TypeOf(const ObjId& obj) const;
+  // The winning value at a map key / list index; nullopt when absent.
+  std::optional<Value> Get(const ObjId& obj, std::string_view key) const;
+  std::optional<Value> Get(const ObjId& obj, size_t index) const;
+  // Every value at a map key (the winner last): more than one is a conflict.
+  std::vector<Value> GetAll(const ObjId& obj, std::string_view key) const;
+  // Visible keys of a map, in the reference's order (UTF-8 byte order).
+  std::vector<std::string> Keys(const ObjId& obj) const;
+  // Visible length of a list or text (text counts Unicode code points).
+  size_t Length(const ObjId& obj) const;
+  // The characters of a text object (marks skipped, non-string elements as
+  // U+FFFC).
+  std::string Text(const ObjId& obj) const;
+
+  // The whole document as JSON text (see json.h for the mapping).
+  std::string ToJson() const;
+
+  std::string ExportObjId(const ObjId& obj) const;
+  Result<ObjId> ImportObjId(std::string_view s) const;
+  const ActorId& actor(uint32_t index) const { return actors_[index]; }
+
+ private:
+  friend class Transaction;
+  friend class JsonWriter;
+
+  struct MapObject {
+    std::map<std::string, Slot, std::less<>> keys;
+  };
+  struct Object {
+    ObjType type;
+    ObjId parent;
+    std::variant<MapObject, Sequence> data;
+
+    MapObject& map() { return std::get<MapObject>(data); }
+    const MapObject& map() const { return std::get<MapObject>(data); }
+    Sequence& seq() { return std::get<Sequence>(data); }
+    const Sequence& seq() const { return std::get<Sequence>(data); }
+  };
+
+  // What an op changed, so that it can be taken back (newest first).
+  struct Undo {
+    enum class Kind { kOpStored, kSuccAdded, kElementInserted, kObjectCreated, kActorAdded };
+    Kind kind;
+    ObjId obj{};
+    std::string prop{};  // map key, when the slot is a map key
+    OpId elem{};         // list element, when the slot is an element
+    OpId target{};       // the op stored or inserted, or the op that got a successor
+    OpId succ{};         // the successor added
+    Action action = Action::kSet;  // the successor's action
+    int64_t amount = 0;            // an increment's amount
+  };
+
+  // Applies one op with document-global IDs. On failure nothing of this op
+  // stays applied (the ops before it are undone by the caller).
+  Status ApplyOp(const ChangeOp& op, OpId id);
+  Status ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjId& obj,
+                     const std::string* prop, OpId elem);
+  void UndoTo(size_t mark);
+  Slot* FindSlot(const ObjId& obj, const std::string& prop, const OpId& elem);
+
+  // Adds `change` (already applied to the op set, or about to be) to the
+  // graph. Fails, changing nothing, on a sequence number out of order.
+  Status CheckSeq(const StoredChange& sc, uint32_t actor) const;
+  void AddToGraph(StoredChange sc, uint32_t actor);
+  // Applies one causally ready change.
+  Status ApplyOne(StoredChange sc);
+
+  uint32_t InternActor(const ActorId& a);
+  std::optional<uint32_t> FindActor(const ActorId& a) const;
+  OpOrder order() const { return OpOrder{&rank_}; }
+  const Object* FindObject(const ObjId& obj) const;
+  std::optional<Value> ValueOf(const Op& op) const;
+
+  // Op set.
+  std::unordered_map<ObjId, Object, OpIdHash> objects_;
+  std::unordered_map<OpId, std::pair<std::optional<std::string>, bool>, OpIdHash> marks_;
+
+  // Actors, in the order first seen, and their rank in byte order.
+  std::vector<ActorId> actors_;
+  std::unordered_map<std::string, uint32_t> actor_index_;
+  std::vector<uint32_t> rank_;
+
+  // Change graph.
+  std::vector<StoredChange> changes_;
+  std::unordered_map<ChangeHash, uint32_t, ChangeHashHash> by_hash_;
+  std::vector<std::vector<uint32_t>> by_actor_;  // change indices, by seq
+  std::vector<ChangeHash> heads_;
+  uint32_t max_op_ = 0;
+  std::vector<StoredChange> queue_;
+
+  std::vector<Undo> undo_;
+  bool in_transaction_ = false;
+};
+
+}  // namespace etherply::automerge

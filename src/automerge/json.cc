@@ -1,0 +1,248 @@
+#include "automerge/json.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "automerge/document.h"
+
+namespace etherply::automerge {
+
+void AppendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 15]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string FormatJsNumber(double d) {
+  if (d == 0) return "0";
+  std::string out;
+  if (d < 0) {
+    out.push_back('-');
+    d = -d;
+  }
+  // Shortest round-trip digits, as ECMAScript requires.
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string_view sci(buf, r.ptr - buf);
+  size_t e = sci.find('e');
+  std::string digits;
+  for (char c : sci.substr(0, e))
+    if (c != '.') digits.push_back(c);
+  int exp10 = std::atoi(std::string(sci.substr(e + 1)).c_str());
+  int k = static_cast<int>(digits.size());
+  int n = exp10 + 1;  // value = 0.digits × 10^n
+  if (k <= n && n <= 21) {
+    out += digits;
+    out.append(n - k, '0');
+  } else if (0 < n && n <= 21) {
+    out += digits.substr(0, n);
+    out.push_back('.');
+    out += digits.substr(n);
+  } else if (-6 < n && n <= 0) {
+    out += "0.";
+    out.append(-n, '0');
+    out += digits;
+  } else {
+    out.push_back(digits[0]);
+    if (k > 1) {
+      out.push_back('.');
+      out += digits.substr(1);
+    }
+    out.push_back('e');
+    out.push_back(n - 1 >= 0 ? '+' : '-');
+    out += std::to_string(std::abs(n - 1));
+  }
+  return out;
+}
+
+std::optional<std::string> FormatIsoTime(int64_t millis) {
+  constexpr int64_t kMaxDate = 8'640'000'000'000'000;
+  if (millis > kMaxDate || millis < -kMaxDate) return std::nullopt;
+  int64_t days = millis / 86'400'000;
+  int64_t ms = millis % 86'400'000;
+  if (ms < 0) {
+    ms += 86'400'000;
+    --days;
+  }
+  // Civil from days (H. Hinnant's algorithm).
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t dd = doy - (153 * mp + 2) / 5 + 1;
+  int64_t mm = mp < 10 ? mp + 3 : mp - 9;
+  if (mm <= 2) ++y;
+  char buf[64];
+  char year[16];
+  if (y >= 0 && y <= 9999) {
+    std::snprintf(year, sizeof year, "%04lld", static_cast<long long>(y));
+  } else {
+    std::snprintf(year, sizeof year, "%c%06lld", y < 0 ? '-' : '+',
+                  static_cast<long long>(y < 0 ? -y : y));
+  }
+  std::snprintf(buf, sizeof buf, "%s-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ", year,
+                static_cast<long long>(mm), static_cast<long long>(dd),
+                static_cast<long long>(ms / 3'600'000), static_cast<long long>(ms / 60'000 % 60),
+                static_cast<long long>(ms / 1000 % 60), static_cast<long long>(ms % 1000));
+  return std::string(buf);
+}
+
+std::string Base64(ByteView b) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < b.size(); i += 3) {
+    uint32_t v = b[i] << 16 | b[i + 1] << 8 | b[i + 2];
+    for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[v >> s & 63]);
+  }
+  if (i + 1 == b.size()) {
+    uint32_t v = b[i] << 16;
+    out.push_back(kAlphabet[v >> 18 & 63]);
+    out.push_back(kAlphabet[v >> 12 & 63]);
+    out += "==";
+  } else if (i + 2 == b.size()) {
+    uint32_t v = b[i] << 16 | b[i + 1] << 8;
+    out.push_back(kAlphabet[v >> 18 & 63]);
+    out.push_back(kAlphabet[v >> 12 & 63]);
+    out.push_back(kAlphabet[v >> 6 & 63]);
+    out.push_back('=');
+  }
+  return out;
+}
+
+void AppendJsonScalar(std::string& out, const ScalarValue& v) {
+  switch (v.index()) {
+    case 0: out += "null"; break;
+    case 1: out += std::get<bool>(v) ? "true" : "false"; break;
+    case 2: out += std::to_string(std::get<Uint>(v).value); break;
+    case 3: out += std::to_string(std::get<int64_t>(v)); break;
+    case 4: {
+      double d = std::get<double>(v);
+      out += std::isfinite(d) ? FormatJsNumber(d) : "null";
+      break;
+    }
+    case 5: AppendJsonString(out, std::get<std::string>(v)); break;
+    case 6: AppendJsonString(out, Base64(std::get<Bytes>(v))); break;
+    case 7: out += std::to_string(std::get<Counter>(v).value); break;
+    case 8: {
+      auto iso = FormatIsoTime(std::get<Timestamp>(v).millis);
+      if (iso) {
+        AppendJsonString(out, *iso);
+      } else {
+        out += "null";
+      }
+      break;
+    }
+    default: out += "null"; break;
+  }
+}
+
+namespace {
+// An ECMAScript array index: canonical decimal below 2^32 - 1.
+bool IsArrayIndex(std::string_view k) {
+  if (k.empty() || k.size() > 10 || (k.size() > 1 && k[0] == '0')) return false;
+  uint64_t v = 0;
+  for (char c : k) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  return v < 4294967295u;
+}
+}  // namespace
+
+class JsonWriter {
+ public:
+  explicit JsonWriter(const Document& doc) : doc_(doc) {}
+
+  void Object(const ObjId& id, std::string& out) const {
+    const Document::Object& o = doc_.objects_.at(id);
+    switch (o.type) {
+      case ObjType::kMap:
+      case ObjType::kTable: return Map(o, out);
+      case ObjType::kList: return List(o, out);
+      case ObjType::kText: return AppendJsonString(out, doc_.Text(id));
+    }
+  }
+
+ private:
+  void Value(const Op& op, std::string& out) const {
+    auto v = doc_.ValueOf(op);
+    if (!v) {
+      out += "null";
+    } else if (v->is_object()) {
+      Object(std::get<ObjId>(v->v), out);
+    } else {
+      AppendJsonScalar(out, std::get<ScalarValue>(v->v));
+    }
+  }
+
+  void Map(const Document::Object& o, std::string& out) const {
+    std::vector<std::pair<uint64_t, const std::pair<const std::string, Slot>*>> indices;
+    for (const auto& kv : o.map().keys)
+      if (!kv.second.live.empty() && IsArrayIndex(kv.first))
+        indices.emplace_back(std::stoull(kv.first), &kv);
+    std::sort(indices.begin(), indices.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    out.push_back('{');
+    bool first = true;
+    auto member = [&](const std::string& k, const Slot& slot) {
+      if (!first) out.push_back(',');
+      first = false;
+      AppendJsonString(out, k);
+      out.push_back(':');
+      Value(*slot.Winner(), out);
+    };
+    for (const auto& [n, kv] : indices) member(kv->first, kv->second);
+    for (const auto& [k, slot] : o.map().keys)
+      if (!slot.live.empty() && !IsArrayIndex(k)) member(k, slot);
+    out.push_back('}');
+  }
+
+  void List(const Document::Object& o, std::string& out) const {
+    out.push_back('[');
+    bool first = true;
+    o.seq().ForEach([&](const Element& e) {
+      if (!e.visible()) return;
+      if (!first) out.push_back(',');
+      first = false;
+      Value(*e.slot.Winner(), out);
+    });
+    out.push_back(']');
+  }
+
+  const Document& doc_;
+};
+
+std::string Document::ToJson() const {
+  std::string out;
+  JsonWriter(*this).Object(kRoot, out);
+  return out;
+}
+
+}  // namespace etherply::automerge

@@ -1,0 +1,66 @@
+// The stored form of ops inside a document: slots of ops per map key or list
+// element. Internal to src/automerge/.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "automerge/types.h"
+
+namespace etherply::automerge {
+
+// One op as the document keeps it. Its object and key are where it is stored.
+// OpIds here carry indices into the document's actor table.
+struct Op {
+  OpId id;
+  Action action = Action::kSet;
+  ScalarValue value;       // the value of a set or mark; the amount of an increment
+  std::vector<OpId> succ;  // later ops that named this one as pred
+  uint32_t blockers = 0;   // successors that hide it: every successor but increments
+  int64_t inc_total = 0;   // the sum of the increments in succ (counters)
+};
+
+// Lamport order of op IDs: counter, then actor bytes. The document keeps the
+// rank of each actor in byte order so that comparing is two integer compares.
+struct OpOrder {
+  const std::vector<uint32_t>* rank;
+  bool operator()(const OpId& a, const OpId& b) const {
+    if (a.counter != b.counter) return a.counter < b.counter;
+    return (*rank)[a.actor] < (*rank)[b.actor];
+  }
+};
+
+// All ops at one map key or one list element. `live` holds the ops that are
+// not hidden by a later op, in Lamport order (the last one wins); `hidden`
+// holds overwritten ops and increments, in no particular order.
+struct Slot {
+  std::vector<Op> live;
+  std::vector<Op> hidden;
+
+  bool empty() const { return live.empty() && hidden.empty(); }
+  const Op* Winner() const { return live.empty() ? nullptr : &live.back(); }
+  Op* Find(const OpId& id) {
+    for (Op& op : live)
+      if (op.id == id) return &op;
+    for (Op& op : hidden)
+      if (op.id == id) return &op;
+    return nullptr;
+  }
+  void InsertLive(Op op, const OpOrder& less) {
+    auto at = std::upper_bound(live.begin(), live.end(), op.id,
+                               [&](const OpId& id, const Op& o) { return less(id, o.id); });
+    live.insert(at, std::move(op));
+  }
+};
+
+// A list or text element: its insert op's ID and the ops stored at it (the
+// insert op itself, unless it is a mark, and later sets and increments).
+struct Element {
+  OpId id;
+  bool mark = false;  // a rich-text mark boundary: never visible
+  Slot slot;
+
+  bool visible() const { return !mark && !slot.live.empty(); }
+};
+
+}  // namespace etherply::automerge

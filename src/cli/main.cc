@@ -1,0 +1,30 @@
+// etherply: one binary, several subcommands.
+#include <cstdio>
+#include <string_view>
+
+#include "cli/doc_command.h"
+
+namespace {
+constexpr const char* kUsage =
+    "usage: etherply COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  doc      inspect Automerge files (json, heads, changes)\n"
+    "\n"
+    "Run 'etherply COMMAND --help' for a command's options.\n";
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string_view cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (cmd == "doc") return etherply::cli::RunDocCommand(argc - 1, argv + 1);
+  std::fprintf(stderr, "etherply: unknown command '%s'\n\n%s", argv[1], kUsage);
+  return 2;
+}
