@@ -53,6 +53,14 @@ bool IsValidUtf8(std::string_view s) {
 
 // --- RLE ---------------------------------------------------------------------
 
+namespace {
+// A column's view holds all of its bytes, so running out inside it is
+// malformed input, not a reason to wait for more.
+Status Malformed(const Status& s, std::string_view context) {
+  return Status::Corruption(std::string(context) + ": " + s.message());
+}
+}  // namespace
+
 template <typename V>
 void RleEncoder<V>::FlushLiteral() {
   AppendSleb(out_, -static_cast<int64_t>(literal_.size() + 1));
@@ -157,20 +165,20 @@ Bytes RleEncoder<V>::Finish() {
 
 template <typename V>
 Result<std::optional<typename V::T>> RleDecoder<V>::Next() {
-  if (remaining_ == 0) {
+  // A null run of length zero is skipped, as the reference's decoder does.
+  while (remaining_ == 0) {
     if (r_.empty()) return std::optional<T>();
     auto n = r_.Sleb();
-    if (!n.ok()) return n.status().WithContext("RLE column");
+    if (!n.ok()) return Malformed(n.status(), "RLE column");
     if (*n > 0) {
       auto v = V::Read(r_);
-      if (!v.ok()) return v.status().WithContext("RLE column");
+      if (!v.ok()) return Malformed(v.status(), "RLE column");
       kind_ = Kind::kRun, remaining_ = static_cast<uint64_t>(*n), value_ = std::move(*v);
     } else if (*n < 0) {
       kind_ = Kind::kLiteral, remaining_ = -static_cast<uint64_t>(*n);
     } else {
       auto k = r_.Uleb();
-      if (!k.ok()) return k.status().WithContext("RLE column");
-      if (*k == 0) return Status::Corruption("RLE column: null run of length zero");
+      if (!k.ok()) return Malformed(k.status(), "RLE column");
       kind_ = Kind::kNull, remaining_ = *k;
     }
   }
@@ -182,7 +190,7 @@ Result<std::optional<typename V::T>> RleDecoder<V>::Next() {
       return std::optional<T>();
     case Kind::kLiteral: {
       auto v = V::Read(r_);
-      if (!v.ok()) return v.status().WithContext("RLE column");
+      if (!v.ok()) return Malformed(v.status(), "RLE column");
       return std::optional<T>(std::move(*v));
     }
   }
@@ -233,10 +241,9 @@ Result<bool> BooleanDecoder::Next() {
   while (remaining_ == 0) {
     if (r_.empty()) return false;
     auto n = r_.Uleb();
-    if (!n.ok()) return n.status().WithContext("boolean column");
-    // Only the first run may be empty (a column that starts with true).
-    if (*n == 0 && started_) return Status::Corruption("boolean column: empty run");
-    started_ = true;
+    if (!n.ok()) return Malformed(n.status(), "boolean column");
+    // An empty run just flips the value (the first one when a column starts
+    // with true; others are not written by the reference but are accepted).
     value_ = !value_;
     remaining_ = *n;
   }
@@ -292,14 +299,14 @@ Result<ScalarValue> DecodeRawValue(uint8_t type_code, ByteView raw) {
     case 2: return need_empty(true);
     case 3: {
       auto u = DecodeUlebExact(raw);
-      if (!u.ok()) return u.status().WithContext("uint value");
+      if (!u.ok()) return Malformed(u.status(), "uint value");
       return ScalarValue(Uint{*u});
     }
     case 4:
     case 8:
     case 9: {
       auto i = DecodeSlebExact(raw);
-      if (!i.ok()) return i.status().WithContext("integer value");
+      if (!i.ok()) return Malformed(i.status(), "integer value");
       if (type_code == 4) return ScalarValue(*i);
       if (type_code == 8) return ScalarValue(Counter{*i});
       return ScalarValue(Timestamp{*i});
@@ -328,7 +335,7 @@ void ValueEncoder::Append(const ScalarValue& v) {
 
 Result<ScalarValue> ValueDecoder::Next() {
   auto m = meta_.Next();
-  if (!m.ok()) return m.status().WithContext("value metadata");
+  if (!m.ok()) return Malformed(m.status(), "value metadata");
   if (!m->has_value()) return ScalarValue(std::monostate{});
   uint64_t meta = **m;
   auto raw = raw_.Take(meta >> 4);

@@ -153,7 +153,6 @@ class BooleanDecoder {
   Reader r_;
   bool value_ = true;  // flipped before the first run, which is false
   uint64_t remaining_ = 0;
-  bool started_ = false;
 };
 
 // Writes a value's metadata and raw bytes (§4.5).

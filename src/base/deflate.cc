@@ -26,13 +26,29 @@ Result<Bytes> Inflate(ByteView in, size_t max_out) {
   zs.next_in = const_cast<Bytef*>(in.data());
   zs.avail_in = static_cast<uInt>(in.size());
   int rc = Z_OK;
+  uint8_t probe;  // one byte of room past the limit: zlib writing it means "too big"
   while (rc != Z_STREAM_END) {
-    if (out.size() >= max_out) {
-      inflateEnd(&zs);
-      return Status::Corruption("inflated data exceeds the size limit");
-    }
     size_t old = out.size();
     size_t grow = std::min<size_t>(std::max<size_t>(old, 4096), max_out - old);
+    if (grow == 0) {
+      zs.next_out = &probe;
+      zs.avail_out = 1;
+      rc = inflate(&zs, Z_NO_FLUSH);
+      if (zs.avail_out == 0) {
+        inflateEnd(&zs);
+        return Status::Corruption("inflated data exceeds the size limit");
+      }
+      if (rc == Z_STREAM_END) break;
+      if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        inflateEnd(&zs);
+        return Status::Corruption("invalid DEFLATE stream");
+      }
+      if (zs.avail_in == 0 || rc == Z_BUF_ERROR) {
+        inflateEnd(&zs);
+        return Status::Corruption("truncated DEFLATE stream");
+      }
+      continue;
+    }
     out.resize(old + grow);
     zs.next_out = out.data() + old;
     zs.avail_out = static_cast<uInt>(grow);
