@@ -3,12 +3,15 @@
 #include <string_view>
 
 #include "cli/doc_command.h"
+#include "cli/serve_command.h"
 
 namespace {
 constexpr const char* kUsage =
     "usage: etherply COMMAND [ARGS]\n"
     "\n"
     "commands:\n"
+    "  serve    run the sync server\n"
+    "  token    mint a JWT for a client\n"
     "  doc      inspect Automerge files (json, heads, changes)\n"
     "\n"
     "Run 'etherply COMMAND --help' for a command's options.\n";
@@ -25,6 +28,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "doc") return etherply::cli::RunDocCommand(argc - 1, argv + 1);
+  if (cmd == "serve") return etherply::cli::RunServeCommand(argc - 1, argv + 1);
+  if (cmd == "token") return etherply::cli::RunTokenCommand(argc - 1, argv + 1);
   std::fprintf(stderr, "etherply: unknown command '%s'\n\n%s", argv[1], kUsage);
   return 2;
 }

@@ -1,0 +1,36 @@
+#include "cli/secret.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+#include "auth/jwt.h"
+
+namespace etherply::cli {
+
+Result<Bytes> LoadJwtSecret(const std::optional<std::string>& secret_file) {
+  Bytes secret;
+  std::string source;
+  if (secret_file) {
+    std::ifstream in(*secret_file, std::ios::binary);
+    if (!in) return Status::InvalidArgument("cannot read the JWT secret file " + *secret_file);
+    secret.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (!secret.empty() && secret.back() == '\n') secret.pop_back();
+    if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+    source = "the JWT secret file " + *secret_file;
+  } else if (const char* env = std::getenv("ETHERPLY_JWT_SECRET")) {
+    std::string_view v(env);
+    secret.assign(v.begin(), v.end());
+    source = "ETHERPLY_JWT_SECRET";
+  } else {
+    return Status::InvalidArgument(
+        "no JWT secret: set ETHERPLY_JWT_SECRET or pass --jwt-secret-file FILE "
+        "(at least 32 bytes)");
+  }
+  if (Status s = auth::CheckSecretStrength(secret); !s.ok())
+    return Status::InvalidArgument(source + " holds " + std::to_string(secret.size()) +
+                                   " bytes; the JWT secret needs at least 32");
+  return secret;
+}
+
+}  // namespace etherply::cli

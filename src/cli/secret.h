@@ -1,0 +1,17 @@
+// Where the JWT secret comes from, for `serve` and `token` alike: the file
+// named by --jwt-secret-file, else the environment variable
+// ETHERPLY_JWT_SECRET. A file's single trailing newline is not part of the
+// secret. The secret must be at least 32 bytes.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/status.h"
+
+namespace etherply::cli {
+
+Result<Bytes> LoadJwtSecret(const std::optional<std::string>& secret_file);
+
+}  // namespace etherply::cli

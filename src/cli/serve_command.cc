@@ -1,0 +1,143 @@
+#include "cli/serve_command.h"
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "auth/jwt.h"
+#include "cli/flags.h"
+#include "cli/secret.h"
+#include "server/server.h"
+
+namespace etherply::cli {
+
+namespace {
+
+constexpr const char* kServeUsage =
+    "usage: etherply serve [options]\n"
+    "\n"
+    "Serves WebSocket sync at /v1/sync/{workspace} and the HTTP API.\n"
+    "\n"
+    "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
+    "  --data-dir DIR              where data lives (default ./data)\n"
+    "  --jwt-secret-file FILE      the HS256 secret (else $ETHERPLY_JWT_SECRET);\n"
+    "                              at least 32 bytes\n"
+    "  --max-message-bytes N       largest client message (default 1048576);\n"
+    "                              larger ones close the socket with 1009\n"
+    "  --max-send-queue-bytes N    bytes queued for a client that does not read\n"
+    "                              before it is closed with 1008 (default 16777216)\n"
+    "  --idle-timeout DURATION     close connections idle this long (default 60s);\n"
+    "                              the server pings at half this interval\n"
+    "  --max-connections N         WebSocket connections at once (default 10000)\n"
+    "  --threads N                 network threads (default 2)\n";
+
+constexpr const char* kTokenUsage =
+    "usage: etherply token --sub NAME --workspace ID [--workspace ID...]\n"
+    "                      [--scope \"read write\"] [--ttl 1h]\n"
+    "\n"
+    "Prints an HS256 JWT signed with the server's secret (--jwt-secret-file\n"
+    "FILE, else $ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write\n"
+    "implies read, admin implies both. --workspace '*' covers every workspace.\n";
+
+bool WantsHelp(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") return true;
+  }
+  return false;
+}
+
+int Usage(const char* usage, const Status& s) {
+  std::fprintf(stderr, "%s\n\n%s", s.message().c_str(), usage);
+  return 2;
+}
+
+}  // namespace
+
+int RunServeCommand(int argc, char** argv) {
+  if (WantsHelp(argc, argv)) {
+    std::fputs(kServeUsage, stdout);
+    return 0;
+  }
+  Flags flags({"listen", "data-dir", "jwt-secret-file", "max-message-bytes",
+               "max-send-queue-bytes", "idle-timeout", "max-connections", "threads"},
+              {});
+  if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kServeUsage, s);
+  if (!flags.positional().empty())
+    return Usage(kServeUsage, Status::InvalidArgument("unexpected argument " + flags.positional()[0]));
+
+  server::ServerOptions o;
+  if (auto listen = flags.Get("listen")) {
+    auto colon = listen->rfind(':');
+    if (colon == std::string::npos) return Usage(kServeUsage, Status::InvalidArgument("--listen wants HOST:PORT"));
+    o.host = listen->substr(0, colon);
+    if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']')
+      o.host = o.host.substr(1, o.host.size() - 2);
+    auto port = ParseCount(listen->substr(colon + 1));
+    if (!port.ok() || *port > 65535) return Usage(kServeUsage, Status::InvalidArgument("bad port in --listen"));
+    o.port = static_cast<uint16_t>(*port);
+  }
+  if (auto d = flags.Get("data-dir")) o.data_dir = *d;
+  auto count = [&](const char* name, auto& field) -> Status {
+    if (auto v = flags.Get(name)) {
+      auto n = ParseCount(*v);
+      if (!n.ok() || *n == 0) return Status::InvalidArgument(std::string("--") + name + " wants a positive integer");
+      field = static_cast<std::remove_reference_t<decltype(field)>>(*n);
+    }
+    return Status::Ok();
+  };
+  for (Status s : {count("max-message-bytes", o.max_message_bytes),
+                   count("max-send-queue-bytes", o.max_send_queue_bytes),
+                   count("max-connections", o.max_connections), count("threads", o.threads)})
+    if (!s.ok()) return Usage(kServeUsage, s);
+  if (auto v = flags.Get("idle-timeout")) {
+    auto d = ParseDuration(*v);
+    if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --idle-timeout"));
+    o.idle_timeout = std::chrono::seconds(*d);
+  }
+  auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));
+  if (!secret.ok()) {
+    std::fprintf(stderr, "etherply serve: %s\n", secret.status().message().c_str());
+    return 2;
+  }
+  o.jwt_secret = std::move(*secret);
+
+  server::Server server(std::move(o));
+  if (Status s = server.Start(); !s.ok()) {
+    std::fprintf(stderr, "etherply serve: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  server.Run();
+  return 0;
+}
+
+int RunTokenCommand(int argc, char** argv) {
+  if (WantsHelp(argc, argv)) {
+    std::fputs(kTokenUsage, stdout);
+    return 0;
+  }
+  Flags flags({"sub", "scope", "workspace", "ttl", "jwt-secret-file"}, {});
+  if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kTokenUsage, s);
+  auth::Claims c;
+  c.sub = flags.Get("sub").value_or("");
+  if (c.sub.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--sub is required"));
+  c.workspaces = flags.GetAll("workspace");
+  if (c.workspaces.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--workspace is required"));
+  c.scopes = auth::Scopes::Parse(flags.Get("scope").value_or("read write"));
+  auto ttl = ParseDuration(flags.Get("ttl").value_or("1h"));
+  if (!ttl.ok()) return Usage(kTokenUsage, ttl.status());
+  auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));
+  if (!secret.ok()) {
+    std::fprintf(stderr, "etherply token: %s\n", secret.status().message().c_str());
+    return 2;
+  }
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  c.iat = now;
+  c.exp = now + *ttl;
+  std::printf("%s\n", auth::MintToken(c, *secret).c_str());
+  return 0;
+}
+
+}  // namespace etherply::cli

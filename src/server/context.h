@@ -1,0 +1,18 @@
+// What every session of a server shares: options, the hub of workspaces,
+// counters. Internal to src/server/.
+#pragma once
+
+#include <atomic>
+
+#include "server/server.h"
+#include "server/workspace.h"
+
+namespace etherply::server {
+
+struct ServerContext {
+  ServerOptions options;
+  Hub* hub = nullptr;
+  std::atomic<size_t> connections{0};
+};
+
+}  // namespace etherply::server

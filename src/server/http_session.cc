@@ -1,0 +1,199 @@
+#include "server/http_session.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+#include <chrono>
+#include <optional>
+
+#include "auth/jwt.h"
+#include "base/log.h"
+#include "server/protocol.h"
+#include "server/ws_session.h"
+
+namespace etherply::server {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace urls = boost::urls;
+
+namespace {
+
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+constexpr size_t kMaxRequestBody = 1 << 20;
+
+Response JsonError(const Request& req, http::status status, std::string_view message) {
+  boost::json::object err{{"code", static_cast<int>(status)}, {"message", message}};
+  Response res{status, req.version()};
+  res.set(http::field::server, "etherply");
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(req.keep_alive());
+  res.body() = boost::json::serialize(boost::json::object{{"error", err}}) + "\n";
+  if (status == http::status::unauthorized)
+    res.set(http::field::www_authenticate, "Bearer realm=\"etherply\"");
+  res.prepare_payload();
+  return res;
+}
+
+// The bearer token of a request: the Authorization header, else ?token=.
+std::optional<std::string> TokenOf(const Request& req, const urls::url_view& url) {
+  auto auth = req.find(http::field::authorization);
+  if (auth != req.end()) {
+    std::string_view v = auth->value();
+    if (v.size() > 7 && beast::iequals(v.substr(0, 7), "Bearer ")) return std::string(v.substr(7));
+    return std::string();  // present but not a bearer token: invalid
+  }
+  auto it = url.params().find("token");
+  if (it != url.params().end()) return std::string((*it).value);
+  return std::nullopt;
+}
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext> ctx)
+      : stream_(std::move(socket)), ctx_(std::move(ctx)) {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void Run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+  }
+
+ private:
+  void DoRead() {
+    parser_.emplace();
+    parser_->body_limit(kMaxRequestBody);
+    stream_.expires_after(ctx_->options.handshake_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+  }
+
+  void OnRead(beast::error_code ec, size_t) {
+    if (ec == http::error::end_of_stream) return DoClose();
+    if (ec) return;  // timeouts and resets: nothing to answer
+    Handle(parser_->release());
+  }
+
+  // Authenticates for a workspace route; writes the error response and
+  // returns nullopt on failure.
+  std::optional<auth::Claims> Authorize(const Request& req, const urls::url_view& url,
+                                        const std::string& workspace) {
+    auto token = TokenOf(req, url);
+    if (!token) {
+      Write(JsonError(req, http::status::unauthorized, "missing token"));
+      return std::nullopt;
+    }
+    auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    auto claims = auth::VerifyToken(*token, ctx_->options.jwt_secret, now);
+    if (!claims.ok()) {
+      LogWarn("rejected " + peer_ + ": " + claims.status().message());
+      Write(JsonError(req, http::status::unauthorized, claims.status().message()));
+      return std::nullopt;
+    }
+    if (!claims->CoversWorkspace(workspace)) {
+      Write(JsonError(req, http::status::forbidden, "the token does not cover this workspace"));
+      return std::nullopt;
+    }
+    if (!claims->scopes.Has(auth::Scope::kRead)) {
+      Write(JsonError(req, http::status::forbidden, "the token has no read scope"));
+      return std::nullopt;
+    }
+    return std::move(*claims);
+  }
+
+  void Handle(Request req) {
+    auto parsed = urls::parse_origin_form(req.target());
+    if (!parsed) return Write(JsonError(req, http::status::bad_request, "bad request target"));
+    urls::url_view url = *parsed;
+    std::vector<std::string> seg;
+    for (auto s : url.segments()) seg.emplace_back(s);
+
+    if (seg.size() == 1 && seg[0] == "healthz") {
+      Response res{http::status::ok, req.version()};
+      res.set(http::field::content_type, "text/plain");
+      res.keep_alive(req.keep_alive());
+      res.body() = "ok\n";
+      res.prepare_payload();
+      return Write(std::move(res));
+    }
+    bool sync = seg.size() == 3 && seg[0] == "v1" && seg[1] == "sync";
+    bool doc = seg.size() == 4 && seg[0] == "v1" && seg[1] == "workspaces" && seg[3] == "doc";
+    if (!sync && !doc) return Write(JsonError(req, http::status::not_found, "no such path"));
+    if (req.method() != http::verb::get)
+      return Write(JsonError(req, http::status::method_not_allowed, "use GET"));
+    const std::string& workspace = seg[2];
+    if (!IsValidWorkspaceId(workspace))
+      return Write(JsonError(req, http::status::bad_request,
+                             "invalid workspace ID: 1 to 128 of A-Z a-z 0-9 . _ -"));
+    auto claims = Authorize(req, url, workspace);
+    if (!claims) return;
+
+    if (doc) return ExportDocument(std::move(req), workspace);
+
+    if (!beast::websocket::is_upgrade(req))
+      return Write(JsonError(req, http::status::upgrade_required, "this path takes a WebSocket"));
+    if (ctx_->connections.load() >= ctx_->options.max_connections)
+      return Write(JsonError(req, http::status::service_unavailable, "too many connections"));
+    std::make_shared<WebSocketSession>(std::move(stream_), ctx_, ctx_->hub->Get(workspace),
+                                       std::move(*claims), peer_)
+        ->Run(std::move(req));
+  }
+
+  void ExportDocument(Request req, const std::string& workspace) {
+    auto self = shared_from_this();
+    ctx_->hub->Get(workspace)->Export([self, req = std::move(req)](Result<std::string> bytes) {
+      net::post(self->stream_.get_executor(), [self, req, bytes = std::move(bytes)]() mutable {
+        if (!bytes.ok())
+          return self->Write(JsonError(req, http::status::internal_server_error,
+                                       "the workspace cannot be loaded"));
+        Response res{http::status::ok, req.version()};
+        res.set(http::field::server, "etherply");
+        res.set(http::field::content_type, "application/octet-stream");
+        res.keep_alive(req.keep_alive());
+        res.body() = std::move(*bytes);
+        res.prepare_payload();
+        self->Write(std::move(res));
+      });
+    });
+  }
+
+  void Write(Response res) {
+    auto sp = std::make_shared<Response>(std::move(res));
+    http::async_write(stream_, *sp,
+                      [self = shared_from_this(), sp](beast::error_code ec, size_t) {
+                        if (ec) return;
+                        if (!sp->keep_alive()) return self->DoClose();
+                        self->DoRead();
+                      });
+  }
+
+  void DoClose() {
+    beast::error_code ec;
+    stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<ServerContext> ctx_;
+  std::string peer_;
+};
+
+}  // namespace
+
+void StartHttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext> ctx) {
+  std::make_shared<HttpSession>(std::move(socket), std::move(ctx))->Run();
+}
+
+}  // namespace etherply::server

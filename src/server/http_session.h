@@ -1,0 +1,23 @@
+// One HTTP connection: reads requests, routes them, and hands WebSocket
+// upgrades to a WebSocketSession.
+//
+// Routes (doc/protocol.md):
+//   GET /healthz                          200 "ok"
+//   GET /v1/sync/{workspace}              WebSocket upgrade (read scope)
+//   GET /v1/workspaces/{workspace}/doc    the Automerge document (read scope)
+// Errors: 400 bad workspace ID, 401 missing or invalid token (with
+// WWW-Authenticate: Bearer), 403 token does not cover the workspace, 404
+// unknown path, 405 wrong method, 426 sync without an upgrade, 503 too
+// many connections.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+
+#include "server/context.h"
+
+namespace etherply::server {
+
+void StartHttpSession(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> ctx);
+
+}  // namespace etherply::server

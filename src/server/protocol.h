@@ -1,0 +1,48 @@
+// The WebSocket protocol of /v1/sync (doc/protocol.md), as pure functions.
+//
+// Client to server, one JSON text message each:
+//   {"type":"op","payload":{"key":K,"value":V,"timestamp":T?}}
+//     K a non-empty string, V any JSON value, T optional Unix microseconds
+// Server to client:
+//   {"type":"init","data":{...},"heads":["<hex>",...]}
+//   {"type":"op","payload":{"key":K,"value":V,"timestamp":T}}
+//   {"type":"error","code":C,"message":"..."}
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "automerge/document.h"
+#include "automerge/transaction.h"
+#include "base/status.h"
+
+namespace etherply::server {
+
+struct OpMessage {
+  std::string key;
+  boost::json::value value;
+  std::optional<int64_t> timestamp;
+};
+
+// Parses one client message. kInvalidArgument, with a message for the
+// client, when it is not JSON, not an op, or misses a field.
+Result<OpMessage> ParseClientMessage(std::string_view text);
+
+// Sets root key `key` to `value` in the transaction: objects become maps,
+// arrays lists, strings plain string values, integers that fit int64 ints,
+// other numbers f64.
+Status PutJson(automerge::Transaction& tx, const automerge::ObjId& obj, std::string_view key,
+               const boost::json::value& value);
+
+// JSON text of a value, numbers written as JavaScript writes them.
+void AppendJson(std::string& out, const boost::json::value& v);
+
+std::string InitMessage(const automerge::Document& doc);
+std::string OpBroadcast(const OpMessage& op, int64_t timestamp);
+std::string ErrorMessage(int code, std::string_view message);
+
+bool IsValidWorkspaceId(std::string_view id);
+
+}  // namespace etherply::server

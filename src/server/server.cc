@@ -1,0 +1,140 @@
+#include "server/server.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <filesystem>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "base/hex.h"
+#include "base/log.h"
+#include "server/context.h"
+#include "server/http_session.h"
+#include "storage/committer.h"
+#include "storage/layout.h"
+#include "storage/store.h"
+
+namespace etherply::server {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct Server::Impl {
+  explicit Impl(ServerOptions o) : ioc(o.threads), acceptor(ioc), signals(ioc, SIGINT, SIGTERM) {
+    ctx = std::make_shared<ServerContext>();
+    ctx->options = std::move(o);
+  }
+
+  // Teardown order: stop the network; let the committer write what is
+  // queued (its callbacks post to the stopped io_context, harmlessly); then
+  // the io_context destroys its handlers and with them the workspaces, which
+  // still need the hub; the hub and the store go last.
+  ~Impl() {
+    ioc.stop();
+    committer.reset();
+  }
+
+  void Accept() {
+    acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
+                                                        tcp::socket socket) {
+      if (ec == net::error::operation_aborted) return;
+      if (!ec) StartHttpSession(std::move(socket), ctx);
+      Accept();
+    });
+  }
+
+  // Declared in reverse order of destruction (see ~Impl).
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<Hub> hub;
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  net::signal_set signals;
+  std::shared_ptr<ServerContext> ctx;
+  std::unique_ptr<storage::Committer> committer;
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Server::~Server() = default;
+
+namespace {
+// This node's actor ID: made once, then kept in the store.
+Result<automerge::ActorId> NodeActor(storage::Store& store) {
+  auto stored = store.Get(storage::kActorKey);
+  if (stored.ok()) return automerge::ActorId(stored->begin(), stored->end());
+  if (stored.status().code() != Status::Code::kNotFound) return stored.status();
+  std::random_device rd;
+  automerge::ActorId actor(16);
+  for (auto& b : actor) b = static_cast<uint8_t>(rd());
+  storage::WriteBatch batch;
+  batch.Put(std::string(storage::kActorKey), std::string(AsChars(actor)));
+  if (Status s = store.Write(batch); !s.ok()) return s;
+  return actor;
+}
+}  // namespace
+
+Status Server::Start() {
+  Impl& m = *impl_;
+  const ServerOptions& o = m.ctx->options;
+  std::error_code fs_ec;
+  std::filesystem::create_directories(o.data_dir, fs_ec);
+  if (fs_ec) return Status::IoError("cannot create data dir " + o.data_dir + ": " + fs_ec.message());
+  auto store = storage::OpenRocksDbStore(o.data_dir);
+  if (!store.ok()) return store.status();
+  m.store = std::move(*store);
+  auto actor = NodeActor(*m.store);
+  if (!actor.ok()) return actor.status().WithContext("node actor");
+  m.committer = std::make_unique<storage::Committer>(*m.store);
+  m.hub = std::make_unique<Hub>(m.ioc.get_executor(), *m.store, *m.committer, *actor);
+  m.ctx->hub = m.hub.get();
+
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(o.host, ec);
+  if (ec) return Status::InvalidArgument("bad listen address " + o.host);
+  tcp::endpoint ep(address, o.port);
+  m.acceptor.open(ep.protocol(), ec);
+  if (!ec) m.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) m.acceptor.bind(ep, ec);
+  if (!ec) m.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status::IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " +
+                           ec.message());
+  LogInfo("etherply listening on http://" + o.host + ":" + std::to_string(port()) +
+          " (WebSocket: ws://" + o.host + ":" + std::to_string(port()) +
+          "/v1/sync/{workspace}); data in " + std::filesystem::absolute(o.data_dir).string() +
+          "; node actor " + ToHex(*actor));
+  return Status::Ok();
+}
+
+uint16_t Server::port() const {
+  boost::system::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void Server::Run() {
+  Impl& m = *impl_;
+  m.signals.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    LogInfo("signal " + std::to_string(sig) + ": stopping");
+    Stop();
+  });
+  m.Accept();
+  std::vector<std::thread> threads;
+  for (int i = 1; i < m.ctx->options.threads; ++i) threads.emplace_back([&m] { m.ioc.run(); });
+  m.ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::Stop() {
+  net::post(impl_->ioc, [this] {
+    boost::system::error_code ec;
+    impl_->acceptor.close(ec);
+    impl_->ioc.stop();
+  });
+}
+
+}  // namespace etherply::server

@@ -1,0 +1,65 @@
+// The EtherPly server: listener, HTTP routes, WebSocket sessions, workspaces.
+//
+// Run() serves until Stop() is called from any thread or a signal arrives.
+// Threads: `threads` run one io_context; each connection has its own strand,
+// each workspace another (see workspace.h); one more thread writes to the
+// store (storage/committer.h).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/status.h"
+
+namespace etherply::server {
+
+struct ServerOptions {
+  // Where to listen. Default: loopback only, port 8080.
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  // Where RocksDB keeps the data.
+  std::string data_dir = "./data";
+  // The HS256 secret, at least 32 bytes.
+  Bytes jwt_secret;
+
+  // Largest WebSocket message a client may send; larger ones close the
+  // connection with 1009 (message too big).
+  size_t max_message_bytes = 1 << 20;
+  // Bytes queued for one client before it is closed with 1008: a client that
+  // does not read cannot make the server hold unbounded memory, and the
+  // others are not slowed.
+  size_t max_send_queue_bytes = 16 << 20;
+  // A connection with no traffic for this long is closed; the server pings
+  // at half this interval, so an idle client that answers pings stays.
+  std::chrono::seconds idle_timeout{60};
+  // Time allowed for the HTTP request and the WebSocket handshake.
+  std::chrono::seconds handshake_timeout{30};
+  // WebSocket connections at once; more get HTTP 503.
+  size_t max_connections = 10000;
+  // Threads running network and workspace work.
+  int threads = 2;
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+
+  // Opens the store and binds the port. Fails with a clear message (port in
+  // use, data dir not writable, ...).
+  Status Start();
+  // The port bound (useful with port 0).
+  uint16_t port() const;
+  // Serves until Stop() or SIGINT/SIGTERM.
+  void Run();
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace etherply::server

@@ -1,0 +1,229 @@
+#include "server/workspace.h"
+
+#include <boost/asio/post.hpp>
+#include <chrono>
+
+#include "automerge/change.h"
+#include "base/log.h"
+#include "storage/layout.h"
+
+namespace etherply::server {
+
+namespace net = boost::asio;
+
+namespace {
+int64_t NowMicros() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+Workspace::Workspace(std::string id, Hub& hub, uint64_t stream)
+    : id_(std::move(id)), hub_(hub), stream_(stream), strand_(net::make_strand(hub.executor_)) {}
+
+Workspace::~Workspace() { hub_.Forget(id_); }
+
+Status Workspace::Load() {
+  auto records = storage::LoadChanges(hub_.store_, id_);
+  if (!records.ok()) return records.status();
+  std::vector<automerge::StoredChange> changes;
+  changes.reserve(records->size());
+  for (const std::string& r : *records) {
+    auto decoded = automerge::DecodeChangeChunks(AsBytes(r));
+    if (!decoded.ok()) return decoded.status().WithContext("stored change of " + id_);
+    for (auto& c : *decoded) changes.push_back(std::move(c));
+  }
+  auto doc = std::make_unique<automerge::Document>();
+  if (Status s = doc->ApplyChanges(std::move(changes)); !s.ok())
+    return s.WithContext("stored changes of " + id_);
+  if (doc->queued() > 0) return Status::Corruption("stored changes of " + id_ + " miss deps");
+  durable_changes_ = doc->changes().size();
+  doc_ = std::move(doc);
+  return Status::Ok();
+}
+
+Status Workspace::EnsureLoaded() {
+  if (doc_) return Status::Ok();
+  Status s = Load();
+  if (!s.ok()) LogError("workspace " + id_ + ": load failed: " + s.ToString());
+  return s;
+}
+
+void Workspace::SendError(const std::shared_ptr<Client>& client, int code,
+                          std::string_view message) {
+  if (client) client->Send(std::make_shared<const std::string>(ErrorMessage(code, message)));
+}
+
+void Workspace::Join(std::shared_ptr<Client> client) {
+  net::post(strand_, [self = shared_from_this(), client = std::move(client)] {
+    if (Status s = self->EnsureLoaded(); !s.ok()) {
+      self->SendError(client, 500, "the workspace cannot be loaded");
+      client->Close(1011, "workspace cannot be loaded");
+      return;
+    }
+    // The init reflects every change applied so far; it is sent once those
+    // are durable (Flush), and the client receives ops from then on.
+    Pending join;
+    join.broadcast = std::make_shared<const std::string>(InitMessage(*self->doc_));
+    join.joiner = client;
+    join.done = true;
+    self->pending_.push_back(std::move(join));
+    self->Flush();
+  });
+}
+
+void Workspace::Leave(const Client* client) {
+  net::post(strand_, [self = shared_from_this(), client] { self->clients_.erase(client); });
+}
+
+void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op) {
+  net::post(strand_, [self = shared_from_this(), client = std::move(client), claims,
+                      op = std::move(op)]() mutable { self->HandleOp(client, claims, std::move(op)); });
+}
+
+void Workspace::HandleOp(const std::shared_ptr<Client>& client, const auth::Claims& claims,
+                         OpMessage op) {
+  if (!claims.scopes.Has(auth::Scope::kWrite)) {
+    SendError(client, 403, "this token may read but not write");
+    return;
+  }
+  if (broken_ || !doc_) {
+    SendError(client, 500, "storage failed; the workspace is being reloaded, retry");
+    return;
+  }
+  int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
+  automerge::Transaction tx(*doc_, hub_.actor_);
+  if (Status s = PutJson(tx, automerge::kRoot, op.key, op.value); !s.ok()) {
+    tx.Rollback();
+    SendError(client, 400, s.message());
+    return;
+  }
+  automerge::CommitOptions opts;
+  opts.time = timestamp / 1'000'000;
+  opts.author = Bytes(claims.sub.begin(), claims.sub.end());
+  auto hash = tx.Commit(opts);
+  if (!hash.ok()) {
+    SendError(client, 500, hash.status().message());
+    return;
+  }
+  Pending p;
+  p.sender = client;
+  p.broadcast = std::make_shared<const std::string>(OpBroadcast(op, timestamp));
+  if (!*hash) {  // the key already held this value: nothing to store
+    p.done = true;
+    pending_.push_back(std::move(p));
+    Flush();
+    return;
+  }
+  uint64_t seqno = pending_base_ + pending_.size();
+  pending_.push_back(std::move(p));
+  const automerge::StoredChange& change = doc_->changes().back();
+  storage::WriteBatch batch;
+  batch.Put(storage::ChangeKey(id_, doc_->changes().size() - 1),
+            std::string(AsChars(change.bytes)));
+  hub_.committer_.Submit(stream_, std::move(batch),
+                         [self = shared_from_this(), seqno](const Status& s) {
+                           net::post(self->strand_, [self, seqno, s] { self->OnWritten(seqno, s); });
+                         });
+}
+
+void Workspace::OnWritten(uint64_t seqno, Status status) {
+  Pending& p = pending_[seqno - pending_base_];
+  p.done = true;
+  p.status = status;
+  if (!status.ok()) {
+    if (!broken_) LogError("workspace " + id_ + ": write failed: " + status.ToString());
+    broken_ = true;
+  }
+  Flush();
+}
+
+void Workspace::Flush() {
+  while (!pending_.empty() && pending_.front().done) {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    ++pending_base_;
+    if (p.joiner) {
+      if (broken_) {
+        // Its init may hold changes that failed: send a fresh one after the reload.
+        Pending again = std::move(p);
+        again.done = false;
+        pending_.push_back(std::move(again));
+        continue;
+      }
+      clients_[p.joiner.get()] = p.joiner;
+      p.joiner->Send(p.broadcast);
+      continue;
+    }
+    if (!p.status.ok() || broken_) {
+      SendError(p.sender.lock(), 500, "the op could not be stored; it was not applied");
+      continue;
+    }
+    ++durable_changes_;
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      if (auto c = it->second.lock()) {
+        c->Send(p.broadcast);
+        ++it;
+      } else {
+        it = clients_.erase(it);
+      }
+    }
+  }
+  // Once nothing is in flight, make memory equal disk again.
+  bool only_joins = std::all_of(pending_.begin(), pending_.end(),
+                                [](const Pending& p) { return p.joiner != nullptr; });
+  if (broken_ && only_joins) {
+    doc_.reset();
+    Status s = Load();
+    hub_.committer_.ClearFailure(stream_);
+    if (!s.ok()) {
+      LogError("workspace " + id_ + ": reload failed: " + s.ToString());
+      return;
+    }
+    broken_ = false;
+    LogInfo("workspace " + id_ + ": reloaded from the store after a failed write");
+    for (Pending& p : pending_) {
+      p.broadcast = std::make_shared<const std::string>(InitMessage(*doc_));
+      p.done = true;
+    }
+    Flush();
+  }
+}
+
+void Workspace::Export(std::function<void(Result<std::string>)> done) {
+  net::post(strand_, [self = shared_from_this(), done = std::move(done)] {
+    if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
+    std::string out;
+    const auto& changes = self->doc_->changes();
+    for (size_t i = 0; i < self->durable_changes_; ++i) out += AsChars(changes[i].bytes);
+    done(std::move(out));
+  });
+}
+
+// --- Hub -----------------------------------------------------------------------
+
+Hub::Hub(net::any_io_executor executor, storage::Store& store, storage::Committer& committer,
+         automerge::ActorId actor)
+    : executor_(std::move(executor)), store_(store), committer_(committer), actor_(std::move(actor)) {}
+
+std::shared_ptr<Workspace> Hub::Get(const std::string& id) {
+  std::lock_guard lock(mu_);
+  std::weak_ptr<Workspace>& slot = workspaces_[id];
+  if (auto w = slot.lock()) return w;
+  auto w = std::make_shared<Workspace>(id, *this, next_stream_++);
+  slot = w;
+  return w;
+}
+
+void Hub::Forget(const std::string& id) {
+  std::lock_guard lock(mu_);
+  auto it = workspaces_.find(id);
+  if (it != workspaces_.end() && it->second.expired()) workspaces_.erase(it);
+}
+
+size_t Hub::loaded() const {
+  std::lock_guard lock(mu_);
+  return workspaces_.size();
+}
+
+}  // namespace etherply::server

@@ -1,0 +1,119 @@
+// A workspace: one Automerge document, the clients connected to it, and the
+// path from an op to a durable change that every client sees.
+//
+// The order of an op (doc/design.md, "Durable before visible"):
+//   1. on the workspace strand: turn the op into one change (a transaction
+//      on the document) and submit its record to the group committer;
+//   2. the committer writes it with others in one synced batch;
+//   3. back on the strand, in submission order: broadcast to every client.
+// A client that joins while ops are still in flight gets its init message
+// after they are durable, so it never sees a change that could be lost.
+// If a write fails, its sender and every op queued behind it get error
+// 500, nothing is broadcast, and the document is reloaded from the store, so
+// memory again equals disk.
+//
+// Thread-safety: every public method may be called from any thread; the
+// work runs on the workspace's strand. Clients are held weakly.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/strand.hpp>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "auth/jwt.h"
+#include "automerge/document.h"
+#include "server/protocol.h"
+#include "storage/committer.h"
+#include "storage/store.h"
+
+namespace etherply::server {
+
+// The workspace's view of a connected client.
+class Client {
+ public:
+  virtual ~Client() = default;
+  // Queues a message for the client. Never blocks; may close a slow client.
+  virtual void Send(std::shared_ptr<const std::string> message) = 0;
+  // Closes the connection with a WebSocket close code.
+  virtual void Close(uint16_t code, std::string_view reason) = 0;
+};
+
+class Hub;
+
+class Workspace : public std::enable_shared_from_this<Workspace> {
+ public:
+  Workspace(std::string id, Hub& hub, uint64_t stream);
+  ~Workspace();
+
+  const std::string& id() const { return id_; }
+
+  // Adds the client; it receives its init message, then every op.
+  void Join(std::shared_ptr<Client> client);
+  void Leave(const Client* client);
+  // Applies an op from `client` with the rights of `claims`.
+  void SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op);
+  // The durable changes as one Automerge file (concatenated change chunks).
+  void Export(std::function<void(Result<std::string>)> done);
+
+ private:
+  struct Pending {
+    std::weak_ptr<Client> sender;
+    std::shared_ptr<const std::string> broadcast;  // null for a join
+    std::shared_ptr<Client> joiner;                // set for a join
+    bool done = false;
+    Status status;
+  };
+
+  Status EnsureLoaded();
+  Status Load();
+  void HandleOp(const std::shared_ptr<Client>& client, const auth::Claims& claims, OpMessage op);
+  void OnWritten(uint64_t seqno, Status status);
+  void Flush();
+  void SendError(const std::shared_ptr<Client>& client, int code, std::string_view message);
+
+  // Constant after construction.
+  const std::string id_;
+  Hub& hub_;
+  const uint64_t stream_;
+  boost::asio::strand<boost::asio::any_io_executor> strand_;
+
+  // Used only on strand_.
+  std::unique_ptr<automerge::Document> doc_;
+  size_t durable_changes_ = 0;
+  std::unordered_map<const Client*, std::weak_ptr<Client>> clients_;
+  std::deque<Pending> pending_;
+  uint64_t pending_base_ = 0;  // sequence number of pending_.front()
+  bool broken_ = false;        // a write failed; reload once pending_ drains
+};
+
+// All workspaces in memory, by ID. A workspace is loaded on first use and
+// released when its last client and its last in-flight op are gone.
+class Hub {
+ public:
+  Hub(boost::asio::any_io_executor executor, storage::Store& store, storage::Committer& committer,
+      automerge::ActorId actor);
+
+  std::shared_ptr<Workspace> Get(const std::string& id);
+  size_t loaded() const;
+
+ private:
+  friend class Workspace;
+  void Forget(const std::string& id);
+
+  // Constant after construction.
+  boost::asio::any_io_executor executor_;
+  storage::Store& store_;
+  storage::Committer& committer_;
+  const automerge::ActorId actor_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::weak_ptr<Workspace>> workspaces_;  // guarded by mu_
+  uint64_t next_stream_ = 1;                                              // guarded by mu_
+};
+
+}  // namespace etherply::server

@@ -1,0 +1,139 @@
+#include "server/ws_session.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "base/log.h"
+
+namespace etherply::server {
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+
+WebSocketSession::WebSocketSession(beast::tcp_stream stream, std::shared_ptr<ServerContext> ctx,
+                                   std::shared_ptr<Workspace> workspace, auth::Claims claims,
+                                   std::string peer)
+    : ctx_(std::move(ctx)),
+      workspace_(std::move(workspace)),
+      claims_(std::move(claims)),
+      peer_(std::move(peer)),
+      ws_(std::move(stream)) {
+  ++ctx_->connections;
+}
+
+WebSocketSession::~WebSocketSession() {
+  --ctx_->connections;
+  if (joined_) workspace_->Leave(this);
+  LogInfo("disconnected " + peer_ + " workspace=" + workspace_->id() + " sub=" + claims_.sub);
+}
+
+void WebSocketSession::Run(beast::http::request<beast::http::string_body> request) {
+  beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts take over
+  websocket::stream_base::timeout timeouts{};
+  timeouts.handshake_timeout = ctx_->options.handshake_timeout;
+  timeouts.idle_timeout = ctx_->options.idle_timeout;
+  timeouts.keep_alive_pings = true;
+  ws_.set_option(timeouts);
+  ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(beast::http::field::server, "etherply"); }));
+  ws_.read_message_max(ctx_->options.max_message_bytes);
+  ws_.async_accept(request, beast::bind_front_handler(&WebSocketSession::OnAccept, shared_from_this()));
+}
+
+void WebSocketSession::OnAccept(beast::error_code ec) {
+  if (ec) return Fail(ec, "accept");
+  LogInfo("connected " + peer_ + " workspace=" + workspace_->id() + " sub=" + claims_.sub +
+          " scope=\"" + claims_.scopes.ToString() + "\"");
+  ws_.text(true);
+  joined_ = true;
+  workspace_->Join(shared_from_this());
+  DoRead();
+}
+
+void WebSocketSession::DoRead() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&WebSocketSession::OnRead, shared_from_this()));
+}
+
+void WebSocketSession::OnRead(beast::error_code ec, size_t) {
+  if (ec) return Fail(ec, "read");
+  if (!ws_.got_text()) {
+    buffer_.consume(buffer_.size());
+    Send(std::make_shared<const std::string>(ErrorMessage(400, "binary messages are not supported")));
+    return DoRead();
+  }
+  std::string text(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+  buffer_.consume(buffer_.size());
+  auto op = ParseClientMessage(text);
+  if (!op.ok()) {
+    Send(std::make_shared<const std::string>(ErrorMessage(400, op.status().message())));
+  } else {
+    workspace_->SubmitOp(shared_from_this(), claims_, std::move(*op));
+  }
+  DoRead();
+}
+
+void WebSocketSession::Send(std::shared_ptr<const std::string> message) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
+    if (self->closing_) return;
+    self->queued_bytes_ += message->size();
+    self->queue_.push_back(message);
+    if (self->queued_bytes_ > self->ctx_->options.max_send_queue_bytes) {
+      LogWarn("closing " + self->peer_ + ": send queue over " +
+              std::to_string(self->ctx_->options.max_send_queue_bytes) +
+              " bytes (client not reading)");
+      return self->CloseNow(1008, "send queue full: the client is not reading");
+    }
+    if (!self->writing_) self->DoWrite();
+  });
+}
+
+void WebSocketSession::Close(uint16_t code, std::string_view reason) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), code, reason = std::string(reason)] {
+    self->CloseNow(code, reason);
+  });
+}
+
+void WebSocketSession::CloseNow(uint16_t code, std::string reason) {
+  if (closing_) return;
+  closing_ = true;
+  // What is queued will not be sent; the message being written stays alive
+  // until its write completes.
+  queue_.resize(writing_ ? 1 : 0);
+  close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+  if (!writing_) DoClose();  // else OnWrite closes: one write at a time
+}
+
+void WebSocketSession::DoClose() {
+  ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {});
+}
+
+void WebSocketSession::DoWrite() {
+  writing_ = true;
+  ws_.async_write(net::buffer(*queue_.front()),
+                  beast::bind_front_handler(&WebSocketSession::OnWrite, shared_from_this()));
+}
+
+void WebSocketSession::OnWrite(beast::error_code ec, size_t) {
+  writing_ = false;
+  if (ec) return Fail(ec, "write");
+  if (closing_) return DoClose();
+  queued_bytes_ -= queue_.front()->size();
+  queue_.pop_front();
+  if (!queue_.empty()) DoWrite();
+}
+
+void WebSocketSession::Fail(beast::error_code ec, const char* what) {
+  if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
+      ec == beast::error::timeout || ec == net::error::eof)
+    return;
+  if (ec == websocket::error::message_too_big) {
+    LogWarn("closing " + peer_ + ": message over " + std::to_string(ctx_->options.max_message_bytes) +
+            " bytes (1009)");
+    return;
+  }
+  LogWarn(std::string("connection ") + peer_ + ": " + what + ": " + ec.message());
+}
+
+}  // namespace etherply::server

@@ -1,0 +1,24 @@
+// Where things live in the store (doc/storage.md has the full table).
+//
+//   c/<workspace>/<index>   one change chunk of a workspace, in the order the
+//                           workspace applied them; index: 8 bytes big-endian
+//   n/actor                 this node's Automerge actor ID (16 bytes)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/store.h"
+
+namespace etherply::storage {
+
+std::string ChangeKey(std::string_view workspace, uint64_t index);
+std::string ChangePrefix(std::string_view workspace);
+inline constexpr std::string_view kActorKey = "n/actor";
+
+// Every stored change chunk of a workspace, in order.
+Result<std::vector<std::string>> LoadChanges(Store& store, std::string_view workspace);
+
+}  // namespace etherply::storage

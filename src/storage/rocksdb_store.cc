@@ -1,0 +1,72 @@
+// The RocksDB implementation of Store: the only file that includes RocksDB.
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include "storage/store.h"
+
+namespace etherply::storage {
+
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::Ok();
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  return Status::IoError(msg);
+}
+
+class RocksDbStore : public Store {
+ public:
+  explicit RocksDbStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+
+  Status Write(const WriteBatch& batch) override {
+    rocksdb::WriteBatch wb;
+    for (const auto& r : batch.records()) {
+      if (r.value) {
+        wb.Put(r.key, *r.value);
+      } else {
+        wb.Delete(r.key);
+      }
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = true;  // durable before visible: the caller acknowledges after this
+    return FromRocks(db_->Write(wo, &wb), "write");
+  }
+
+  Result<std::string> Get(std::string_view key) override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
+    if (!s.ok()) return FromRocks(s, "get");
+    return value;
+  }
+
+  Status Scan(std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& f) override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      std::string_view k(it->key().data(), it->key().size());
+      if (k.substr(0, prefix.size()) != prefix) break;
+      if (!f(k, std::string_view(it->value().data(), it->value().size()))) break;
+    }
+    return FromRocks(it->status(), "scan");
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.paranoid_checks = true;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok()) return FromRocks(s, "opening the store in " + dir);
+  return std::unique_ptr<Store>(new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+}  // namespace etherply::storage

@@ -1,0 +1,63 @@
+// The storage interface: an ordered key-value store with atomic, synced
+// batch writes. The server sees only this interface; RocksDbStore is the
+// production implementation (the only code that includes RocksDB) and
+// MemoryStore a fake for tests, with fault injection.
+//
+// Durability contract: when Write returns OK, every record of the batch is on
+// stable storage (the write was synced) and a later Open of the same store
+// sees all of them; when it fails, none of them is visible.
+//
+// Thread-safety: every method may be called from any thread concurrently.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace etherply::storage {
+
+// Puts and deletes applied together.
+class WriteBatch {
+ public:
+  struct Record {
+    std::string key;
+    std::optional<std::string> value;  // nullopt: delete
+  };
+
+  void Put(std::string key, std::string value) {
+    records_.push_back({std::move(key), std::move(value)});
+  }
+  void Delete(std::string key) { records_.push_back({std::move(key), std::nullopt}); }
+  void Append(WriteBatch&& other) {
+    for (Record& r : other.records_) records_.push_back(std::move(r));
+  }
+  bool empty() const { return records_.empty(); }
+  const std::vector<Record>& records() const { return records_; }
+
+ private:
+  std::vector<Record> records_;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Applies the batch atomically and syncs it (see the contract above).
+  virtual Status Write(const WriteBatch& batch) = 0;
+  // The value at key; kNotFound if there is none.
+  virtual Result<std::string> Get(std::string_view key) = 0;
+  // Calls f(key, value) for each key that starts with prefix, in key order,
+  // until f returns false.
+  virtual Status Scan(std::string_view prefix,
+                      const std::function<bool(std::string_view, std::string_view)>& f) = 0;
+};
+
+// Opens (creating if needed) a RocksDB store in dir.
+Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir);
+
+}  // namespace etherply::storage
