@@ -26,7 +26,7 @@ bench: build
 	@bench/run.sh $(BUILD)
 
 run: build
-	@$(BUILD)/etherply doc --help
+	@scripts/run-dev.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan

@@ -5,6 +5,7 @@
 
 #include "automerge/chunk.h"
 #include "automerge/columns.h"
+#include "automerge/document_chunk.h"
 #include "base/coding.h"
 
 namespace etherply::automerge {
@@ -370,8 +371,12 @@ Result<std::vector<StoredChange>> DecodeChangeChunks(ByteView file) {
   if (!chunks.ok()) return chunks.status();
   std::vector<StoredChange> out;
   for (Chunk& c : *chunks) {
-    if (c.type != ChunkType::kChange)
-      return Status::Unsupported("document chunks cannot be read as changes");
+    if (c.type == ChunkType::kDocument) {
+      auto changes = DecodeDocumentChunk(c);
+      if (!changes.ok()) return changes.status().WithContext("document chunk");
+      for (StoredChange& sc : *changes) out.push_back(std::move(sc));
+      continue;
+    }
     auto sc = DecodeChange(std::move(c.bytes), c.hash, c.body_offset);
     if (!sc.ok()) return sc.status();
     out.push_back(std::move(*sc));

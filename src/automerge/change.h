@@ -91,8 +91,8 @@ void NormalizeActors(Change& change, const std::vector<ActorId>& table, uint32_t
 // consistent with their metadata, keys of the right kind.
 Result<StoredChange> DecodeChange(Bytes chunk_bytes, const ChangeHash& hash, size_t body_offset);
 
-// Reads every change chunk of a file of concatenated change chunks.
-// Document chunks are rejected here (they are loaded by the document).
+// Reads every change of an Automerge file: change chunks (compressed or
+// not) and document chunks (whose changes are rebuilt), in any mix.
 Result<std::vector<StoredChange>> DecodeChangeChunks(ByteView file);
 
 }  // namespace etherply::automerge

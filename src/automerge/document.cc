@@ -107,8 +107,18 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
       Element e{id, op.action == Action::kMark, {}};
       e.slot.live.push_back(Op{id, op.action, op.value, {}, 0, 0});
       if (Status s = seq.Insert(op.key.elem, std::move(e), order()); !s.ok()) return s;
-      if (op.action == Action::kMark) marks_[id] = {op.mark_name, op.expand};
       undo_.push_back(Undo{Undo::Kind::kElementInserted, op.obj, {}, {}, id});
+      if (op.action == Action::kMark) {
+        marks_[id] = {op.mark_name, op.expand};
+        // A mark's end (no name) follows its begin, the op just before it.
+        if (!op.mark_name) {
+          auto begin = seq.Find(OpId{id.counter - 1, id.actor});
+          auto end = seq.Find(id);
+          if (!begin || !seq.At(*begin).mark ||
+              std::make_pair(begin->block, begin->offset) > std::make_pair(end->block, end->offset))
+            return Status::Corruption("invalid mark operation order");
+        }
+      }
     } else {
       auto p = seq.Find(op.key.elem);
       if (!p) return Status::Corruption("op on a list element that does not exist");

@@ -1,0 +1,355 @@
+#include "automerge/document_chunk.h"
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "automerge/columns.h"
+#include "base/deflate.h"
+
+namespace etherply::automerge {
+
+namespace {
+
+constexpr uint32_t kDeflateBit = 8;
+
+// Column metadata of a document: spec (deflate bit cleared) -> bytes.
+struct Columns {
+  std::map<uint32_t, Bytes> data;
+
+  ByteView operator[](uint32_t spec) const {
+    auto it = data.find(spec);
+    return it == data.end() ? ByteView() : ByteView(it->second);
+  }
+};
+
+Result<std::vector<std::pair<uint32_t, uint64_t>>> ReadColumnMeta(Reader& r) {
+  auto n = r.Uleb();
+  if (!n.ok()) return n.status().WithContext("column metadata");
+  if (*n > r.remaining()) return Status::Corruption("column metadata: more columns than bytes");
+  std::vector<std::pair<uint32_t, uint64_t>> meta;
+  for (uint64_t i = 0; i < *n; ++i) {
+    auto spec = r.Uleb32();
+    auto len = r.Uleb();
+    if (!spec.ok() || !len.ok()) return Status::Corruption("column metadata is truncated");
+    if (!meta.empty() && (*spec & ~kDeflateBit) <= (meta.back().first & ~kDeflateBit))
+      return Status::Corruption("columns are not in normalized order");
+    meta.emplace_back(*spec, *len);
+  }
+  return meta;
+}
+
+Result<Columns> ReadColumnData(Reader& r, const std::vector<std::pair<uint32_t, uint64_t>>& meta) {
+  Columns cols;
+  for (auto [spec, len] : meta) {
+    auto bytes = r.Take(len);
+    if (!bytes.ok()) return Status::Corruption("column data runs past the end of the document");
+    if (spec & kDeflateBit) {
+      auto inflated = Inflate(*bytes, kMaxInflatedSize);
+      if (!inflated.ok()) return inflated.status().WithContext("deflated column");
+      cols.data[spec & ~kDeflateBit] = std::move(*inflated);
+    } else {
+      cols.data[spec] = Bytes(bytes->begin(), bytes->end());
+    }
+  }
+  return cols;
+}
+
+struct ChangeRow {
+  uint32_t actor;
+  uint64_t seq;
+  uint64_t max_op;
+  int64_t time;
+  std::string message;
+  std::vector<uint64_t> deps;
+  Bytes extra;
+  std::vector<std::pair<OpId, ChangeOp>> ops;  // (op id, op) with document actor indices
+};
+
+// A decoded document op, before it is given back to its change.
+struct DocOp {
+  OpId id;
+  ChangeOp op;
+  std::vector<OpId> succ;
+};
+
+Result<std::vector<ChangeRow>> ReadChangeRows(const Columns& c, size_t nactors) {
+  UlebDecoder actor(c[1]);
+  DeltaDecoder seq(c[3]), max_op(c[19]), time(c[35]), dep_index(c[67]);
+  StringDecoder message(c[53]);
+  UlebDecoder dep_count(c[64]);
+  ValueDecoder extra(c[86], c[87]);
+  std::vector<ChangeRow> rows;
+  while (!actor.done()) {
+    ChangeRow row;
+    auto a = actor.Next();
+    auto s = seq.Next();
+    auto m = max_op.Next();
+    auto t = time.Next();
+    auto msg = message.Next();
+    auto nd = dep_count.Next();
+    auto x = extra.Next();
+    for (const Status& st : {a.status(), s.status(), m.status(), t.status(), msg.status(),
+                             nd.status(), x.status()})
+      if (!st.ok()) return st.WithContext("change columns");
+    if (!a->has_value() || **a >= nactors) return Status::Corruption("change actor out of range");
+    if (!s->has_value() || **s < 1) return Status::Corruption("change seq missing");
+    if (!m->has_value() || **m < 0 || static_cast<uint64_t>(**m) > kMaxCounter)
+      return Status::Corruption("change maxOp out of range");
+    row.actor = static_cast<uint32_t>(**a);
+    row.seq = static_cast<uint64_t>(**s);
+    row.max_op = static_cast<uint64_t>(**m);
+    row.time = t->value_or(0);
+    row.message = msg->value_or("");
+    for (uint64_t i = 0; i < nd->value_or(0); ++i) {
+      auto d = dep_index.Next();
+      if (!d.ok()) return d.status().WithContext("deps column");
+      if (!d->has_value() || **d < 0 || static_cast<uint64_t>(**d) >= rows.size())
+        return Status::Corruption("a change depends on a row that is not before it");
+      row.deps.push_back(static_cast<uint64_t>(**d));
+    }
+    if (auto* b = std::get_if<Bytes>(&*x)) {
+      row.extra = *b;
+    } else if (!std::holds_alternative<std::monostate>(*x)) {
+      return Status::Corruption("change extra bytes are not bytes");
+    }
+    rows.push_back(std::move(row));
+  }
+  if (!seq.done() || !max_op.done() || !time.done() || !message.done() || !dep_count.done() ||
+      !dep_index.done() || !extra.done())
+    return Status::Corruption("change columns disagree on the number of changes");
+  return rows;
+}
+
+Result<std::vector<DocOp>> ReadOps(const Columns& c, size_t nactors) {
+  UlebDecoder obj_actor(c[1]), obj_counter(c[2]), key_actor(c[17]), id_actor(c[33]),
+      action(c[66]), succ_count(c[128]), succ_actor(c[129]);
+  DeltaDecoder key_counter(c[19]), id_counter(c[35]), succ_counter(c[131]);
+  StringDecoder key_string(c[21]), mark_name(c[165]);
+  BooleanDecoder insert(c[52]), expand(c[148]);
+  ValueDecoder value(c[86], c[87]);
+  auto op_id = [&](std::optional<uint64_t> a, std::optional<int64_t> ctr,
+                   const char* what) -> Result<OpId> {
+    if (!a || !ctr || *a >= nactors || *ctr <= 0 || static_cast<uint64_t>(*ctr) > kMaxCounter)
+      return Status::Corruption(std::string("bad ") + what + " in a document op");
+    return OpId{static_cast<uint32_t>(*ctr), static_cast<uint32_t>(*a)};
+  };
+  std::vector<DocOp> ops;
+  while (!action.done()) {
+    DocOp d;
+    auto oa = obj_actor.Next();
+    auto oc = obj_counter.Next();
+    auto ka = key_actor.Next();
+    auto kc = key_counter.Next();
+    auto ks = key_string.Next();
+    auto ia = id_actor.Next();
+    auto ic = id_counter.Next();
+    auto ins = insert.Next();
+    auto act = action.Next();
+    auto val = value.Next();
+    auto ns = succ_count.Next();
+    auto exp = expand.Next();
+    auto mn = mark_name.Next();
+    for (const Status& st : {oa.status(), oc.status(), ka.status(), kc.status(), ks.status(),
+                             ia.status(), ic.status(), ins.status(), act.status(), val.status(),
+                             ns.status(), exp.status(), mn.status()})
+      if (!st.ok()) return st.WithContext("op columns");
+    if (oa->has_value() || oc->has_value()) {
+      std::optional<int64_t> ctr;
+      if (oc->has_value()) ctr = static_cast<int64_t>(std::min<uint64_t>(**oc, INT64_MAX));
+      auto id = op_id(*oa, ctr, "object");
+      if (!id.ok()) return id.status();
+      d.op.obj = *id;
+    }
+    if (ks->has_value()) {
+      if (ka->has_value() || kc->has_value()) return Status::Corruption("op key is both kinds");
+      d.op.key = Key::Map(std::move(**ks));
+    } else if (kc->has_value() && **kc == 0 && !ka->has_value()) {
+      d.op.key = Key::Elem(OpId{});
+    } else {
+      auto id = op_id(*ka, *kc, "key");
+      if (!id.ok()) return id.status();
+      d.op.key = Key::Elem(*id);
+    }
+    auto id = op_id(*ia, *ic, "op ID");
+    if (!id.ok()) return id.status();
+    d.id = *id;
+    d.op.insert = *ins;
+    if (!act->has_value() || **act > kMaxAction) return Status::Corruption("unrecognized action");
+    d.op.action = static_cast<Action>(**act);
+    if (d.op.action == Action::kDelete) return Status::Corruption("a delete op in a document");
+    d.op.value = std::move(*val);
+    d.op.expand = *exp;
+    d.op.mark_name = std::move(*mn);
+    for (uint64_t i = 0; i < ns->value_or(0); ++i) {
+      auto sa = succ_actor.Next();
+      auto sc = succ_counter.Next();
+      if (!sa.ok() || !sc.ok()) return Status::Corruption("succ columns are malformed");
+      auto sid = op_id(*sa, *sc, "succ");
+      if (!sid.ok()) return sid.status();
+      d.succ.push_back(*sid);
+    }
+    ops.push_back(std::move(d));
+  }
+  if (!obj_actor.done() || !obj_counter.done() || !key_actor.done() || !key_counter.done() ||
+      !key_string.done() || !id_actor.done() || !id_counter.done() || !insert.done() ||
+      !value.done() || !succ_count.done() || !succ_actor.done() || !succ_counter.done() ||
+      !expand.done() || !mark_name.done())
+    return Status::Corruption("op columns disagree on the number of ops");
+  return ops;
+}
+
+}  // namespace
+
+Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
+  Reader r(chunk.body());
+  auto nactors = r.Uleb();
+  if (!nactors.ok() || *nactors > r.remaining()) return Status::Corruption("document actors");
+  std::vector<ActorId> actors;
+  for (uint64_t i = 0; i < *nactors; ++i) {
+    auto a = r.LengthPrefixed();
+    if (!a.ok()) return Status::Corruption("document actors are truncated");
+    actors.emplace_back(a->begin(), a->end());
+  }
+  auto nheads = r.Uleb();
+  if (!nheads.ok() || *nheads > r.remaining() / 32) return Status::Corruption("document heads");
+  std::vector<ChangeHash> heads(*nheads);
+  for (auto& h : heads) {
+    auto b = r.Take(32);
+    std::copy(b->begin(), b->end(), h.begin());
+  }
+  auto change_meta = ReadColumnMeta(r);
+  if (!change_meta.ok()) return change_meta.status().WithContext("change columns");
+  auto op_meta = ReadColumnMeta(r);
+  if (!op_meta.ok()) return op_meta.status().WithContext("op columns");
+  auto change_cols = ReadColumnData(r, *change_meta);
+  if (!change_cols.ok()) return change_cols.status();
+  auto op_cols = ReadColumnData(r, *op_meta);
+  if (!op_cols.ok()) return op_cols.status();
+  // Head indexes (absent in very old files) are not needed: heads are recomputed.
+  for (uint64_t i = 0; i < *nheads && !r.empty(); ++i)
+    if (!r.Uleb().ok()) return Status::Corruption("head indexes are malformed");
+  if (!r.empty()) return Status::Corruption("bytes after the document's columns");
+
+  auto rows = ReadChangeRows(*change_cols, actors.size());
+  if (!rows.ok()) return rows.status();
+  auto ops = ReadOps(*op_cols, actors.size());
+  if (!ops.ok()) return ops.status();
+
+  // Which change owns an op: per actor, its changes by seq, each owning the
+  // counters (previous maxOp, maxOp].
+  std::vector<std::vector<size_t>> by_actor(actors.size());
+  for (size_t i = 0; i < rows->size(); ++i) by_actor[(*rows)[i].actor].push_back(i);
+  for (auto& list : by_actor) {
+    std::sort(list.begin(), list.end(),
+              [&](size_t a, size_t b) { return (*rows)[a].seq < (*rows)[b].seq; });
+    for (size_t k = 1; k < list.size(); ++k)
+      if ((*rows)[list[k]].max_op < (*rows)[list[k - 1]].max_op)
+        return Status::Corruption("an actor's maxOp decreases with seq");
+  }
+  auto owner = [&](const OpId& id) -> std::optional<size_t> {
+    const auto& list = by_actor[id.actor];
+    auto it = std::lower_bound(list.begin(), list.end(), id.counter,
+                               [&](size_t row, uint64_t ctr) { return (*rows)[row].max_op < ctr; });
+    if (it == list.end()) return std::nullopt;
+    return *it;
+  };
+  auto lamport = [&](const OpId& a, const OpId& b) {
+    // Document actors are sorted by bytes, so index order is byte order.
+    return a.counter != b.counter ? a.counter < b.counter : a.actor < b.actor;
+  };
+
+  // Walk the ops in document order, giving each its preds and synthesizing
+  // the deletes that documents leave out (§6.5 step 2).
+  std::unordered_map<OpId, std::vector<OpId>, OpIdHash> preds;
+  OpId group_obj{};
+  std::optional<std::string> group_prop;
+  OpId group_elem{};
+  bool in_group = false;
+  auto flush_deletes = [&]() -> Status {
+    for (auto& [del_id, pred] : preds) {
+      auto row = owner(del_id);
+      if (!row) return Status::Corruption("a delete fits no change");
+      ChangeOp del;
+      del.obj = group_obj;
+      del.key = group_prop ? Key::Map(*group_prop) : Key::Elem(group_elem);
+      del.action = Action::kDelete;
+      std::sort(pred.begin(), pred.end(), lamport);
+      del.pred = std::move(pred);
+      (*rows)[*row].ops.emplace_back(del_id, std::move(del));
+    }
+    preds.clear();
+    return Status::Ok();
+  };
+  for (DocOp& d : *ops) {
+    bool same_group;
+    if (d.op.key.is_map()) {
+      same_group = in_group && group_obj == d.op.obj && group_prop == d.op.key.prop;
+    } else {
+      // A list element's group: its insert op and the ops that update it.
+      OpId elem = d.op.insert ? d.id : d.op.key.elem;
+      same_group = in_group && group_obj == d.op.obj && !group_prop && group_elem == elem;
+    }
+    if (!same_group) {
+      if (Status s = flush_deletes(); !s.ok()) return s;
+      in_group = true;
+      group_obj = d.op.obj;
+      group_prop = d.op.key.prop;
+      group_elem = d.op.key.is_map() ? OpId{} : (d.op.insert ? d.id : d.op.key.elem);
+    }
+    if (auto it = preds.find(d.id); it != preds.end()) {
+      d.op.pred = std::move(it->second);
+      preds.erase(it);
+      std::sort(d.op.pred.begin(), d.op.pred.end(), lamport);
+    }
+    for (const OpId& s : d.succ) preds[s].push_back(d.id);
+    auto row = owner(d.id);
+    if (!row) return Status::Corruption("an op fits no change (its counter is above maxOp)");
+    (*rows)[*row].ops.emplace_back(d.id, std::move(d.op));
+  }
+  if (Status s = flush_deletes(); !s.ok()) return s;
+
+  // Rebuild each change in row order (§6.5 step 3).
+  std::vector<StoredChange> out;
+  out.reserve(rows->size());
+  std::unordered_set<ChangeHash, ChangeHashHash> not_heads;
+  for (ChangeRow& row : *rows) {
+    std::sort(row.ops.begin(), row.ops.end(),
+              [](const auto& a, const auto& b) { return a.first.counter < b.first.counter; });
+    Change c;
+    c.actor = actors[row.actor];
+    c.seq = row.seq;
+    c.time = row.time;
+    c.message = row.message;
+    c.extra = row.extra;
+    if (row.ops.empty()) {
+      c.start_op = row.max_op + 1;
+    } else {
+      c.start_op = row.ops.front().first.counter;
+      if (row.ops.back().first.counter != row.max_op ||
+          row.max_op - c.start_op + 1 != row.ops.size())
+        return Status::Corruption("a change's ops have gaps (missing ops)");
+      for (const auto& [id, op] : row.ops)
+        if (id.actor != row.actor) return Status::Corruption("an op's actor differs from its change's");
+    }
+    for (auto& [id, op] : row.ops) c.ops.push_back(std::move(op));
+    for (uint64_t dep : row.deps) {
+      c.deps.push_back(out[dep].hash);
+      not_heads.insert(out[dep].hash);
+    }
+    std::sort(c.deps.begin(), c.deps.end());
+    NormalizeActors(c, actors, row.actor);
+    out.push_back(EncodeChange(std::move(c)));
+  }
+  std::vector<ChangeHash> computed;
+  for (const StoredChange& sc : out)
+    if (!not_heads.count(sc.hash)) computed.push_back(sc.hash);
+  std::sort(computed.begin(), computed.end());
+  std::vector<ChangeHash> stored = heads;
+  std::sort(stored.begin(), stored.end());
+  if (computed != stored) return Status::Corruption("mismatching heads: the document's changes do not hash to its heads");
+  return out;
+}
+
+}  // namespace etherply::automerge
