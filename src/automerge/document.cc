@@ -335,6 +335,49 @@ Status Document::LoadIncremental(ByteView bytes) {
   return ApplyChanges(std::move(*changes));
 }
 
+std::optional<size_t> Document::IndexOf(const ChangeHash& hash) const {
+  auto it = by_hash_.find(hash);
+  if (it == by_hash_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<bool> Document::Ancestors(const std::vector<ChangeHash>& heads) const {
+  std::vector<bool> in(changes_.size(), false);
+  std::vector<uint32_t> stack;
+  for (const ChangeHash& h : heads)
+    if (auto it = by_hash_.find(h); it != by_hash_.end()) stack.push_back(it->second);
+  while (!stack.empty()) {
+    uint32_t i = stack.back();
+    stack.pop_back();
+    if (in[i]) continue;
+    in[i] = true;
+    for (const ChangeHash& d : changes_[i].change.deps) stack.push_back(by_hash_.at(d));
+  }
+  return in;
+}
+
+Result<Clock> Document::ClockAt(const std::vector<ChangeHash>& heads) const {
+  for (const ChangeHash& h : heads)
+    if (!by_hash_.count(h)) return Status::NotFound("unknown head " + HashToHex(h));
+  std::vector<bool> in = Ancestors(heads);
+  Clock clock;
+  clock.max_.assign(actors_.size(), 0);
+  for (size_t i = 0; i < changes_.size(); ++i) {
+    if (!in[i] || changes_[i].change.ops.empty()) continue;
+    uint32_t a = *FindActor(changes_[i].change.actor);
+    clock.max_[a] = std::max<uint32_t>(clock.max_[a], changes_[i].change.max_op());
+  }
+  return clock;
+}
+
+std::vector<const StoredChange*> Document::ChangesSince(const std::vector<ChangeHash>& heads) const {
+  std::vector<bool> in = Ancestors(heads);
+  std::vector<const StoredChange*> out;
+  for (size_t i = 0; i < changes_.size(); ++i)
+    if (!in[i]) out.push_back(&changes_[i]);
+  return out;
+}
+
 const StoredChange* Document::GetChange(const ChangeHash& hash) const {
   auto it = by_hash_.find(hash);
   return it == by_hash_.end() ? nullptr : &changes_[it->second];
@@ -371,6 +414,56 @@ std::optional<Value> Document::ValueOf(const Op& op) const {
   if (auto* c = std::get_if<Counter>(&op.value))
     return Value{ScalarValue(Counter{c->value + op.inc_total}), std::nullopt, op.id};
   return Value{op.value, std::nullopt, op.id};
+}
+
+const Op* Document::WinnerAt(const Slot& slot, const Clock* at, int64_t* counter_total) const {
+  if (!at) {
+    const Op* w = slot.Winner();
+    if (w && counter_total) *counter_total = w->inc_total;
+    return w;
+  }
+  // At a clock, an op shows if it was made by then and nothing made by then
+  // hid it; increments never hide.
+  auto is_inc = [&](const OpId& id) {
+    for (const Op& o : slot.hidden)
+      if (o.id == id) return o.action == Action::kIncrement;
+    return false;
+  };
+  const Op* best = nullptr;
+  auto consider = [&](const Op& op) {
+    if (op.action == Action::kIncrement || !at->Includes(op.id)) return;
+    for (const OpId& s : op.succ)
+      if (at->Includes(s) && !is_inc(s)) return;
+    if (!best || order()(best->id, op.id)) best = &op;
+  };
+  for (const Op& op : slot.live) consider(op);
+  for (const Op& op : slot.hidden) consider(op);
+  if (best && counter_total) {
+    *counter_total = 0;
+    for (const Op& o : slot.hidden)
+      if (o.action == Action::kIncrement && at->Includes(o.id) &&
+          std::find(best->succ.begin(), best->succ.end(), o.id) != best->succ.end())
+        *counter_total += std::visit(
+            [](const auto& v) -> int64_t {
+              using T = std::decay_t<decltype(v)>;
+              if constexpr (std::is_same_v<T, int64_t>) return v;
+              if constexpr (std::is_same_v<T, Uint>) return static_cast<int64_t>(v.value);
+              return 0;
+            },
+            o.value);
+  }
+  return best;
+}
+
+std::optional<Value> Document::ValueAt(const Slot& slot, const Clock* at) const {
+  int64_t total = 0;
+  const Op* w = WinnerAt(slot, at, &total);
+  if (!w) return std::nullopt;
+  auto v = ValueOf(*w);
+  if (v && !v->is_object())
+    if (auto* c = std::get_if<Counter>(&std::get<ScalarValue>(v->v)))
+      v->v = ScalarValue(Counter{c->value - w->inc_total + total});
+  return v;
 }
 
 std::optional<Value> Document::Get(const ObjId& obj, std::string_view key) const {

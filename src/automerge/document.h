@@ -33,6 +33,20 @@ namespace etherply::automerge {
 
 class Transaction;
 
+// A point in a document's history: the causal past of a set of heads, as the
+// greatest op counter of each actor's changes in it. Actor indices are the
+// document's.
+class Clock {
+ public:
+  bool Includes(const OpId& id) const {
+    return id.actor < max_.size() && id.counter <= max_[id.actor];
+  }
+
+ private:
+  friend class Document;
+  std::vector<uint32_t> max_;
+};
+
 // An object's ID: the ID of the op that made it; the root is OpId{}.
 using ObjId = OpId;
 inline constexpr ObjId kRoot{};
@@ -89,8 +103,25 @@ class Document {
   // U+FFFC).
   std::string Text(const ObjId& obj) const;
 
-  // The whole document as JSON text (see json.h for the mapping).
-  std::string ToJson() const;
+  // The whole document as JSON text (see json.h for the mapping); with a
+  // clock, as it was at that point of its history (A.view in the reference).
+  std::string ToJson(const Clock* at = nullptr) const;
+  // The JSON of one root key's value (nullopt if absent), now or at a clock.
+  std::optional<std::string> RootValueJson(std::string_view key, const Clock* at = nullptr) const;
+  // The root keys with a value, now or at a clock.
+  std::vector<std::string> RootKeys(const Clock* at = nullptr) const;
+
+  // --- history ----------------------------------------------------------------
+
+  // The clock of a set of heads; kNotFound naming a hash the document lacks.
+  Result<Clock> ClockAt(const std::vector<ChangeHash>& heads) const;
+  // Which changes (indices into changes()) are in the causal past of heads.
+  std::vector<bool> Ancestors(const std::vector<ChangeHash>& heads) const;
+  // The changes not in the causal past of `heads` (hashes the document lacks
+  // are ignored), in application order: what a peer at `heads` is missing.
+  std::vector<const StoredChange*> ChangesSince(const std::vector<ChangeHash>& heads) const;
+  // Index of a change in changes(), if present.
+  std::optional<size_t> IndexOf(const ChangeHash& hash) const;
 
   std::string ExportObjId(const ObjId& obj) const;
   Result<ObjId> ImportObjId(std::string_view s) const;
@@ -98,6 +129,7 @@ class Document {
 
  private:
   friend class Transaction;
+
   friend class JsonWriter;
 
   struct MapObject {
@@ -147,6 +179,10 @@ class Document {
   OpOrder order() const { return OpOrder{&rank_}; }
   const Object* FindObject(const ObjId& obj) const;
   std::optional<Value> ValueOf(const Op& op) const;
+  // The op whose value shows at a slot (the greatest visible one), now or at
+  // a clock; with its counter total at that clock in *counter_total.
+  const Op* WinnerAt(const Slot& slot, const Clock* at, int64_t* counter_total) const;
+  std::optional<Value> ValueAt(const Slot& slot, const Clock* at) const;
 
   // Op set.
   std::unordered_map<ObjId, Object, OpIdHash> objects_;

@@ -178,7 +178,7 @@ bool IsArrayIndex(std::string_view k) {
 
 class JsonWriter {
  public:
-  explicit JsonWriter(const Document& doc) : doc_(doc) {}
+  JsonWriter(const Document& doc, const Clock* at) : doc_(doc), at_(at) {}
 
   void Object(const ObjId& id, std::string& out) const {
     const Document::Object& o = doc_.objects_.at(id);
@@ -186,41 +186,52 @@ class JsonWriter {
       case ObjType::kMap:
       case ObjType::kTable: return Map(o, out);
       case ObjType::kList: return List(o, out);
-      case ObjType::kText: return AppendJsonString(out, doc_.Text(id));
+      case ObjType::kText: return Text(o, out);
     }
+  }
+
+  void Value(const automerge::Value& v, std::string& out) const {
+    if (v.is_object()) return Object(std::get<ObjId>(v.v), out);
+    AppendJsonScalar(out, std::get<ScalarValue>(v.v));
+  }
+
+  // The keys of a map that have a value, in JavaScript's order, with it.
+  std::vector<std::pair<const std::string*, automerge::Value>> Entries(
+      const Document::Object& o) const {
+    std::vector<std::pair<uint64_t, std::pair<const std::string*, automerge::Value>>> indices;
+    std::vector<std::pair<const std::string*, automerge::Value>> out;
+    for (const auto& [k, slot] : o.map().keys) {
+      auto v = doc_.ValueAt(slot, at_);
+      if (!v) continue;
+      if (IsArrayIndex(k)) {
+        indices.emplace_back(std::stoull(k), std::make_pair(&k, std::move(*v)));
+      } else {
+        out.emplace_back(&k, std::move(*v));
+      }
+    }
+    std::stable_sort(indices.begin(), indices.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::pair<const std::string*, automerge::Value>> all;
+    for (auto& [n, kv] : indices) all.push_back(std::move(kv));
+    for (auto& kv : out) all.push_back(std::move(kv));
+    return all;
   }
 
  private:
-  void Value(const Op& op, std::string& out) const {
-    auto v = doc_.ValueOf(op);
-    if (!v) {
-      out += "null";
-    } else if (v->is_object()) {
-      Object(std::get<ObjId>(v->v), out);
-    } else {
-      AppendJsonScalar(out, std::get<ScalarValue>(v->v));
-    }
+  bool Shown(const Element& e) const {
+    return !e.mark && (at_ == nullptr ? e.visible() : at_->Includes(e.id));
   }
 
   void Map(const Document::Object& o, std::string& out) const {
-    std::vector<std::pair<uint64_t, const std::pair<const std::string, Slot>*>> indices;
-    for (const auto& kv : o.map().keys)
-      if (!kv.second.live.empty() && IsArrayIndex(kv.first))
-        indices.emplace_back(std::stoull(kv.first), &kv);
-    std::sort(indices.begin(), indices.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
     out.push_back('{');
     bool first = true;
-    auto member = [&](const std::string& k, const Slot& slot) {
+    for (const auto& [k, v] : Entries(o)) {
       if (!first) out.push_back(',');
       first = false;
-      AppendJsonString(out, k);
+      AppendJsonString(out, *k);
       out.push_back(':');
-      Value(*slot.Winner(), out);
-    };
-    for (const auto& [n, kv] : indices) member(kv->first, kv->second);
-    for (const auto& [k, slot] : o.map().keys)
-      if (!slot.live.empty() && !IsArrayIndex(k)) member(k, slot);
+      Value(v, out);
+    }
     out.push_back('}');
   }
 
@@ -228,21 +239,55 @@ class JsonWriter {
     out.push_back('[');
     bool first = true;
     o.seq().ForEach([&](const Element& e) {
-      if (!e.visible()) return;
+      if (!Shown(e)) return;
+      auto v = doc_.ValueAt(e.slot, at_);
+      if (!v) return;
       if (!first) out.push_back(',');
       first = false;
-      Value(*e.slot.Winner(), out);
+      Value(*v, out);
     });
     out.push_back(']');
   }
 
+  void Text(const Document::Object& o, std::string& out) const {
+    std::string text;
+    o.seq().ForEach([&](const Element& e) {
+      if (!Shown(e)) return;
+      const Op* w = doc_.WinnerAt(e.slot, at_, nullptr);
+      if (!w) return;
+      if (auto* s = std::get_if<std::string>(&w->value); s && w->action == Action::kSet) {
+        text += *s;
+      } else {
+        text += "\xEF\xBF\xBC";  // U+FFFC, as the reference shows non-characters
+      }
+    });
+    AppendJsonString(out, text);
+  }
+
   const Document& doc_;
+  const Clock* at_;
 };
 
-std::string Document::ToJson() const {
+std::string Document::ToJson(const Clock* at) const {
   std::string out;
-  JsonWriter(*this).Object(kRoot, out);
+  JsonWriter(*this, at).Object(kRoot, out);
   return out;
+}
+
+std::optional<std::string> Document::RootValueJson(std::string_view key, const Clock* at) const {
+  auto it = objects_.at(kRoot).map().keys.find(key);
+  if (it == objects_.at(kRoot).map().keys.end()) return std::nullopt;
+  auto v = ValueAt(it->second, at);
+  if (!v) return std::nullopt;
+  std::string out;
+  JsonWriter(*this, at).Value(*v, out);
+  return out;
+}
+
+std::vector<std::string> Document::RootKeys(const Clock* at) const {
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : JsonWriter(*this, at).Entries(objects_.at(kRoot))) keys.push_back(*k);
+  return keys;
 }
 
 }  // namespace etherply::automerge

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -24,7 +25,8 @@ constexpr const char* kUsage =
     "them), concatenated in any order.\n"
     "\n"
     "commands:\n"
-    "  json FILE      print the document as JSON\n"
+    "  json [--at HEAD[,HEAD...]] FILE\n"
+    "                 print the document as JSON (as it was at those heads)\n"
     "  heads FILE     print the heads, lowercase hex, sorted, one per line\n"
     "  changes FILE   print one line per change, in causal order:\n"
     "                 hash actor seq startOp time deps (comma-separated, - for none)\n";
@@ -69,6 +71,12 @@ int RunDocCommand(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  std::optional<std::string> at;
+  if (argc == 5 && std::string_view(argv[1]) == "json" && std::string_view(argv[2]) == "--at") {
+    at = argv[3];
+    argv[2] = argv[4];
+    argc = 3;
+  }
   if (argc != 3) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -83,7 +91,26 @@ int RunDocCommand(int argc, char** argv) {
     std::fprintf(stderr, "etherply doc %s: %s\n", argv[1], doc.status().ToString().c_str());
     return 1;
   }
-  if (cmd == "json") {
+  if (cmd == "json" && at) {
+    std::vector<automerge::ChangeHash> heads;
+    std::string_view rest = *at;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      auto h = automerge::HashFromHex(rest.substr(0, comma));
+      if (!h.ok()) {
+        std::fprintf(stderr, "etherply doc json: --at: %s\n", h.status().message().c_str());
+        return 2;
+      }
+      heads.push_back(*h);
+      rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
+    }
+    auto clock = (*doc)->ClockAt(heads);
+    if (!clock.ok()) {
+      std::fprintf(stderr, "etherply doc json: %s\n", clock.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("%s\n", (*doc)->ToJson(&*clock).c_str());
+  } else if (cmd == "json") {
     std::printf("%s\n", (*doc)->ToJson().c_str());
   } else if (cmd == "heads") {
     for (const auto& h : (*doc)->heads()) std::printf("%s\n", automerge::HashToHex(h).c_str());
