@@ -31,7 +31,7 @@ if ((${#missing[@]})); then
 fi
 
 # npm ci only when the lock changed since the last install.
-for dir in tests/interop; do
+for dir in tests/interop tests/e2e; do
   stamp="$dir/node_modules/.package-lock.json"
   if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
     echo "setup: npm ci in $dir"

@@ -239,7 +239,7 @@ Result<std::optional<ChangeHash>> Transaction::Commit(const CommitOptions& optio
   c.time = options.time ? *options.time : static_cast<int64_t>(std::time(nullptr));
   c.message = options.message;
   c.ops = std::move(ops_);
-  if (options.author) {
+  if (options.author && c.seq == 1) {
     c.extra.push_back(0x01);
     AppendUleb(c.extra, options.author->size());
     Append(c.extra, *options.author);

@@ -25,7 +25,9 @@ namespace etherply::automerge {
 struct CommitOptions {
   std::string message;          // empty: none
   std::optional<int64_t> time;  // seconds since the epoch; default: now
-  std::optional<Bytes> author;  // stored in the extra bytes, as the reference 3.5 does
+  // Who the actor works for. As in the reference 3.5, an actor has one
+  // author, written into the extra bytes of its first change (seq 1) only.
+  std::optional<Bytes> author;
 };
 
 class Transaction {

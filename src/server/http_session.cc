@@ -113,6 +113,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void Handle(Request req) {
+    // A refused WebSocket upgrade ends the connection at once (spec §1).
+    if (beast::websocket::is_upgrade(req)) req.keep_alive(false);
     auto parsed = urls::parse_origin_form(req.target());
     if (!parsed) return Write(JsonError(req, http::status::bad_request, "bad request target"));
     urls::url_view url = *parsed;

@@ -5,6 +5,7 @@
 
 #include "automerge/change.h"
 #include "base/log.h"
+#include "base/sha256.h"
 #include "storage/layout.h"
 
 namespace etherply::server {
@@ -92,7 +93,7 @@ void Workspace::HandleOp(const std::shared_ptr<Client>& client, const auth::Clai
     return;
   }
   int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
-  automerge::Transaction tx(*doc_, hub_.actor_);
+  automerge::Transaction tx(*doc_, hub_.ActorFor(claims.sub));
   if (Status s = PutJson(tx, automerge::kRoot, op.key, op.value); !s.ok()) {
     tx.Rollback();
     SendError(client, 400, s.message());
@@ -219,6 +220,14 @@ void Hub::Forget(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = workspaces_.find(id);
   if (it != workspaces_.end() && it->second.expired()) workspaces_.erase(it);
+}
+
+automerge::ActorId Hub::ActorFor(std::string_view sub) const {
+  Sha256 h;
+  h.Update(actor_);
+  h.Update(AsBytes(sub));
+  Sha256Digest d = h.Finish();
+  return automerge::ActorId(d.begin(), d.begin() + 16);
 }
 
 size_t Hub::loaded() const {

@@ -101,6 +101,12 @@ class Hub {
   std::shared_ptr<Workspace> Get(const std::string& id);
   size_t loaded() const;
 
+  // The Automerge actor that writes a token subject's ops on this node: the
+  // first 16 bytes of SHA-256(node actor ‖ sub). One actor per (node, sub)
+  // keeps each actor's author fixed, as Automerge requires, and makes the
+  // history say who did what.
+  automerge::ActorId ActorFor(std::string_view sub) const;
+
  private:
   friend class Workspace;
   void Forget(const std::string& id);
@@ -109,7 +115,7 @@ class Hub {
   boost::asio::any_io_executor executor_;
   storage::Store& store_;
   storage::Committer& committer_;
-  const automerge::ActorId actor_;
+  const automerge::ActorId actor_;  // the node's actor ID
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<Workspace>> workspaces_;  // guarded by mu_

@@ -12,6 +12,10 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace net = boost::asio;
 
+namespace {
+constexpr auto kStallTime = std::chrono::seconds(2);
+}  // namespace
+
 WebSocketSession::WebSocketSession(beast::tcp_stream stream, std::shared_ptr<ServerContext> ctx,
                                    std::shared_ptr<Workspace> workspace, auth::Claims claims,
                                    std::string peer)
@@ -79,7 +83,13 @@ void WebSocketSession::Send(std::shared_ptr<const std::string> message) {
     if (self->closing_) return;
     self->queued_bytes_ += message->size();
     self->queue_.push_back(message);
-    if (self->queued_bytes_ > self->ctx_->options.max_send_queue_bytes) {
+    // Over the limit, a client is closed if it is stalled (its current write
+    // has made no progress for kStallTime) or far over (4x): a client that
+    // reads is not punished for a burst, one that does not read cannot grow
+    // the queue without bound.
+    size_t limit = self->ctx_->options.max_send_queue_bytes;
+    bool stalled = self->writing_ && Clock::now() - self->write_started_ > kStallTime;
+    if (self->queued_bytes_ > limit && (stalled || self->queued_bytes_ > 4 * limit)) {
       LogWarn("closing " + self->peer_ + ": send queue over " +
               std::to_string(self->ctx_->options.max_send_queue_bytes) +
               " bytes (client not reading)");
@@ -111,6 +121,7 @@ void WebSocketSession::DoClose() {
 
 void WebSocketSession::DoWrite() {
   writing_ = true;
+  write_started_ = Clock::now();
   ws_.async_write(net::buffer(*queue_.front()),
                   beast::bind_front_handler(&WebSocketSession::OnWrite, shared_from_this()));
 }

@@ -2,8 +2,9 @@
 //
 // Reads messages one at a time and hands ops to the workspace; writes the
 // messages the workspace sends, one write in flight at a time, from a queue
-// bounded by ServerOptions::max_send_queue_bytes (a client over it is closed
-// with 1008). A broadcast is encoded once and shared by every session.
+// bounded by ServerOptions::max_send_queue_bytes: a client over it whose
+// write has been stuck for 2 s, or that is 4x over, is closed with 1008. A
+// broadcast is encoded once and shared by every session.
 //
 // Thread-safety: Send and Close may be called from any thread; everything
 // else runs on the session's strand.
@@ -13,6 +14,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -56,7 +58,9 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   boost::beast::flat_buffer buffer_;
   std::deque<std::shared_ptr<const std::string>> queue_;
   size_t queued_bytes_ = 0;
+  using Clock = std::chrono::steady_clock;
   bool writing_ = false;
+  Clock::time_point write_started_;
   bool closing_ = false;
   bool joined_ = false;
   boost::beast::websocket::close_reason close_reason_;

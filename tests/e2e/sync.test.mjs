@@ -1,0 +1,862 @@
+// End-to-end tests of EtherPly: the real `etherply serve` process, real
+// WebSocket clients (the `ws` package, independent of the server's Beast),
+// and the reference Automerge (@automerge/automerge 3.5.0) for /doc.
+//
+// Run: ETHERPLY_BIN=build/etherply node --test tests/e2e/
+// See README.md for what each test proves.
+import assert from "node:assert/strict"
+import net from "node:net"
+import { test } from "node:test"
+import * as A from "@automerge/automerge"
+
+import { connect, connectWithInit, tryConnect } from "./lib/client.mjs"
+import { httpRequest, startServer } from "./lib/server.mjs"
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const HEX64 = /^[0-9a-f]{64}$/
+
+// --- harness -----------------------------------------------------------------------
+
+/**
+ * Runs `fn(srv, h)` against a fresh server; `h.connect(...)` opens clients
+ * that are torn down at the end. After `fn`, the server must still be running
+ * and answer /healthz with 200. On failure the server log goes to the test's
+ * diagnostics.
+ */
+async function withServer(t, opts, fn) {
+  const srv = await startServer(opts)
+  const clients = []
+  const h = {
+    track(c) {
+      clients.push(c)
+      return c
+    },
+    async connect(workspace, o = {}) {
+      return h.track(await connect(srv.wsUrl, workspace, o))
+    },
+    async connectWithInit(workspace, o = {}) {
+      const [c, init] = await connectWithInit(srv.wsUrl, workspace, o)
+      h.track(c)
+      return [c, init]
+    },
+    async tryConnect(workspace, o = {}) {
+      const r = await tryConnect(srv.wsUrl, workspace, o)
+      if (r.ok) h.track(r.client)
+      return r
+    },
+    /** A fresh client's init message for `workspace`. */
+    async initOf(workspace, scope = "read") {
+      const [c, init] = await connectWithInit(srv.wsUrl, workspace, {
+        token: srv.mintToken({ workspace, scope, sub: "inspector" }),
+      })
+      await c.close()
+      return init
+    },
+    /** GET /v1/workspaces/{id}/doc, loaded with the reference. */
+    async loadDoc(workspace) {
+      const token = srv.mintToken({ workspace, scope: "read", sub: "exporter" })
+      const r = await httpRequest(`${srv.url}/v1/workspaces/${workspace}/doc`, {
+        headers: { Authorization: `Bearer ${token}` },
+      })
+      assert.equal(r.status, 200, `GET /doc: ${r.status} ${r.text}`)
+      return A.load(new Uint8Array(r.body))
+    },
+  }
+  try {
+    await fn(srv, h)
+    assert.ok(srv.running, "the server process is still running at the end of the test")
+    const health = await httpRequest(`${srv.url}/healthz`)
+    assert.equal(health.status, 200, "GET /healthz answers 200 at the end of the test")
+  } catch (e) {
+    t.diagnostic("server log (tail):")
+    for (const line of srv.logTail(80).split("\n")) if (line) t.diagnostic(line)
+    throw e
+  } finally {
+    for (const c of clients) c.terminate()
+    await srv.cleanup()
+  }
+}
+
+/** A BigInt the reference returns for a large int, as a JSON number when exact. */
+const unBig = (v) => {
+  if (typeof v !== "bigint") return v
+  if (!Number.isSafeInteger(Number(v))) throw new Error(`integer ${v} is not exact in JSON`)
+  return Number(v)
+}
+/** The reference's view of a loaded document as plain JSON. */
+const docJson = (doc) => JSON.parse(JSON.stringify(A.toJS(doc), (_, v) => unBig(v)))
+const sorted = (a) => [...a].sort()
+
+/** Asserts that the /doc export equals `init` in JSON and heads. */
+async function assertDocMatchesInit(h, workspace, init) {
+  const doc = await h.loadDoc(workspace)
+  assert.deepEqual(docJson(doc), init.data, "/doc JSON (A.toJS) equals init data")
+  assert.deepEqual(sorted(A.getHeads(doc)), sorted(init.heads), "/doc heads (A.getHeads) equal init heads")
+  return doc
+}
+
+/** The typed tree of a document: scalars as [datatype, value]. */
+function typedTree(doc) {
+  const be = A.getBackend(doc)
+  const at = (obj, prop) => {
+    const [type, v] = be.getWithType(obj, prop)
+    if (type === "map" || type === "list") return walk(v, type)
+    if (type === "text") return { text: be.text(v) }
+    return [type, unBig(v)]
+  }
+  const walk = (obj, type) => {
+    if (type === "map") {
+      const out = {}
+      for (const k of be.keys(obj)) out[k] = at(obj, k)
+      return { map: out }
+    }
+    const out = []
+    for (let i = 0; i < be.length(obj); i++) out.push(at(obj, i))
+    return { list: out }
+  }
+  return walk("_root", "map")
+}
+
+/** A raw HTTP exchange over TCP: sends `request`, resolves what came back and
+ *  whether (and when) the server closed the connection. */
+function rawHttp(port, request, { waitMs = 2000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, "127.0.0.1")
+    let data = ""
+    let endedAt = null
+    const t0 = Date.now()
+    s.on("data", (d) => (data += d.toString()))
+    s.on("end", () => (endedAt ??= Date.now() - t0))
+    s.on("close", () => {
+      endedAt ??= Date.now() - t0
+      clearTimeout(timer)
+      resolve({ data, closedByServer: true, closedAfterMs: endedAt })
+    })
+    s.on("error", reject)
+    s.write(request)
+    const timer = setTimeout(() => {
+      s.destroy()
+      resolve({ data, closedByServer: endedAt !== null, closedAfterMs: endedAt })
+    }, waitMs)
+  })
+}
+
+const upgradeRequest = (path, extra = "") =>
+  `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+  `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`
+
+function assertUnauthorized(r, what) {
+  assert.equal(r.ok, false, `${what}: the WebSocket must not open`)
+  assert.equal(r.status, 401, `${what}: HTTP status (body ${r.body})`)
+  const wa = r.headers["www-authenticate"]
+  assert.ok(wa && /^Bearer\b/.test(wa), `${what}: WWW-Authenticate: Bearer (got ${wa})`)
+  const body = JSON.parse(r.body)
+  assert.equal(body.error?.code, 401, `${what}: JSON error body`)
+}
+
+function assertForbidden(r, what) {
+  assert.equal(r.ok, false, `${what}: the WebSocket must not open`)
+  assert.equal(r.status, 403, `${what}: HTTP status (body ${r.body})`)
+}
+
+function assertError(msg, code, what) {
+  assert.equal(msg.type, "error", `${what}: expected an error message, got ${JSON.stringify(msg)}`)
+  assert.equal(msg.code, code, `${what}: error code (${JSON.stringify(msg)})`)
+  assert.equal(typeof msg.message, "string", `${what}: error message text`)
+  assert.ok(msg.message.length > 0, `${what}: error message not empty`)
+}
+
+function assertOp(msg, key, value, what = "broadcast") {
+  assert.equal(msg.type, "op", `${what}: expected an op, got ${JSON.stringify(msg)}`)
+  assert.equal(msg.payload.key, key, `${what}: key`)
+  assert.deepEqual(msg.payload.value, value, `${what}: value`)
+  assert.ok(Number.isInteger(msg.payload.timestamp), `${what}: integer timestamp`)
+}
+
+const opKey = (m) => JSON.stringify([m.payload.key, m.payload.value, m.payload.timestamp])
+
+// --- Gherkin scenarios of the spec ---------------------------------------------------
+
+test("Scenario: Client Connects Successfully", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const token = srv.mintToken({ workspace: "workspace-123", scope: "read write" })
+    // Given a valid JWT / a target workspace; When the client connects
+    const r = await h.tryConnect("workspace-123", { token })
+    assert.equal(r.ok, true, `handshake refused: ${r.status} ${r.body}`)
+    // Then HTTP 101 Switching Protocols
+    assert.equal(r.status, 101)
+    const c = r.client
+    // And the client receives an "init" message with the current state
+    const init = await c.next()
+    assert.equal(init.type, "init")
+    assert.deepEqual(init.data, {}, "a new workspace is empty")
+    assert.deepEqual(init.heads, [], "a new workspace has no heads")
+    // And the client is Connected: the socket is open and ops flow both ways
+    assert.equal(c.open, true)
+    c.sendOp("hello", "world")
+    assertOp(await c.next(), "hello", "world", "own op echoed")
+
+    // The init of a later client reflects the current state.
+    const [c2, init2] = await h.connectWithInit("workspace-123", { token })
+    assert.deepEqual(init2.data, { hello: "world" })
+    assert.equal(init2.heads.length, 1)
+    assert.match(init2.heads[0], HEX64)
+    assert.equal(c2.open, true)
+  })
+})
+
+test("Scenario: Client Connects Successfully — token in ?token= query parameter", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const token = srv.mintToken({ workspace: "workspace-123" })
+    const r = await h.tryConnect("workspace-123", { token, via: "query" })
+    assert.equal(r.ok, true, `handshake refused: ${r.status} ${r.body}`)
+    assert.equal(r.status, 101)
+    const init = await r.client.next()
+    assert.equal(init.type, "init")
+    r.client.sendOp("q", 1)
+    assertOp(await r.client.next(), "q", 1)
+  })
+})
+
+test("Scenario: Client Fails Authentication", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    // Given a missing JWT
+    assertUnauthorized(await h.tryConnect("workspace-123", {}), "missing token")
+    // Given an invalid JWT (signed with another secret)
+    const bad = srv.forge("wrong-secret", { workspace: "workspace-123" })
+    assertUnauthorized(await h.tryConnect("workspace-123", { token: bad }), "bad signature")
+    // Nothing was created by the rejected attempts; a valid client still works.
+    const [, init] = await h.connectWithInit("workspace-123", { token: srv.mintToken({ workspace: "workspace-123" }) })
+    assert.deepEqual(init.data, {})
+  })
+})
+
+test("Scenario: Client Fails Authentication — the server closes the connection after the 401", { timeout: 30_000 }, async (t) => {
+  // "the connection is closed immediately": after refusing the upgrade the
+  // server must not keep the TCP connection open (here: within 2 s; the
+  // server's handshake timeout is 30 s).
+  await withServer(t, {}, async (srv) => {
+    const r = await rawHttp(srv.port, upgradeRequest("/v1/sync/workspace-123"), { waitMs: 2000 })
+    assert.match(r.data, /^HTTP\/1\.1 401 /, "401 status line")
+    assert.match(r.data, /\r\nWWW-Authenticate: Bearer/i)
+    assert.doesNotMatch(r.data, /^HTTP\/1\.1 101/)
+    assert.equal(r.closedByServer, true, "server closed the connection after the 401 (it stayed open for 2 s)")
+  })
+})
+
+test("Scenario: Client Sends Operation", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "workspace-123"
+    // Given a connected session with "write" scope (and two other clients)
+    const [writer] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "write", sub: "w" }) })
+    const [reader] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read", sub: "r" }) })
+    const [other] = await h.connectWithInit("workspace-456", {
+      token: srv.mintToken({ workspace: "workspace-456", scope: "read write", sub: "o" }),
+    })
+    // When the client sends an "op" with key "foo" and value "bar"
+    const before = Date.now() * 1000
+    writer.sendOp("foo", "bar")
+    // Then every client of workspace-123 receives the broadcast, the sender too
+    const mw = await writer.next()
+    const mr = await reader.next()
+    const after = Date.now() * 1000
+    assertOp(mw, "foo", "bar", "sender's copy")
+    assertOp(mr, "foo", "bar", "reader's copy")
+    assert.deepEqual(mr, mw, "everyone gets the same message")
+    assert.deepEqual(Object.keys(mr).sort(), ["payload", "type"])
+    assert.deepEqual(Object.keys(mr.payload).sort(), ["key", "timestamp", "value"])
+    assert.ok(mr.payload.timestamp >= before - 5_000 && mr.payload.timestamp <= after + 5_000,
+      `server time in microseconds: ${mr.payload.timestamp} not in [${before}, ${after}]`)
+    // ... and no client of another workspace does: its first op is its own.
+    other.sendOp("marker", 1)
+    assertOp(await other.next(), "marker", 1, "other workspace sees only its own ops")
+    // And the server persists it with Automerge: in a new client's init, in
+    // the /doc export, and across a restart.
+    const init = await h.initOf(ws)
+    assert.deepEqual(init.data, { foo: "bar" })
+    assert.equal(init.heads.length, 1)
+    const doc = await assertDocMatchesInit(h, ws, init)
+    assert.deepEqual(typedTree(doc), { map: { foo: ["str", "bar"] } }, "stored as a plain string")
+    await srv.restart()
+    const init2 = await h.initOf(ws)
+    assert.deepEqual(init2, init, "same init after a restart")
+    // (The webhook step: `etherply serve` has no webhook option, so there is
+    // nothing configured to receive "doc.updated"; see README.)
+  })
+})
+
+test("Scenario: Read-Only Client Attempts Write", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "workspace-123"
+    const [writer] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read write" }) })
+    writer.sendOp("seed", 1)
+    assertOp(await writer.next(), "seed", 1)
+    const initBefore = await h.initOf(ws)
+    // Given a connected session with "read" scope only
+    const [ro] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read", sub: "ro" }) })
+    // When the client sends an "op"
+    ro.sendOp("foo", "bar")
+    // Then the server responds with an "error" message (403)
+    assertError(await ro.next(), 403, "read-only op")
+    // ... and the socket stays open: the client still receives ops
+    writer.sendOp("marker", 2)
+    assertOp(await ro.next(), "marker", 2, "read-only client still receives broadcasts")
+    assert.equal(ro.open, true)
+    // Nothing was broadcast: the writer's next op after "seed" is the marker.
+    assertOp(await writer.next(), "marker", 2, "the rejected op was not broadcast")
+    // And the operation is not persisted
+    const init = await h.initOf(ws)
+    assert.deepEqual(init.data, { seed: 1, marker: 2 })
+    assert.equal(init.data.foo, undefined)
+    assert.equal(init.heads.length, 1)
+    assert.notDeepEqual(init.heads, initBefore.heads, "the marker made a change")
+    // (That the rejected op made no Automerge change is checked through the
+    // /doc export in "/doc export after several ops ...".)
+  })
+})
+
+// --- authentication: the bad-token family -------------------------------------------
+
+test("bad-token family: each is refused with 401 + WWW-Authenticate: Bearer, header and ?token=", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-auth"
+    // Control: a token forged here with the right secret is accepted, so the
+    // refusals below are due to the one defect each token carries.
+    for (const via of ["header", "query"]) {
+      const ok = await h.tryConnect(ws, { token: srv.forge("valid", { workspace: ws }), via })
+      assert.equal(ok.ok, true, `control token (${via}) accepted: ${ok.status} ${ok.body}`)
+      assert.equal((await ok.client.next()).type, "init")
+    }
+    const kinds = ["wrong-secret", "tampered", "alg-none", "hs384", "expired", "not-yet-valid", "garbage"]
+    for (const kind of kinds) {
+      const token = srv.forge(kind, { workspace: ws })
+      for (const via of ["header", "query"]) {
+        assertUnauthorized(await h.tryConnect(ws, { token, via }), `${kind} via ${via}`)
+      }
+    }
+    assertUnauthorized(await h.tryConnect(ws, {}), "no token at all")
+    assertUnauthorized(await h.tryConnect(ws, { token: "", via: "query" }), "empty ?token=")
+    assertUnauthorized(await h.tryConnect(ws, { headers: { Authorization: "Bearer " } }), "empty bearer")
+    const good = srv.mintToken({ workspace: ws })
+    assertUnauthorized(
+      await h.tryConnect(ws, { headers: { Authorization: `Basic ${Buffer.from("a:b").toString("base64")}` } }),
+      "Authorization: Basic",
+    )
+    assertUnauthorized(await h.tryConnect(ws, { token: good + "x" }), "valid token with a byte appended")
+    // The CLI's own expired token (--ttl 1s, then past the 60 s leeway) is not
+    // testable quickly; the forged "expired" above covers the check.
+    // The refused attempts stored nothing.
+    const init = await h.initOf(ws)
+    assert.deepEqual(init.data, {})
+  })
+})
+
+test("tokens that do not cover the workspace get 403 (not 401), no upgrade", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-auth"
+    for (const via of ["header", "query"]) {
+      assertForbidden(await h.tryConnect(ws, { token: srv.forge("wrong-workspace", { workspace: ws }), via }), `forged wrong workspace via ${via}`)
+      assertForbidden(await h.tryConnect(ws, { token: srv.mintToken({ workspace: "other" }), via }), `CLI token for another workspace via ${via}`)
+      assertForbidden(await h.tryConnect(ws, { token: srv.forge("no-read-scope", { workspace: ws }), via }), `no read scope via ${via}`)
+    }
+    // A token for several workspaces, or for '*', covers them.
+    const multi = srv.mintToken({ workspaces: ["a", ws] })
+    assert.equal((await h.tryConnect(ws, { token: multi })).ok, true, "token listing the workspace")
+    assert.equal((await h.tryConnect("anything-else", { token: srv.mintToken({ workspace: "*" }) })).ok, true, "'*' token")
+    assertForbidden(await h.tryConnect("b", { token: multi }), "workspace not in the list")
+  })
+})
+
+// --- the protocol on the socket ------------------------------------------------------
+
+test("malformed messages get error 400, the socket stays open, nothing is stored or broadcast", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-malformed"
+    const token = srv.mintToken({ workspace: ws })
+    const [c] = await h.connectWithInit(ws, { token })
+    const [observer] = await h.connectWithInit(ws, { token })
+    const deep = "[".repeat(100) + "]".repeat(100)
+    const cases = [
+      ["not JSON (truncated)", '{"type":"op",'],
+      ["not JSON (plain text)", "hello"],
+      ["JSON array", "[1,2]"],
+      ["JSON string", '"op"'],
+      ["JSON null", "null"],
+      ["no type", '{"payload":{"key":"k","value":1}}'],
+      ["unknown type", '{"type":"subscribe","payload":{"key":"k","value":1}}'],
+      ["type not a string", '{"type":1,"payload":{"key":"k","value":1}}'],
+      ["missing payload", '{"type":"op"}'],
+      ["payload not an object", '{"type":"op","payload":[1]}'],
+      ["missing key", '{"type":"op","payload":{"value":1}}'],
+      ["empty key", '{"type":"op","payload":{"key":"","value":1}}'],
+      ["key not a string", '{"type":"op","payload":{"key":5,"value":1}}'],
+      ["missing value", '{"type":"op","payload":{"key":"k"}}'],
+      ["timestamp not an integer (1.5)", '{"type":"op","payload":{"key":"k","value":1,"timestamp":1.5}}'],
+      ["timestamp a string", '{"type":"op","payload":{"key":"k","value":1,"timestamp":"1"}}'],
+      ["value nested 100 deep", `{"type":"op","payload":{"key":"k","value":${deep}}}`],
+    ]
+    for (const [name, text] of cases) {
+      c.sendRaw(text)
+      assertError(await c.next(), 400, name)
+      assert.equal(c.open, true, `${name}: socket still open`)
+    }
+    // A binary frame is refused too.
+    c.sendRaw(Buffer.from('{"type":"op","payload":{"key":"bin","value":1}}'), { binary: true })
+    assertError(await c.next(), 400, "binary frame")
+    // The socket still works, and the first op anyone sees is this one.
+    c.sendOp("after", { ok: true })
+    assertOp(await c.next(), "after", { ok: true })
+    assertOp(await observer.next(), "after", { ok: true }, "observer's first message after init")
+    // A null value is a value (not "missing value").
+    c.sendOp("nothing", null)
+    assertOp(await c.next(), "nothing", null)
+    const init = await h.initOf(ws)
+    assert.deepEqual(init.data, { after: { ok: true }, nothing: null })
+    assert.equal(init.heads.length, 1)
+  })
+})
+
+test("timestamps: server time in microseconds when absent, the client's when given", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-time"
+    const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
+    const before = Date.now() * 1000
+    c.sendOp("a", 1)
+    const m1 = await c.next()
+    const after = Date.now() * 1000
+    assertOp(m1, "a", 1)
+    assert.ok(m1.payload.timestamp >= before - 5_000 && m1.payload.timestamp <= after + 5_000,
+      `server timestamp ${m1.payload.timestamp} is Unix microseconds within [${before}, ${after}]`)
+    c.sendOp("b", 2, 1700000000123456)
+    const m2 = await c.next()
+    assertOp(m2, "b", 2)
+    assert.equal(m2.payload.timestamp, 1700000000123456, "client timestamp kept exactly")
+    c.send({ type: "op", payload: { key: "c", value: 3, timestamp: null } })
+    const m3 = await c.next()
+    assertOp(m3, "c", 3)
+    assert.ok(m3.payload.timestamp >= before - 5_000, "null timestamp = none given: server time")
+  })
+})
+
+test("op value mapping: objects→maps, arrays→lists, strings→str, integers→int, other numbers→f64", { timeout: 30_000 }, async (t) => {
+  // One op, so the /doc export holds a single change (see the /doc tests for
+  // documents of several changes).
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-values"
+    const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
+    // Raw JSON text, so that 2.0 stays a float literal on the wire.
+    const text =
+      '{"type":"op","payload":{"key":"v","value":{"s":"x","u":"h\\u00e9llo \\ud83c\\udf0d \\"q\\"\\n","i":42,"neg":-7,' +
+      '"max":9007199254740991,"f":1.5,"two":2.0,"exp":1e300,"t":true,"n":null,' +
+      '"arr":[1,"two",{"three":3},[4.5]],"deep":{"a":{"b":{"c":"d"}}},"empty":{},"none":[]}}}'
+    c.sendRaw(text)
+    const m = await c.next()
+    const expected = {
+      s: "x", u: 'héllo 🌍 "q"\n', i: 42, neg: -7, max: 9007199254740991, f: 1.5, two: 2, exp: 1e300,
+      t: true, n: null, arr: [1, "two", { three: 3 }, [4.5]], deep: { a: { b: { c: "d" } } }, empty: {}, none: [],
+    }
+    assertOp(m, "v", expected)
+    const init = await h.initOf(ws)
+    assert.deepEqual(init.data, { v: expected })
+    const doc = await assertDocMatchesInit(h, ws, init)
+    assert.deepEqual(typedTree(doc), {
+      map: {
+        v: {
+          map: {
+            s: ["str", "x"], u: ["str", 'héllo 🌍 "q"\n'], i: ["int", 42], neg: ["int", -7],
+            max: ["int", 9007199254740991], f: ["f64", 1.5], two: ["f64", 2], exp: ["f64", 1e300],
+            t: ["boolean", true], n: ["null", null],
+            arr: { list: [["int", 1], ["str", "two"], { map: { three: ["int", 3] } }, { list: [["f64", 4.5]] }] },
+            deep: { map: { a: { map: { b: { map: { c: ["str", "d"] } } } } } },
+            empty: { map: {} }, none: { list: [] },
+          },
+        },
+      },
+    })
+  })
+})
+
+test("message over the size limit closes the socket with 1009 (default 1 MiB)", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-big"
+    const token = srv.mintToken({ workspace: ws })
+    const [big] = await h.connectWithInit(ws, { token })
+    const [observer] = await h.connectWithInit(ws, { token })
+    big.sendOp("huge", "x".repeat(1 << 20))
+    const closed = await big.waitClose()
+    assert.equal(closed.code, 1009, `close code (reason ${closed.reason})`)
+    // Others are unaffected and nothing was stored.
+    observer.sendOp("still", "here")
+    assertOp(await observer.next(), "still", "here", "observer's first op is its own")
+    const init = await h.initOf(ws)
+    assert.deepEqual(init.data, { still: "here" })
+  })
+})
+
+test("--max-message-bytes: a message of exactly the limit passes, one byte more closes with 1009", { timeout: 30_000 }, async (t) => {
+  await withServer(t, { args: ["--max-message-bytes", "4096"] }, async (srv, h) => {
+    const ws = "ws-limit"
+    const token = srv.mintToken({ workspace: ws })
+    const frame = (n) => {
+      const head = '{"type":"op","payload":{"key":"k","value":"'
+      const tail = '"}}'
+      return head + "y".repeat(n - head.length - tail.length) + tail
+    }
+    const [c] = await h.connectWithInit(ws, { token })
+    const exact = frame(4096)
+    assert.equal(Buffer.byteLength(exact), 4096)
+    c.sendRaw(exact)
+    const m = await c.next()
+    assertOp(m, "k", JSON.parse(exact).payload.value, "a 4096-byte message is accepted")
+    const over = frame(4097)
+    c.sendRaw(over)
+    const closed = await c.waitClose()
+    assert.equal(closed.code, 1009, `close code (reason ${closed.reason})`)
+    const init = await h.initOf(ws)
+    assert.equal(init.data.k, JSON.parse(exact).payload.value, "the 4097-byte op was not applied")
+  })
+})
+
+test("slow reader: a client that does not read is closed with 1008, the others get every op", { timeout: 60_000 }, async (t) => {
+  await withServer(t, { args: ["--max-send-queue-bytes", "65536"] }, async (srv, h) => {
+    const ws = "ws-slow"
+    const [slow] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read", sub: "slow" }) })
+    const [active] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read", sub: "active" }) })
+    const [writer] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "writer" }) })
+    slow.ws._socket.pause() // stops reading: the kernel buffers fill, then the server's queue
+    // Ops of 16 KiB, three at a time (the next three once the active client
+    // has them, so the queue of a client that reads never holds more than
+    // ~48 KiB), until the server closes the slow client -- which takes more
+    // than the loopback socket buffers hold -- and 30 more after that.
+    const WINDOW = 3
+    const MAX = 3000 // ~48 MiB: far more than any socket buffer
+    const pad = "z".repeat(16 * 1024)
+    const cutRe = /closing \S+: send queue over 65536 bytes/
+    const t0 = Date.now()
+    let n = 0
+    let extra = -1
+    while (n < MAX && extra !== 0) {
+      for (let j = 0; j < WINDOW; j++, n++) writer.sendOp(`k${n % 50}`, `${n}:${pad}`)
+      await active.waitForOps(n, 10_000)
+      if (extra < 0 && cutRe.test(srv.log())) extra = 10 // rounds of WINDOW ops after the cut
+      else if (extra > 0) extra--
+    }
+    const elapsed = Date.now() - t0
+    assert.ok(cutRe.test(srv.log()), `the server closed the slow client within ${MAX} ops of 16 KiB`)
+    const ops = active.ops()
+    assert.equal(ops.length, n)
+    for (let i = 0; i < n; i++) assert.equal(ops[i].payload.value, `${i}:${pad}`, `active client op #${i} in order`)
+    await writer.waitForOps(n, 20_000)
+    assert.equal(active.open, true, "the active client stays connected")
+    assert.equal(writer.open, true, "the writer stays connected")
+    assert.equal((srv.log().match(/send queue over/g) ?? []).length, 1, "only the slow client was closed")
+    // Once it reads again it finds a cut-off stream and the close 1008.
+    slow.ws._socket.resume()
+    const closed = await slow.waitClose(15_000)
+    assert.equal(closed.code, 1008, `slow client close code (reason ${closed.reason})`)
+    assert.ok(slow.ops().length < n, `slow client got ${slow.ops().length} of ${n} ops before the cut`)
+    t.diagnostic(`active client received ${n} ops of 16 KiB in ${elapsed} ms; the slow one got ${slow.ops().length}`)
+  })
+})
+
+test("send queue: a burst of big ops (default limits) does not close clients that read", { timeout: 60_000 }, async (t) => {
+  // Default --max-message-bytes (1 MiB) and --max-send-queue-bytes (16 MiB).
+  // The writer sends 48 ops of ~1000 KB each at once: legal messages, ~48 MB
+  // of broadcasts. Every client reads as fast as it can, so none is a "client
+  // that does not read" and none may be closed with 1008.
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-burst"
+    const [active] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read", sub: "active" }) })
+    const [writer] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "writer" }) })
+    const N = 48
+    const pad = "z".repeat(1_000_000)
+    for (let i = 0; i < N; i++) writer.sendOp(`k${i}`, `${i}:${pad}`)
+    const settled = (c) => () => c.ops().length >= N || c.closeInfo !== null
+    await active.waitUntil(settled(active), 30_000, "all ops or a close (reader)")
+    await writer.waitUntil(settled(writer), 30_000, "all ops or a close (writer)")
+    assert.equal(active.closeInfo, null, `the reading client was closed: ${JSON.stringify(active.closeInfo)}`)
+    assert.equal(writer.closeInfo, null, `the writer was closed: ${JSON.stringify(writer.closeInfo)}`)
+    assert.equal(active.ops().length, N)
+    assert.equal(writer.ops().length, N)
+  })
+})
+
+test("all clients see concurrent writers' ops in one order, each its own op back, and converge", { timeout: 60_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-concurrent"
+    const W = 4
+    const PER = 150
+    const KEYS = 5
+    const writers = []
+    for (let w = 0; w < W; w++) {
+      const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: `writer${w}` }) })
+      writers.push(c)
+    }
+    const [reader] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read" }) })
+    const sent = []
+    // Interleave the senders as tightly as the event loop allows.
+    for (let i = 0; i < PER; i++) {
+      for (let w = 0; w < W; w++) {
+        const key = `shared-${(i + w) % KEYS}`
+        const value = i % 10 === 0 ? { by: w, i } : `w${w}-${i}`
+        writers[w].sendOp(key, value)
+        sent.push({ w, key, value })
+      }
+      if (i % 25 === 0) await new Promise((r) => setImmediate(r))
+    }
+    const total = W * PER
+    const all = [reader, ...writers]
+    for (const c of all) await c.waitForOps(total, 30_000)
+    const seqs = all.map((c) => c.ops().map(opKey))
+    for (let k = 1; k < seqs.length; k++)
+      assert.deepEqual(seqs[k], seqs[0], `client ${k} sees the same order as the reader`)
+    // Every op exactly once.
+    const seen = reader.ops().map((m) => JSON.stringify([m.payload.key, m.payload.value]))
+    assert.equal(new Set(seen).size, total, "no duplicates")
+    assert.deepEqual(sorted(seen), sorted(sent.map((s) => JSON.stringify([s.key, s.value]))), "every sent op is broadcast")
+    // Each sender's ops appear in its sending order (so it got its own back).
+    for (let w = 0; w < W; w++) {
+      const mine = sent.filter((s) => s.w === w).map((s) => JSON.stringify([s.key, s.value]))
+      const mineSeen = seen.filter((s) => mine.includes(s))
+      assert.deepEqual(mineSeen, mine, `writer ${w}'s ops in its order`)
+    }
+    // Converged: the last broadcast value per key is the stored state.
+    const last = {}
+    for (const m of reader.ops()) last[m.payload.key] = m.payload.value
+    const init = await h.initOf(ws)
+    assert.deepEqual(init.data, last, "a new client's init equals the last value per key")
+    for (const c of all) assert.equal(c.ops().length, total, "no extra ops after quiescence")
+  })
+})
+
+// --- HTTP routes ------------------------------------------------------------------------
+
+test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad workspace ID 400, no upgrade 426", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const health = await httpRequest(`${srv.url}/healthz`)
+    assert.equal(health.status, 200)
+    assert.equal(health.text.trim(), "ok")
+    const token = srv.mintToken({ workspace: "*" })
+    const auth = { Authorization: `Bearer ${token}` }
+    for (const p of ["/", "/v1", "/v1/sync", "/v1/sync/a/b", "/v2/sync/a", "/v1/workspaces/a", "/v1/workspaces/a/other", "/healthz/x"]) {
+      const r = await httpRequest(`${srv.url}${p}`, { headers: auth })
+      assert.equal(r.status, 404, `GET ${p}`)
+    }
+    for (const p of ["/v1/sync/a", "/v1/workspaces/a/doc"]) {
+      for (const method of ["POST", "PUT", "DELETE"]) {
+        const r = await httpRequest(`${srv.url}${p}`, { method, headers: auth, body: method === "DELETE" ? undefined : "{}" })
+        assert.equal(r.status, 405, `${method} ${p}`)
+      }
+    }
+    const badIds = ["bad$id", "a".repeat(129), "sp%20ace", "caf%C3%A9", "a:b", "%2e%2e%2fx"]
+    for (const id of badIds) {
+      const r = await httpRequest(`${srv.url}/v1/workspaces/${id}/doc`, { headers: auth })
+      assert.equal(r.status, 400, `GET /doc of ${id}`)
+      const w = await h.tryConnect(id, { token })
+      assert.equal(w.ok, false, `sync to ${id} must not open`)
+      assert.equal(w.status, 400, `sync to ${id}`)
+    }
+    // Boundary: 128 characters of the allowed set is a valid ID.
+    const id128 = "A-z_0.9" + "x".repeat(121)
+    assert.equal(id128.length, 128)
+    const ok = await h.tryConnect(id128, { token })
+    assert.equal(ok.ok, true, `128-char ID: ${ok.status} ${ok.body}`)
+    assert.equal((await ok.client.next()).type, "init")
+    // A plain GET (no upgrade) of the sync path.
+    const plain = await httpRequest(`${srv.url}/v1/sync/a`, { headers: auth })
+    assert.equal(plain.status, 426)
+    // /doc: 401 with WWW-Authenticate without a token or with a bad one, 403
+    // for another workspace, 200 with ?token= and read scope.
+    const noTok = await httpRequest(`${srv.url}/v1/workspaces/a/doc`)
+    assert.equal(noTok.status, 401)
+    assert.match(noTok.headers.get("www-authenticate") ?? "", /^Bearer\b/)
+    const badTok = await httpRequest(`${srv.url}/v1/workspaces/a/doc`, { headers: { Authorization: `Bearer ${srv.forge("alg-none", { workspace: "a" })}` } })
+    assert.equal(badTok.status, 401)
+    assert.match(badTok.headers.get("www-authenticate") ?? "", /^Bearer\b/)
+    const other = await httpRequest(`${srv.url}/v1/workspaces/a/doc`, { headers: { Authorization: `Bearer ${srv.mintToken({ workspace: "b" })}` } })
+    assert.equal(other.status, 403)
+    const q = await httpRequest(`${srv.url}/v1/workspaces/a/doc?token=${srv.mintToken({ workspace: "a", scope: "read" })}`)
+    assert.equal(q.status, 200)
+  })
+})
+
+test("--max-connections: the connection over the limit gets HTTP 503", { timeout: 30_000 }, async (t) => {
+  await withServer(t, { args: ["--max-connections", "2"] }, async (srv, h) => {
+    const token = srv.mintToken({ workspace: "ws" })
+    await h.connectWithInit("ws", { token })
+    const [second] = await h.connectWithInit("ws", { token })
+    const third = await h.tryConnect("ws", { token })
+    assert.equal(third.ok, false)
+    assert.equal(third.status, 503)
+    await second.close()
+    // The slot is freed once a client leaves.
+    let fourth = await h.tryConnect("ws", { token })
+    for (let i = 0; i < 20 && !fourth.ok; i++) {
+      await sleep(100)
+      fourth = await h.tryConnect("ws", { token })
+    }
+    assert.equal(fourth.ok, true, "a slot frees up after a client leaves")
+  })
+})
+
+// --- /doc export --------------------------------------------------------------------------
+
+test("/doc export of an empty and of a one-change workspace loads in the reference with init's JSON and heads", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-doc1"
+    // An empty workspace exports an empty document.
+    const init0 = await h.initOf(ws)
+    assert.deepEqual(init0, { type: "init", data: {}, heads: [] })
+    await assertDocMatchesInit(h, ws, init0)
+    const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) })
+    c.sendOp("title", { text: "Draft", tags: ["x", 1] })
+    const m = await c.next()
+    const init = await h.initOf(ws)
+    assert.equal(init.heads.length, 1)
+    assert.match(init.heads[0], HEX64)
+    const doc = await assertDocMatchesInit(h, ws, init)
+    const changes = A.getAllChanges(doc)
+    assert.equal(changes.length, 1)
+    const dc = A.decodeChange(changes[0])
+    assert.equal(dc.hash, init.heads[0])
+    assert.equal(dc.time, Math.floor(m.payload.timestamp / 1e6), "change time = op timestamp in seconds")
+    // A read-only token may export, via ?token= too.
+    const ro = srv.mintToken({ workspace: ws, scope: "read" })
+    const r = await httpRequest(`${srv.url}/v1/workspaces/${ws}/doc?token=${ro}`)
+    assert.equal(r.status, 200)
+    assert.deepEqual(A.getHeads(A.load(new Uint8Array(r.body))), init.heads)
+  })
+})
+
+test("/doc export after several ops (two users, overwrites, a refused op, a restart) loads in the reference with init's JSON and heads", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-doc"
+    const a = (await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) }))[0]
+    const b = (await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "bob" }) }))[0]
+    const ro = (await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "carol", scope: "read" }) }))[0]
+    a.sendOp("title", "Draft")
+    b.sendOp("title", "Final")
+    a.sendOp("tags", ["x", "y", { z: [1, 2.5] }])
+    b.sendOp("meta", { rev: 3, ok: false, owner: null })
+    a.sendOp("count", 10)
+    b.sendOp("count", 11)
+    ro.sendOp("count", 99) // refused (403): must not become a change
+    await a.waitForOps(6)
+    await b.waitForOps(6)
+    assertError(await ro.nextOfType("error"), 403, "read-only op")
+    const init = await h.initOf(ws)
+    const last = {}
+    for (const m of a.ops()) last[m.payload.key] = m.payload.value
+    assert.deepEqual(init.data, last)
+    assert.equal(init.heads.length, 1)
+    for (const hd of init.heads) assert.match(hd, HEX64)
+    const doc = await assertDocMatchesInit(h, ws, init)
+    assert.equal(A.getAllChanges(doc).length, 6, "one change per accepted op, none for the refused one")
+    const times = A.getAllChanges(doc).map((c) => A.decodeChange(c).time)
+    assert.deepEqual(times, a.ops().map((m) => Math.floor(m.payload.timestamp / 1e6)), "change times = op timestamps in seconds, in order")
+    // The same after a restart.
+    await srv.restart()
+    const init2 = await h.initOf(ws)
+    assert.deepEqual(init2, init)
+    await assertDocMatchesInit(h, ws, init2)
+  })
+})
+
+test("persistence across a graceful restart (SIGTERM): same init", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-persist"
+    const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
+    for (let i = 0; i < 100; i++) c.sendOp(`k${i % 20}`, i % 3 === 0 ? { i, list: [i] } : i)
+    await c.waitForOps(100)
+    const before = await h.initOf(ws)
+    const exit = await srv.stop()
+    assert.deepEqual(exit, { code: 0, signal: null }, "SIGTERM stops the server cleanly")
+    await c.waitClose(5000)
+    await srv.restart()
+    const after = await h.initOf(ws)
+    assert.deepEqual(after, before, "init (data and heads) survives the restart")
+    // And the workspace keeps working after the restart.
+    const [c2] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
+    c2.sendOp("post", "restart")
+    assertOp(await c2.next(), "post", "restart")
+    const later = await h.initOf(ws)
+    assert.deepEqual(later.data, { ...before.data, post: "restart" })
+    assert.notDeepEqual(later.heads, before.heads)
+  })
+})
+
+test("kill -9 with ops in flight: no op that a client saw broadcast is lost", { timeout: 60_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-crash"
+    const W = 4
+    const PER = 500
+    const SHARED = 5
+    const KILL_AFTER = 600
+    const token = srv.mintToken({ workspace: ws })
+    const [reader] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read", sub: "reader" }) })
+    const writers = []
+    for (let w = 0; w < W; w++) writers.push((await h.connectWithInit(ws, { token }))[0])
+    const sentValues = new Map() // key -> Set of values sent
+    let sent = 0
+    const keyOf = (w, i) => (i % 10 === 0 ? `shared-${(i / 10) % SHARED}` : `w${w}-${i}`)
+    const flood = async (w) => {
+      for (let i = 0; i < PER; i++) {
+        if (!writers[w].open) return
+        const key = keyOf(w, i)
+        const value = `w${w}-${i}`
+        if (!sentValues.has(key)) sentValues.set(key, new Set())
+        sentValues.get(key).add(value)
+        writers[w].sendOp(key, value)
+        sent++
+        if (i % 10 === 9) await sleep(2) // ~15k ops/s offered: more than the server commits
+      }
+    }
+    const floods = writers.map((_, w) => flood(w))
+    await reader.waitUntil(() => reader.ops().length >= KILL_AFTER, 20_000, `${KILL_AFTER} broadcasts`)
+    await srv.kill9()
+    const sentAtKill = sent
+    await Promise.all(floods)
+    for (const c of [reader, ...writers]) await c.waitClose(5000)
+    assert.ok(sentAtKill < W * PER, "the kill came while the writers were still flooding")
+
+    // Everything any client saw broadcast, in the server's order: every
+    // client's sequence is a prefix of the longest one.
+    const clients = [reader, ...writers]
+    const allSeen = clients.reduce((a, c) => (c.ops().length > a.length ? c.ops() : a), [])
+    t.diagnostic(`killed with ${sentAtKill} of ${W * PER} ops sent; ${allSeen.length} were broadcast`)
+    assert.ok(allSeen.length < sentAtKill, "some ops sent before the kill were never broadcast (in flight)")
+    for (const [k, c] of clients.entries()) {
+      const mine = c.ops().map(opKey)
+      assert.deepEqual(mine, allSeen.slice(0, mine.length).map(opKey), `client ${k} saw a prefix of the common order`)
+    }
+
+    await srv.restart()
+    const init = await h.initOf(ws)
+    const lastIdx = new Map()
+    allSeen.forEach((m, i) => lastIdx.set(m.payload.key, i))
+    const idxOfValue = new Map(allSeen.map((m, i) => [m.payload.value, i]))
+    let lost = []
+    for (const [key, i] of lastIdx) {
+      const got = init.data[key]
+      if (got === undefined) {
+        lost.push(key)
+        continue
+      }
+      if (key.startsWith("shared-")) {
+        // The last broadcast value or one sent later (durable, not yet broadcast).
+        assert.ok(sentValues.get(key).has(got), `${key}: ${got} was sent for it`)
+        const j = idxOfValue.get(got)
+        assert.ok(j === undefined || j >= i, `${key}: ${got} is not older than the last broadcast value ${allSeen[i].payload.value}`)
+      } else {
+        assert.equal(got, allSeen[i].payload.value, `${key}: the broadcast value`)
+      }
+    }
+    assert.deepEqual(lost, [], `keys broadcast before the crash but missing after the restart (${lost.length})`)
+    for (const key of Object.keys(init.data)) assert.ok(sentValues.has(key), `stored key ${key} was sent`)
+    assert.equal(init.heads.length, 1, "one head: the server's changes form a chain")
+    // The restarted server takes new ops on the recovered document.
+    const [c] = await h.connectWithInit(ws, { token })
+    c.sendOp("after-crash", true)
+    assertOp(await c.next(), "after-crash", true)
+  })
+})
