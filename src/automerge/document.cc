@@ -5,12 +5,13 @@
 #include <numeric>
 #include <unordered_set>
 
+#include "automerge/json.h"
 #include "base/hex.h"
 
 namespace etherply::automerge {
 
 Document::Document() {
-  objects_.emplace(kRoot, Object{ObjType::kMap, kRoot, MapObject{}});
+  objects_.emplace(kRoot, Object{ObjType::kMap, kRoot, Key::Map(""), MapObject{}});
 }
 
 Document::~Document() = default;
@@ -131,7 +132,7 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
     }
   }
   if (created) {
-    Object obj{*created, op.obj, MapObject{}};
+    Object obj{*created, op.obj, op.insert ? Key::Elem(id) : op.key, MapObject{}};
     if (IsSequence(*created)) obj.data = Sequence();
     objects_.emplace(id, std::move(obj));
     undo_.push_back(Undo{Undo::Kind::kObjectCreated, op.obj, {}, {}, id});
@@ -521,6 +522,51 @@ std::string Document::Text(const ObjId& obj) const {
     }
   });
   return out;
+}
+
+std::string Document::PathJson(const ObjId& obj) const {
+  std::vector<std::string> segments;
+  for (ObjId at = obj; !at.is_root();) {
+    const Object& o = objects_.at(at);
+    const Object& parent = objects_.at(o.parent);
+    std::string seg;
+    if (o.key.is_map()) {
+      AppendJsonString(seg, *o.key.prop);
+    } else {
+      auto pos = parent.seq().Find(o.key.elem);
+      if (pos && parent.seq().At(*pos).visible()) {
+        seg = std::to_string(parent.seq().VisibleBefore(*pos));
+      } else {
+        AppendJsonString(seg, ExportObjId(o.key.elem));
+      }
+    }
+    segments.push_back(std::move(seg));
+    at = o.parent;
+  }
+  std::string out = "[";
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
+    if (out.size() > 1) out += ',';
+    out += *it;
+  }
+  return out + "]";
+}
+
+std::optional<std::string> Document::RootKeyOf(const ObjId& obj) const {
+  if (obj.is_root()) return std::nullopt;
+  ObjId at = obj;
+  while (!objects_.at(at).parent.is_root()) at = objects_.at(at).parent;
+  const Key& k = objects_.at(at).key;
+  if (!k.is_map()) return std::nullopt;
+  return *k.prop;
+}
+
+std::optional<ObjId> Document::FindObject(const ActorId& actor, uint32_t counter) const {
+  if (counter == 0) return kRoot;
+  auto a = FindActor(actor);
+  if (!a) return std::nullopt;
+  ObjId id{counter, *a};
+  if (!FindObject(id)) return std::nullopt;
+  return id;
 }
 
 std::string Document::ExportObjId(const ObjId& obj) const {

@@ -123,6 +123,15 @@ class Document {
   // Index of a change in changes(), if present.
   std::optional<size_t> IndexOf(const ChangeHash& hash) const;
 
+  // Where an object sits, from the root: a JSON array of map keys (strings)
+  // and list indexes (numbers; an element no longer visible by its ID,
+  // "<counter>@<actor>"). The root is [].
+  std::string PathJson(const ObjId& obj) const;
+  // The root key under which an object sits; nullopt for the root.
+  std::optional<std::string> RootKeyOf(const ObjId& obj) const;
+  // The object made by op (counter, actor), if the document has it.
+  std::optional<ObjId> FindObject(const ActorId& actor, uint32_t counter) const;
+
   std::string ExportObjId(const ObjId& obj) const;
   Result<ObjId> ImportObjId(std::string_view s) const;
   const ActorId& actor(uint32_t index) const { return actors_[index]; }
@@ -138,6 +147,7 @@ class Document {
   struct Object {
     ObjType type;
     ObjId parent;
+    Key key;  // where it sits in its parent: a map key or its list element
     std::variant<MapObject, Sequence> data;
 
     MapObject& map() { return std::get<MapObject>(data); }

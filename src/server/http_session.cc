@@ -10,7 +10,9 @@
 #include <optional>
 
 #include "auth/jwt.h"
+#include "automerge/json.h"
 #include "base/log.h"
+#include "server/history.h"
 #include "server/protocol.h"
 #include "server/ws_session.h"
 
@@ -129,20 +131,43 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       res.prepare_payload();
       return Write(std::move(res));
     }
-    bool sync = seg.size() == 3 && seg[0] == "v1" && seg[1] == "sync";
-    bool doc = seg.size() == 4 && seg[0] == "v1" && seg[1] == "workspaces" && seg[3] == "doc";
-    if (!sync && !doc) return Write(JsonError(req, http::status::not_found, "no such path"));
-    if (req.method() != http::verb::get)
-      return Write(JsonError(req, http::status::method_not_allowed, "use GET"));
+    enum class Route { kSync, kDoc, kHistory, kState, kUndo, kRestore } route;
+    bool v1 = seg.size() >= 3 && seg[0] == "v1";
+    if (v1 && seg.size() == 3 && seg[1] == "sync") {
+      route = Route::kSync;
+    } else if (v1 && seg.size() == 4 && seg[1] == "workspaces" && seg[3] == "doc") {
+      route = Route::kDoc;
+    } else if (v1 && seg[1] == "history" && seg.size() == 3) {
+      route = Route::kHistory;
+    } else if (v1 && seg[1] == "history" && seg.size() == 4 && seg[3] == "state") {
+      route = Route::kState;
+    } else if (v1 && seg[1] == "history" && seg.size() == 4 && seg[3] == "undo") {
+      route = Route::kUndo;
+    } else if (v1 && seg[1] == "history" && seg.size() == 4 && seg[3] == "restore") {
+      route = Route::kRestore;
+    } else {
+      return Write(JsonError(req, http::status::not_found, "no such path"));
+    }
+    bool writes = route == Route::kUndo || route == Route::kRestore;
+    if (req.method() != (writes ? http::verb::post : http::verb::get))
+      return Write(JsonError(req, http::status::method_not_allowed, writes ? "use POST" : "use GET"));
     const std::string& workspace = seg[2];
     if (!IsValidWorkspaceId(workspace))
       return Write(JsonError(req, http::status::bad_request,
                              "invalid workspace ID: 1 to 128 of A-Z a-z 0-9 . _ -"));
     auto claims = Authorize(req, url, workspace);
     if (!claims) return;
+    if (writes && !claims->scopes.Has(auth::Scope::kWrite))
+      return Write(JsonError(req, http::status::forbidden, "this token may read but not write"));
 
-    if (doc) return ExportDocument(std::move(req), workspace);
-
+    switch (route) {
+      case Route::kDoc: return ExportDocument(std::move(req), workspace);
+      case Route::kHistory: return ListHistory(std::move(req), url, workspace);
+      case Route::kState: return ShowState(std::move(req), url, workspace);
+      case Route::kUndo:
+      case Route::kRestore: return Edit(std::move(req), workspace, *claims, route == Route::kUndo);
+      case Route::kSync: break;
+    }
     if (!beast::websocket::is_upgrade(req))
       return Write(JsonError(req, http::status::upgrade_required, "this path takes a WebSocket"));
     if (ctx_->connections.load() >= ctx_->options.max_connections)
@@ -150,6 +175,129 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::make_shared<WebSocketSession>(std::move(stream_), ctx_, ctx_->hub->Get(workspace),
                                        std::move(*claims), peer_)
         ->Run(std::move(req));
+  }
+
+  // Writes a JSON result, or the error a Status maps to.
+  void Reply(const Request& req, const Result<std::string>& result) {
+    if (result.ok()) {
+      Response res{http::status::ok, req.version()};
+      res.set(http::field::server, "etherply");
+      res.set(http::field::content_type, "application/json");
+      res.keep_alive(req.keep_alive());
+      res.body() = *result + "\n";
+      res.prepare_payload();
+      return Write(std::move(res));
+    }
+    http::status code = http::status::internal_server_error;
+    switch (result.status().code()) {
+      case Status::Code::kInvalidArgument: code = http::status::bad_request; break;
+      case Status::Code::kNotFound: code = http::status::not_found; break;
+      default: break;
+    }
+    Write(JsonError(req, code, result.status().message()));
+  }
+
+  // Runs fn's result back on this session's executor.
+  void ReplyLater(Request req, Result<std::string> result) {
+    net::post(stream_.get_executor(),
+              [self = shared_from_this(), req = std::move(req), result = std::move(result)] {
+                self->Reply(req, result);
+              });
+  }
+
+  void ListHistory(Request req, const urls::url_view& url, const std::string& workspace) {
+    size_t limit = 100;
+    std::optional<std::string> cursor;
+    if (auto it = url.params().find("limit"); it != url.params().end()) {
+      std::string v = (*it).value;
+      char* end = nullptr;
+      unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n == 0 || n > 1000)
+        return Write(JsonError(req, http::status::bad_request, "limit must be 1 to 1000"));
+      limit = n;
+    }
+    if (auto it = url.params().find("cursor"); it != url.params().end())
+      cursor = std::string((*it).value);
+    auto self = shared_from_this();
+    ctx_->hub->Get(workspace)->Read(
+        [limit, cursor](const automerge::Document& doc) { return HistoryPage(doc, limit, cursor); },
+        [self, req = std::move(req)](Result<std::string> r) mutable {
+          self->ReplyLater(std::move(req), std::move(r));
+        });
+  }
+
+  void ShowState(Request req, const urls::url_view& url, const std::string& workspace) {
+    auto it = url.params().find("heads");
+    if (it == url.params().end())
+      return Write(JsonError(req, http::status::bad_request, "give ?heads=H1,H2"));
+    auto heads = ParseHeads(std::string((*it).value));
+    if (!heads.ok()) return Write(JsonError(req, http::status::bad_request, heads.status().message()));
+    auto self = shared_from_this();
+    ctx_->hub->Get(workspace)->Read(
+        [heads = *heads](const automerge::Document& doc) { return StateAt(doc, heads); },
+        [self, req = std::move(req)](Result<std::string> r) mutable {
+          self->ReplyLater(std::move(req), std::move(r));
+        });
+  }
+
+  // POST undo {"change":H} or restore {"heads":[H,...]}.
+  void Edit(Request req, const std::string& workspace, const auth::Claims& claims, bool undo) {
+    boost::system::error_code ec;
+    boost::json::value body = boost::json::parse(req.body(), ec);
+    const boost::json::object* obj = ec ? nullptr : body.if_object();
+    std::vector<automerge::ChangeHash> hashes;
+    const boost::json::value* field = obj ? obj->if_contains(undo ? "change" : "heads") : nullptr;
+    if (undo && field && field->is_string()) {
+      auto h = automerge::HashFromHex(field->get_string());
+      if (h.ok()) hashes.push_back(*h);
+    } else if (!undo && field && field->is_array()) {
+      for (const auto& v : field->get_array()) {
+        auto h = v.is_string() ? automerge::HashFromHex(v.get_string())
+                               : Result<automerge::ChangeHash>(Status::InvalidArgument("x"));
+        if (!h.ok()) {
+          hashes.clear();
+          break;
+        }
+        hashes.push_back(*h);
+      }
+    }
+    if (hashes.empty())
+      return Write(JsonError(req, http::status::bad_request,
+                             undo ? "body must be {\"change\":\"<hash>\"}"
+                                  : "body must be {\"heads\":[\"<hash>\",...]}"));
+    auto plan = std::make_shared<EditPlan>();
+    auto timestamp = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    Workspace::Edit edit = [plan, hashes, undo, timestamp](automerge::Transaction& tx,
+                                                          const automerge::Document& doc)
+        -> Result<std::vector<std::string>> {
+      auto p = undo ? PlanUndo(doc, hashes[0]) : PlanRestore(doc, hashes);
+      if (!p.ok()) return p.status();
+      *plan = std::move(*p);
+      return ApplyPlan(tx, *plan, timestamp);
+    };
+    auto self = shared_from_this();
+    ctx_->hub->Get(workspace)->Mutate(
+        claims, edit,
+        [self, plan, undo, req = std::move(req)](Result<Workspace::EditResult> r) mutable {
+          if (!r.ok()) return self->ReplyLater(std::move(req), r.status());
+          std::string out = "{\"change\":";
+          out += r->change ? "\"" + automerge::HashToHex(*r->change) + "\"" : "null";
+          out += ",\"heads\":[";
+          for (size_t i = 0; i < r->heads.size(); ++i)
+            out += (i ? ",\"" : "\"") + automerge::HashToHex(r->heads[i]) + "\"";
+          out += "]";
+          if (undo) {
+            out += ",\"skipped\":[";
+            for (size_t i = 0; i < plan->skipped.size(); ++i) {
+              if (i) out += ',';
+              automerge::AppendJsonString(out, plan->skipped[i]);
+            }
+            out += "]";
+          }
+          self->ReplyLater(std::move(req), out + "}");
+        });
   }
 
   void ExportDocument(Request req, const std::string& workspace) {

@@ -65,7 +65,7 @@ void Workspace::Join(std::shared_ptr<Client> client) {
     // The init reflects every change applied so far; it is sent once those
     // are durable (Flush), and the client receives ops from then on.
     Pending join;
-    join.broadcast = std::make_shared<const std::string>(InitMessage(*self->doc_));
+    join.broadcasts.push_back(std::make_shared<const std::string>(InitMessage(*self->doc_)));
     join.joiner = client;
     join.done = true;
     self->pending_.push_back(std::move(join));
@@ -79,49 +79,80 @@ void Workspace::Leave(const Client* client) {
 
 void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op) {
   net::post(strand_, [self = shared_from_this(), client = std::move(client), claims,
-                      op = std::move(op)]() mutable { self->HandleOp(client, claims, std::move(op)); });
+                      op = std::move(op)]() mutable {
+    if (!claims.scopes.Has(auth::Scope::kWrite)) {
+      self->SendError(client, 403, "this token may read but not write");
+      return;
+    }
+    int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
+    Edit edit = [&](automerge::Transaction& tx,
+                    const automerge::Document&) -> Result<std::vector<std::string>> {
+      if (Status s = PutJson(tx, automerge::kRoot, op.key, op.value); !s.ok()) return s;
+      return std::vector<std::string>{OpBroadcast(op, timestamp)};
+    };
+    std::weak_ptr<Client> sender = client;
+    self->DoMutate(claims, edit, [self, sender](Result<EditResult> r) {
+      if (r.ok()) return;
+      int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
+      self->SendError(sender.lock(), code, r.status().message());
+    });
+  });
 }
 
-void Workspace::HandleOp(const std::shared_ptr<Client>& client, const auth::Claims& claims,
-                         OpMessage op) {
-  if (!claims.scopes.Has(auth::Scope::kWrite)) {
-    SendError(client, 403, "this token may read but not write");
-    return;
-  }
-  if (broken_ || !doc_) {
-    SendError(client, 500, "storage failed; the workspace is being reloaded, retry");
-    return;
-  }
-  int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
+void Workspace::Mutate(const auth::Claims& claims, Edit edit,
+                       std::function<void(Result<EditResult>)> done) {
+  net::post(strand_, [self = shared_from_this(), claims, edit = std::move(edit),
+                      done = std::move(done)]() mutable {
+    if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
+    self->DoMutate(claims, edit, std::move(done));
+  });
+}
+
+void Workspace::Read(Query query, std::function<void(Result<std::string>)> done) {
+  net::post(strand_, [self = shared_from_this(), query = std::move(query),
+                      done = std::move(done)] {
+    if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
+    done(query(*self->doc_));
+  });
+}
+
+void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
+                         std::function<void(Result<EditResult>)> done) {
+  if (broken_ || !doc_)
+    return done(Status::IoError("storage failed; the workspace is being reloaded, retry"));
   automerge::Transaction tx(*doc_, hub_.ActorFor(claims.sub));
-  if (Status s = PutJson(tx, automerge::kRoot, op.key, op.value); !s.ok()) {
+  auto broadcasts = edit(tx, *doc_);
+  if (!broadcasts.ok()) {
     tx.Rollback();
-    SendError(client, 400, s.message());
-    return;
+    return done(Status::InvalidArgument(broadcasts.status().message()));
   }
   automerge::CommitOptions opts;
-  opts.time = timestamp / 1'000'000;
+  opts.time = NowMicros() / 1'000'000;
   opts.author = Bytes(claims.sub.begin(), claims.sub.end());
   auto hash = tx.Commit(opts);
-  if (!hash.ok()) {
-    SendError(client, 500, hash.status().message());
-    return;
-  }
+  if (!hash.ok()) return done(hash.status());
+
   Pending p;
-  p.sender = client;
-  p.broadcast = std::make_shared<const std::string>(OpBroadcast(op, timestamp));
-  if (!*hash) {  // the key already held this value: nothing to store
+  for (std::string& b : *broadcasts)
+    p.broadcasts.push_back(std::make_shared<const std::string>(std::move(b)));
+  std::optional<automerge::ChangeHash> change = *hash;
+  p.stored = change.has_value();
+  // The heads right after this change: when it is durable, so is all they name.
+  p.on_done = [change, heads = doc_->heads(), done = std::move(done)](const Status& s) {
+    if (!s.ok()) return done(s);
+    done(EditResult{change, heads});
+  };
+  if (!change) {  // nothing to store (the keys already held these values)
     p.done = true;
     pending_.push_back(std::move(p));
-    Flush();
-    return;
+    return Flush();
   }
   uint64_t seqno = pending_base_ + pending_.size();
   pending_.push_back(std::move(p));
-  const automerge::StoredChange& change = doc_->changes().back();
+  const automerge::StoredChange& stored = doc_->changes().back();
   storage::WriteBatch batch;
   batch.Put(storage::ChangeKey(id_, doc_->changes().size() - 1),
-            std::string(AsChars(change.bytes)));
+            std::string(AsChars(stored.bytes)));
   hub_.committer_.Submit(stream_, std::move(batch),
                          [self = shared_from_this(), seqno](const Status& s) {
                            net::post(self->strand_, [self, seqno, s] { self->OnWritten(seqno, s); });
@@ -147,28 +178,28 @@ void Workspace::Flush() {
     if (p.joiner) {
       if (broken_) {
         // Its init may hold changes that failed: send a fresh one after the reload.
-        Pending again = std::move(p);
-        again.done = false;
-        pending_.push_back(std::move(again));
+        p.done = false;
+        pending_.push_back(std::move(p));
         continue;
       }
       clients_[p.joiner.get()] = p.joiner;
-      p.joiner->Send(p.broadcast);
+      p.joiner->Send(p.broadcasts.front());
       continue;
     }
     if (!p.status.ok() || broken_) {
-      SendError(p.sender.lock(), 500, "the op could not be stored; it was not applied");
+      p.on_done(Status::IoError("the change could not be stored; it was not applied"));
       continue;
     }
-    ++durable_changes_;
+    if (p.stored) ++durable_changes_;
     for (auto it = clients_.begin(); it != clients_.end();) {
       if (auto c = it->second.lock()) {
-        c->Send(p.broadcast);
+        for (const auto& b : p.broadcasts) c->Send(b);
         ++it;
       } else {
         it = clients_.erase(it);
       }
     }
+    p.on_done(Status::Ok());
   }
   // Once nothing is in flight, make memory equal disk again.
   bool only_joins = std::all_of(pending_.begin(), pending_.end(),
@@ -184,7 +215,7 @@ void Workspace::Flush() {
     broken_ = false;
     LogInfo("workspace " + id_ + ": reloaded from the store after a failed write");
     for (Pending& p : pending_) {
-      p.broadcast = std::make_shared<const std::string>(InitMessage(*doc_));
+      p.broadcasts = {std::make_shared<const std::string>(InitMessage(*doc_))};
       p.done = true;
     }
     Flush();

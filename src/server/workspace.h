@@ -60,18 +60,38 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // The durable changes as one Automerge file (concatenated change chunks).
   void Export(std::function<void(Result<std::string>)> done);
 
+  // Runs `query` on the document (loaded if needed) on the workspace's
+  // strand and hands its result to `done` there. Reads only.
+  using Query = std::function<Result<std::string>(const automerge::Document&)>;
+  void Read(Query query, std::function<void(Result<std::string>)> done);
+
+  // A change made by `edit` in one transaction as `claims.sub`, taking the
+  // path of an op: durable, then its broadcasts (the messages `edit`
+  // returns) to every client, then `done` with the new heads. `edit` that
+  // records nothing makes no change (done gets the heads as they are).
+  using Edit = std::function<Result<std::vector<std::string>>(automerge::Transaction&,
+                                                              const automerge::Document&)>;
+  struct EditResult {
+    std::optional<automerge::ChangeHash> change;
+    std::vector<automerge::ChangeHash> heads;
+  };
+  void Mutate(const auth::Claims& claims, Edit edit, std::function<void(Result<EditResult>)> done);
+
  private:
+  // An edit waiting to be durable, or a client waiting for its init.
   struct Pending {
-    std::weak_ptr<Client> sender;
-    std::shared_ptr<const std::string> broadcast;  // null for a join
-    std::shared_ptr<Client> joiner;                // set for a join
+    std::vector<std::shared_ptr<const std::string>> broadcasts;
+    std::function<void(const Status&)> on_done;  // edits: told the outcome
+    std::shared_ptr<Client> joiner;              // joins: gets broadcasts[0] (its init)
+    bool stored = false;                         // edits: made a change to write
     bool done = false;
     Status status;
   };
 
   Status EnsureLoaded();
   Status Load();
-  void HandleOp(const std::shared_ptr<Client>& client, const auth::Claims& claims, OpMessage op);
+  void DoMutate(const auth::Claims& claims, const Edit& edit,
+                std::function<void(Result<EditResult>)> done);
   void OnWritten(uint64_t seqno, Status status);
   void Flush();
   void SendError(const std::shared_ptr<Client>& client, int code, std::string_view message);

@@ -1,0 +1,249 @@
+#include "server/history.h"
+
+#include <algorithm>
+#include <set>
+
+#include "automerge/json.h"
+#include "base/coding.h"
+#include "base/hex.h"
+#include "server/protocol.h"
+
+#include <boost/json.hpp>
+
+namespace etherply::server {
+
+using automerge::Action;
+using automerge::ChangeHash;
+using automerge::Document;
+using automerge::StoredChange;
+
+std::optional<std::string> AuthorOf(const Document& doc, const StoredChange& change) {
+  const StoredChange* first = &change;
+  if (change.change.seq != 1) {
+    first = nullptr;
+    for (const StoredChange& c : doc.changes())
+      if (c.change.seq == 1 && c.change.actor == change.change.actor) first = &c;
+    if (!first) return std::nullopt;
+  }
+  Reader r(first->change.extra);
+  auto tag = r.Byte();
+  if (!tag.ok() || *tag != 0x01) return std::nullopt;
+  auto bytes = r.LengthPrefixed();
+  if (!bytes.ok()) return std::nullopt;
+  return std::string(AsChars(*bytes));
+}
+
+namespace {
+
+const char* ActionName(Action a) {
+  switch (a) {
+    case Action::kMakeMap: return "makeMap";
+    case Action::kSet: return "set";
+    case Action::kMakeList: return "makeList";
+    case Action::kDelete: return "del";
+    case Action::kMakeText: return "makeText";
+    case Action::kIncrement: return "inc";
+    case Action::kMakeTable: return "makeTable";
+    case Action::kMark: return "mark";
+  }
+  return "unknown";
+}
+
+// One op as {"action":..,"path":[..],"key":..,"value":..}.
+void AppendOp(std::string& out, const Document& doc, const automerge::Change& c,
+              const automerge::ChangeOp& op) {
+  out += "{\"action\":\"";
+  out += ActionName(op.action);
+  out += "\",\"path\":";
+  auto obj = doc.FindObject(c.ActorAt(op.obj.actor), op.obj.counter);
+  out += obj ? doc.PathJson(*obj) : "null";
+  out += ",\"key\":";
+  if (op.key.is_map()) {
+    automerge::AppendJsonString(out, *op.key.prop);
+  } else if (op.key.elem.counter == 0) {
+    out += "\"_head\"";
+  } else {
+    automerge::AppendJsonString(
+        out, std::to_string(op.key.elem.counter) + "@" + ToHex(c.ActorAt(op.key.elem.actor)));
+  }
+  if (!op.key.is_map()) out += op.insert ? ",\"insert\":true" : ",\"insert\":false";
+  switch (op.action) {
+    case Action::kSet:
+    case Action::kIncrement:
+    case Action::kMark:
+      out += ",\"value\":";
+      automerge::AppendJsonScalar(out, op.value);
+      break;
+    case Action::kMakeMap:
+    case Action::kMakeTable: out += ",\"value\":{}"; break;
+    case Action::kMakeList: out += ",\"value\":[]"; break;
+    case Action::kMakeText: out += ",\"value\":\"\""; break;
+    case Action::kDelete: break;
+  }
+  out += '}';
+}
+
+void AppendHashes(std::string& out, const std::vector<ChangeHash>& hashes) {
+  out += '[';
+  for (size_t i = 0; i < hashes.size(); ++i) {
+    if (i) out += ',';
+    out += '"' + automerge::HashToHex(hashes[i]) + '"';
+  }
+  out += ']';
+}
+
+void AppendChange(std::string& out, const Document& doc, const StoredChange& sc) {
+  const automerge::Change& c = sc.change;
+  out += "{\"hash\":\"" + automerge::HashToHex(sc.hash) + "\",\"actor\":\"" + ToHex(c.actor) +
+         "\",\"seq\":" + std::to_string(c.seq) + ",\"deps\":";
+  AppendHashes(out, c.deps);
+  out += ",\"time\":" + std::to_string(c.time) + ",\"author\":";
+  if (auto a = AuthorOf(doc, sc)) {
+    automerge::AppendJsonString(out, *a);
+  } else {
+    out += "null";
+  }
+  out += ",\"message\":";
+  if (c.message.empty()) {
+    out += "null";
+  } else {
+    automerge::AppendJsonString(out, c.message);
+  }
+  out += ",\"ops\":[";
+  for (size_t i = 0; i < c.ops.size(); ++i) {
+    if (i) out += ',';
+    AppendOp(out, doc, c, c.ops[i]);
+  }
+  out += "]}";
+}
+
+// The root keys a change touched: its ops on the root, and ops on objects
+// below a root key, counted as that key.
+std::set<std::string> RootKeysTouched(const Document& doc, const StoredChange& sc) {
+  std::set<std::string> keys;
+  const automerge::Change& c = sc.change;
+  for (const automerge::ChangeOp& op : c.ops) {
+    if (op.obj.counter == 0) {
+      if (op.key.is_map()) keys.insert(*op.key.prop);
+    } else if (auto obj = doc.FindObject(c.ActorAt(op.obj.actor), op.obj.counter)) {
+      if (auto key = doc.RootKeyOf(*obj)) keys.insert(*key);
+    }
+  }
+  return keys;
+}
+
+}  // namespace
+
+Result<std::string> HistoryPage(const Document& doc, size_t limit,
+                                const std::optional<std::string>& cursor) {
+  const auto& changes = doc.changes();
+  size_t end = changes.size();  // one past the newest change to list
+  if (cursor) {
+    auto h = automerge::HashFromHex(*cursor);
+    if (!h.ok()) return Status::InvalidArgument("bad cursor");
+    auto idx = doc.IndexOf(*h);
+    if (!idx) return Status::InvalidArgument("the cursor names no change of this workspace");
+    end = *idx;
+  }
+  std::string out = "{\"changes\":[";
+  size_t begin = end > limit ? end - limit : 0;
+  for (size_t i = end; i > begin; --i) {
+    if (i != end) out += ',';
+    AppendChange(out, doc, changes[i - 1]);
+  }
+  out += "],\"next\":";
+  if (begin > 0) {
+    out += '"' + automerge::HashToHex(changes[begin].hash) + '"';
+  } else {
+    out += "null";
+  }
+  return out + "}";
+}
+
+Result<std::string> StateAt(const Document& doc, const std::vector<ChangeHash>& heads) {
+  auto clock = doc.ClockAt(heads);
+  if (!clock.ok()) return clock.status();
+  std::string out = "{\"data\":" + doc.ToJson(&*clock) + ",\"heads\":";
+  std::vector<ChangeHash> sorted = heads;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  AppendHashes(out, sorted);
+  return out + "}";
+}
+
+Result<EditPlan> PlanUndo(const Document& doc, const ChangeHash& change) {
+  auto idx = doc.IndexOf(change);
+  if (!idx) return Status::NotFound("no change " + automerge::HashToHex(change) + " in this workspace");
+  const StoredChange& target = doc.changes()[*idx];
+  auto before = doc.ClockAt(target.change.deps);
+  if (!before.ok()) return before.status();
+  std::vector<bool> ancestors = doc.Ancestors({change});
+  std::set<std::string> later;
+  for (size_t i = 0; i < doc.changes().size(); ++i)
+    if (!ancestors[i]) {
+      auto keys = RootKeysTouched(doc, doc.changes()[i]);
+      later.insert(keys.begin(), keys.end());
+    }
+  EditPlan plan;
+  for (const std::string& key : RootKeysTouched(doc, target)) {
+    if (later.count(key)) {
+      plan.skipped.push_back(key);
+      continue;
+    }
+    plan.edits.push_back({key, doc.RootValueJson(key, &*before)});
+  }
+  return plan;
+}
+
+Result<EditPlan> PlanRestore(const Document& doc, const std::vector<ChangeHash>& heads) {
+  auto clock = doc.ClockAt(heads);
+  if (!clock.ok()) return clock.status();
+  EditPlan plan;
+  std::vector<std::string> target = doc.RootKeys(&*clock);
+  std::set<std::string> target_set(target.begin(), target.end());
+  for (const std::string& key : doc.RootKeys())
+    if (!target_set.count(key)) plan.edits.push_back({key, std::nullopt});
+  for (const std::string& key : target) {
+    auto then = doc.RootValueJson(key, &*clock);
+    if (then != doc.RootValueJson(key)) plan.edits.push_back({key, then});
+  }
+  return plan;
+}
+
+Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const EditPlan& plan,
+                                           int64_t timestamp_micros) {
+  std::vector<std::string> messages;
+  for (const KeyEdit& e : plan.edits) {
+    std::string msg = "{\"type\":\"op\",\"payload\":{\"key\":";
+    automerge::AppendJsonString(msg, e.key);
+    if (e.value_json) {
+      boost::system::error_code ec;
+      boost::json::value v = boost::json::parse(*e.value_json, ec);
+      if (ec) return Status::Corruption("a stored value is not JSON");
+      if (Status s = PutJson(tx, automerge::kRoot, e.key, v); !s.ok()) return s;
+      msg += ",\"value\":";
+      AppendJson(msg, v);
+    } else {
+      if (Status s = tx.Delete(automerge::kRoot, e.key); !s.ok()) return s;
+      msg += ",\"value\":null,\"deleted\":true";
+    }
+    msg += ",\"timestamp\":" + std::to_string(timestamp_micros) + "}}";
+    messages.push_back(std::move(msg));
+  }
+  return messages;
+}
+
+Result<std::vector<ChangeHash>> ParseHeads(std::string_view s) {
+  std::vector<ChangeHash> heads;
+  while (!s.empty()) {
+    size_t comma = s.find(',');
+    auto h = automerge::HashFromHex(s.substr(0, comma));
+    if (!h.ok()) return Status::InvalidArgument("heads must be 64-digit hex change hashes");
+    heads.push_back(*h);
+    s = comma == std::string_view::npos ? "" : s.substr(comma + 1);
+  }
+  if (heads.empty()) return Status::InvalidArgument("no heads given");
+  return heads;
+}
+
+}  // namespace etherply::server

@@ -1,0 +1,61 @@
+// The history API's logic (doc/history_api.md), as pure functions of a
+// document; the routes are in http_session.cc, the writes go through the
+// workspace like any op.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "automerge/document.h"
+#include "automerge/transaction.h"
+#include "base/status.h"
+
+namespace etherply::server {
+
+// The author of a change: the author its actor's first change names (the
+// extra bytes 01 uleb(len) bytes), if any.
+std::optional<std::string> AuthorOf(const automerge::Document& doc,
+                                    const automerge::StoredChange& change);
+
+// {"changes":[...],"next":"<cursor>"|null}: at most `limit` changes, newest
+// first, starting after `cursor` (the hash of the last change of the
+// previous page). kInvalidArgument for a cursor that names no change.
+Result<std::string> HistoryPage(const automerge::Document& doc, size_t limit,
+                                const std::optional<std::string>& cursor);
+
+// {"data":{...},"heads":[...]}: the workspace as it was at `heads`.
+// kNotFound naming an unknown head.
+Result<std::string> StateAt(const automerge::Document& doc,
+                            const std::vector<automerge::ChangeHash>& heads);
+
+// What a new change must do to root keys: put a JSON value, or delete.
+struct KeyEdit {
+  std::string key;
+  std::optional<std::string> value_json;  // nullopt: delete the key
+};
+
+struct EditPlan {
+  std::vector<KeyEdit> edits;
+  std::vector<std::string> skipped;  // keys left alone (undo only)
+};
+
+// Undo of `change`: every root key it set goes back to its value just before
+// it, except keys that a change not before it (later or concurrent) has set
+// since: those are left alone and listed as skipped. kNotFound if the
+// document lacks the change.
+Result<EditPlan> PlanUndo(const automerge::Document& doc, const automerge::ChangeHash& change);
+
+// Restore: the edits that make the root equal to its state at `heads`.
+Result<EditPlan> PlanRestore(const automerge::Document& doc,
+                             const std::vector<automerge::ChangeHash>& heads);
+
+// Records the plan's edits in tx and returns the op messages that tell
+// clients about them (a deleted key: "value":null,"deleted":true).
+Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const EditPlan& plan,
+                                           int64_t timestamp_micros);
+
+// "h1,h2" -> hashes.
+Result<std::vector<automerge::ChangeHash>> ParseHeads(std::string_view comma_separated);
+
+}  // namespace etherply::server
