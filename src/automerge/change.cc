@@ -362,7 +362,12 @@ Result<Change> ChangeDecoder::Decode() {
 Result<StoredChange> DecodeChange(Bytes chunk_bytes, const ChangeHash& hash, size_t body_offset) {
   ChangeDecoder decoder(ByteView(chunk_bytes).subspan(body_offset));
   auto change = decoder.Decode();
-  if (!change.ok()) return change.status().WithContext("change " + HashToHex(hash));
+  if (!change.ok()) {
+    // The chunk header fixes the body's length: running past it is malformed.
+    Status s = change.status();
+    if (s.code() == Status::Code::kIncomplete) s = Status::Corruption(s.message());
+    return s.WithContext("change " + HashToHex(hash));
+  }
   return StoredChange{std::move(*change), std::move(chunk_bytes), hash};
 }
 

@@ -63,14 +63,18 @@ Status Document::ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjI
     }
     if (!target) continue;  // a pred that is not here: nothing to hide
     target->succ.push_back(id);
-    if (op.action == Action::kIncrement) {
+    // An increment adds to a counter and hides any other value (as the
+    // reference does); every other successor hides its pred.
+    bool counts = op.action == Action::kIncrement && target->action == Action::kSet &&
+                  std::holds_alternative<Counter>(target->value);
+    if (counts) {
       target->inc_total += amount;
     } else if (target->blockers++ == 0 && live_it != slot.live.end()) {
       slot.hidden.push_back(std::move(*live_it));
       slot.live.erase(live_it);
     }
     undo_.push_back(Undo{Undo::Kind::kSuccAdded, obj, prop ? *prop : std::string(), elem, p, id,
-                         op.action, amount});
+                         op.action, counts ? amount : 0, counts});
   }
   if (op.action == Action::kDelete) return Status::Ok();
   Op stored{id, op.action, op.value, {}, 0, 0};
@@ -109,17 +113,7 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
       e.slot.live.push_back(Op{id, op.action, op.value, {}, 0, 0});
       if (Status s = seq.Insert(op.key.elem, std::move(e), order()); !s.ok()) return s;
       undo_.push_back(Undo{Undo::Kind::kElementInserted, op.obj, {}, {}, id});
-      if (op.action == Action::kMark) {
-        marks_[id] = {op.mark_name, op.expand};
-        // A mark's end (no name) follows its begin, the op just before it.
-        if (!op.mark_name) {
-          auto begin = seq.Find(OpId{id.counter - 1, id.actor});
-          auto end = seq.Find(id);
-          if (!begin || !seq.At(*begin).mark ||
-              std::make_pair(begin->block, begin->offset) > std::make_pair(end->block, end->offset))
-            return Status::Corruption("invalid mark operation order");
-        }
-      }
+      if (op.action == Action::kMark) marks_[id] = {op.mark_name, op.expand};
     } else {
       auto p = seq.Find(op.key.elem);
       if (!p) return Status::Corruption("op on a list element that does not exist");
@@ -205,7 +199,7 @@ void Document::UndoTo(size_t mark) {
           Op& t = li != slot->live.end() ? *li : *hi;
           auto s = std::find(t.succ.rbegin(), t.succ.rend(), u.succ);
           t.succ.erase(std::next(s).base());
-          if (u.action == Action::kIncrement) {
+          if (u.counted) {
             t.inc_total -= u.amount;
           } else if (--t.blockers == 0 && t.action != Action::kIncrement) {
             Op back = std::move(*hi);
@@ -433,8 +427,9 @@ const Op* Document::WinnerAt(const Slot& slot, const Clock* at, int64_t* counter
   const Op* best = nullptr;
   auto consider = [&](const Op& op) {
     if (op.action == Action::kIncrement || !at->Includes(op.id)) return;
+    bool counter = op.action == Action::kSet && std::holds_alternative<Counter>(op.value);
     for (const OpId& s : op.succ)
-      if (at->Includes(s) && !is_inc(s)) return;
+      if (at->Includes(s) && !(counter && is_inc(s))) return;
     if (!best || order()(best->id, op.id)) best = &op;
   };
   for (const Op& op : slot.live) consider(op);

@@ -166,7 +166,8 @@ class Document {
     OpId target{};       // the op stored or inserted, or the op that got a successor
     OpId succ{};         // the successor added
     Action action = Action::kSet;  // the successor's action
-    int64_t amount = 0;            // an increment's amount
+    int64_t amount = 0;            // an increment's amount, if it counted
+    bool counted = false;          // an increment added to a counter (did not hide it)
   };
 
   // Applies one op with document-global IDs. On failure nothing of this op

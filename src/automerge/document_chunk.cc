@@ -282,7 +282,18 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
     preds.clear();
     return Status::Ok();
   };
+  // Mark begins seen so far: in a document a mark's end (a mark op with no
+  // name) must come after its begin, the op before it (the reference
+  // refuses the document otherwise).
+  std::unordered_set<OpId, OpIdHash> mark_begins;
   for (DocOp& d : *ops) {
+    if (d.op.action == Action::kMark) {
+      if (d.op.mark_name) {
+        mark_begins.insert(d.id);
+      } else if (!mark_begins.count(OpId{d.id.counter - 1, d.id.actor})) {
+        return Status::Corruption("invalid mark operation order");
+      }
+    }
     bool same_group;
     if (d.op.key.is_map()) {
       same_group = in_group && group_obj == d.op.obj && group_prop == d.op.key.prop;

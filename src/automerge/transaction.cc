@@ -1,5 +1,6 @@
 #include "automerge/transaction.h"
 
+#include <algorithm>
 #include <cassert>
 #include <ctime>
 
@@ -64,16 +65,49 @@ const Slot* Transaction::MapSlot(const Target& t, std::string_view key) {
   return it == keys.end() ? nullptr : &it->second;
 }
 
+namespace {
+
+// A counter's value includes its increments.
+ScalarValue Shown(const Op& op) {
+  if (auto* c = std::get_if<Counter>(&op.value)) return Counter{c->value + op.inc_total};
+  return op.value;
+}
+
+// How a put of `value` over the ops at a slot is recorded, as the reference
+// does it: if the value already shows alone, nothing; if it shows with
+// conflicts, a delete of the losing ops; otherwise a set over every
+// visible op.
+struct PutPlan {
+  bool skip = false;
+  Action action = Action::kSet;
+  std::vector<OpId> pred;
+};
+
+PutPlan PlanPut(const Slot* slot, const ScalarValue& value) {
+  PutPlan plan;
+  if (!slot || slot->live.empty()) return plan;
+  const Op& winner = slot->live.back();
+  if (winner.action == Action::kSet && Shown(winner) == value) {
+    if (slot->live.size() == 1) return PutPlan{true};
+    plan.action = Action::kDelete;
+    for (size_t i = 0; i + 1 < slot->live.size(); ++i) plan.pred.push_back(slot->live[i].id);
+    return plan;
+  }
+  for (const Op& op : slot->live) plan.pred.push_back(op.id);
+  return plan;
+}
+
+}  // namespace
+
 Status Transaction::Put(const ObjId& obj, std::string_view key, ScalarValue value) {
   auto t = Resolve(obj, false);
   if (!t.ok()) return t.status();
-  const Slot* slot = MapSlot(*t, key);
-  if (slot && slot->live.size() == 1 && slot->live[0].action == Action::kSet &&
-      slot->live[0].value == value)
-    return Status::Ok();
-  auto r = Record(ChangeOp{obj, Key::Map(std::string(key)), false, Action::kSet, std::move(value),
-                           LiveIds(slot)});
-  return r.status();
+  PutPlan plan = PlanPut(MapSlot(*t, key), value);
+  if (plan.skip) return Status::Ok();
+  if (plan.action == Action::kDelete) value = std::monostate{};
+  return Record(ChangeOp{obj, Key::Map(std::string(key)), false, plan.action, std::move(value),
+                         std::move(plan.pred)})
+      .status();
 }
 
 namespace {
@@ -106,11 +140,13 @@ Status Transaction::Delete(const ObjId& obj, std::string_view key) {
 }
 
 namespace {
+// The reference increments a key if any value visible there is a counter.
 Status CheckCounter(const Slot* slot) {
-  if (!slot || slot->live.empty() || !std::holds_alternative<Counter>(slot->Winner()->value) ||
-      slot->Winner()->action != Action::kSet)
-    return Status::InvalidArgument("increment operations must be against a counter value");
-  return Status::Ok();
+  if (slot)
+    for (const Op& op : slot->live)
+      if (op.action == Action::kSet && std::holds_alternative<Counter>(op.value))
+        return Status::Ok();
+  return Status::InvalidArgument("increment operations must be against a counter value");
 }
 }  // namespace
 
@@ -159,11 +195,11 @@ Status Transaction::Set(const ObjId& obj, size_t index, ScalarValue value) {
   auto pos = Element(obj, index);
   if (!pos.ok()) return pos.status();
   const automerge::Element& el = doc_->objects_.at(obj).seq().At(*pos);
-  const Slot& slot = el.slot;
-  if (slot.live.size() == 1 && slot.live[0].action == Action::kSet && slot.live[0].value == value)
-    return Status::Ok();
-  return Record(ChangeOp{obj, Key::Elem(el.id), false, Action::kSet, std::move(value),
-                         LiveIds(&slot)})
+  PutPlan plan = PlanPut(&el.slot, value);
+  if (plan.skip) return Status::Ok();
+  if (plan.action == Action::kDelete) value = std::monostate{};
+  return Record(ChangeOp{obj, Key::Elem(el.id), false, plan.action, std::move(value),
+                         std::move(plan.pred)})
       .status();
 }
 
@@ -235,6 +271,12 @@ Result<std::optional<ChangeHash>> Transaction::Commit(const CommitOptions& optio
   Change c;
   c.deps = d.heads_;
   c.seq = d.by_actor_[actor_].size() + 1;
+  // As the reference does, an actor's change always names the actor's
+  // previous change as a dep, even when the heads already descend from it.
+  if (c.seq > 1) {
+    const ChangeHash& last = d.changes_[d.by_actor_[actor_].back()].hash;
+    if (std::find(c.deps.begin(), c.deps.end(), last) == c.deps.end()) c.deps.push_back(last);
+  }
   c.start_op = start_op_;
   c.time = options.time ? *options.time : static_cast<int64_t>(std::time(nullptr));
   c.message = options.message;

@@ -6,6 +6,7 @@
 #include "automerge/json.h"
 #include "base/coding.h"
 #include "base/hex.h"
+#include "base/json_parse.h"
 #include "server/protocol.h"
 
 #include <boost/json.hpp>
@@ -217,9 +218,9 @@ Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const Edi
     std::string msg = "{\"type\":\"op\",\"payload\":{\"key\":";
     automerge::AppendJsonString(msg, e.key);
     if (e.value_json) {
-      boost::system::error_code ec;
-      boost::json::value v = boost::json::parse(*e.value_json, ec);
-      if (ec) return Status::Corruption("a stored value is not JSON");
+      auto parsed = ParseJson(*e.value_json, 1024);
+      if (!parsed.ok()) return Status::Corruption("a stored value is not JSON");
+      const boost::json::value& v = *parsed;
       if (Status s = PutJson(tx, automerge::kRoot, e.key, v); !s.ok()) return s;
       msg += ",\"value\":";
       AppendJson(msg, v);

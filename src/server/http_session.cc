@@ -11,6 +11,7 @@
 
 #include "auth/jwt.h"
 #include "automerge/json.h"
+#include "base/json_parse.h"
 #include "base/log.h"
 #include "server/history.h"
 #include "server/protocol.h"
@@ -81,6 +82,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void OnRead(beast::error_code ec, size_t) {
     if (ec == http::error::end_of_stream) return DoClose();
+    if (ec == http::error::body_limit || ec == http::error::header_limit) {
+      Request req;
+      req.version(11);
+      req.keep_alive(false);
+      return Write(JsonError(req, http::status::payload_too_large,
+                             "request over " + std::to_string(kMaxRequestBody) + " bytes"));
+    }
     if (ec) return;  // timeouts and resets: nothing to answer
     Handle(parser_->release());
   }
@@ -242,9 +250,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // POST undo {"change":H} or restore {"heads":[H,...]}.
   void Edit(Request req, const std::string& workspace, const auth::Claims& claims, bool undo) {
-    boost::system::error_code ec;
-    boost::json::value body = boost::json::parse(req.body(), ec);
-    const boost::json::object* obj = ec ? nullptr : body.if_object();
+    auto body = ParseJson(req.body(), 16);
+    const boost::json::object* obj = body.ok() ? body->if_object() : nullptr;
     std::vector<automerge::ChangeHash> hashes;
     const boost::json::value* field = obj ? obj->if_contains(undo ? "change" : "heads") : nullptr;
     if (undo && field && field->is_string()) {

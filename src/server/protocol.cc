@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "automerge/json.h"
+#include "base/json_parse.h"
 
 namespace etherply::server {
 
@@ -12,11 +13,9 @@ using automerge::ObjType;
 using automerge::ScalarValue;
 
 Result<OpMessage> ParseClientMessage(std::string_view text) {
-  json::parse_options opts;
-  opts.max_depth = 64;
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec, {}, opts);
-  if (ec) return Status::InvalidArgument("message is not valid JSON");
+  auto parsed = ParseJson(text, 64);
+  if (!parsed.ok()) return Status::InvalidArgument("message is not valid JSON");
+  json::value v = std::move(*parsed);
   const json::object* obj = v.if_object();
   if (!obj) return Status::InvalidArgument("message is not a JSON object");
   const json::value* type = obj->if_contains("type");

@@ -124,7 +124,7 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
   auto broadcasts = edit(tx, *doc_);
   if (!broadcasts.ok()) {
     tx.Rollback();
-    return done(Status::InvalidArgument(broadcasts.status().message()));
+    return done(broadcasts.status());
   }
   automerge::CommitOptions opts;
   opts.time = NowMicros() / 1'000'000;

@@ -17,6 +17,7 @@
 #include "automerge/document.h"
 #include "automerge/transaction.h"
 #include "base/hex.h"
+#include "base/json_parse.h"
 
 namespace json = boost::json;
 using namespace etherply;
@@ -109,12 +110,9 @@ void RunOp(Document& doc, Transaction& tx, const json::object& op) {
 
 int main() {
   std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  json::value script;
-  try {
-    script = json::parse(input);
-  } catch (const std::exception& e) {
-    Fail(std::string("script is not JSON: ") + e.what());
-  }
+  auto parsed = ParseJson(input, 256);
+  if (!parsed.ok()) Fail("script: " + parsed.status().message());
+  json::value script = std::move(*parsed);
   std::vector<std::unique_ptr<Document>> docs;
   std::vector<ActorId> actors;
   for (const json::value& p : script.at("peers").as_array()) {

@@ -1,0 +1,20 @@
+// JSON parsing with correctly rounded numbers.
+//
+// Boost.JSON 1.81 may round a decimal number to a double one unit in the
+// last place off (precise parsing arrived in 1.83). A client's 0.1 must be
+// stored as the double nearest 0.1, so this parser takes Boost.JSON's
+// grammar and re-reads every non-integer number's text with std::from_chars.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace etherply {
+
+// Parses one JSON text (strict: no comments, no trailing commas, UTF-8), at
+// most max_depth deep. kInvalidArgument with the parser's message otherwise.
+Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth = 64);
+
+}  // namespace etherply
