@@ -1,6 +1,7 @@
 #include "cli/serve_command.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 
@@ -8,6 +9,8 @@
 #include "cli/flags.h"
 #include "cli/secret.h"
 #include "server/server.h"
+#include "webhooks/http_client.h"
+#include "webhooks/signing.h"
 
 namespace etherply::cli {
 
@@ -29,7 +32,14 @@ constexpr const char* kServeUsage =
     "  --idle-timeout DURATION     close connections idle this long (default 60s);\n"
     "                              the server pings at half this interval\n"
     "  --max-connections N         WebSocket connections at once (default 10000)\n"
-    "  --threads N                 network threads (default 2)\n";
+    "  --threads N                 network threads (default 2)\n"
+    "  --webhook-url URL           POST a doc.updated event per change (http/https;\n"
+    "                              doc/webhooks.md)\n"
+    "  --webhook-secret SECRET     whsec_ + base64 of 24-64 bytes (else\n"
+    "                              $ETHERPLY_WEBHOOK_SECRET, which keeps it out of ps)\n"
+    "  --webhook-attempts N        attempts before an event is a dead letter (default 36)\n"
+    "  --webhook-backoff DURATION  base of the retry backoff (default 2s; cap 1h)\n"
+    "  --webhook-timeout DURATION  time allowed per attempt (default 10s)\n";
 
 constexpr const char* kTokenUsage =
     "usage: etherply token --sub NAME --workspace ID [--workspace ID...]\n"
@@ -60,7 +70,8 @@ int RunServeCommand(int argc, char** argv) {
     return 0;
   }
   Flags flags({"listen", "data-dir", "jwt-secret-file", "max-message-bytes",
-               "max-send-queue-bytes", "idle-timeout", "max-connections", "threads"},
+               "max-send-queue-bytes", "idle-timeout", "max-connections", "threads", "webhook-url",
+               "webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout"},
               {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kServeUsage, s);
   if (!flags.positional().empty())
@@ -94,6 +105,26 @@ int RunServeCommand(int argc, char** argv) {
     auto d = ParseDuration(*v);
     if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --idle-timeout"));
     o.idle_timeout = std::chrono::seconds(*d);
+  }
+  if (auto u = flags.Get("webhook-url")) o.webhook_url = *u;
+  if (Status s = count("webhook-attempts", o.webhook_max_attempts); !s.ok()) return Usage(kServeUsage, s);
+  for (auto [name, field] : {std::pair{"webhook-backoff", &o.webhook_backoff_base},
+                             std::pair{"webhook-timeout", &o.webhook_timeout}}) {
+    if (auto v = flags.Get(name)) {
+      auto d = ParseDuration(*v);
+      if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument(std::string("bad --") + name));
+      *field = std::chrono::seconds(*d);
+    }
+  }
+  std::string whsec = flags.Get("webhook-secret").value_or("");
+  if (whsec.empty())
+    if (const char* env = std::getenv("ETHERPLY_WEBHOOK_SECRET")) whsec = env;
+  if (flags.Get("webhook-secret") && o.webhook_url.empty())
+    return Usage(kServeUsage, Status::InvalidArgument("--webhook-secret needs --webhook-url"));
+  if (!o.webhook_url.empty()) {
+    if (auto u = webhooks::ParseHttpUrl(o.webhook_url); !u.ok()) return Usage(kServeUsage, u.status());
+    if (auto k = webhooks::SigningKey::Parse(whsec); !k.ok()) return Usage(kServeUsage, k.status());
+    o.webhook_secret = std::move(whsec);
   }
   auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));
   if (!secret.ok()) {

@@ -12,6 +12,7 @@ namespace etherply::server {
 struct ServerContext {
   ServerOptions options;
   Hub* hub = nullptr;
+  webhooks::Webhooks* webhooks = nullptr;  // null when not configured
   std::atomic<size_t> connections{0};
 };
 

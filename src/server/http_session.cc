@@ -16,6 +16,7 @@
 #include "server/history.h"
 #include "server/protocol.h"
 #include "server/ws_session.h"
+#include "webhooks/outbox.h"
 
 namespace etherply::server {
 
@@ -139,6 +140,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       res.prepare_payload();
       return Write(std::move(res));
     }
+    if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "admin" && seg[2] == "webhooks")
+      return WebhooksAdmin(std::move(req), url, seg);
     enum class Route { kSync, kDoc, kHistory, kState, kUndo, kRestore } route;
     bool v1 = seg.size() >= 3 && seg[0] == "v1";
     if (v1 && seg.size() == 3 && seg[1] == "sync") {
@@ -183,6 +186,36 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::make_shared<WebSocketSession>(std::move(stream_), ctx_, ctx_->hub->Get(workspace),
                                        std::move(*claims), peer_)
         ->Run(std::move(req));
+  }
+
+  // /v1/admin/webhooks/stats (GET), /dead (GET ?limit=&cursor=),
+  // /dead/{id}/replay (POST); admin scope over every workspace.
+  void WebhooksAdmin(Request req, const urls::url_view& url, const std::vector<std::string>& seg) {
+    bool stats = seg.size() == 4 && seg[3] == "stats";
+    bool dead = seg.size() == 4 && seg[3] == "dead";
+    bool replay = seg.size() == 6 && seg[3] == "dead" && seg[5] == "replay";
+    if (!stats && !dead && !replay) return Write(JsonError(req, http::status::not_found, "no such path"));
+    if (req.method() != (replay ? http::verb::post : http::verb::get))
+      return Write(JsonError(req, http::status::method_not_allowed, replay ? "use POST" : "use GET"));
+    auto claims = Authorize(req, url, "*");
+    if (!claims) return;
+    if (!claims->scopes.Has(auth::Scope::kAdmin))
+      return Write(JsonError(req, http::status::forbidden, "this needs the admin scope"));
+    webhooks::Webhooks* hooks = ctx_->webhooks;
+    if (!hooks) return Write(JsonError(req, http::status::not_found, "webhooks are not configured"));
+    if (stats) return Reply(req, webhooks::StatsToJson(hooks->stats()));
+    if (dead) {
+      size_t limit = 100;
+      std::string cursor;
+      if (auto it = url.params().find("limit"); it != url.params().end())
+        limit = std::strtoul(std::string((*it).value).c_str(), nullptr, 10);
+      if (auto it = url.params().find("cursor"); it != url.params().end())
+        cursor = std::string((*it).value);
+      return Reply(req, hooks->ListDead(limit, cursor));
+    }
+    Status s = hooks->Replay(seg[4]);
+    if (!s.ok()) return Reply(req, s);
+    Reply(req, "{\"replayed\":\"" + seg[4] + "\"}");
   }
 
   // Writes a JSON result, or the error a Status maps to.
@@ -278,11 +311,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                          .count();
     Workspace::Edit edit = [plan, hashes, undo, timestamp](automerge::Transaction& tx,
                                                           const automerge::Document& doc)
-        -> Result<std::vector<std::string>> {
+        -> Result<Workspace::EditOutput> {
       auto p = undo ? PlanUndo(doc, hashes[0]) : PlanRestore(doc, hashes);
       if (!p.ok()) return p.status();
       *plan = std::move(*p);
-      return ApplyPlan(tx, *plan, timestamp);
+      auto messages = ApplyPlan(tx, *plan, timestamp);
+      if (!messages.ok()) return messages.status();
+      Workspace::EditOutput out{std::move(*messages), {}, timestamp};
+      for (const KeyEdit& e : plan->edits) out.keys.emplace_back(e.key, e.value_json.value_or("null"));
+      return out;
     };
     auto self = shared_from_this();
     ctx_->hub->Get(workspace)->Mutate(

@@ -16,6 +16,8 @@
 #include "storage/committer.h"
 #include "storage/layout.h"
 #include "storage/store.h"
+#include "webhooks/http_client.h"
+#include "webhooks/outbox.h"
 
 namespace etherply::server {
 
@@ -48,6 +50,9 @@ struct Server::Impl {
 
   // Declared in reverse order of destruction (see ~Impl).
   std::unique_ptr<storage::Store> store;
+  webhooks::RealClock clock;
+  std::unique_ptr<webhooks::BeastPoster> webhook_poster;
+  std::unique_ptr<webhooks::Webhooks> webhooks;  // outlives the committer, which calls it
   std::unique_ptr<Hub> hub;
   net::io_context ioc;
   tcp::acceptor acceptor;
@@ -87,8 +92,25 @@ Status Server::Start() {
   m.store = std::move(*store);
   auto actor = NodeActor(*m.store);
   if (!actor.ok()) return actor.status().WithContext("node actor");
+  if (!o.webhook_url.empty()) {
+    auto poster = webhooks::BeastPoster::Create();
+    if (!poster.ok()) return poster.status().WithContext("webhooks");
+    m.webhook_poster = std::move(*poster);
+    webhooks::Options wo;
+    wo.url = o.webhook_url;
+    wo.secret = o.webhook_secret;
+    wo.max_attempts = o.webhook_max_attempts;
+    wo.backoff_base = o.webhook_backoff_base;
+    wo.attempt_timeout = o.webhook_timeout;
+    auto hooks = webhooks::Webhooks::Open(std::move(wo), *m.store, *m.webhook_poster, m.clock);
+    if (!hooks.ok()) return hooks.status().WithContext("webhooks");
+    m.webhooks = std::move(*hooks);
+    m.webhooks->Start();
+    m.ctx->webhooks = m.webhooks.get();
+  }
   m.committer = std::make_unique<storage::Committer>(*m.store);
-  m.hub = std::make_unique<Hub>(m.ioc.get_executor(), *m.store, *m.committer, *actor);
+  m.hub = std::make_unique<Hub>(m.ioc.get_executor(), *m.store, *m.committer, *actor,
+                                m.webhooks.get());
   m.ctx->hub = m.hub.get();
 
   boost::system::error_code ec;
@@ -105,7 +127,8 @@ Status Server::Start() {
   LogInfo("etherply listening on http://" + o.host + ":" + std::to_string(port()) +
           " (WebSocket: ws://" + o.host + ":" + std::to_string(port()) +
           "/v1/sync/{workspace}); data in " + std::filesystem::absolute(o.data_dir).string() +
-          "; node actor " + ToHex(*actor));
+          "; node actor " + ToHex(*actor) +
+          (o.webhook_url.empty() ? "" : "; webhooks on"));
   return Status::Ok();
 }
 

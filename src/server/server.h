@@ -41,6 +41,19 @@ struct ServerOptions {
   size_t max_connections = 10000;
   // Threads running network and workspace work.
   int threads = 2;
+
+  // Webhooks (doc/webhooks.md): a doc.updated event per change, POSTed to
+  // webhook_url and signed with webhook_secret ("whsec_" + base64). Empty
+  // url: no webhooks.
+  std::string webhook_url;
+  std::string webhook_secret;
+  // Attempts per event before it becomes a dead letter, the first included,
+  // and the base of the exponential backoff between them (full jitter, cap
+  // 1 h). The defaults retry for about a day.
+  int webhook_max_attempts = 36;
+  std::chrono::seconds webhook_backoff_base{2};
+  // Time allowed for one delivery attempt.
+  std::chrono::seconds webhook_timeout{10};
 };
 
 class Server {

@@ -86,9 +86,11 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
     }
     int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
     Edit edit = [&](automerge::Transaction& tx,
-                    const automerge::Document&) -> Result<std::vector<std::string>> {
+                    const automerge::Document&) -> Result<EditOutput> {
       if (Status s = PutJson(tx, automerge::kRoot, op.key, op.value); !s.ok()) return s;
-      return std::vector<std::string>{OpBroadcast(op, timestamp)};
+      std::string value;
+      AppendJson(value, op.value);
+      return EditOutput{{OpBroadcast(op, timestamp)}, {{op.key, std::move(value)}}, timestamp};
     };
     std::weak_ptr<Client> sender = client;
     self->DoMutate(claims, edit, [self, sender](Result<EditResult> r) {
@@ -121,10 +123,10 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
   if (broken_ || !doc_)
     return done(Status::IoError("storage failed; the workspace is being reloaded, retry"));
   automerge::Transaction tx(*doc_, hub_.ActorFor(claims.sub));
-  auto broadcasts = edit(tx, *doc_);
-  if (!broadcasts.ok()) {
+  auto output = edit(tx, *doc_);
+  if (!output.ok()) {
     tx.Rollback();
-    return done(broadcasts.status());
+    return done(output.status());
   }
   automerge::CommitOptions opts;
   opts.time = NowMicros() / 1'000'000;
@@ -133,7 +135,7 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
   if (!hash.ok()) return done(hash.status());
 
   Pending p;
-  for (std::string& b : *broadcasts)
+  for (std::string& b : output->broadcasts)
     p.broadcasts.push_back(std::make_shared<const std::string>(std::move(b)));
   std::optional<automerge::ChangeHash> change = *hash;
   p.stored = change.has_value();
@@ -153,8 +155,25 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
   storage::WriteBatch batch;
   batch.Put(storage::ChangeKey(id_, doc_->changes().size() - 1),
             std::string(AsChars(stored.bytes)));
+  // The webhook events go into the same write as the change (doc/webhooks.md).
+  std::vector<uint64_t> events;
+  if (hub_.webhooks_) {
+    webhooks::Event e;
+    e.workspace_id = id_;
+    e.change = automerge::HashToHex(stored.hash);
+    for (const auto& h : doc_->heads()) e.heads.push_back(automerge::HashToHex(h));
+    e.author = claims.sub;
+    e.op_timestamp = output->timestamp;
+    for (auto& [key, value] : output->keys) {
+      e.key = key;
+      e.value_json = value;
+      events.push_back(hub_.webhooks_->Stage(e, batch));
+      ++e.part;
+    }
+  }
   hub_.committer_.Submit(stream_, std::move(batch),
-                         [self = shared_from_this(), seqno](const Status& s) {
+                         [self = shared_from_this(), seqno, events](const Status& s) {
+                           for (uint64_t e : events) self->hub_.webhooks_->Committed(e, s);
                            net::post(self->strand_, [self, seqno, s] { self->OnWritten(seqno, s); });
                          });
 }
@@ -235,8 +254,12 @@ void Workspace::Export(std::function<void(Result<std::string>)> done) {
 // --- Hub -----------------------------------------------------------------------
 
 Hub::Hub(net::any_io_executor executor, storage::Store& store, storage::Committer& committer,
-         automerge::ActorId actor)
-    : executor_(std::move(executor)), store_(store), committer_(committer), actor_(std::move(actor)) {}
+         automerge::ActorId actor, webhooks::Webhooks* webhooks)
+    : executor_(std::move(executor)),
+      store_(store),
+      committer_(committer),
+      actor_(std::move(actor)),
+      webhooks_(webhooks) {}
 
 std::shared_ptr<Workspace> Hub::Get(const std::string& id) {
   std::lock_guard lock(mu_);

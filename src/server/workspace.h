@@ -30,6 +30,7 @@
 #include "server/protocol.h"
 #include "storage/committer.h"
 #include "storage/store.h"
+#include "webhooks/outbox.h"
 
 namespace etherply::server {
 
@@ -69,8 +70,14 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // path of an op: durable, then its broadcasts (the messages `edit`
   // returns) to every client, then `done` with the new heads. `edit` that
   // records nothing makes no change (done gets the heads as they are).
-  using Edit = std::function<Result<std::vector<std::string>>(automerge::Transaction&,
-                                                              const automerge::Document&)>;
+  struct EditOutput {
+    std::vector<std::string> broadcasts;  // op messages for every client
+    // (root key, JSON value or "null") for each key set: one webhook event each.
+    std::vector<std::pair<std::string, std::string>> keys;
+    int64_t timestamp = 0;  // the op's time, Unix microseconds
+  };
+  using Edit =
+      std::function<Result<EditOutput>(automerge::Transaction&, const automerge::Document&)>;
   struct EditResult {
     std::optional<automerge::ChangeHash> change;
     std::vector<automerge::ChangeHash> heads;
@@ -115,8 +122,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
 // released when its last client and its last in-flight op are gone.
 class Hub {
  public:
+  // webhooks: null when none are configured.
   Hub(boost::asio::any_io_executor executor, storage::Store& store, storage::Committer& committer,
-      automerge::ActorId actor);
+      automerge::ActorId actor, webhooks::Webhooks* webhooks);
 
   std::shared_ptr<Workspace> Get(const std::string& id);
   size_t loaded() const;
@@ -136,6 +144,7 @@ class Hub {
   storage::Store& store_;
   storage::Committer& committer_;
   const automerge::ActorId actor_;  // the node's actor ID
+  webhooks::Webhooks* const webhooks_;
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<Workspace>> workspaces_;  // guarded by mu_
