@@ -71,6 +71,7 @@ void NormalizeActors(Change& change, const std::vector<ActorId>& table, uint32_t
 
 StoredChange EncodeChange(Change change) {
   std::sort(change.deps.begin(), change.deps.end());
+  change.num_ops = change.ops.size();
 
   UlebEncoder obj_actor, obj_counter, key_actor, action, pred_group, pred_actor;
   DeltaEncoder key_counter, pred_counter;
@@ -354,6 +355,7 @@ Result<Change> ChangeDecoder::Decode() {
   if (Status s = Columns(); !s.ok()) return s;
   if (Status s = Ops(c); !s.ok()) return s;
   c.extra.assign(r_.rest().begin(), r_.rest().end());
+  c.num_ops = c.ops.size();
   return c;
 }
 
@@ -369,6 +371,15 @@ Result<StoredChange> DecodeChange(Bytes chunk_bytes, const ChangeHash& hash, siz
     return s.WithContext("change " + HashToHex(hash));
   }
   return StoredChange{std::move(*change), std::move(chunk_bytes), hash};
+}
+
+Result<Change> ReadChange(const StoredChange& change) {
+  Reader r(change.bytes);
+  auto chunk = ReadChunk(r);
+  if (!chunk.ok()) return chunk.status();
+  auto decoded = DecodeChange(std::move(chunk->bytes), chunk->hash, chunk->body_offset);
+  if (!decoded.ok()) return decoded.status();
+  return std::move(decoded->change);
 }
 
 Result<std::vector<StoredChange>> DecodeChangeChunks(ByteView file) {

@@ -58,12 +58,15 @@ struct Change {
   int64_t time = 0;
   std::string message;  // empty: none
   std::vector<ActorId> other_actors;
+  // The ops. A Document keeps its changes without them (its op set holds
+  // them, and the bytes keep them exactly); ReadChange decodes them again.
   std::vector<ChangeOp> ops;
+  uint64_t num_ops = 0;  // set by EncodeChange and DecodeChange
   Bytes extra;
 
   // The actor bytes of index i of this change's actor table.
   const ActorId& ActorAt(uint32_t i) const { return i == 0 ? actor : other_actors[i - 1]; }
-  uint64_t max_op() const { return start_op + ops.size() - 1; }
+  uint64_t max_op() const { return start_op + num_ops - 1; }
 };
 
 // A change together with its exact bytes and hash. Changes received from
@@ -90,6 +93,9 @@ void NormalizeActors(Change& change, const std::vector<ActorId>& table, uint32_t
 // valid actions, actor indices inside the table, counters < 2^32, values
 // consistent with their metadata, keys of the right kind.
 Result<StoredChange> DecodeChange(Bytes chunk_bytes, const ChangeHash& hash, size_t body_offset);
+
+// The change with its ops, decoded again from its bytes.
+Result<Change> ReadChange(const StoredChange& change);
 
 // Reads every change of an Automerge file: change chunks (compressed or
 // not) and document chunks (whose changes are rebuilt), in any mix.

@@ -236,13 +236,21 @@ void Document::AddToGraph(StoredChange sc, uint32_t actor) {
     if (h != heads_.end() && *h == d) heads_.erase(h);
   }
   heads_.insert(std::lower_bound(heads_.begin(), heads_.end(), sc.hash), sc.hash);
-  if (!sc.change.ops.empty()) max_op_ = std::max<uint32_t>(max_op_, sc.change.max_op());
+  if (sc.change.num_ops > 0) max_op_ = std::max<uint32_t>(max_op_, sc.change.max_op());
+  // The op set holds the ops now; the bytes keep them exactly (ReadChange).
+  sc.change.ops = {};
   by_hash_.emplace(sc.hash, idx);
   by_actor_[actor].push_back(idx);
   changes_.push_back(std::move(sc));
 }
 
 Status Document::ApplyOne(StoredChange sc) {
+  // Changes taken from another document come without their decoded ops.
+  if (sc.change.ops.size() != sc.change.num_ops) {
+    auto decoded = ReadChange(sc);
+    if (!decoded.ok()) return decoded.status();
+    sc.change = std::move(*decoded);
+  }
   const Change& c = sc.change;
   std::vector<uint32_t> table;
   table.reserve(c.other_actors.size() + 1);
@@ -358,7 +366,7 @@ Result<Clock> Document::ClockAt(const std::vector<ChangeHash>& heads) const {
   Clock clock;
   clock.max_.assign(actors_.size(), 0);
   for (size_t i = 0; i < changes_.size(); ++i) {
-    if (!in[i] || changes_[i].change.ops.empty()) continue;
+    if (!in[i] || changes_[i].change.num_ops == 0) continue;
     uint32_t a = *FindActor(changes_[i].change.actor);
     clock.max_[a] = std::max<uint32_t>(clock.max_[a], changes_[i].change.max_op());
   }

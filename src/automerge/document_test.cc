@@ -183,7 +183,7 @@ TEST(Document, OverwriteAndDelete) {
   MustCommit(tx);
   EXPECT_EQ(doc.ToJson(), "{}");
   // The delete names the second put as its pred.
-  const Change& c = doc.changes().back().change;
+  const Change c = *ReadChange(doc.changes().back());
   ASSERT_EQ(c.ops.size(), 3u);
   EXPECT_EQ(c.ops[1].pred, (std::vector<OpId>{{1, 0}}));
   EXPECT_EQ(c.ops[2].action, Action::kDelete);
@@ -262,7 +262,9 @@ TEST(Document, PuttingAValueResolvesAConflict) {
   EXPECT_EQ(tx.pending_ops(), 1u);
   EXPECT_EQ(a.GetAll(kRoot, "k").size(), 1u);
   MustCommit(tx);
-  const ChangeOp& op = a.changes().back().change.ops[0];
+  auto change = ReadChange(a.changes().back());
+  ASSERT_TRUE(change.ok());
+  const ChangeOp& op = change->ops[0];
   EXPECT_EQ(op.action, Action::kDelete);
   ASSERT_EQ(op.pred.size(), 1u);
   EXPECT_EQ(a.Get(kRoot, "k")->v, Value{ScalarValue(int64_t{2})}.v);
@@ -381,7 +383,7 @@ TEST(Document, CountersAddTheirIncrements) {
   EXPECT_EQ(doc.GetAll(kRoot, "c").size(), 1u);  // increments are not conflicts
   MustCommit(tx);
   EXPECT_EQ(doc.ToJson(), "{\"c\":-2}");
-  const Change& c = doc.changes().back().change;
+  const Change c = *ReadChange(doc.changes().back());
   ASSERT_EQ(c.ops.size(), 3u);
   EXPECT_EQ(c.ops[1].action, Action::kIncrement);
   EXPECT_TRUE(c.ops[1].value == ScalarValue(int64_t{3}));
@@ -430,7 +432,7 @@ TEST(Document, IncrementOfANonCounterFailsAndRecordsNothing) {
     EXPECT_EQ(doc.ToJson(), json) << key;
   }
   MustCommit(tx);
-  EXPECT_EQ(doc.changes().back().change.ops.size(), ops);
+  EXPECT_EQ(ReadChange(doc.changes().back())->ops.size(), ops);
 }
 
 TEST(Document, IncrementOfAListElement) {
@@ -553,7 +555,7 @@ TEST(Document, ListEditsOutOfBoundsFailAndChangeNothing) {
   EXPECT_EQ(tx.pending_ops(), 1u);
   MustCommit(tx);
   EXPECT_EQ(doc.ToJson(), "{\"l\":[1,2,3,4],\"t\":\"ab\"}");
-  EXPECT_EQ(doc.changes().back().change.ops.size(), 1u);
+  EXPECT_EQ(ReadChange(doc.changes().back())->ops.size(), 1u);
 }
 
 TEST(Document, ConcurrentListInsertsKeepBothInAStableOrder) {
@@ -825,7 +827,7 @@ TEST(Document, RollbackRestoresTheDocumentExactly) {
     EditEverything(doc, tx);
     MustCommit(tx);
   }
-  const Change& c = doc.changes().back().change;
+  const Change c = *ReadChange(doc.changes().back());
   EXPECT_EQ(c.start_op, before.max_op + 1);
   EXPECT_EQ(c.seq, 1u);
   EXPECT_EQ(c.deps, before.heads);
@@ -910,7 +912,7 @@ TEST(Document, CommitSetsSeqStartOpAndDeps) {
     for (uint64_t i = 0; i < seq; ++i)
       ASSERT_TRUE(tx.Put(kRoot, "k" + std::to_string(i), static_cast<int64_t>(seq)).ok());
     ChangeHash h = MustCommit(tx);
-    const Change& c = doc.changes().back().change;
+    const Change c = *ReadChange(doc.changes().back());
     EXPECT_EQ(c.seq, seq);
     EXPECT_EQ(c.start_op, prev_max + 1);
     EXPECT_EQ(c.deps, prev_heads);
@@ -934,7 +936,7 @@ TEST(Document, CommitSetsSeqStartOpAndDeps) {
   Transaction tx(doc, kA);
   ASSERT_TRUE(tx.Put(kRoot, "last", true).ok());
   MustCommit(tx);
-  const Change& c = doc.changes().back().change;
+  const Change c = *ReadChange(doc.changes().back());
   EXPECT_EQ(c.seq, 4u);
   EXPECT_EQ(c.start_op, 21u);
   EXPECT_EQ(c.deps, heads);

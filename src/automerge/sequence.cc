@@ -5,54 +5,64 @@
 namespace etherply::automerge {
 
 Sequence::Sequence() {
-  blocks_.push_back(std::make_unique<Block>());
-  RebuildFenwick();
+  auto c = std::make_unique<Chunk>();
+  auto b = std::make_unique<Block>();
+  b->chunk = c.get();
+  c->blocks.push_back(std::move(b));
+  chunks_.push_back(std::move(c));
 }
 
 std::optional<Sequence::Pos> Sequence::Find(const OpId& id) const {
   auto it = where_.find(id);
   if (it == where_.end()) return std::nullopt;
-  const Block* b = it->second;
+  Block* b = it->second;
   for (uint32_t i = 0; i < b->elems.size(); ++i)
-    if (b->elems[i].id == id) return Pos{b->index, i};
+    if (b->elems[i].id == id) return Pos{b, i};
   assert(false && "index out of step with blocks");
   return std::nullopt;
 }
 
 Sequence::Pos Sequence::NthVisible(size_t n) const {
   assert(n < visible_);
-  // Fenwick descent: the last block whose prefix sum is <= n.
-  size_t pos = 0;
-  size_t step = 1;
-  while (step * 2 <= blocks_.size()) step *= 2;
-  int64_t rest = static_cast<int64_t>(n);
-  for (; step > 0; step /= 2) {
-    if (pos + step <= blocks_.size() && fenwick_[pos + step] <= rest) {
-      pos += step;
-      rest -= fenwick_[pos];
+  for (const auto& c : chunks_) {
+    if (n >= c->visible) {
+      n -= c->visible;
+      continue;
     }
-  }
-  const Block& b = *blocks_[pos];
-  for (uint32_t i = 0; i < b.elems.size(); ++i) {
-    if (b.elems[i].visible()) {
-      if (rest == 0) return Pos{static_cast<uint32_t>(pos), i};
-      --rest;
+    for (const auto& b : c->blocks) {
+      if (n >= b->visible) {
+        n -= b->visible;
+        continue;
+      }
+      for (uint32_t i = 0; i < b->elems.size(); ++i) {
+        if (!b->elems[i].visible()) continue;
+        if (n == 0) return Pos{b.get(), i};
+        --n;
+      }
     }
   }
   assert(false && "visible counts out of step");
-  return Pos{0, 0};
+  return Pos{chunks_[0]->blocks[0].get(), 0};
 }
 
 size_t Sequence::VisibleBefore(Pos p) const {
-  int64_t sum = 0;
-  for (size_t i = p.block; i > 0; i -= i & (~i + 1)) sum += fenwick_[i];
-  const Block& b = *blocks_[p.block];
-  for (uint32_t i = 0; i < p.offset; ++i) sum += b.elems[i].visible();
-  return static_cast<size_t>(sum);
+  size_t sum = 0;
+  const Chunk* c = p.block->chunk;
+  for (uint32_t i = 0; i < c->index; ++i) sum += chunks_[i]->visible;
+  for (uint32_t i = 0; i < p.block->index; ++i) sum += c->blocks[i]->visible;
+  for (uint32_t i = 0; i < p.offset; ++i) sum += p.block->elems[i].visible();
+  return sum;
+}
+
+Sequence::Block* Sequence::Next(const Block* b) const {
+  const Chunk* c = b->chunk;
+  if (b->index + 1 < c->blocks.size()) return c->blocks[b->index + 1].get();
+  if (c->index + 1 < chunks_.size()) return chunks_[c->index + 1]->blocks[0].get();
+  return nullptr;
 }
 
 Status Sequence::Insert(const OpId& after, Element e, const OpOrder& less) {
-  Pos p{0, 0};
+  Pos p{chunks_[0]->blocks[0].get(), 0};
   if (after.counter != 0) {
     auto at = Find(after);
     if (!at) return Status::Corruption("insert after an element that does not exist");
@@ -60,75 +70,74 @@ Status Sequence::Insert(const OpId& after, Element e, const OpOrder& less) {
   }
   // Skip the elements that sort before the new one: those with greater IDs.
   while (true) {
-    while (p.offset == blocks_[p.block]->elems.size() && p.block + 1 < blocks_.size())
-      p = {p.block + 1, 0};
-    const Block& b = *blocks_[p.block];
-    if (p.offset == b.elems.size() || less(b.elems[p.offset].id, e.id)) break;
+    while (p.offset == p.block->elems.size()) {
+      Block* next = Next(p.block);
+      if (!next) break;
+      p = {next, 0};
+    }
+    if (p.offset == p.block->elems.size() || less(p.block->elems[p.offset].id, e.id)) break;
     ++p.offset;
   }
-  Block& b = *blocks_[p.block];
+  Block* b = p.block;
   bool vis = e.visible();
-  where_[e.id] = &b;
-  b.elems.insert(b.elems.begin() + p.offset, std::move(e));
-  if (vis) {
-    ++b.visible;
-    ++visible_;
-    FenwickAdd(p.block, 1);
-  }
-  if (b.elems.size() > kMaxBlock) Split(p.block);
+  where_[e.id] = b;
+  b->elems.insert(b->elems.begin() + p.offset, std::move(e));
+  if (vis) AddVisible(b, 1);
+  if (b->elems.size() > kMaxBlock) Split(b);
   return Status::Ok();
 }
 
 void Sequence::Remove(const OpId& id) {
   auto p = Find(id);
   if (!p) return;
-  Block& b = *blocks_[p->block];
-  if (b.elems[p->offset].visible()) {
-    --b.visible;
-    --visible_;
-    FenwickAdd(p->block, -1);
-  }
-  b.elems.erase(b.elems.begin() + p->offset);
+  if (At(*p).visible()) AddVisible(p->block, -1);
+  p->block->elems.erase(p->block->elems.begin() + p->offset);
   where_.erase(id);
 }
 
 void Sequence::Refresh(Pos p, bool was_visible) {
   bool now = At(p).visible();
-  if (now == was_visible) return;
-  int delta = now ? 1 : -1;
-  blocks_[p.block]->visible += delta;
+  if (now != was_visible) AddVisible(p.block, now ? 1 : -1);
+}
+
+void Sequence::AddVisible(Block* b, int delta) {
+  b->visible += delta;
+  b->chunk->visible += delta;
   visible_ += delta;
-  FenwickAdd(p.block, delta);
 }
 
-void Sequence::FenwickAdd(size_t block, int64_t delta) {
-  for (size_t i = block + 1; i < fenwick_.size(); i += i & (~i + 1)) fenwick_[i] += delta;
-}
-
-void Sequence::RebuildFenwick() {
-  fenwick_.assign(blocks_.size() + 1, 0);
-  for (size_t i = 1; i <= blocks_.size(); ++i) {
-    fenwick_[i] += blocks_[i - 1]->visible;
-    size_t parent = i + (i & (~i + 1));
-    if (parent <= blocks_.size()) fenwick_[parent] += fenwick_[i];
-  }
-}
-
-void Sequence::Split(size_t block) {
-  Block& b = *blocks_[block];
+void Sequence::Split(Block* b) {
+  Chunk* c = b->chunk;
   auto nb = std::make_unique<Block>();
-  size_t half = b.elems.size() / 2;
-  nb->elems.assign(std::make_move_iterator(b.elems.begin() + half),
-                   std::make_move_iterator(b.elems.end()));
-  b.elems.resize(half);
+  size_t half = b->elems.size() / 2;
+  nb->elems.assign(std::make_move_iterator(b->elems.begin() + half),
+                   std::make_move_iterator(b->elems.end()));
+  b->elems.resize(half);
   for (const Element& e : nb->elems) {
     where_[e.id] = nb.get();
     nb->visible += e.visible();
   }
-  b.visible -= nb->visible;
-  blocks_.insert(blocks_.begin() + block + 1, std::move(nb));
-  for (size_t i = block + 1; i < blocks_.size(); ++i) blocks_[i]->index = static_cast<uint32_t>(i);
-  RebuildFenwick();
+  b->visible -= nb->visible;
+  nb->chunk = c;
+  c->blocks.insert(c->blocks.begin() + b->index + 1, std::move(nb));
+  for (size_t i = b->index + 1; i < c->blocks.size(); ++i) c->blocks[i]->index = static_cast<uint32_t>(i);
+  if (c->blocks.size() > kMaxChunk) SplitChunk(c);
+}
+
+void Sequence::SplitChunk(Chunk* c) {
+  auto nc = std::make_unique<Chunk>();
+  size_t half = c->blocks.size() / 2;
+  nc->blocks.assign(std::make_move_iterator(c->blocks.begin() + half),
+                    std::make_move_iterator(c->blocks.end()));
+  c->blocks.resize(half);
+  for (uint32_t i = 0; i < nc->blocks.size(); ++i) {
+    nc->blocks[i]->chunk = nc.get();
+    nc->blocks[i]->index = i;
+    nc->visible += nc->blocks[i]->visible;
+  }
+  c->visible -= nc->visible;
+  chunks_.insert(chunks_.begin() + c->index + 1, std::move(nc));
+  for (size_t i = c->index + 1; i < chunks_.size(); ++i) chunks_[i]->index = static_cast<uint32_t>(i);
 }
 
 }  // namespace etherply::automerge

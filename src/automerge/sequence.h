@@ -1,8 +1,13 @@
 // The elements of a list or text object in document (RGA) order.
 //
-// Elements live in blocks of at most kMaxBlock; a Fenwick tree over the
-// blocks' visible counts finds the n-th visible element in O(log blocks +
-// kMaxBlock), and a hash index finds an element by ID in O(kMaxBlock).
+// Two levels: elements live in blocks of at most kMaxBlock, blocks in chunks
+// of at most kMaxChunk, and each block and chunk keeps its count of visible
+// elements. Finding the n-th visible element walks the chunks, then one
+// chunk's blocks, then one block: O(n / (kMaxBlock·kMaxChunk) + kMaxChunk +
+// kMaxBlock). A hash index finds an element's block by ID. Splitting a full
+// block costs O(kMaxChunk), a full chunk O(chunks): neither grows with the
+// sequence the way renumbering every block would.
+//
 // Positions (Pos) are valid until the next Insert or Remove.
 //
 // Thread-safety: none; owned by one Document.
@@ -19,11 +24,26 @@
 namespace etherply::automerge {
 
 class Sequence {
+ private:
+  struct Chunk;
+  struct Block {
+    std::vector<Element> elems;
+    uint32_t visible = 0;
+    Chunk* chunk = nullptr;
+    uint32_t index = 0;  // in chunk->blocks
+  };
+  struct Chunk {
+    std::vector<std::unique_ptr<Block>> blocks;  // never empty
+    size_t visible = 0;
+    uint32_t index = 0;  // in chunks_
+  };
+
  public:
   static constexpr size_t kMaxBlock = 64;
+  static constexpr size_t kMaxChunk = 128;
 
   struct Pos {
-    uint32_t block;
+    Block* block;
     uint32_t offset;
   };
 
@@ -39,8 +59,8 @@ class Sequence {
   Pos NthVisible(size_t n) const;
   // How many visible elements come before p.
   size_t VisibleBefore(Pos p) const;
-  Element& At(Pos p) { return blocks_[p.block]->elems[p.offset]; }
-  const Element& At(Pos p) const { return blocks_[p.block]->elems[p.offset]; }
+  Element& At(Pos p) { return p.block->elems[p.offset]; }
+  const Element& At(Pos p) const { return p.block->elems[p.offset]; }
 
   // Inserts e as a child of `after` (HEAD when after.counter is 0): right
   // after it, past any elements with greater IDs (the RGA rule). Fails with
@@ -54,23 +74,18 @@ class Sequence {
   // Calls f(const Element&) for every element in document order.
   template <typename F>
   void ForEach(F&& f) const {
-    for (const auto& b : blocks_)
-      for (const Element& e : b->elems) f(e);
+    for (const auto& c : chunks_)
+      for (const auto& b : c->blocks)
+        for (const Element& e : b->elems) f(e);
   }
 
  private:
-  struct Block {
-    std::vector<Element> elems;
-    uint32_t visible = 0;
-    uint32_t index = 0;
-  };
+  Block* Next(const Block* b) const;  // the block after b, or null
+  void AddVisible(Block* b, int delta);
+  void Split(Block* b);
+  void SplitChunk(Chunk* c);
 
-  void FenwickAdd(size_t block, int64_t delta);
-  void RebuildFenwick();
-  void Split(size_t block);
-
-  std::vector<std::unique_ptr<Block>> blocks_;  // never empty
-  std::vector<int64_t> fenwick_;                // 1-based, over blocks_[i]->visible
+  std::vector<std::unique_ptr<Chunk>> chunks_;  // never empty
   std::unordered_map<OpId, Block*, OpIdHash> where_;
   size_t visible_ = 0;
 };

@@ -94,7 +94,8 @@ void AppendHashes(std::string& out, const std::vector<ChangeHash>& hashes) {
 }
 
 void AppendChange(std::string& out, const Document& doc, const StoredChange& sc) {
-  const automerge::Change& c = sc.change;
+  auto decoded = automerge::ReadChange(sc);
+  const automerge::Change& c = decoded.ok() ? *decoded : sc.change;
   out += "{\"hash\":\"" + automerge::HashToHex(sc.hash) + "\",\"actor\":\"" + ToHex(c.actor) +
          "\",\"seq\":" + std::to_string(c.seq) + ",\"deps\":";
   AppendHashes(out, c.deps);
@@ -122,7 +123,9 @@ void AppendChange(std::string& out, const Document& doc, const StoredChange& sc)
 // below a root key, counted as that key.
 std::set<std::string> RootKeysTouched(const Document& doc, const StoredChange& sc) {
   std::set<std::string> keys;
-  const automerge::Change& c = sc.change;
+  auto decoded = automerge::ReadChange(sc);
+  if (!decoded.ok()) return keys;
+  const automerge::Change& c = *decoded;
   for (const automerge::ChangeOp& op : c.ops) {
     if (op.obj.counter == 0) {
       if (op.key.is_map()) keys.insert(*op.key.prop);

@@ -46,6 +46,7 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void DoWrite();
   void OnWrite(boost::beast::error_code ec, size_t bytes);
   void Fail(boost::beast::error_code ec, const char* what);
+  void Drain();
 
   // Constant after construction.
   std::shared_ptr<ServerContext> ctx_;
