@@ -16,8 +16,8 @@ build: setup
 # The sanitizer build runs the unit tests and the fixture suite under ASan and UBSan.
 test-asan: setup
 	@cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETHERPLY_SANITIZE=ON >/dev/null
-	@cmake --build $(BUILD)-asan -j $(JOBS) --target etherply etherply_unit_tests
-	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^(Columns|Coding|Deflate|Chunk|Change|Document|Json|Jwt|Sequence|Webhooks|interop\.fixtures)'
+	@cmake --build $(BUILD)-asan -j $(JOBS) --target etherply etherply_unit_tests etherply_client_tests
+	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^(Columns|Coding|Deflate|Chunk|Change|Document|Json|Jwt|Sequence|Webhooks|Client|interop\.fixtures)'
 
 test: build test-asan
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
