@@ -238,7 +238,7 @@ void Document::AddToGraph(StoredChange sc, uint32_t actor) {
   heads_.insert(std::lower_bound(heads_.begin(), heads_.end(), sc.hash), sc.hash);
   if (sc.change.num_ops > 0) max_op_ = std::max<uint32_t>(max_op_, sc.change.max_op());
   // The op set holds the ops now; the bytes keep them exactly (ReadChange).
-  sc.change.ops = {};
+  std::vector<ChangeOp>().swap(sc.change.ops);  // free the buffer too
   by_hash_.emplace(sc.hash, idx);
   by_actor_[actor].push_back(idx);
   changes_.push_back(std::move(sc));
@@ -336,6 +336,12 @@ Status Document::LoadIncremental(ByteView bytes) {
   auto changes = DecodeChangeChunks(bytes);
   if (!changes.ok()) return changes.status();
   return ApplyChanges(std::move(*changes));
+}
+
+const StoredChange* Document::ChangeOfActor(const ActorId& actor, uint64_t seq) const {
+  auto a = FindActor(actor);
+  if (!a || seq == 0 || seq > by_actor_[*a].size()) return nullptr;
+  return &changes_[by_actor_[*a][seq - 1]];
 }
 
 std::optional<size_t> Document::IndexOf(const ChangeHash& hash) const {

@@ -16,6 +16,7 @@
 // time; a Transaction borrows it exclusively until commit or rollback.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -80,7 +81,7 @@ class Document {
   // Heads, sorted ascending.
   const std::vector<ChangeHash>& heads() const { return heads_; }
   // Applied changes in the order they were applied (a topological order).
-  const std::vector<StoredChange>& changes() const { return changes_; }
+  const std::deque<StoredChange>& changes() const { return changes_; }
   const StoredChange* GetChange(const ChangeHash& hash) const;
   // Hashes named as deps by queued changes that the document does not have.
   std::vector<ChangeHash> MissingDeps() const;
@@ -120,6 +121,8 @@ class Document {
   // The changes not in the causal past of `heads` (hashes the document lacks
   // are ignored), in application order: what a peer at `heads` is missing.
   std::vector<const StoredChange*> ChangesSince(const std::vector<ChangeHash>& heads) const;
+  // An actor's change with this seq (1 is its first), if present.
+  const StoredChange* ChangeOfActor(const ActorId& actor, uint64_t seq) const;
   // Index of a change in changes(), if present.
   std::optional<size_t> IndexOf(const ChangeHash& hash) const;
 
@@ -205,7 +208,7 @@ class Document {
   std::vector<uint32_t> rank_;
 
   // Change graph.
-  std::vector<StoredChange> changes_;
+  std::deque<StoredChange> changes_;  // a deque: growing never copies it
   std::unordered_map<ChangeHash, uint32_t, ChangeHashHash> by_hash_;
   std::vector<std::vector<uint32_t>> by_actor_;  // change indices, by seq
   std::vector<ChangeHash> heads_;

@@ -66,7 +66,7 @@ ChangeHash MustCommit(Transaction& tx, const CommitOptions& options = kAtZero) {
   return r.ok() && r->has_value() ? **r : ChangeHash{};
 }
 
-std::vector<StoredChange> AllChanges(const Document& d) { return d.changes(); }
+std::vector<StoredChange> AllChanges(const Document& d) { return {d.changes().begin(), d.changes().end()}; }
 
 // Applies every change of `from` to `to`.
 void Merge(Document& to, const Document& from) {

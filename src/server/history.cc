@@ -19,13 +19,8 @@ using automerge::Document;
 using automerge::StoredChange;
 
 std::optional<std::string> AuthorOf(const Document& doc, const StoredChange& change) {
-  const StoredChange* first = &change;
-  if (change.change.seq != 1) {
-    first = nullptr;
-    for (const StoredChange& c : doc.changes())
-      if (c.change.seq == 1 && c.change.actor == change.change.actor) first = &c;
-    if (!first) return std::nullopt;
-  }
+  const StoredChange* first = doc.ChangeOfActor(change.change.actor, 1);
+  if (!first) return std::nullopt;
   Reader r(first->change.extra);
   auto tag = r.Byte();
   if (!tag.ok() || *tag != 0x01) return std::nullopt;

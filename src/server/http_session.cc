@@ -6,6 +6,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
+#include <array>
 #include <chrono>
 #include <optional>
 
@@ -215,13 +216,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     Status s = hooks->Replay(seg[4]);
     if (!s.ok()) return Reply(req, s);
-    Reply(req, "{\"replayed\":\"" + seg[4] + "\"}");
+    Reply(req, "{\"replayed\":\"" + seg[4] + "\"}", http::status::accepted);
   }
 
   // Writes a JSON result, or the error a Status maps to.
-  void Reply(const Request& req, const Result<std::string>& result) {
+  void Reply(const Request& req, const Result<std::string>& result,
+             http::status ok_status = http::status::ok) {
     if (result.ok()) {
-      Response res{http::status::ok, req.version()};
+      Response res{ok_status, req.version()};
       res.set(http::field::server, "etherply");
       res.set(http::field::content_type, "application/json");
       res.keep_alive(req.keep_alive());
@@ -367,9 +369,28 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     http::async_write(stream_, *sp,
                       [self = shared_from_this(), sp](beast::error_code ec, size_t) {
                         if (ec) return;
-                        if (!sp->keep_alive()) return self->DoClose();
+                        if (!sp->keep_alive()) return self->LingeringClose();
                         self->DoRead();
                       });
+  }
+
+  // Ends the connection after a response that closes it: shuts down our
+  // side, then reads and drops what the client still sends (the rest of a
+  // refused body) until it closes or 2 s pass. Closing with unread bytes
+  // would make the kernel reset the connection, and the client could lose
+  // the response (RFC 9112 §9.6).
+  void LingeringClose() {
+    DoClose();
+    stream_.expires_after(std::chrono::seconds(2));
+    Drain();
+  }
+
+  void Drain() {
+    auto scratch = std::make_shared<std::array<char, 16384>>();
+    stream_.async_read_some(net::buffer(*scratch),
+                            [self = shared_from_this(), scratch](beast::error_code ec, size_t) {
+                              if (!ec) self->Drain();
+                            });
   }
 
   void DoClose() {
