@@ -27,36 +27,14 @@
 #include "automerge/transaction.h"
 #include "base/coding.h"
 #include "base/hex.h"
+#include "base/testutil.h"
 
 namespace etherply::automerge {
 namespace {
 
 using Code = Status::Code;
 
-// "85 6f" -> {0x85, 0x6f}. Spaces are ignored.
-Bytes B(std::string_view hex) {
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  Bytes out;
-  int hi = -1;
-  for (char c : hex) {
-    if (c == ' ') continue;
-    int d = digit(c);
-    if (d < 0) ADD_FAILURE() << "bad hex digit in test literal: " << hex;
-    if (hi < 0) {
-      hi = d;
-    } else {
-      out.push_back(static_cast<uint8_t>(hi << 4 | d));
-      hi = -1;
-    }
-  }
-  if (hi >= 0) ADD_FAILURE() << "odd hex literal: " << hex;
-  return out;
-}
+using testutil::B;
 
 Bytes Str(std::string_view s) { return Bytes(s.begin(), s.end()); }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/coding.h"
+#include "base/testutil.h"
 
 namespace etherply::automerge {
 namespace {
@@ -35,30 +36,7 @@ constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 constexpr uint64_t kUint64Max = std::numeric_limits<uint64_t>::max();
 
-// "7f 05" -> {0x7f, 0x05}. Spaces are ignored.
-Bytes B(std::string_view hex) {
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  Bytes out;
-  int hi = -1;
-  for (char c : hex) {
-    if (c == ' ') continue;
-    int d = digit(c);
-    if (d < 0) ADD_FAILURE() << "bad hex digit in test literal: " << hex;
-    if (hi < 0) {
-      hi = d;
-    } else {
-      out.push_back(static_cast<uint8_t>(hi << 4 | d));
-      hi = -1;
-    }
-  }
-  if (hi >= 0) ADD_FAILURE() << "odd hex literal: " << hex;
-  return out;
-}
+using testutil::B;
 
 // {0x7f, 0x05} -> "7f 05", so that expectations read like the format's tables.
 std::string Hex(ByteView b) {

@@ -3,6 +3,7 @@
 // input that ends early, which must be told apart from malformed input and
 // must leave the reader where it was.
 #include "base/coding.h"
+#include "base/testutil.h"
 
 #include <gtest/gtest.h>
 
@@ -15,30 +16,7 @@
 namespace etherply {
 namespace {
 
-// "80 00" -> {0x80, 0x00}. Spaces are ignored; anything else must be hex.
-Bytes B(std::string_view hex) {
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  Bytes out;
-  int hi = -1;
-  for (char c : hex) {
-    if (c == ' ') continue;
-    int d = digit(c);
-    if (d < 0) ADD_FAILURE() << "bad hex digit in test literal: " << hex;
-    if (hi < 0) {
-      hi = d;
-    } else {
-      out.push_back(static_cast<uint8_t>(hi << 4 | d));
-      hi = -1;
-    }
-  }
-  if (hi >= 0) ADD_FAILURE() << "odd hex literal: " << hex;
-  return out;
-}
+using testutil::B;
 
 Bytes Uleb(uint64_t v) {
   Bytes out;

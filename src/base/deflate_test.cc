@@ -2,6 +2,7 @@
 // Inflate refuses everything else: broken streams, streams cut short, bytes
 // after the end, zlib/gzip wrappers, and output larger than the caller allows.
 #include "base/deflate.h"
+#include "base/testutil.h"
 
 #include <gtest/gtest.h>
 
@@ -13,30 +14,7 @@
 namespace etherply {
 namespace {
 
-// "03 00" -> {0x03, 0x00}. Spaces are ignored.
-Bytes B(std::string_view hex) {
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  Bytes out;
-  int hi = -1;
-  for (char c : hex) {
-    if (c == ' ') continue;
-    int d = digit(c);
-    if (d < 0) ADD_FAILURE() << "bad hex digit in test literal: " << hex;
-    if (hi < 0) {
-      hi = d;
-    } else {
-      out.push_back(static_cast<uint8_t>(hi << 4 | d));
-      hi = -1;
-    }
-  }
-  if (hi >= 0) ADD_FAILURE() << "odd hex literal: " << hex;
-  return out;
-}
+using testutil::B;
 
 Bytes Text(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
