@@ -29,8 +29,10 @@ constexpr const char* kServeUsage =
     "                              larger ones close the socket with 1009\n"
     "  --max-send-queue-bytes N    bytes queued for a client that does not read\n"
     "                              before it is closed with 1008 (default 16777216)\n"
-    "  --idle-timeout DURATION     close connections idle this long (default 60s);\n"
-    "                              the server pings at half this interval\n"
+    "  --idle-timeout DURATION     close connections that send nothing for this long\n"
+    "                              (default 60s)\n"
+    "  --ping-interval DURATION    ping quiet connections this often (default 20s;\n"
+    "                              at least every half --idle-timeout in any case)\n"
     "  --max-connections N         WebSocket connections at once (default 10000)\n"
     "  --threads N                 network threads (default 2)\n"
     "  --webhook-url URL           POST a doc.updated event per change (http/https;\n"
@@ -70,7 +72,7 @@ int RunServeCommand(int argc, char** argv) {
     return 0;
   }
   Flags flags({"listen", "data-dir", "jwt-secret-file", "max-message-bytes",
-               "max-send-queue-bytes", "idle-timeout", "max-connections", "threads", "webhook-url",
+               "max-send-queue-bytes", "idle-timeout", "ping-interval", "max-connections", "threads", "webhook-url",
                "webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout"},
               {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kServeUsage, s);
@@ -105,6 +107,11 @@ int RunServeCommand(int argc, char** argv) {
     auto d = ParseDuration(*v);
     if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --idle-timeout"));
     o.idle_timeout = std::chrono::seconds(*d);
+  }
+  if (auto v = flags.Get("ping-interval")) {
+    auto d = ParseDuration(*v);
+    if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --ping-interval"));
+    o.ping_interval = std::chrono::seconds(*d);
   }
   if (auto u = flags.Get("webhook-url")) o.webhook_url = *u;
   if (Status s = count("webhook-attempts", o.webhook_max_attempts); !s.ok()) return Usage(kServeUsage, s);

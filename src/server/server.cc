@@ -43,7 +43,13 @@ struct Server::Impl {
     acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
                                                         tcp::socket socket) {
       if (ec == net::error::operation_aborted) return;
-      if (!ec) StartHttpSession(std::move(socket), ctx);
+      if (!ec) {
+        // Real-time messages go out at once: without this, Nagle holds a
+        // broadcast until the client's delayed ACK, up to 40 ms.
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        StartHttpSession(std::move(socket), ctx);
+      }
       Accept();
     });
   }

@@ -32,9 +32,11 @@ struct ServerOptions {
   // does not read cannot make the server hold unbounded memory, and the
   // others are not slowed.
   size_t max_send_queue_bytes = 16 << 20;
-  // A connection with no traffic for this long is closed; the server pings
-  // at half this interval, so an idle client that answers pings stays.
+  // A connection that sends nothing for this long is closed. The server
+  // pings quiet connections every ping_interval (and at least every half
+  // idle_timeout), so a live client's pongs keep it open.
   std::chrono::seconds idle_timeout{60};
+  std::chrono::seconds ping_interval{20};
   // Time allowed for the HTTP request and the WebSocket handshake.
   std::chrono::seconds handshake_timeout{30};
   // WebSocket connections at once; more get HTTP 503.

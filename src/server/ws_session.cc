@@ -24,7 +24,8 @@ WebSocketSession::WebSocketSession(beast::tcp_stream stream, std::shared_ptr<Ser
       workspace_(std::move(workspace)),
       claims_(std::move(claims)),
       peer_(std::move(peer)),
-      ws_(std::move(stream)) {
+      ws_(std::move(stream)),
+      ping_timer_(ws_.get_executor()) {
   ++ctx_->connections;
 }
 
@@ -54,6 +55,7 @@ void WebSocketSession::OnAccept(beast::error_code ec) {
   ws_.text(true);
   joined_ = true;
   workspace_->Join(shared_from_this());
+  SchedulePing();
   DoRead();
 }
 
@@ -109,6 +111,7 @@ void WebSocketSession::Close(uint16_t code, std::string_view reason) {
 void WebSocketSession::CloseNow(uint16_t code, std::string reason) {
   if (closing_) return;
   closing_ = true;
+  ping_timer_.cancel();
   // What is queued will not be sent; the message being written stays alive
   // until its write completes.
   queue_.resize(writing_ ? 1 : 0);
@@ -118,6 +121,27 @@ void WebSocketSession::CloseNow(uint16_t code, std::string reason) {
 
 void WebSocketSession::DoClose() {
   ws_.async_close(close_reason_, [self = shared_from_this()](beast::error_code) {});
+}
+
+// Pings every ping_interval, on top of Beast's keep-alive ping at half the
+// idle timeout. A ping is a write: it goes out only when no other write is in
+// flight (one write at a time); when messages are flowing the connection is
+// not quiet and the ping is skipped.
+void WebSocketSession::SchedulePing() {
+  ping_timer_.expires_after(ctx_->options.ping_interval);
+  ping_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->closing_) return;
+    if (!self->writing_) {
+      self->writing_ = true;
+      self->ws_.async_ping({}, [self](beast::error_code ec) {
+        self->writing_ = false;
+        if (ec) return;
+        if (self->closing_) return self->DoClose();
+        if (!self->queue_.empty()) self->DoWrite();
+      });
+    }
+    self->SchedulePing();
+  });
 }
 
 void WebSocketSession::DoWrite() {
@@ -150,6 +174,7 @@ void WebSocketSession::Drain() {
 }
 
 void WebSocketSession::Fail(beast::error_code ec, const char* what) {
+  ping_timer_.cancel();
   if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
       ec == beast::error::timeout || ec == net::error::eof)
     return;

@@ -10,6 +10,7 @@
 // else runs on the session's strand.
 #pragma once
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -43,6 +44,7 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void OnRead(boost::beast::error_code ec, size_t bytes);
   void CloseNow(uint16_t code, std::string reason);
   void DoClose();
+  void SchedulePing();
   void DoWrite();
   void OnWrite(boost::beast::error_code ec, size_t bytes);
   void Fail(boost::beast::error_code ec, const char* what);
@@ -56,6 +58,7 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
 
   // Used only on the stream's strand.
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::asio::steady_timer ping_timer_;
   boost::beast::flat_buffer buffer_;
   std::deque<std::shared_ptr<const std::string>> queue_;
   size_t queued_bytes_ = 0;

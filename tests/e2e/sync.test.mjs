@@ -484,7 +484,15 @@ test("message over the size limit closes the socket with 1009 (default 1 MiB)", 
     const [observer] = await h.connectWithInit(ws, { token })
     big.sendOp("huge", "x".repeat(1 << 20))
     const closed = await big.waitClose()
-    assert.equal(closed.code, 1009, `close code (reason ${closed.reason})`)
+    // The server refuses the message from its header and closes with 1009
+    // while this client is still writing the megabyte; TCP may then reset the
+    // connection before ws reads the close frame (it reports 1006). A reset is
+    // accepted only if the server logged the 1009 close; the exact code is
+    // checked without that race by the 4 KiB --max-message-bytes test below.
+    if (closed.code !== 1009) {
+      assert.equal(closed.code, 1006, `close code (reason ${closed.reason})`)
+      assert.match(srv.log(), /bytes \(1009\)/, "the server logged no 1009 close")
+    }
     // Others are unaffected and nothing was stored.
     observer.sendOp("still", "here")
     assertOp(await observer.next(), "still", "here", "observer's first op is its own")
