@@ -24,6 +24,7 @@ test: build test-asan
 
 bench: build
 	@bench/run.sh $(BUILD)
+	@bench/run_load.sh $(BUILD)
 
 run: build
 	@scripts/run-dev.sh $(BUILD)
