@@ -284,9 +284,5 @@ automerge::ActorId Hub::ActorFor(std::string_view sub) const {
   return automerge::ActorId(d.begin(), d.begin() + 16);
 }
 
-size_t Hub::loaded() const {
-  std::lock_guard lock(mu_);
-  return workspaces_.size();
-}
 
 }  // namespace etherply::server

@@ -127,7 +127,6 @@ class Hub {
       automerge::ActorId actor, webhooks::Webhooks* webhooks);
 
   std::shared_ptr<Workspace> Get(const std::string& id);
-  size_t loaded() const;
 
   // The Automerge actor that writes a token subject's ops on this node: the
   // first 16 bytes of SHA-256(node actor ‖ sub). One actor per (node, sub)

@@ -32,10 +32,6 @@ void Committer::ClearFailure(uint64_t stream) {
   failed_.erase(stream);
 }
 
-uint64_t Committer::groups() const {
-  std::lock_guard lock(mu_);
-  return groups_;
-}
 
 void Committer::Run() {
   while (true) {
@@ -57,11 +53,9 @@ void Committer::Run() {
     WriteBatch all;
     for (Item& item : group) all.Append(std::move(item.batch));
     Status s = store_.Write(all);
-    {
+    if (!s.ok()) {
       std::lock_guard lock(mu_);
-      ++groups_;
-      if (!s.ok())
-        for (const Item& item : group) failed_.insert(item.stream);
+      for (const Item& item : group) failed_.insert(item.stream);
     }
     for (Item& item : group) item.done(s);
   }

@@ -40,9 +40,6 @@ class Committer {
   void Submit(uint64_t stream, WriteBatch batch, Callback done);
   void ClearFailure(uint64_t stream);
 
-  // Groups written so far (for tests and metrics).
-  uint64_t groups() const;
-
  private:
   struct Item {
     uint64_t stream;
@@ -57,7 +54,6 @@ class Committer {
   std::deque<Item> queue_;                  // guarded by mu_
   std::unordered_set<uint64_t> failed_;     // guarded by mu_
   bool stopping_ = false;                   // guarded by mu_
-  uint64_t groups_ = 0;                     // guarded by mu_
   std::thread writer_;
 };
 
