@@ -404,6 +404,25 @@ std::vector<ChangeHash> Document::MissingDeps() const {
   return out;
 }
 
+std::vector<ChangeHash> Document::MissingDepsFrom(const std::vector<ChangeHash>& start) const {
+  std::unordered_map<ChangeHash, const StoredChange*, ChangeHashHash> queued;
+  for (const StoredChange& sc : queue_) queued.emplace(sc.hash, &sc);
+  std::unordered_set<ChangeHash, ChangeHashHash> seen;
+  std::vector<ChangeHash> out;
+  std::vector<ChangeHash> stack = start;
+  while (!stack.empty()) {
+    ChangeHash h = stack.back();
+    stack.pop_back();
+    if (by_hash_.count(h) || !seen.insert(h).second) continue;
+    if (auto q = queued.find(h); q != queued.end())
+      stack.insert(stack.end(), q->second->change.deps.begin(), q->second->change.deps.end());
+    else
+      out.push_back(h);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // --- reading ---------------------------------------------------------------------
 
 const Document::Object* Document::FindObject(const ObjId& obj) const {

@@ -85,6 +85,10 @@ class Document {
   const StoredChange* GetChange(const ChangeHash& hash) const;
   // Hashes named as deps by queued changes that the document does not have.
   std::vector<ChangeHash> MissingDeps() const;
+  // The first hash on each path back from `start` that the document neither
+  // has nor holds queued, walking through the deps of queued changes; sorted.
+  // What the document lacks to reach `start` (a peer's heads, in sync).
+  std::vector<ChangeHash> MissingDepsFrom(const std::vector<ChangeHash>& start) const;
   size_t queued() const { return queue_.size(); }
   uint32_t max_op() const { return max_op_; }
 
