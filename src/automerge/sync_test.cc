@@ -304,24 +304,31 @@ std::vector<ChangeHash> Carried(const SyncMessage& m) {
   return out;
 }
 
-// Generates from `from`; unless dropped, delivers it to `to` (twice if
-// duplicated). Returns whether `from` had something to say.
-bool Step(Peer& from, Peer& to, bool drop = false, bool duplicate = false) {
+std::optional<Bytes> Generate(Peer& from) {
   auto bytes = GenerateSyncMessage(from.doc, from.state);
-  if (!bytes) return false;
-  if (from.strips_flags) {
+  if (bytes && from.strips_flags) {
     SyncMessage m = Decoded(*bytes);
     m.flags.reset();
     *bytes = EncodeSyncMessage(m);
   }
+  return bytes;
+}
+
+void Deliver(const Bytes& bytes, Peer& to) {
+  SyncMessage m = Decoded(bytes);
+  for (const ChangeHash& h : Carried(m)) ++to.received[h];
+  to.versions_received.insert(m.version);
+  Status s = ReceiveSyncMessage(to.doc, to.state, bytes);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+// Generates from `from`; unless dropped, delivers it to `to` (twice if
+// duplicated). Returns whether `from` had something to say.
+bool Step(Peer& from, Peer& to, bool drop = false, bool duplicate = false) {
+  auto bytes = Generate(from);
+  if (!bytes) return false;
   if (drop) return true;
-  for (int i = 0; i < (duplicate ? 2 : 1); ++i) {
-    SyncMessage m = Decoded(*bytes);
-    for (const ChangeHash& h : Carried(m)) ++to.received[h];
-    to.versions_received.insert(m.version);
-    Status s = ReceiveSyncMessage(to.doc, to.state, *bytes);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-  }
+  for (int i = 0; i < (duplicate ? 2 : 1); ++i) Deliver(*bytes, to);
   return true;
 }
 
@@ -515,6 +522,32 @@ TEST(Sync, ConvergesDespiteDuplicatedMessages) {
     EXPECT_LT(round, 30) << dup_at;
     ExpectConverged(a, b);
   }
+}
+
+// Both sides speak at once each round, so messages cross: a side hears a
+// bloom made before its last changes arrived, and must not resend them.
+TEST(Sync, CrossingMessagesWithEditsSendNothingTwice) {
+  Peer a, b;
+  Edits(a.doc, kC, "common", 12);
+  ASSERT_TRUE(b.doc.ApplyChanges({a.doc.changes().begin(), a.doc.changes().end()}).ok());
+  int round = 0;
+  for (; round < 50; ++round) {
+    if (round < 4) {
+      Put(a.doc, kA, "a" + std::to_string(round), round);
+      Put(b.doc, kB, "b" + std::to_string(round), round);
+    }
+    auto to_b = Generate(a);
+    auto to_a = Generate(b);
+    if (!to_a && !to_b) break;
+    if (to_b) Deliver(*to_b, b);
+    if (to_a) Deliver(*to_a, a);
+  }
+  EXPECT_LT(round, 50);
+  ExpectConverged(a, b);
+  ExpectNothingTwice(a);
+  ExpectNothingTwice(b);
+  EXPECT_EQ(a.received.size(), 4u);
+  EXPECT_EQ(b.received.size(), 4u);
 }
 
 TEST(Sync, EditsDuringTheSyncArriveToo) {
