@@ -211,7 +211,7 @@ async function directed(reporter) {
     try {
       reporter.record(`bytes: ${name}`, same(await run()))
     } catch (e) {
-      reporter.fail(`bytes: ${name}`, e.stack)
+      reporter.fail(`bytes: ${name}`, e?.stack ?? String(e))
     }
   }
 }
@@ -250,13 +250,21 @@ async function runScenario(seed) {
   const s = scenario(seed)
   const { rng, channel } = s
   const problems = []
-  let refDoc = A.applyChanges(A.init({ actor: "aa".repeat(16) }), s.refChanges)[0]
+  let refDoc, expectedHeads
+  try {
+    refDoc = A.applyChanges(A.init({ actor: "aa".repeat(16) }), s.refChanges)[0]
+    expectedHeads = headsOf(A.applyChanges(A.clone(refDoc), s.cppChanges)[0])
+  } catch (e) {
+    // Rarely, the reference's immutable JS layer throws while applying the
+    // patches of a merge ("cannot increment a non-numeric value", "Reflect.get
+    // called on non-object"), though A.load of the same changes works; its core
+    // is fine, but the JS sync API cannot be used on such histories.
+    return { s, problems, skipped: `the reference's JS layer cannot merge these histories: ${e}` }
+  }
   const cpp = new CppPeer()
   try {
     if (s.cppChanges.length) await cpp.must({ cmd: "load", bytes: hex(Buffer.concat(s.cppChanges)) })
     let refState = A.initSyncState()
-    const expected = A.applyChanges(A.clone(refDoc), s.cppChanges)[0]
-    let expectedHeads = headsOf(expected)
     const cppActor = "bb".repeat(16)
     const receivedBy = { ref: new Map(), cpp: new Map() }
     let sent = 0
@@ -404,11 +412,12 @@ for (let i = 0; i < count; i++) {
   const seed = (first + i) >>> 0
   let name = `seed ${seed}`
   try {
-    const { s, problems } = await runScenario(seed)
+    const { s, problems, skipped } = await runScenario(seed)
     name += ` (${s.history}, ${s.channel}${s.liveEdits ? `, ${s.liveEdits} live edits` : ""})`
-    reporter.record(name, problems)
+    if (skipped) reporter.skip(name, skipped)
+    else reporter.record(name, problems)
   } catch (e) {
-    reporter.fail(name, e.stack)
+    reporter.fail(name, e?.stack ?? String(e))
   }
 }
 if (reporter.failed) console.log(`replay one: node sync_test.mjs --peer ${opts.peer} --seed <seed> --count 1`)
