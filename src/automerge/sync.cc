@@ -104,7 +104,8 @@ std::vector<ChangeHash> HashesToSend(const Document& doc, const std::vector<Have
   if (have.empty()) return asked;
 
   std::vector<ChangeHash> last_sync;
-  for (const Have& h : have) last_sync.insert(last_sync.end(), h.last_sync.begin(), h.last_sync.end());
+  for (const Have& h : have)
+    last_sync.insert(last_sync.end(), h.last_sync.begin(), h.last_sync.end());
   std::vector<const StoredChange*> since = doc.ChangesSince(last_sync);
 
   std::unordered_map<ChangeHash, std::vector<ChangeHash>, ChangeHashHash> dependents;
@@ -206,8 +207,8 @@ Result<BloomFilter> BloomFilter::Decode(ByteView bytes) {
   auto probes = r.Uleb32();
   if (!probes.ok()) return probes.status().WithContext("bloom probes");
   if (*probes > kMaxProbes)
-    return Status::Corruption("bloom filter with " + std::to_string(*probes) +
-                              " probes (at most " + std::to_string(kMaxProbes) + ")");
+    return Status::Corruption("bloom filter with " + std::to_string(*probes) + " probes (at most " +
+                              std::to_string(kMaxProbes) + ")");
   uint64_t n = BitsBytes(*entries, *bits_per_entry);
   if (n > r.remaining())
     return Status::Incomplete("bloom bits: " + std::to_string(n) + " bytes, " +

@@ -28,9 +28,7 @@ const ActorId kA(16, 0x0a);
 const ActorId kB(16, 0x0b);
 const ActorId kC(16, 0x0c);
 
-ChangeHash HashOf(std::string_view s) {
-  return Sha256Of(AsBytes(s));
-}
+ChangeHash HashOf(std::string_view s) { return Sha256Of(AsBytes(s)); }
 
 ChangeHash Put(Document& doc, const ActorId& actor, std::string_view key, int64_t value) {
   Transaction tx(doc, actor);
@@ -448,8 +446,8 @@ TEST(Sync, RestartedFromPersistedStateOnEitherSide) {
     Edits(a.doc, kA, "a", 10);
     ASSERT_GT(SyncUntilQuiet(a, b), 0);
     ExpectConverged(a, b);
-    // Both edit (less than a third of the history, so one by one); then one side restarts from its persisted state, the other
-    // starts a new connection.
+    // Both edit (less than a third of the history, so one by one); then one side restarts from its
+    // persisted state, the other starts a new connection.
     Edits(a.doc, kA, "a2", 2);
     Edits(b.doc, kB, "b2", 3);
     Peer& r = restarting ? a : b;
@@ -474,7 +472,7 @@ TEST(Sync, APeerThatLostItsDataIsResetAndRefilled) {
   Edits(a.doc, kA, "a", 4);
   ASSERT_GT(SyncUntilQuiet(a, b), 0);
   SyncState kept = a.state;  // a remembers b's heads...
-  Peer fresh;                 // ...but b comes back empty, with a persisted state
+  Peer fresh;                // ...but b comes back empty, with a persisted state
   auto persisted = SyncState::Decode(b.state.Encode());
   ASSERT_TRUE(persisted.ok());
   fresh.state = *persisted;
