@@ -71,4 +71,16 @@ Result<int64_t> ParseDuration(std::string_view s) {
   return static_cast<int64_t>(*n) * unit;
 }
 
+Result<int64_t> ParseMillis(std::string_view s) {
+  if (s.size() > 2 && s.substr(s.size() - 2) == "ms") {
+    auto n = ParseCount(s.substr(0, s.size() - 2));
+    if (!n.ok() || *n > (uint64_t{1} << 40))
+      return Status::InvalidArgument("not a duration: " + std::string(s));
+    return static_cast<int64_t>(*n);
+  }
+  auto seconds = ParseDuration(s);
+  if (!seconds.ok()) return seconds.status();
+  return *seconds * 1000;
+}
+
 }  // namespace etherply::cli

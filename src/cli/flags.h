@@ -34,6 +34,8 @@ class Flags {
 
 // "90", "90s", "15m", "1h", "7d" as seconds.
 Result<int64_t> ParseDuration(std::string_view s);
+// A duration in milliseconds: "250ms", or anything ParseDuration takes.
+Result<int64_t> ParseMillis(std::string_view s);
 Result<uint64_t> ParseCount(std::string_view s);
 
 }  // namespace etherply::cli

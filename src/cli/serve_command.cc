@@ -9,6 +9,7 @@
 #include "cli/flags.h"
 #include "cli/secret.h"
 #include "server/server.h"
+#include "replication/replicator.h"
 #include "webhooks/http_client.h"
 #include "webhooks/signing.h"
 
@@ -41,7 +42,17 @@ constexpr const char* kServeUsage =
     "                              $ETHERPLY_WEBHOOK_SECRET, which keeps it out of ps)\n"
     "  --webhook-attempts N        attempts before an event is a dead letter (default 36)\n"
     "  --webhook-backoff DURATION  base of the retry backoff (default 2s; cap 1h)\n"
-    "  --webhook-timeout DURATION  time allowed per attempt (default 10s)\n";
+    "  --webhook-timeout DURATION  time allowed per attempt (default 10s)\n"
+    "  --nats-url URL[,URL...]     replicate with the other nodes over NATS JetStream\n"
+    "                              (doc/replication.md); without it the node runs alone\n"
+    "  --node-id ID                this node's name, [A-Za-z0-9_-]{1,64} (default: its\n"
+    "                              actor ID)\n"
+    "  --region NAME               a label shown in /v1/status\n"
+    "  --nats-replicas N           stream replicas when this node creates the stream\n"
+    "                              (default 1; 3 on a NATS cluster)\n"
+    "  --anti-entropy-interval DURATION\n"
+    "                              how often heads are compared with every peer and\n"
+    "                              gaps repaired (default 30s; ms allowed, e.g. 500ms)\n";
 
 constexpr const char* kTokenUsage =
     "usage: etherply token --sub NAME --workspace ID [--workspace ID...]\n"
@@ -73,7 +84,8 @@ int RunServeCommand(int argc, char** argv) {
   }
   Flags flags({"listen", "data-dir", "jwt-secret-file", "max-message-bytes",
                "max-send-queue-bytes", "idle-timeout", "ping-interval", "max-connections", "threads", "webhook-url",
-               "webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout"},
+               "webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout",
+               "nats-url", "node-id", "region", "nats-replicas", "anti-entropy-interval"},
               {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kServeUsage, s);
   if (!flags.positional().empty())
@@ -133,6 +145,20 @@ int RunServeCommand(int argc, char** argv) {
     if (auto k = webhooks::SigningKey::Parse(whsec); !k.ok()) return Usage(kServeUsage, k.status());
     o.webhook_secret = std::move(whsec);
   }
+  o.nats_url = flags.Get("nats-url").value_or("");
+  o.node_id = flags.Get("node-id").value_or("");
+  o.region = flags.Get("region").value_or("");
+  if (Status s = count("nats-replicas", o.nats_replicas); !s.ok()) return Usage(kServeUsage, s);
+  if (auto v = flags.Get("anti-entropy-interval")) {
+    auto ms = ParseMillis(*v);
+    if (!ms.ok() || *ms == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --anti-entropy-interval"));
+    o.anti_entropy_interval = std::chrono::milliseconds(*ms);
+  }
+  if (o.nats_url.empty() && (flags.Get("node-id") || flags.Get("region") ||
+                             flags.Get("nats-replicas") || flags.Get("anti-entropy-interval")))
+    return Usage(kServeUsage, Status::InvalidArgument("replication flags need --nats-url"));
+  if (!o.node_id.empty() && !replication::IsValidNodeId(o.node_id))
+    return Usage(kServeUsage, Status::InvalidArgument("--node-id must be 1-64 of A-Z a-z 0-9 _ -"));
   auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));
   if (!secret.ok()) {
     std::fprintf(stderr, "etherply serve: %s\n", secret.status().message().c_str());

@@ -13,6 +13,7 @@ struct ServerContext {
   ServerOptions options;
   Hub* hub = nullptr;
   webhooks::Webhooks* webhooks = nullptr;  // null when not configured
+  replication::Replicator* replicator = nullptr;  // null when not configured
   std::atomic<size_t> connections{0};
 };
 

@@ -114,8 +114,8 @@ void AppendChange(std::string& out, const Document& doc, const StoredChange& sc)
   out += "]}";
 }
 
-// The root keys a change touched: its ops on the root, and ops on objects
-// below a root key, counted as that key.
+}  // namespace
+
 std::set<std::string> RootKeysTouched(const Document& doc, const StoredChange& sc) {
   std::set<std::string> keys;
   auto decoded = automerge::ReadChange(sc);
@@ -130,8 +130,6 @@ std::set<std::string> RootKeysTouched(const Document& doc, const StoredChange& s
   }
   return keys;
 }
-
-}  // namespace
 
 Result<std::string> HistoryPage(const Document& doc, size_t limit,
                                 const std::optional<std::string>& cursor) {
@@ -213,21 +211,14 @@ Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const Edi
                                            int64_t timestamp_micros) {
   std::vector<std::string> messages;
   for (const KeyEdit& e : plan.edits) {
-    std::string msg = "{\"type\":\"op\",\"payload\":{\"key\":";
-    automerge::AppendJsonString(msg, e.key);
     if (e.value_json) {
       auto parsed = ParseJson(*e.value_json, 1024);
       if (!parsed.ok()) return Status::Corruption("a stored value is not JSON");
-      const boost::json::value& v = *parsed;
-      if (Status s = PutJson(tx, automerge::kRoot, e.key, v); !s.ok()) return s;
-      msg += ",\"value\":";
-      AppendJson(msg, v);
+      if (Status s = PutJson(tx, automerge::kRoot, e.key, *parsed); !s.ok()) return s;
     } else {
       if (Status s = tx.Delete(automerge::kRoot, e.key); !s.ok()) return s;
-      msg += ",\"value\":null,\"deleted\":true";
     }
-    msg += ",\"timestamp\":" + std::to_string(timestamp_micros) + "}}";
-    messages.push_back(std::move(msg));
+    messages.push_back(KeyMessage(e.key, e.value_json, timestamp_micros));
   }
   return messages;
 }

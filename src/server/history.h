@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,11 @@ Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const Edi
                                            int64_t timestamp_micros);
 
 // "h1,h2" -> hashes.
+// The root keys a change touched: its ops on the root, and ops on objects
+// below a root key, counted as that key.
+std::set<std::string> RootKeysTouched(const automerge::Document& doc,
+                                      const automerge::StoredChange& change);
+
 Result<std::vector<automerge::ChangeHash>> ParseHeads(std::string_view comma_separated);
 
 }  // namespace etherply::server

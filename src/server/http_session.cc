@@ -141,6 +141,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       res.prepare_payload();
       return Write(std::move(res));
     }
+    if (seg.size() == 2 && seg[0] == "v1" && seg[1] == "status") {
+      if (req.method() != http::verb::get)
+        return Write(JsonError(req, http::status::method_not_allowed, "use GET"));
+      Response res{http::status::ok, req.version()};
+      res.set(http::field::content_type, "application/json");
+      res.keep_alive(req.keep_alive());
+      res.body() = "{\"status\":\"ok\",\"connections\":" + std::to_string(ctx_->connections) +
+                   ",\"replication\":" +
+                   (ctx_->replicator ? ctx_->replicator->StatusJson() : std::string("null")) + "}";
+      res.prepare_payload();
+      return Write(std::move(res));
+    }
     if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "admin" && seg[2] == "webhooks")
       return WebhooksAdmin(std::move(req), url, seg);
     enum class Route { kSync, kDoc, kHistory, kState, kUndo, kRestore } route;

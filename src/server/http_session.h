@@ -3,6 +3,7 @@
 //
 // Routes (doc/protocol.md):
 //   GET /healthz                          200 "ok"
+//   GET /v1/status                        JSON: connections, replication state
 //   GET /v1/sync/{workspace}              WebSocket upgrade (read scope)
 //   GET /v1/workspaces/{workspace}/doc    the Automerge document (read scope)
 // Errors: 400 bad workspace ID, 401 missing or invalid token (with

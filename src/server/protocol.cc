@@ -159,6 +159,15 @@ std::string OpBroadcast(const OpMessage& op, int64_t timestamp) {
   return out;
 }
 
+std::string KeyMessage(std::string_view key, const std::optional<std::string>& value_json,
+                       int64_t timestamp) {
+  std::string out = "{\"type\":\"op\",\"payload\":{\"key\":";
+  automerge::AppendJsonString(out, key);
+  out += value_json ? ",\"value\":" + *value_json : ",\"value\":null,\"deleted\":true";
+  out += ",\"timestamp\":" + std::to_string(timestamp) + "}}";
+  return out;
+}
+
 std::string ErrorMessage(int code, std::string_view message) {
   json::object msg;
   msg["type"] = "error";

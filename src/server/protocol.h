@@ -41,6 +41,10 @@ void AppendJson(std::string& out, const boost::json::value& v);
 
 std::string InitMessage(const automerge::Document& doc);
 std::string OpBroadcast(const OpMessage& op, int64_t timestamp);
+// The op message for a root key's value as JSON text; nullopt: the key was
+// deleted ({"key":K,"value":null,"deleted":true,...}).
+std::string KeyMessage(std::string_view key, const std::optional<std::string>& value_json,
+                       int64_t timestamp);
 std::string ErrorMessage(int code, std::string_view message);
 
 bool IsValidWorkspaceId(std::string_view id);

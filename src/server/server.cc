@@ -30,13 +30,16 @@ struct Server::Impl {
     ctx->options = std::move(o);
   }
 
-  // Teardown order: stop the network; let the committer write what is
-  // queued (its callbacks post to the stopped io_context, harmlessly); then
-  // the io_context destroys its handlers and with them the workspaces, which
-  // still need the hub; the hub and the store go last.
+  // Teardown order: stop replication (its threads call the hub); stop the
+  // network; let the committer write what is queued (its callbacks post to
+  // the stopped io_context, harmlessly); let go of the warm workspaces; then
+  // the io_context destroys its handlers and with them the last workspaces,
+  // which still need the hub; the hub and the store go last.
   ~Impl() {
+    if (replicator) replicator->Stop();  // its threads call the hub
     ioc.stop();
     committer.reset();
+    if (hub) hub->ReleaseWarm();  // their strands need the io_context
   }
 
   void Accept() {
@@ -59,6 +62,7 @@ struct Server::Impl {
   webhooks::RealClock clock;
   std::unique_ptr<webhooks::BeastPoster> webhook_poster;
   std::unique_ptr<webhooks::Webhooks> webhooks;  // outlives the committer, which calls it
+  std::unique_ptr<replication::Replicator> replicator;  // likewise
   std::unique_ptr<Hub> hub;
   net::io_context ioc;
   tcp::acceptor acceptor;
@@ -114,10 +118,23 @@ Status Server::Start() {
     m.webhooks->Start();
     m.ctx->webhooks = m.webhooks.get();
   }
+  if (!o.nats_url.empty()) {
+    replication::Options ro;
+    ro.node_id = o.node_id.empty() ? ToHex(*actor) : o.node_id;
+    ro.region = o.region;
+    ro.nats_url = o.nats_url;
+    ro.replicas = o.nats_replicas;
+    ro.anti_entropy_interval = o.anti_entropy_interval;
+    auto r = replication::OpenNatsReplicator(std::move(ro), *m.store);
+    if (!r.ok()) return r.status().WithContext("replication");
+    m.replicator = std::move(*r);
+    m.ctx->replicator = m.replicator.get();
+  }
   m.committer = std::make_unique<storage::Committer>(*m.store);
   m.hub = std::make_unique<Hub>(m.ioc.get_executor(), *m.store, *m.committer, *actor,
-                                m.webhooks.get());
+                                m.webhooks.get(), m.replicator.get());
   m.ctx->hub = m.hub.get();
+  if (m.replicator) m.replicator->Start(*m.hub);
 
   boost::system::error_code ec;
   auto address = net::ip::make_address(o.host, ec);
@@ -134,7 +151,8 @@ Status Server::Start() {
           " (WebSocket: ws://" + o.host + ":" + std::to_string(port()) +
           "/v1/sync/{workspace}); data in " + std::filesystem::absolute(o.data_dir).string() +
           "; node actor " + ToHex(*actor) +
-          (o.webhook_url.empty() ? "" : "; webhooks on"));
+          (o.webhook_url.empty() ? "" : "; webhooks on") +
+          (o.nats_url.empty() ? "" : "; replicating over " + o.nats_url));
   return Status::Ok();
 }
 

@@ -56,6 +56,19 @@ struct ServerOptions {
   std::chrono::seconds webhook_backoff_base{2};
   // Time allowed for one delivery attempt.
   std::chrono::seconds webhook_timeout{10};
+
+  // Replication (doc/replication.md): with a NATS url (comma-separated for
+  // a cluster), the node publishes its changes to JetStream and applies the
+  // other nodes'. Empty: the node runs alone.
+  std::string nats_url;
+  // The node's name among the others; empty: its actor ID in hex.
+  std::string node_id;
+  // A label shown in /v1/status.
+  std::string region;
+  // Replicas of the stream when this node creates it (3 on a NATS cluster).
+  int nats_replicas = 1;
+  // Time between anti-entropy passes (heads compared with every peer).
+  std::chrono::milliseconds anti_entropy_interval{30'000};
 };
 
 class Server {

@@ -3,9 +3,13 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 
+#include <map>
+
 #include "automerge/change.h"
+#include "automerge/sync.h"
 #include "base/log.h"
 #include "base/sha256.h"
+#include "server/history.h"
 #include "storage/layout.h"
 
 namespace etherply::server {
@@ -16,6 +20,12 @@ namespace {
 int64_t NowMicros() {
   using namespace std::chrono;
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string HeadsRecord(const automerge::Document& doc) {
+  std::string out;
+  for (const auto& h : doc.heads()) out += AsChars(h);
+  return out;
 }
 }  // namespace
 
@@ -38,6 +48,17 @@ Status Workspace::Load() {
   if (Status s = doc->ApplyChanges(std::move(changes)); !s.ok())
     return s.WithContext("stored changes of " + id_);
   if (doc->queued() > 0) return Status::Corruption("stored changes of " + id_ + " miss deps");
+  // The heads record lists the workspace for replication; a workspace
+  // stored before it existed gets it now.
+  if (!doc->changes().empty()) {
+    std::string heads = HeadsRecord(*doc);
+    auto stored = hub_.store_.Get(storage::HeadsKey(id_));
+    if (!stored.ok() || *stored != heads) {
+      storage::WriteBatch batch;
+      batch.Put(storage::HeadsKey(id_), std::move(heads));
+      if (Status s = hub_.store_.Write(batch); !s.ok()) return s.WithContext("heads of " + id_);
+    }
+  }
   durable_changes_ = doc->changes().size();
   doc_ = std::move(doc);
   return Status::Ok();
@@ -138,7 +159,6 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
   for (std::string& b : output->broadcasts)
     p.broadcasts.push_back(std::make_shared<const std::string>(std::move(b)));
   std::optional<automerge::ChangeHash> change = *hash;
-  p.stored = change.has_value();
   // The heads right after this change: when it is durable, so is all they name.
   p.on_done = [change, heads = doc_->heads(), done = std::move(done)](const Status& s) {
     if (!s.ok()) return done(s);
@@ -149,13 +169,11 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
     pending_.push_back(std::move(p));
     return Flush();
   }
-  uint64_t seqno = pending_base_ + pending_.size();
-  pending_.push_back(std::move(p));
+  size_t index = doc_->changes().size() - 1;
   const automerge::StoredChange& stored = doc_->changes().back();
   storage::WriteBatch batch;
-  batch.Put(storage::ChangeKey(id_, doc_->changes().size() - 1),
-            std::string(AsChars(stored.bytes)));
-  // The webhook events go into the same write as the change (doc/webhooks.md).
+  // The webhook events and the replication outbox record go into the same
+  // write as the change (doc/webhooks.md, doc/replication.md).
   std::vector<uint64_t> events;
   if (hub_.webhooks_) {
     webhooks::Event e;
@@ -171,11 +189,90 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
       ++e.part;
     }
   }
+  std::optional<uint64_t> ticket;
+  if (hub_.replicator_) ticket = hub_.replicator_->Stage(id_, stored, output->timestamp, batch);
+  Write(index, std::move(batch), std::move(p), [hub = &hub_, events, ticket](const Status& s) {
+    for (uint64_t e : events) hub->webhooks_->Committed(e, s);
+    if (ticket) hub->replicator_->Committed(*ticket, s);
+  });
+}
+
+void Workspace::Write(size_t from, storage::WriteBatch batch, Pending p,
+                      std::function<void(const Status&)> committed) {
+  const auto& changes = doc_->changes();
+  for (size_t i = from; i < changes.size(); ++i)
+    batch.Put(storage::ChangeKey(id_, i), std::string(AsChars(changes[i].bytes)));
+  batch.Put(storage::HeadsKey(id_), HeadsRecord(*doc_));
+  p.changes = changes.size() - from;
+  uint64_t seqno = pending_base_ + pending_.size();
+  pending_.push_back(std::move(p));
   hub_.committer_.Submit(stream_, std::move(batch),
-                         [self = shared_from_this(), seqno, events](const Status& s) {
-                           for (uint64_t e : events) self->hub_.webhooks_->Committed(e, s);
+                         [self = shared_from_this(), seqno, committed = std::move(committed)](
+                             const Status& s) {
+                           if (committed) committed(s);
                            net::post(self->strand_, [self, seqno, s] { self->OnWritten(seqno, s); });
                          });
+}
+
+void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
+                            replication::Timestamps timestamps, std::function<void(Status)> done) {
+  net::post(strand_, [self = shared_from_this(), changes = std::move(changes),
+                      timestamps = std::move(timestamps),
+                      done = std::move(done)]() mutable {
+    if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
+    if (self->broken_) return done(Status::IoError("the workspace is being reloaded"));
+    size_t from = self->doc_->changes().size();
+    if (Status s = self->doc_->ApplyChanges(std::move(changes)); !s.ok()) return done(s);
+    self->AdmitRemote(from, timestamps, std::move(done));
+  });
+}
+
+void Workspace::Sync(std::shared_ptr<automerge::SyncState> state, std::optional<Bytes> message,
+                     std::function<void(Result<std::optional<Bytes>>)> done) {
+  net::post(strand_, [self = shared_from_this(), state = std::move(state),
+                      message = std::move(message), done = std::move(done)]() mutable {
+    if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
+    if (self->broken_) return done(Status::IoError("the workspace is being reloaded"));
+    if (!message) return done(automerge::GenerateSyncMessage(*self->doc_, *state));
+    size_t from = self->doc_->changes().size();
+    if (Status s = automerge::ReceiveSyncMessage(*self->doc_, *state, *message); !s.ok())
+      return done(s);
+    // The answer follows once what was received is durable here.
+    self->AdmitRemote(from, {}, [self, state, done = std::move(done)](const Status& s) {
+      if (!s.ok()) return done(s);
+      done(automerge::GenerateSyncMessage(*self->doc_, *state));
+    });
+  });
+}
+
+void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestamps,
+                            std::function<void(const Status&)> done) {
+  const auto& changes = doc_->changes();
+  if (changes.size() == from) {  // known already, or waiting for deps
+    Pending p;
+    p.on_done = std::move(done);
+    p.done = true;
+    pending_.push_back(std::move(p));
+    return Flush();
+  }
+  // Each root key the new changes touched is sent once, with its value now
+  // (which merges every concurrent write), in the order of the change that
+  // touched it last: the order the changes were made in, where they have one.
+  std::map<std::string, size_t> last_touch;
+  for (size_t i = from; i < changes.size(); ++i)
+    for (const std::string& key : RootKeysTouched(*doc_, changes[i])) last_touch[key] = i;
+  std::vector<std::pair<size_t, std::string>> keys;
+  for (auto& [key, i] : last_touch) keys.emplace_back(i, key);
+  std::sort(keys.begin(), keys.end());
+  Pending p;
+  for (const auto& [i, key] : keys) {
+    auto t = timestamps.find(changes[i].hash);
+    int64_t timestamp = t != timestamps.end() ? t->second : changes[i].change.time * 1'000'000;
+    p.broadcasts.push_back(std::make_shared<const std::string>(
+        KeyMessage(key, doc_->RootValueJson(key), timestamp)));
+  }
+  p.on_done = std::move(done);
+  Write(from, {}, std::move(p), nullptr);
 }
 
 void Workspace::OnWritten(uint64_t seqno, Status status) {
@@ -209,7 +306,7 @@ void Workspace::Flush() {
       p.on_done(Status::IoError("the change could not be stored; it was not applied"));
       continue;
     }
-    if (p.stored) ++durable_changes_;
+    durable_changes_ += p.changes;
     for (auto it = clients_.begin(); it != clients_.end();) {
       if (auto c = it->second.lock()) {
         for (const auto& b : p.broadcasts) c->Send(b);
@@ -254,26 +351,65 @@ void Workspace::Export(std::function<void(Result<std::string>)> done) {
 // --- Hub -----------------------------------------------------------------------
 
 Hub::Hub(net::any_io_executor executor, storage::Store& store, storage::Committer& committer,
-         automerge::ActorId actor, webhooks::Webhooks* webhooks)
+         automerge::ActorId actor, webhooks::Webhooks* webhooks,
+         replication::Replicator* replicator, size_t warm)
     : executor_(std::move(executor)),
       store_(store),
       committer_(committer),
       actor_(std::move(actor)),
-      webhooks_(webhooks) {}
+      webhooks_(webhooks),
+      replicator_(replicator),
+      warm_(warm) {}
 
 std::shared_ptr<Workspace> Hub::Get(const std::string& id) {
+  std::shared_ptr<Workspace> evicted;  // released after the lock: its destructor calls Forget
   std::lock_guard lock(mu_);
   std::weak_ptr<Workspace>& slot = workspaces_[id];
-  if (auto w = slot.lock()) return w;
-  auto w = std::make_shared<Workspace>(id, *this, next_stream_++);
-  slot = w;
+  std::shared_ptr<Workspace> w = slot.lock();
+  if (!w) {
+    w = std::make_shared<Workspace>(id, *this, next_stream_++);
+    slot = w;
+  }
+  if (warm_ > 0) {
+    auto it = std::find(recent_.begin(), recent_.end(), w);
+    if (it != recent_.end()) {
+      recent_.splice(recent_.begin(), recent_, it);
+    } else {
+      recent_.push_front(w);
+      if (recent_.size() > warm_) {
+        evicted = std::move(recent_.back());
+        recent_.pop_back();
+      }
+    }
+  }
   return w;
+}
+
+void Hub::ReleaseWarm() {
+  std::list<std::shared_ptr<Workspace>> released;
+  std::lock_guard lock(mu_);
+  released.swap(recent_);
 }
 
 void Hub::Forget(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = workspaces_.find(id);
   if (it != workspaces_.end() && it->second.expired()) workspaces_.erase(it);
+}
+
+void Hub::ApplyRemote(const std::string& workspace, std::vector<automerge::StoredChange> changes,
+                      replication::Timestamps timestamps, std::function<void(Status)> done) {
+  if (!IsValidWorkspaceId(workspace))
+    return done(Status::Corruption("not a workspace ID: " + workspace));
+  Get(workspace)->ApplyRemote(std::move(changes), std::move(timestamps), std::move(done));
+}
+
+void Hub::Sync(const std::string& workspace, std::shared_ptr<automerge::SyncState> state,
+               std::optional<Bytes> message,
+               std::function<void(Result<std::optional<Bytes>>)> done) {
+  if (!IsValidWorkspaceId(workspace))
+    return done(Status::InvalidArgument("not a workspace ID: " + workspace));
+  Get(workspace)->Sync(std::move(state), std::move(message), std::move(done));
 }
 
 automerge::ActorId Hub::ActorFor(std::string_view sub) const {

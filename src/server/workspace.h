@@ -20,6 +20,7 @@
 #include <boost/asio/strand.hpp>
 #include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +28,7 @@
 
 #include "auth/jwt.h"
 #include "automerge/document.h"
+#include "replication/replicator.h"
 #include "server/protocol.h"
 #include "storage/committer.h"
 #include "storage/store.h"
@@ -84,13 +86,23 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   };
   void Mutate(const auth::Claims& claims, Edit edit, std::function<void(Result<EditResult>)> done);
 
+  // Changes made on another node (replication::Sink::ApplyRemote): applied,
+  // durable, then broadcast as op messages with the new value of each root
+  // key they touched. No webhook events: those fire on the node where a
+  // change was made.
+  void ApplyRemote(std::vector<automerge::StoredChange> changes,
+                   replication::Timestamps timestamps, std::function<void(Status)> done);
+  // One step of the sync protocol with a peer (replication::Sink::Sync).
+  void Sync(std::shared_ptr<automerge::SyncState> state, std::optional<Bytes> message,
+            std::function<void(Result<std::optional<Bytes>>)> done);
+
  private:
   // An edit waiting to be durable, or a client waiting for its init.
   struct Pending {
     std::vector<std::shared_ptr<const std::string>> broadcasts;
     std::function<void(const Status&)> on_done;  // edits: told the outcome
     std::shared_ptr<Client> joiner;              // joins: gets broadcasts[0] (its init)
-    bool stored = false;                         // edits: made a change to write
+    size_t changes = 0;                          // changes it writes
     bool done = false;
     Status status;
   };
@@ -99,6 +111,15 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   Status Load();
   void DoMutate(const auth::Claims& claims, const Edit& edit,
                 std::function<void(Result<EditResult>)> done);
+  // Writes the document's changes from index `from` on, with the heads
+  // record and what `batch` holds already, as `p`; `committed` runs on the
+  // committer thread with the outcome.
+  void Write(size_t from, storage::WriteBatch batch, Pending p,
+             std::function<void(const Status&)> committed);
+  // Stores and broadcasts the changes that the document applied from index
+  // `from` on, which came from another node; `done` runs once durable.
+  void AdmitRemote(size_t from, const replication::Timestamps& timestamps,
+                   std::function<void(const Status&)> done);
   void OnWritten(uint64_t seqno, Status status);
   void Flush();
   void SendError(const std::shared_ptr<Client>& client, int code, std::string_view message);
@@ -119,14 +140,28 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
 };
 
 // All workspaces in memory, by ID. A workspace is loaded on first use and
-// released when its last client and its last in-flight op are gone.
-class Hub {
+// released when its last client and its last in-flight op are gone and it
+// is not among the `warm` most recently used ones: HTTP reads and changes
+// from other nodes then find it loaded (and a change from another node that
+// waits for its deps keeps waiting in memory).
+class Hub final : public replication::Sink {
  public:
-  // webhooks: null when none are configured.
+  // webhooks, replicator: null when not configured.
   Hub(boost::asio::any_io_executor executor, storage::Store& store, storage::Committer& committer,
-      automerge::ActorId actor, webhooks::Webhooks* webhooks);
+      automerge::ActorId actor, webhooks::Webhooks* webhooks,
+      replication::Replicator* replicator, size_t warm = 64);
 
   std::shared_ptr<Workspace> Get(const std::string& id);
+
+  // Lets go of the warm workspaces (before the io_context goes).
+  void ReleaseWarm();
+
+  // replication::Sink: the workspace's ApplyRemote and Sync.
+  void ApplyRemote(const std::string& workspace, std::vector<automerge::StoredChange> changes,
+                   replication::Timestamps timestamps, std::function<void(Status)> done) override;
+  void Sync(const std::string& workspace, std::shared_ptr<automerge::SyncState> state,
+            std::optional<Bytes> message,
+            std::function<void(Result<std::optional<Bytes>>)> done) override;
 
   // The Automerge actor that writes a token subject's ops on this node: the
   // first 16 bytes of SHA-256(node actor ‖ sub). One actor per (node, sub)
@@ -144,9 +179,13 @@ class Hub {
   storage::Committer& committer_;
   const automerge::ActorId actor_;  // the node's actor ID
   webhooks::Webhooks* const webhooks_;
+  replication::Replicator* const replicator_;
 
   mutable std::mutex mu_;
+  const size_t warm_;
+
   std::unordered_map<std::string, std::weak_ptr<Workspace>> workspaces_;  // guarded by mu_
+  std::list<std::shared_ptr<Workspace>> recent_;  // guarded by mu_: most recent first
   uint64_t next_stream_ = 1;                                              // guarded by mu_
 };
 

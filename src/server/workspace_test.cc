@@ -5,6 +5,9 @@
 #include <boost/asio/io_context.hpp>
 #include <mutex>
 
+#include "automerge/sync.h"
+#include "automerge/transaction.h"
+#include "storage/layout.h"
 #include "storage/memory_store.h"
 
 namespace etherply::server {
@@ -54,7 +57,7 @@ struct Fixture {
   boost::asio::io_context io;
   storage::MemoryStore store;
   storage::Committer committer{store};
-  Hub hub{io.get_executor(), store, committer, automerge::ActorId(16, 7), nullptr};
+  Hub hub{io.get_executor(), store, committer, automerge::ActorId(16, 7), nullptr, nullptr};
 };
 
 TEST(Workspace, OpIsStoredThenBroadcastToEveryClient) {
@@ -113,6 +116,123 @@ TEST(Workspace, ReadOnlyClientGets403AndNothingIsStored) {
   ASSERT_EQ(a->messages().size(), 2u);
   EXPECT_NE(a->messages()[1].find("\"code\":403"), std::string::npos);
   EXPECT_EQ(f.store.writes(), 0u);
+}
+
+// Changes made by another node's actor on a document of its own.
+std::vector<automerge::StoredChange> RemoteChanges(int n, std::string_view key_prefix = "r") {
+  automerge::Document doc;
+  for (int i = 0; i < n; ++i) {
+    automerge::Transaction tx(doc, automerge::ActorId(16, 9));
+    EXPECT_TRUE(tx.Put(automerge::kRoot, std::string(key_prefix) + std::to_string(i),
+                       automerge::ScalarValue(int64_t{i}))
+                    .ok());
+    EXPECT_TRUE(tx.Commit({}).ok());
+  }
+  return {doc.changes().begin(), doc.changes().end()};
+}
+
+Status ApplyRemote(Fixture& f, const std::string& ws, std::vector<automerge::StoredChange> c) {
+  std::optional<Status> result;
+  replication::Timestamps times;
+  for (const auto& change : c) times[change.hash] = 5;
+  f.hub.ApplyRemote(ws, std::move(c), std::move(times), [&](Status s) { result = s; });
+  Settle(f.io);
+  EXPECT_TRUE(result.has_value());
+  return result.value_or(Status::IoError("no answer"));
+}
+
+TEST(Workspace, RemoteChangesAreStoredThenBroadcastWithTheirKeysValues) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>();
+  ws->Join(a);
+  Settle(f.io);
+  ASSERT_TRUE(ApplyRemote(f, "w", RemoteChanges(2)).ok());
+  auto m = a->messages();
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[1], "{\"type\":\"op\",\"payload\":{\"key\":\"r0\",\"value\":0,\"timestamp\":5}}");
+  EXPECT_EQ(m[2], "{\"type\":\"op\",\"payload\":{\"key\":\"r1\",\"value\":1,\"timestamp\":5}}");
+  // Both changes and the heads record went into one synced write.
+  EXPECT_EQ(f.store.writes(), 1u);
+  EXPECT_TRUE(f.store.Get(storage::HeadsKey("w")).ok());
+  // The same changes again: known, so nothing is written or sent.
+  ASSERT_TRUE(ApplyRemote(f, "w", RemoteChanges(2)).ok());
+  EXPECT_EQ(f.store.writes(), 1u);
+  EXPECT_EQ(a->messages().size(), 3u);
+}
+
+TEST(Workspace, RemoteChangeWithMissingDepsWaitsAndIsNotStored) {
+  Fixture f;
+  auto changes = RemoteChanges(2);
+  ASSERT_TRUE(ApplyRemote(f, "w", {changes[1]}).ok());
+  EXPECT_EQ(f.store.writes(), 0u);
+  ASSERT_TRUE(ApplyRemote(f, "w", {changes[0]}).ok());  // the dep: both apply
+  auto stored = storage::LoadChanges(f.store, "w");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->size(), 2u);
+}
+
+TEST(Workspace, FailedRemoteWriteIsReportedAndLeavesNothingBehind) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>();
+  ws->Join(a);
+  Settle(f.io);
+  f.store.FailWritesAfter(0);
+  Status s = ApplyRemote(f, "w", RemoteChanges(1));
+  EXPECT_EQ(s.code(), Status::Code::kIoError);  // not acknowledged: NATS delivers it again
+  EXPECT_EQ(a->messages().size(), 1u);
+  f.store.FailWritesAfter(-1);
+  // Redelivered: now it lands, as if the first attempt never happened.
+  ASSERT_TRUE(ApplyRemote(f, "w", RemoteChanges(1)).ok());
+  EXPECT_EQ(a->messages().size(), 2u);
+}
+
+TEST(Workspace, CorruptRemoteChangeIsRefusedWithoutChangingAnything) {
+  Fixture f;
+  auto changes = RemoteChanges(1);
+  // An op on an object that does not exist here.
+  automerge::Change c = changes[0].change;
+  auto decoded = automerge::ReadChange(changes[0]);
+  ASSERT_TRUE(decoded.ok());
+  c = *decoded;
+  c.ops[0].obj = automerge::OpId{77, 0};
+  c.ops[0].key = automerge::Key::Map("x");
+  auto bad = automerge::EncodeChange(std::move(c));
+  Status s = ApplyRemote(f, "w", {bad});
+  EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+  EXPECT_EQ(f.store.writes(), 0u);
+  EXPECT_EQ(ApplyRemote(f, "bad/id", RemoteChanges(1)).code(), Status::Code::kCorruption);
+}
+
+TEST(Workspace, SyncStepsBetweenTwoHubsConverge) {
+  Fixture x, y;
+  ASSERT_TRUE(ApplyRemote(x, "w", RemoteChanges(3, "x")).ok());
+  auto sx = std::make_shared<automerge::SyncState>();
+  auto sy = std::make_shared<automerge::SyncState>();
+  std::optional<Bytes> to_y;
+  auto step = [](Fixture& f, std::shared_ptr<automerge::SyncState> st, std::optional<Bytes> in) {
+    std::optional<Result<std::optional<Bytes>>> out;
+    f.hub.Sync("w", st, std::move(in), [&](Result<std::optional<Bytes>> r) { out = std::move(r); });
+    Settle(f.io);
+    EXPECT_TRUE(out.has_value() && out->ok());
+    return out && out->ok() ? **out : std::nullopt;
+  };
+  auto msg = step(x, sx, std::nullopt);
+  for (int round = 0; msg && round < 10; ++round) {
+    auto reply = step(y, sy, msg);
+    if (!reply) break;
+    msg = step(x, sx, reply);
+  }
+  auto stored = storage::LoadChanges(y.store, "w");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->size(), 3u);
+  // A malformed sync message is refused and stores nothing.
+  std::optional<Result<std::optional<Bytes>>> out;
+  y.hub.Sync("w", sy, Bytes{0x42, 0x05}, [&](Result<std::optional<Bytes>> r) { out = std::move(r); });
+  Settle(y.io);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_FALSE(out->ok());
 }
 
 }  // namespace

@@ -15,6 +15,12 @@ std::string ChangeKey(std::string_view workspace, uint64_t index) {
   return k;
 }
 
+std::string HeadsKey(std::string_view workspace) {
+  std::string k(kHeadsPrefix);
+  k += workspace;
+  return k;
+}
+
 Result<std::vector<std::string>> LoadChanges(Store& store, std::string_view workspace) {
   std::vector<std::string> out;
   std::string prefix = ChangePrefix(workspace);

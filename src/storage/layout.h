@@ -2,6 +2,10 @@
 //
 //   c/<workspace>/<index>   one change chunk of a workspace, in the order the
 //                           workspace applied them; index: 8 bytes big-endian
+//   h/<workspace>           the workspace's heads after its last stored change
+//                           (32-byte hashes, concatenated); written in the
+//                           same batch as every change, so it lists the
+//                           workspaces and their heads without loading them
 //   n/actor                 this node's Automerge actor ID (16 bytes)
 #pragma once
 
@@ -17,6 +21,8 @@ namespace etherply::storage {
 std::string ChangeKey(std::string_view workspace, uint64_t index);
 std::string ChangePrefix(std::string_view workspace);
 inline constexpr std::string_view kActorKey = "n/actor";
+inline constexpr std::string_view kHeadsPrefix = "h/";
+std::string HeadsKey(std::string_view workspace);
 
 // Every stored change chunk of a workspace, in order.
 Result<std::vector<std::string>> LoadChanges(Store& store, std::string_view workspace);
