@@ -1,0 +1,898 @@
+// The NATS JetStream replicator (replicator.h); the only file that includes
+// nats.h. doc/replication.md describes the subjects and the protocol.
+//
+// Outbox record (key r/o/<8-byte big-endian seq>):
+//   record := uleb(len) workspace  sleb(timestamp)  hash(32)  change-chunk
+// Stream messages (stream ETHERPLY, subject etherply.changes.<origin node>):
+//   data: one change chunk; headers Nats-Msg-Id = change hash (hex),
+//   Etherply-Workspace, Etherply-Timestamp (Unix microseconds).
+// Core NATS subjects:
+//   etherply.nodes            announcement:  node-id SP region
+//   etherply.digest.<node>    request:  (uleb(len) workspace uleb(n) hash{n})*
+//                             reply:    uleb(index)*  the workspaces whose
+//                                       heads differ from the responder's
+//   etherply.sync.<node>      request: one Automerge sync message; headers
+//                             Etherply-Workspace, Etherply-Session;
+//                             reply: the responder's next message, or empty
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "automerge/sync.h"
+#include "base/coding.h"
+#include "base/hex.h"
+#include "base/log.h"
+#include "replication/replicator.h"
+#include "storage/layout.h"
+
+namespace etherply::replication {
+
+namespace {
+
+constexpr char kStream[] = "ETHERPLY";
+constexpr char kChangeSubjects[] = "etherply.changes.>";
+constexpr char kAnnounceSubject[] = "etherply.nodes";
+constexpr std::string_view kOutboxPrefix = "r/o/";
+constexpr char kWorkspaceHeader[] = "Etherply-Workspace";
+constexpr char kTimestampHeader[] = "Etherply-Timestamp";
+constexpr char kSessionHeader[] = "Etherply-Session";
+// Outbox records held in memory at most; beyond, they wait on disk only.
+constexpr size_t kMaxReadyInMemory = 100'000;
+constexpr int kPublishBatch = 512;
+constexpr int kFetchBatch = 256;
+// A digest request holds about this many bytes at most.
+constexpr size_t kDigestBytes = 256 << 10;
+// A peer not heard from for this many intervals is no longer synced with.
+constexpr int kPeerExpiryIntervals = 3;
+// Rounds of one sync session before it is left to the next pass.
+constexpr int kMaxSyncRounds = 64;
+
+int64_t NowMillis() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+int64_t WallNanos() {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string OutboxKey(uint64_t seq) {
+  std::string k(kOutboxPrefix);
+  for (int shift = 56; shift >= 0; shift -= 8) k.push_back(static_cast<char>(seq >> shift));
+  return k;
+}
+
+std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
+  std::string m = natsStatus_GetText(s);
+  if (jerr != 0) m += " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")";
+  return m;
+}
+
+// Waits for one result from another thread, giving up when `stopping` is set.
+template <typename T>
+class Waiter {
+ public:
+  void Set(T value) {
+    std::lock_guard lock(mu_);
+    value_ = std::move(value);
+    cv_.notify_all();
+  }
+  std::optional<T> Wait(const std::atomic<bool>& stopping) {
+    std::unique_lock lock(mu_);
+    while (!value_ && !stopping) cv_.wait_for(lock, std::chrono::milliseconds(100));
+    return std::move(value_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<T> value_;
+};
+
+class NatsReplicator final : public Replicator {
+ public:
+  struct Item {
+    uint64_t seq;
+    std::string workspace;
+    int64_t timestamp;
+    automerge::ChangeHash hash;
+    std::string chunk;
+  };
+
+  NatsReplicator(Options options, storage::Store& store)
+      : options_(std::move(options)),
+        store_(store),
+        publish_subject_("etherply.changes." + options_.node_id),
+        durable_("etherply_" + options_.node_id) {}
+
+  ~NatsReplicator() override { Stop(); }
+
+  // Reads the outbox back (records left by an earlier run).
+  Status Open() {
+    bool full = false;
+    Status s = LoadOutbox(&full);
+    if (!s.ok()) return s;
+    std::lock_guard lock(mu_);
+    if (!ready_.empty()) next_seq_ = ready_.back().seq + 1;
+    reload_ = full;
+    if (full) {
+      // The newest key gives the next sequence number.
+      uint64_t last = 0;
+      s = store_.Scan(kOutboxPrefix, [&](std::string_view key, std::string_view) {
+        last = SeqOf(key);
+        return true;
+      });
+      if (!s.ok()) return s;
+      next_seq_ = last + 1;
+    }
+    return Status::Ok();
+  }
+
+  void Start(Sink& sink) override {
+    sink_ = &sink;
+    natsOptions* opts = nullptr;
+    natsOptions_Create(&opts);
+    std::vector<std::string> urls;
+    for (size_t start = 0; start <= options_.nats_url.size();) {
+      size_t comma = options_.nats_url.find(',', start);
+      if (comma == std::string::npos) comma = options_.nats_url.size();
+      if (comma > start) urls.push_back(options_.nats_url.substr(start, comma - start));
+      start = comma + 1;
+    }
+    std::vector<const char*> servers;
+    for (const auto& u : urls) servers.push_back(u.c_str());
+    natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+    natsOptions_SetName(opts, ("etherply " + options_.node_id).c_str());
+    natsOptions_SetMaxReconnect(opts, -1);
+    natsOptions_SetReconnectWait(opts, 250);
+    natsOptions_SetTimeout(opts, 2000);
+    natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+    natsOptions_SetDisconnectedCB(opts, &NatsReplicator::OnDisconnected, this);
+    natsOptions_SetReconnectedCB(opts, &NatsReplicator::OnReconnected, this);
+    natsStatus s = natsConnection_Connect(&nc_, opts);
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+      LogError("replication: cannot start a NATS connection: " + NatsError(s));
+    } else {
+      jsOptions jo;
+      jsOptions_Init(&jo);
+      jo.Wait = options_.request_timeout.count();
+      jo.PublishAsync.MaxPending = 4 * kPublishBatch;
+      jo.PublishAsync.ErrHandler = &NatsReplicator::OnPublishError;
+      jo.PublishAsync.ErrHandlerClosure = this;
+      natsConnection_JetStream(&js_, nc_, &jo);
+    }
+    LogInfo("replication: node " + options_.node_id + " connecting to " + options_.nats_url);
+    publisher_ = std::thread([this] { PublishLoop(); });
+    consumer_ = std::thread([this] { ConsumeLoop(); });
+    control_ = std::thread([this] { ControlLoop(); });
+  }
+
+  void Stop() override {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      cv_.notify_all();
+    }
+    for (std::thread* t : {&publisher_, &consumer_, &control_})
+      if (t->joinable()) t->join();
+    // Unsubscribing before closing stops the callbacks that use this object.
+    for (natsSubscription* sub : {announce_sub_, digest_sub_, sync_sub_, pull_sub_})
+      if (sub) {
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+      }
+    if (js_) jsCtx_Destroy(js_);
+    if (nc_) {
+      natsConnection_Close(nc_);
+      natsConnection_Destroy(nc_);
+    }
+    js_ = nullptr;
+    nc_ = nullptr;
+  }
+
+  uint64_t Stage(std::string_view workspace, const automerge::StoredChange& change,
+                 int64_t timestamp, storage::WriteBatch& batch) override {
+    Item item{0, std::string(workspace), timestamp, change.hash,
+              std::string(AsChars(change.bytes))};
+    Bytes record;
+    AppendUleb(record, item.workspace.size());
+    Append(record, AsBytes(item.workspace));
+    AppendSleb(record, timestamp);
+    Append(record, change.hash);
+    Append(record, change.bytes);
+    std::lock_guard lock(mu_);
+    item.seq = next_seq_++;
+    batch.Put(OutboxKey(item.seq), std::string(AsChars(record)));
+    uint64_t ticket = item.seq;
+    staged_.emplace(ticket, std::move(item));
+    return ticket;
+  }
+
+  void Committed(uint64_t ticket, const Status& status) override {
+    std::lock_guard lock(mu_);
+    auto it = staged_.find(ticket);
+    if (it == staged_.end()) return;
+    if (status.ok()) {
+      if (ready_.size() < kMaxReadyInMemory) {
+        ready_.push_back(std::move(it->second));
+      } else {
+        reload_ = true;  // it waits on disk; read back once memory drains
+      }
+      ++backlog_;
+      cv_.notify_all();
+    }
+    staged_.erase(it);
+  }
+
+  std::string StatusJson() const override {
+    std::lock_guard lock(mu_);
+    std::string out = "{\"node\":";
+    AppendString(out, options_.node_id);
+    out += ",\"region\":";
+    AppendString(out, options_.region);
+    out += ",\"connected\":";
+    out += Connected() ? "true" : "false";
+    out += ",\"stream_ready\":";
+    out += pull_sub_ ? "true" : "false";
+    out += ",\"publish_backlog\":" + std::to_string(backlog_);
+    out += ",\"published\":" + std::to_string(published_);
+    out += ",\"received\":" + std::to_string(received_);
+    out += ",\"consumer_pending\":" + std::to_string(consumer_pending_);
+    out += ",\"lag_ms\":" + std::to_string(lag_ms_);
+    out += ",\"peers\":[";
+    bool first = true;
+    for (const auto& [id, peer] : peers_) {
+      if (!first) out += ',';
+      first = false;
+      out += "{\"node\":";
+      AppendString(out, id);
+      out += ",\"region\":";
+      AppendString(out, peer.region);
+      out += ",\"last_seen_ms\":" + std::to_string(NowMillis() - peer.seen_ms) + "}";
+    }
+    out += "],\"anti_entropy\":{\"passes\":" + std::to_string(passes_);
+    out += ",\"sessions\":" + std::to_string(sessions_run_);
+    out += ",\"errors\":" + std::to_string(ae_errors_) + "}}";
+    return out;
+  }
+
+ private:
+  struct Peer {
+    std::string region;
+    int64_t seen_ms = 0;
+  };
+  struct Session {
+    std::shared_ptr<automerge::SyncState> state;
+    int64_t used_ms = 0;
+  };
+
+  static void AppendString(std::string& out, std::string_view s) {
+    // Node IDs and regions are checked or plain; escape quotes and controls.
+    out += '"';
+    for (char c : s) {
+      if (c == '"' || c == '\\') out += '\\';
+      if (static_cast<unsigned char>(c) < 0x20) continue;
+      out += c;
+    }
+    out += '"';
+  }
+
+  static uint64_t SeqOf(std::string_view key) {
+    uint64_t seq = 0;
+    for (size_t i = kOutboxPrefix.size(); i < key.size(); ++i)
+      seq = (seq << 8) | static_cast<uint8_t>(key[i]);
+    return seq;
+  }
+
+  static Result<Item> ParseRecord(std::string_view key, std::string_view value) {
+    Reader r(AsBytes(value));
+    auto ws = r.LengthPrefixed();
+    if (!ws.ok()) return Status::Corruption("replication outbox record: bad workspace");
+    auto ts = r.Sleb();
+    if (!ts.ok()) return Status::Corruption("replication outbox record: bad timestamp");
+    auto hash = r.Take(32);
+    if (!hash.ok()) return Status::Corruption("replication outbox record: bad hash");
+    Item item{SeqOf(key), std::string(AsChars(*ws)), *ts, {}, std::string(AsChars(r.rest()))};
+    std::copy(hash->begin(), hash->end(), item.hash.begin());
+    return item;
+  }
+
+  // Reads outbox records into ready_ (up to the memory bound); *full when
+  // some were left on disk.
+  Status LoadOutbox(bool* full) {
+    std::deque<Item> loaded;
+    size_t total = 0;
+    Status bad = Status::Ok();
+    Status s = store_.Scan(kOutboxPrefix, [&](std::string_view key, std::string_view value) {
+      ++total;
+      if (loaded.size() >= kMaxReadyInMemory) return true;
+      auto item = ParseRecord(key, value);
+      if (!item.ok()) {
+        bad = item.status();
+        return false;
+      }
+      loaded.push_back(std::move(*item));
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (!bad.ok()) return bad;
+    *full = total > loaded.size();
+    std::lock_guard lock(mu_);
+    ready_ = std::move(loaded);
+    backlog_ = total;
+    return Status::Ok();
+  }
+
+  bool Connected() const {
+    return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
+  }
+
+  // Sleeps up to `ms`, waking early on Stop. Returns false when stopping.
+  bool Sleep(int64_t ms) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
+    return !stopping_;
+  }
+
+  static void OnDisconnected(natsConnection*, void* closure) {
+    auto* self = static_cast<NatsReplicator*>(closure);
+    LogWarn("replication: disconnected from NATS; changes wait in the outbox");
+    self->cv_.notify_all();
+  }
+  static void OnReconnected(natsConnection*, void* closure) {
+    auto* self = static_cast<NatsReplicator*>(closure);
+    LogInfo("replication: reconnected to NATS");
+    std::lock_guard lock(self->mu_);
+    self->cv_.notify_all();
+  }
+  static void OnPublishError(jsCtx*, jsPubAckErr*, void* closure) {
+    static_cast<NatsReplicator*>(closure)->publish_failed_ = true;
+  }
+
+  // --- publishing ----------------------------------------------------------
+
+  void PublishLoop() {
+    int64_t backoff_ms = 100;
+    while (true) {
+      std::vector<Item> batch;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(500), [this] {
+          return stopping_ || (!ready_.empty() && Connected() && stream_ready_);
+        });
+        if (stopping_) return;
+        if (ready_.empty() && reload_ && Connected()) {
+          lock.unlock();
+          bool full = false;
+          if (Status s = LoadOutbox(&full); !s.ok())
+            LogError("replication: reading the outbox: " + s.ToString());
+          lock.lock();
+          reload_ = full;
+          continue;
+        }
+        if (ready_.empty() || !Connected() || !stream_ready_) continue;
+        for (size_t i = 0; i < ready_.size() && i < kPublishBatch; ++i) batch.push_back(ready_[i]);
+      }
+      if (PublishBatch(batch)) {
+        storage::WriteBatch del;
+        for (const Item& item : batch) del.Delete(OutboxKey(item.seq));
+        if (Status s = store_.Write(del); !s.ok())
+          LogError("replication: deleting published outbox records: " + s.ToString());
+        std::lock_guard lock(mu_);
+        for (size_t i = 0; i < batch.size(); ++i) ready_.pop_front();
+        backlog_ -= std::min(backlog_, batch.size());
+        published_ += batch.size();
+        backoff_ms = 100;
+      } else {
+        if (!Sleep(backoff_ms)) return;
+        backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
+      }
+    }
+  }
+
+  // Publishes every item and waits for JetStream's acknowledgments.
+  bool PublishBatch(const std::vector<Item>& batch) {
+    publish_failed_ = false;
+    for (const Item& item : batch) {
+      natsMsg* msg = nullptr;
+      if (natsMsg_Create(&msg, publish_subject_.c_str(), nullptr, item.chunk.data(),
+                         static_cast<int>(item.chunk.size())) != NATS_OK)
+        return false;
+      natsMsgHeader_Set(msg, kWorkspaceHeader, item.workspace.c_str());
+      natsMsgHeader_Set(msg, kTimestampHeader, std::to_string(item.timestamp).c_str());
+      std::string id = automerge::HashToHex(item.hash);
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.MsgId = id.c_str();
+      natsStatus s = js_PublishMsgAsync(js_, &msg, &po);
+      if (s != NATS_OK) {
+        natsMsg_Destroy(msg);
+        LogWarn("replication: publish: " + NatsError(s));
+        return false;
+      }
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = options_.request_timeout.count();
+    natsStatus s = js_PublishAsyncComplete(js_, &po);
+    if (s != NATS_OK) {
+      LogWarn("replication: waiting for JetStream acknowledgments: " + NatsError(s));
+      return false;
+    }
+    return !publish_failed_;
+  }
+
+  // --- consuming -----------------------------------------------------------
+
+  // Creates the stream if it is missing, then this node's durable consumer.
+  Status SetUpStream() {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = kStream;
+    const char* subjects[] = {kChangeSubjects};
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = options_.replicas;
+    cfg.Duplicates = int64_t{10} * 60 * 1'000'000'000;  // 10 minutes of message IDs
+    jsStreamInfo* si = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
+    if (si) jsStreamInfo_Destroy(si);
+    if (s != NATS_OK && jerr != JSStreamNameExistErr)
+      return Status::IoError("creating stream " + std::string(kStream) + ": " +
+                                 NatsError(s, jerr));
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = kStream;
+    so.Config.Durable = durable_.c_str();
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.AckWait = options_.request_timeout.count() * 6 * 1'000'000;
+    so.Config.MaxAckPending = 4 * kFetchBatch;
+    natsSubscription* sub = nullptr;
+    s = js_PullSubscribe(&sub, js_, kChangeSubjects, durable_.c_str(), nullptr, &so, &jerr);
+    if (s != NATS_OK)
+      return Status::IoError("creating consumer " + durable_ + ": " + NatsError(s, jerr));
+    std::lock_guard lock(mu_);
+    pull_sub_ = sub;
+    stream_ready_ = true;
+    cv_.notify_all();
+    return Status::Ok();
+  }
+
+  void DropSubscription() {
+    natsSubscription* sub;
+    {
+      std::lock_guard lock(mu_);
+      sub = pull_sub_;
+      pull_sub_ = nullptr;
+      stream_ready_ = false;
+    }
+    if (sub) natsSubscription_Destroy(sub);
+  }
+
+  void ConsumeLoop() {
+    std::string last_error;
+    while (!stopping_) {
+      if (resubscribe_.exchange(false)) DropSubscription();
+      natsSubscription* sub;
+      {
+        std::lock_guard lock(mu_);
+        sub = pull_sub_;
+      }
+      if (!sub) {
+        if (!Connected()) {
+          if (!Sleep(200)) return;
+          continue;
+        }
+        if (Status s = SetUpStream(); !s.ok()) {
+          if (s.message() != last_error) LogWarn("replication: " + s.message());
+          last_error = s.message();
+          if (!Sleep(1000)) return;
+          continue;
+        }
+        LogInfo("replication: stream " + std::string(kStream) + " and consumer " + durable_ +
+                " ready");
+        last_error.clear();
+        continue;
+      }
+      natsMsgList list{nullptr, 0};
+      jsErrCode jerr = static_cast<jsErrCode>(0);
+      natsStatus s = natsSubscription_Fetch(&list, sub, kFetchBatch, 1000, &jerr);
+      if (s == NATS_TIMEOUT) continue;
+      if (s != NATS_OK) {
+        if (!Connected()) {
+          if (!Sleep(200)) return;
+          continue;
+        }
+        LogWarn("replication: fetch: " + NatsError(s, jerr) + "; setting up the consumer again");
+        DropSubscription();
+        if (!Sleep(500)) return;
+        continue;
+      }
+      Apply(list);
+      natsMsgList_Destroy(&list);
+    }
+  }
+
+  // Applies fetched messages, each workspace's in order, and acknowledges
+  // each once its changes are durable here (or it can never apply).
+  void Apply(natsMsgList& list) {
+    struct Group {
+      std::vector<automerge::StoredChange> changes;
+      std::vector<natsMsg*> msgs;
+      Timestamps timestamps;
+    };
+    std::map<std::string, Group> groups;
+    const std::string own_subject = publish_subject_;
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* msg = list.Msgs[i];
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        std::lock_guard lock(mu_);
+        consumer_pending_ = meta->NumPending;
+        lag_ms_ = std::max<int64_t>(0, (WallNanos() - meta->Timestamp) / 1'000'000);
+        jsMsgMetaData_Destroy(meta);
+      }
+      if (own_subject == natsMsg_GetSubject(msg)) {  // our own change: already here
+        natsMsg_Ack(msg, nullptr);
+        continue;
+      }
+      const char* ws = nullptr;
+      const char* ts = nullptr;
+      natsMsgHeader_Get(msg, kWorkspaceHeader, &ws);
+      natsMsgHeader_Get(msg, kTimestampHeader, &ts);
+      auto changes = automerge::DecodeChangeChunks(
+          AsBytes(std::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))));
+      if (!ws || !changes.ok()) {
+        LogError(std::string("replication: dropping a malformed message on ") +
+                 natsMsg_GetSubject(msg) +
+                 (changes.ok() ? ": no workspace header" : ": " + changes.status().ToString()));
+        natsMsg_Ack(msg, nullptr);
+        continue;
+      }
+      Group& g = groups[ws];
+      for (auto& c : *changes) {
+        if (ts) g.timestamps[c.hash] = std::strtoll(ts, nullptr, 10);
+        g.changes.push_back(std::move(c));
+      }
+      g.msgs.push_back(msg);
+    }
+    std::vector<std::pair<Group*, std::shared_ptr<Waiter<Status>>>> waits;
+    for (auto& [ws, g] : groups) {
+      auto w = std::make_shared<Waiter<Status>>();
+      sink_->ApplyRemote(ws, std::move(g.changes), std::move(g.timestamps),
+                         [w](Status s) { w->Set(std::move(s)); });
+      waits.emplace_back(&g, w);
+    }
+    for (auto& [g, w] : waits) {
+      auto s = w->Wait(stopping_);
+      if (!s) return;  // stopping: unacknowledged messages come again
+      bool retry = !s->ok() && s->code() != Status::Code::kCorruption;
+      if (!s->ok())
+        LogError("replication: applying changes: " + s->ToString() +
+                 (retry ? "; will retry" : "; dropped"));
+      for (natsMsg* msg : g->msgs) retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
+      if (!retry) {
+        std::lock_guard lock(mu_);
+        received_ += g->msgs.size();
+      }
+    }
+  }
+
+  // --- peers and anti-entropy --------------------------------------------------
+
+  void ControlLoop() {
+    bool subscribed = false;
+    int64_t next_pass = 0;
+    while (!stopping_) {
+      if (!Connected()) {
+        if (!Sleep(200)) return;
+        continue;
+      }
+      if (!subscribed) subscribed = SubscribePeers();
+      if (NowMillis() >= next_pass) {
+        next_pass = NowMillis() + options_.anti_entropy_interval.count();
+        std::string hello = options_.node_id + " " + options_.region;
+        natsConnection_Publish(nc_, kAnnounceSubject, hello.data(), static_cast<int>(hello.size()));
+        CheckConsumer();
+        AntiEntropyPass();
+      }
+      if (!Sleep(100)) return;
+    }
+  }
+
+  bool SubscribePeers() {
+    std::string digest = "etherply.digest." + options_.node_id;
+    std::string sync = "etherply.sync." + options_.node_id;
+    natsSubscription *a = nullptr, *d = nullptr, *s = nullptr;
+    if (natsConnection_Subscribe(&a, nc_, kAnnounceSubject, &NatsReplicator::OnAnnounce, this) !=
+            NATS_OK ||
+        natsConnection_Subscribe(&d, nc_, digest.c_str(), &NatsReplicator::OnDigest, this) !=
+            NATS_OK ||
+        natsConnection_Subscribe(&s, nc_, sync.c_str(), &NatsReplicator::OnSyncRequest, this) !=
+            NATS_OK) {
+      for (natsSubscription* sub : {a, d, s})
+        if (sub) natsSubscription_Destroy(sub);
+      return false;
+    }
+    announce_sub_ = a;
+    digest_sub_ = d;
+    sync_sub_ = s;
+    return true;
+  }
+
+  // The consumer can vanish (JetStream storage lost, stream deleted); the
+  // consumer thread then sets it up again.
+  void CheckConsumer() {
+    jsConsumerInfo* ci = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetConsumerInfo(&ci, js_, kStream, durable_.c_str(), nullptr, &jerr);
+    if (ci) {
+      std::lock_guard lock(mu_);
+      consumer_pending_ = ci->NumPending;
+      jsConsumerInfo_Destroy(ci);
+    }
+    if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || jerr == JSStreamNotFoundErr) {
+      bool had;
+      {
+        std::lock_guard lock(mu_);
+        had = pull_sub_ != nullptr;
+      }
+      if (had) {
+        LogWarn("replication: consumer " + durable_ + " is gone; setting it up again");
+        resubscribe_ = true;
+      }
+    }
+  }
+
+  static void OnAnnounce(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<NatsReplicator*>(closure);
+    std::string_view text(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+    size_t sp = text.find(' ');
+    std::string id(text.substr(0, sp));
+    if (IsValidNodeId(id) && id != self->options_.node_id) {
+      std::lock_guard lock(self->mu_);
+      Peer& p = self->peers_[id];
+      if (p.seen_ms == 0) LogInfo("replication: peer " + id + " seen");
+      p.region = sp == std::string_view::npos ? "" : std::string(text.substr(sp + 1));
+      p.seen_ms = NowMillis();
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  // Every workspace stored here with its heads record.
+  std::vector<std::pair<std::string, std::string>> LocalHeads() {
+    std::vector<std::pair<std::string, std::string>> out;
+    Status s = store_.Scan(storage::kHeadsPrefix, [&](std::string_view key, std::string_view v) {
+      out.emplace_back(std::string(key.substr(storage::kHeadsPrefix.size())), std::string(v));
+      return true;
+    });
+    if (!s.ok()) LogError("replication: reading heads: " + s.ToString());
+    return out;
+  }
+
+  static void OnDigest(natsConnection* nc, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<NatsReplicator*>(closure);
+    Reader r(AsBytes(std::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))));
+    Bytes reply;
+    for (uint64_t index = 0; !r.empty(); ++index) {
+      auto ws = r.LengthPrefixed();
+      auto n = ws.ok() ? r.Uleb() : Result<uint64_t>(ws.status());
+      auto heads = n.ok() && *n <= 1024 ? r.Take(*n * 32) : Result<ByteView>(Status::Corruption(""));
+      if (!heads.ok()) break;  // a malformed digest: answer what was read
+      auto mine = self->store_.Get(storage::HeadsKey(AsChars(*ws)));
+      if (!mine.ok() || AsBytes(*mine).size() != heads->size() ||
+          !std::equal(heads->begin(), heads->end(), AsBytes(*mine).begin()))
+        AppendUleb(reply, index);
+    }
+    if (const char* to = natsMsg_GetReply(msg))
+      natsConnection_Publish(nc, to, reply.data(), static_cast<int>(reply.size()));
+    natsMsg_Destroy(msg);
+  }
+
+  static void OnSyncRequest(natsConnection* nc, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* self = static_cast<NatsReplicator*>(closure);
+    const char* ws = nullptr;
+    const char* session = nullptr;
+    natsMsgHeader_Get(msg, kWorkspaceHeader, &ws);
+    natsMsgHeader_Get(msg, kSessionHeader, &session);
+    const char* to = natsMsg_GetReply(msg);
+    if (ws && session && to) {
+      std::shared_ptr<automerge::SyncState> state;
+      {
+        std::lock_guard lock(self->mu_);
+        int64_t now = NowMillis();
+        for (auto it = self->sessions_.begin(); it != self->sessions_.end();)
+          it = now - it->second.used_ms > 120'000 ? self->sessions_.erase(it) : std::next(it);
+        Session& sn = self->sessions_[std::string(ws) + "\n" + session];
+        if (!sn.state) sn.state = std::make_shared<automerge::SyncState>();
+        sn.used_ms = now;
+        state = sn.state;
+      }
+      std::string_view data(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+      auto w = std::make_shared<Waiter<Result<std::optional<Bytes>>>>();
+      self->sink_->Sync(ws, state, Bytes(AsBytes(data).begin(), AsBytes(data).end()),
+                        [w](Result<std::optional<Bytes>> r) { w->Set(std::move(r)); });
+      auto r = w->Wait(self->stopping_);
+      if (r && r->ok()) {
+        const Bytes empty;
+        const Bytes& out = **r ? ***r : empty;
+        natsConnection_Publish(nc, to, out.data(), static_cast<int>(out.size()));
+      } else if (r) {
+        LogWarn(std::string("replication: sync request for ") + ws + ": " +
+                r->status().ToString());
+      }
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  void AntiEntropyPass() {
+    std::vector<std::string> peers;
+    {
+      std::lock_guard lock(mu_);
+      int64_t horizon = NowMillis() - kPeerExpiryIntervals * options_.anti_entropy_interval.count();
+      for (const auto& [id, p] : peers_)
+        if (p.seen_ms >= horizon) peers.push_back(id);
+    }
+    if (peers.empty()) return;
+    auto local = LocalHeads();
+    for (const std::string& peer : peers) {
+      for (size_t begin = 0; begin < local.size() && !stopping_;) {
+        Bytes digest;
+        size_t end = begin;
+        while (end < local.size() && digest.size() < kDigestBytes) {
+          AppendUleb(digest, local[end].first.size());
+          Append(digest, AsBytes(local[end].first));
+          AppendUleb(digest, local[end].second.size() / 32);
+          Append(digest, AsBytes(local[end].second));
+          ++end;
+        }
+        natsMsg* reply = nullptr;
+        std::string subject = "etherply.digest." + peer;
+        natsStatus s = natsConnection_Request(&reply, nc_, subject.c_str(), digest.data(),
+                                              static_cast<int>(digest.size()),
+                                              options_.request_timeout.count());
+        if (s != NATS_OK) {
+          std::lock_guard lock(mu_);
+          ++ae_errors_;
+          break;  // the peer is away; the next pass tries again
+        }
+        Reader r(AsBytes(std::string_view(natsMsg_GetData(reply), natsMsg_GetDataLength(reply))));
+        std::vector<size_t> differing;
+        while (!r.empty()) {
+          auto i = r.Uleb();
+          if (!i.ok() || *i >= end - begin) break;
+          differing.push_back(begin + *i);
+        }
+        natsMsg_Destroy(reply);
+        for (size_t i : differing) {
+          if (stopping_) return;
+          SyncWith(peer, local[i].first);
+        }
+        begin = end;
+      }
+    }
+    std::lock_guard lock(mu_);
+    ++passes_;
+  }
+
+  // Runs the sync protocol on one workspace with one peer until neither
+  // side has more to say.
+  void SyncWith(const std::string& peer, const std::string& workspace) {
+    {
+      std::lock_guard lock(mu_);
+      ++sessions_run_;
+    }
+    auto state = std::make_shared<automerge::SyncState>();
+    std::string session = std::to_string(std::random_device{}()) + std::to_string(NowMillis());
+    std::string subject = "etherply.sync." + peer;
+    std::optional<Bytes> incoming;
+    for (int round = 0; round < kMaxSyncRounds && !stopping_; ++round) {
+      auto w = std::make_shared<Waiter<Result<std::optional<Bytes>>>>();
+      sink_->Sync(workspace, state, std::move(incoming),
+                  [w](Result<std::optional<Bytes>> r) { w->Set(std::move(r)); });
+      auto out = w->Wait(stopping_);
+      if (!out) return;
+      if (!out->ok()) {
+        LogWarn("replication: sync of " + workspace + " with " + peer + ": " +
+                out->status().ToString());
+        std::lock_guard lock(mu_);
+        ++ae_errors_;
+        return;
+      }
+      if (!**out) return;  // converged: nothing more to say
+      natsMsg* req = nullptr;
+      const Bytes& m = ***out;
+      natsMsg_Create(&req, subject.c_str(), nullptr, reinterpret_cast<const char*>(m.data()),
+                     static_cast<int>(m.size()));
+      natsMsgHeader_Set(req, kWorkspaceHeader, workspace.c_str());
+      natsMsgHeader_Set(req, kSessionHeader, session.c_str());
+      natsMsg* reply = nullptr;
+      natsStatus s = natsConnection_RequestMsg(&reply, nc_, req, options_.request_timeout.count());
+      natsMsg_Destroy(req);
+      if (s != NATS_OK) {
+        std::lock_guard lock(mu_);
+        ++ae_errors_;
+        return;
+      }
+      std::string_view data(natsMsg_GetData(reply), natsMsg_GetDataLength(reply));
+      incoming.reset();
+      if (!data.empty()) incoming = Bytes(AsBytes(data).begin(), AsBytes(data).end());
+      natsMsg_Destroy(reply);
+    }
+  }
+
+  // Constant after construction.
+  const Options options_;
+  storage::Store& store_;
+  const std::string publish_subject_;
+  const std::string durable_;
+  Sink* sink_ = nullptr;                  // set by Start
+  natsConnection* nc_ = nullptr;          // set by Start
+  jsCtx* js_ = nullptr;                   // set by Start
+  natsSubscription* announce_sub_ = nullptr;  // control thread, then Stop
+  natsSubscription* digest_sub_ = nullptr;
+  natsSubscription* sync_sub_ = nullptr;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> publish_failed_{false};
+  std::atomic<bool> resubscribe_{false};
+  std::thread publisher_, consumer_, control_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_seq_ = 1;                      // guarded by mu_
+  std::map<uint64_t, Item> staged_;            // guarded by mu_
+  std::deque<Item> ready_;                     // guarded by mu_: durable, unpublished
+  bool reload_ = false;                        // guarded by mu_: more wait on disk only
+  size_t backlog_ = 0;                         // guarded by mu_: records not yet published
+  natsSubscription* pull_sub_ = nullptr;       // guarded by mu_
+  bool stream_ready_ = false;                  // guarded by mu_
+  std::map<std::string, Peer> peers_;          // guarded by mu_
+  std::unordered_map<std::string, Session> sessions_;  // guarded by mu_
+  uint64_t published_ = 0, received_ = 0;      // guarded by mu_
+  uint64_t consumer_pending_ = 0;              // guarded by mu_
+  int64_t lag_ms_ = 0;                         // guarded by mu_
+  uint64_t passes_ = 0, sessions_run_ = 0, ae_errors_ = 0;  // guarded by mu_
+};
+
+}  // namespace
+
+bool IsValidNodeId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<std::unique_ptr<Replicator>> OpenNatsReplicator(Options options, storage::Store& store) {
+  if (!IsValidNodeId(options.node_id))
+    return Status::InvalidArgument("node id must be 1-64 of A-Z a-z 0-9 _ -: " + options.node_id);
+  if (options.nats_url.empty()) return Status::InvalidArgument("no NATS url");
+  if (options.replicas < 1 || options.replicas > 5)
+    return Status::InvalidArgument("stream replicas must be 1 to 5");
+  if (options.anti_entropy_interval.count() <= 0)
+    return Status::InvalidArgument("the anti-entropy interval must be positive");
+  auto r = std::make_unique<NatsReplicator>(std::move(options), store);
+  if (Status s = r->Open(); !s.ok()) return s.WithContext("replication outbox");
+  return std::unique_ptr<Replicator>(std::move(r));
+}
+
+}  // namespace etherply::replication

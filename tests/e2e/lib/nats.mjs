@@ -1,0 +1,110 @@
+// Real nats-server processes (Debian's package) on loopback ports, for the
+// replication tests: one server, or a cluster of three with JetStream.
+
+import { spawn } from "node:child_process"
+import fs from "node:fs"
+import net from "node:net"
+import os from "node:os"
+import path from "node:path"
+
+const NATS_BIN = process.env.NATS_SERVER_BIN || "/usr/sbin/nats-server"
+
+/** A free loopback port (bound, then released). */
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once("error", reject)
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * One nats-server with JetStream. `stop()`/`kill9()` end it, `start()` starts
+ * it again on the same port and store, `wipe()` deletes its JetStream store.
+ * In a cluster, `routes` names the other servers' cluster ports.
+ */
+export async function startNats({ name = "n1", cluster = null } = {}) {
+  const port = await freePort()
+  const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), `etherply-nats-${name}-`))
+  let child = null
+  let log = ""
+  const srv = {
+    name,
+    port,
+    url: `nats://127.0.0.1:${port}`,
+    storeDir,
+    log: () => log,
+    get running() {
+      return child !== null && child.exitCode === null && child.signalCode === null
+    },
+    async start() {
+      const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir, "-n", name]
+      if (cluster)
+        args.push("--cluster_name", cluster.name, "--cluster", `nats://127.0.0.1:${cluster.port}`,
+          "--routes", cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(","))
+      const c = spawn(NATS_BIN, args, { stdio: ["ignore", "pipe", "pipe"] })
+      child = c
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`nats-server ${name} did not start:\n${log}`)), 15_000)
+        const onData = (d) => {
+          log += d.toString()
+          if (/Server is ready/.test(log.split("--- start").pop())) {
+            clearTimeout(timer)
+            resolve()
+          }
+        }
+        log += `--- start ${args.join(" ")}\n`
+        c.stderr.on("data", onData)
+        c.stdout.on("data", onData)
+        c.once("exit", (code, sig) => {
+          clearTimeout(timer)
+          reject(new Error(`nats-server ${name} exited (${code} ${sig}):\n${log}`))
+        })
+      })
+      return srv
+    },
+    async stop(signal = "SIGTERM") {
+      if (!srv.running) return
+      const c = child
+      const exited = new Promise((r) => c.once("exit", r))
+      c.kill(signal)
+      await exited
+    },
+    kill9() {
+      return srv.stop("SIGKILL")
+    },
+    wipe() {
+      fs.rmSync(storeDir, { recursive: true, force: true })
+      fs.mkdirSync(storeDir)
+    },
+    async cleanup() {
+      await srv.kill9()
+      fs.rmSync(storeDir, { recursive: true, force: true })
+    },
+  }
+  return srv.start()
+}
+
+/** Three clustered nats-servers with JetStream; `urls` lists all three. */
+export async function startNatsCluster() {
+  const cports = [await freePort(), await freePort(), await freePort()]
+  const servers = []
+  for (let i = 0; i < 3; i++) {
+    servers.push(
+      await startNats({
+        name: `c${i}`,
+        cluster: { name: "etherply-test", port: cports[i], routes: cports.filter((_, j) => j !== i) },
+      }),
+    )
+  }
+  return {
+    servers,
+    urls: servers.map((s) => s.url).join(","),
+    async cleanup() {
+      for (const s of servers) await s.cleanup()
+    },
+  }
+}

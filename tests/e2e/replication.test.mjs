@@ -1,0 +1,295 @@
+// Replication end to end: real `etherply serve` nodes and real nats-server
+// processes on loopback ports (doc/replication.md).
+//
+// Run: ETHERPLY_BIN=build/etherply node --test tests/e2e/replication.test.mjs
+import assert from "node:assert/strict"
+import { test } from "node:test"
+import * as A from "@automerge/automerge"
+
+import { connect, connectWithInit } from "./lib/client.mjs"
+import { startNats, startNatsCluster } from "./lib/nats.mjs"
+import { httpRequest, randomSecret, startServer } from "./lib/server.mjs"
+import { startReceiver } from "./lib/webhook_receiver.mjs"
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const sorted = (a) => [...a].sort()
+/** The reference's JSON of a document (JSON.stringify(js(doc))), parsed. */
+const js = (doc) => JSON.parse(JSON.stringify(A.toJS(doc)))
+
+/** Starts `n` nodes sharing one secret, replicating over `natsUrl`. */
+async function startNodes(natsUrl, n, { args = [], prefix = "node", secret = randomSecret() } = {}) {
+  const nodes = []
+  for (let i = 0; i < n; i++) {
+    nodes.push(
+      await startServer({
+        secret,
+        args: ["--nats-url", natsUrl, "--node-id", `${prefix}${i}`, "--region", `r${i}`,
+          "--anti-entropy-interval", "500ms", ...args],
+      }),
+    )
+  }
+  return nodes
+}
+
+/** Runs fn with nodes and NATS, cleaning up; logs on failure. */
+async function withCluster(t, { nodes: n = 2, cluster = false, args = [] }, fn) {
+  const nats = cluster ? await startNatsCluster() : await startNats()
+  const url = cluster ? nats.urls : nats.url
+  let nodes = []
+  try {
+    nodes = await startNodes(url, n, { args })
+    await fn(nodes, nats)
+  } catch (e) {
+    for (const node of nodes) {
+      t.diagnostic(`--- node log ${node.port}:`)
+      for (const line of node.logTail(40).split("\n")) if (line) t.diagnostic(line)
+    }
+    throw e
+  } finally {
+    for (const node of nodes) await node.cleanup()
+    await nats.cleanup()
+  }
+}
+
+/** Writes key=value through a fresh client and waits for the durable echo. */
+async function put(node, ws, key, value, sub = "writer") {
+  const c = await connect(node.wsUrl, ws, { token: node.mintToken({ workspace: ws, sub }) })
+  try {
+    await c.next() // init
+    c.sendOp(key, value)
+    const m = await c.nextOfType("op", 15_000)
+    assert.equal(m.payload.key, key)
+  } finally {
+    c.terminate()
+  }
+}
+
+/** A client that writes many ops and waits for each echo. */
+async function writer(node, ws, sub) {
+  const c = await connect(node.wsUrl, ws, { token: node.mintToken({ workspace: ws, sub }) })
+  await c.next()
+  return {
+    c,
+    async put(key, value) {
+      const before = c.ops().filter((m) => m.payload.key === key && JSON.stringify(m.payload.value) === JSON.stringify(value)).length
+      c.sendOp(key, value)
+      await c.waitUntil(
+        () => c.ops().filter((m) => m.payload.key === key && JSON.stringify(m.payload.value) === JSON.stringify(value)).length > before,
+        15_000, `echo of ${key}`)
+    },
+  }
+}
+
+/** The document a node exports, loaded by the reference. */
+async function docOf(node, ws) {
+  const token = node.mintToken({ workspace: ws, scope: "read", sub: "exporter" })
+  const r = await httpRequest(`${node.url}/v1/workspaces/${ws}/doc`, { headers: { Authorization: `Bearer ${token}` } })
+  assert.equal(r.status, 200, `GET /doc: ${r.status} ${r.text}`)
+  return A.load(new Uint8Array(r.body))
+}
+
+async function statusOf(node) {
+  const r = await httpRequest(`${node.url}/v1/status`)
+  assert.equal(r.status, 200)
+  return JSON.parse(r.text)
+}
+
+/**
+ * Waits until every node's document has the same heads (and `changes`
+ * changes, if given); then checks JSON and history equal in the reference.
+ */
+async function assertConverged(nodes, ws, { changes, timeoutMs = 30_000 } = {}) {
+  const deadline = Date.now() + timeoutMs
+  let last = ""
+  for (;;) {
+    const docs = await Promise.all(nodes.map((n) => docOf(n, ws)))
+    const heads = docs.map((d) => JSON.stringify(sorted(A.getHeads(d))))
+    const counts = docs.map((d) => A.getAllChanges(d).length)
+    last = `heads ${heads.join(" | ")}; changes ${counts.join(",")}`
+    const same = heads.every((h) => h === heads[0]) && (changes === undefined || counts.every((c) => c === changes))
+    if (same) {
+      for (const d of docs.slice(1)) {
+        assert.deepEqual(js(d), js(docs[0]), "every node has the same JSON")
+        assert.deepEqual(
+          A.getAllChanges(d).map((c) => A.decodeChange(c).hash).sort(),
+          A.getAllChanges(docs[0]).map((c) => A.decodeChange(c).hash).sort(),
+          "every node has the same changes")
+      }
+      return docs[0]
+    }
+    if (Date.now() > deadline) throw new Error(`nodes did not converge within ${timeoutMs} ms: ${last}`)
+    await sleep(200)
+  }
+}
+
+test("an op made on node A reaches a client of node B as an op message", async (t) => {
+  await withCluster(t, { nodes: 2 }, async ([a, b]) => {
+    const ws = "rep-basic"
+    const [cb, init] = await connectWithInit(b.wsUrl, ws, { token: b.mintToken({ workspace: ws, sub: "bob" }) })
+    assert.deepEqual(init.data, {})
+    await put(a, ws, "title", { text: "from A", n: 1 }, "alice")
+    const m = await cb.nextOfType("op", 15_000)
+    assert.deepEqual(m.payload, { ...m.payload, key: "title", value: { text: "from A", n: 1 } })
+    assert.equal(typeof m.payload.timestamp, "number")
+    // And back: B's op reaches a client of A.
+    const [ca] = await connectWithInit(a.wsUrl, ws, { token: a.mintToken({ workspace: ws, sub: "alice2" }) })
+    await put(b, ws, "reply", "from B", "bob")
+    const back = await ca.nextOfType("op", 15_000)
+    assert.equal(back.payload.key, "reply")
+    assert.equal(back.payload.value, "from B")
+    const doc = await assertConverged([a, b], ws, { changes: 2 })
+    assert.deepEqual(js(doc), { title: { text: "from A", n: 1 }, reply: "from B" })
+    const st = await statusOf(a)
+    assert.equal(st.replication.node, "node0")
+    assert.equal(st.replication.connected, true)
+    assert.equal(st.replication.publish_backlog, 0)
+    cb.terminate()
+    ca.terminate()
+  })
+})
+
+test("three nodes with concurrent writers on the same keys converge to one document", async (t) => {
+  await withCluster(t, { nodes: 3 }, async (nodes) => {
+    const ws = "rep-concurrent"
+    const writers = await Promise.all(nodes.map((n, i) => writer(n, ws, `w${i}`)))
+    const perWriter = 40
+    await Promise.all(
+      writers.map(async (w, i) => {
+        for (let k = 0; k < perWriter; k++) await w.put(`k${k % 5}`, { by: i, k })
+      }),
+    )
+    const doc = await assertConverged(nodes, ws, { changes: 3 * perWriter })
+    assert.deepEqual(Object.keys(js(doc)).sort(), ["k0", "k1", "k2", "k3", "k4"])
+    for (const w of writers) w.c.terminate()
+  })
+})
+
+test("a node killed with kill -9 and restarted gets every op it missed", async (t) => {
+  await withCluster(t, { nodes: 2 }, async ([a, b]) => {
+    const ws = "rep-kill"
+    await put(a, ws, "before", 1)
+    await assertConverged([a, b], ws, { changes: 1 })
+    await b.kill9()
+    const w = await writer(a, ws, "alice")
+    for (let i = 0; i < 30; i++) await w.put(`k${i}`, i)
+    w.c.terminate()
+    await b.launch()
+    const doc = await assertConverged([a, b], ws, { changes: 31 })
+    assert.equal(js(doc).k29, 29)
+  })
+})
+
+test("a node that joins late gets the full history", async (t) => {
+  await withCluster(t, { nodes: 1 }, async ([a], nats) => {
+    const ws = "rep-late"
+    for (let i = 0; i < 10; i++) await put(a, ws, `k${i}`, i)
+    const [late] = await startNodes(nats.url, 1, { prefix: "late", secret: a.secret })
+    try {
+      await assertConverged([a, late], ws, { changes: 10 })
+    } finally {
+      await late.cleanup()
+    }
+  })
+})
+
+test("NATS stopped and restarted while ops continue on every node: nothing is lost", async (t) => {
+  await withCluster(t, { nodes: 2 }, async ([a, b], nats) => {
+    const ws = "rep-nats-down"
+    await put(a, ws, "start", true)
+    await assertConverged([a, b], ws, { changes: 1 })
+    await nats.stop()
+    // Ops are acknowledged while NATS is away: they are durable locally.
+    const wa = await writer(a, ws, "alice")
+    const wb = await writer(b, ws, "bob")
+    for (let i = 0; i < 10; i++) {
+      await wa.put(`a${i}`, i)
+      await wb.put(`b${i}`, i)
+    }
+    const st = await statusOf(a)
+    assert.equal(st.replication.connected, false)
+    assert.equal(st.replication.publish_backlog, 10, "the unpublished changes wait in the outbox")
+    await nats.start()
+    const doc = await assertConverged([a, b], ws, { changes: 21 })
+    assert.equal(js(doc).a9, 9)
+    assert.equal(js(doc).b9, 9)
+    // Ops made after the outage flow again.
+    await wb.put("after", "yes")
+    await assertConverged([a, b], ws, { changes: 22 })
+    wa.c.terminate()
+    wb.c.terminate()
+  })
+})
+
+test("a node whose JetStream state is lost recovers through anti-entropy", async (t) => {
+  await withCluster(t, { nodes: 2 }, async ([a, b], nats) => {
+    const ws = "rep-lost"
+    await put(a, ws, "start", 0)
+    await assertConverged([a, b], ws, { changes: 1 })
+    await b.kill9()
+    const w = await writer(a, ws, "alice")
+    for (let i = 0; i < 20; i++) await w.put(`k${i}`, i)
+    w.c.terminate()
+    // Wait until A published everything, then lose the stream, its
+    // messages and B's consumer: only anti-entropy can bring B the ops.
+    const deadline = Date.now() + 15_000
+    while ((await statusOf(a)).replication.publish_backlog > 0 && Date.now() < deadline) await sleep(100)
+    await nats.kill9()
+    nats.wipe()
+    await nats.start()
+    await b.launch()
+    const doc = await assertConverged([a, b], ws, { changes: 21 })
+    assert.equal(js(doc).k19, 19)
+    const st = await statusOf(b)
+    assert.ok(st.replication.anti_entropy.passes > 0 || (await statusOf(a)).replication.anti_entropy.sessions > 0,
+      "anti-entropy ran")
+  })
+})
+
+test("a three-server NATS cluster with an R3 stream survives losing one server", async (t) => {
+  await withCluster(t, { nodes: 2, cluster: true, args: ["--nats-replicas", "3"] }, async ([a, b], cluster) => {
+    const ws = "rep-r3"
+    // The stream needs its three replicas; the first op may wait for them.
+    await put(a, ws, "start", 0)
+    await assertConverged([a, b], ws, { changes: 1, timeoutMs: 60_000 })
+    await cluster.servers[0].kill9()
+    const wa = await writer(a, ws, "alice")
+    const wb = await writer(b, ws, "bob")
+    for (let i = 0; i < 10; i++) {
+      await wa.put(`a${i}`, i)
+      await wb.put(`b${i}`, i)
+    }
+    await assertConverged([a, b], ws, { changes: 21, timeoutMs: 60_000 })
+    wa.c.terminate()
+    wb.c.terminate()
+  })
+})
+
+test("webhooks fire once per change, on the node where it was made", async (t) => {
+  const rxA = await startReceiver({ respond: () => ({ status: 204 }) })
+  const rxB = await startReceiver({ respond: () => ({ status: 204 }) })
+  const whsec = "whsec_" + Buffer.alloc(32, 7).toString("base64")
+  const nats = await startNats()
+  const secret = randomSecret()
+  const common = ["--nats-url", nats.url, "--anti-entropy-interval", "500ms", "--webhook-secret", whsec]
+  const a = await startServer({ secret, args: [...common, "--node-id", "a", "--webhook-url", rxA.url] })
+  const b = await startServer({ secret, args: [...common, "--node-id", "b", "--webhook-url", rxB.url] })
+  try {
+    const ws = "rep-hooks"
+    for (let i = 0; i < 5; i++) await put(a, ws, `a${i}`, i)
+    for (let i = 0; i < 3; i++) await put(b, ws, `b${i}`, i)
+    await assertConverged([a, b], ws, { changes: 8 })
+    await sleep(1500) // a late duplicate would show up by now
+    const keys = (rx) => sorted(rx.requests.map((r) => JSON.parse(r.body).data.key))
+    assert.deepEqual(keys(rxA), ["a0", "a1", "a2", "a3", "a4"])
+    assert.deepEqual(keys(rxB), ["b0", "b1", "b2"])
+  } catch (e) {
+    for (const node of [a, b]) for (const line of node.logTail(30).split("\n")) if (line) t.diagnostic(line)
+    throw e
+  } finally {
+    await a.cleanup()
+    await b.cleanup()
+    await nats.cleanup()
+    await rxA.close()
+    await rxB.close()
+  }
+})
