@@ -19,6 +19,12 @@
 //   --connect-parallel C  connections opened at a time (default 64)
 //   --workspace-prefix P  workspaces are P-0 .. P-(W-1) (default load-<unix ms>)
 //   --label NAME          echoed in the output, for the scripts that collect it
+//   --reader-url ws://HOST:PORT
+//                         readers connect here instead (another node of a
+//                         replicated cluster: send→delivery is then the
+//                         cross-node latency; the one-order check still spans
+//                         every connection: with all writers on one node the
+//                         stream keeps that node's commit order)
 //
 // How it runs. Everything is on one thread (one io_context): the server being
 // measured needs the other cores. All N+M connections of all W workspaces
@@ -107,6 +113,7 @@ constexpr const char* kUsage =
     "                     [--workspaces W] [--ops K] [--rate R] [--window P]\n"
     "                     [--value-bytes B] [--duration S] [--drain-timeout S]\n"
     "                     [--connect-parallel C] [--workspace-prefix P] [--label NAME]\n"
+    "                     [--reader-url ws://HOST:PORT]\n"
     "(see the comment at the top of bench/load.cc)\n";
 
 constexpr int kExitOk = 0;
@@ -138,6 +145,8 @@ double CpuSeconds() {
 struct LoadOptions {
   std::string host;
   std::string port;
+  std::string reader_host;  // empty: readers use host and port
+  std::string reader_port;
   std::string token;
   uint64_t writers = 1;  // per workspace
   uint64_t readers = 0;  // per workspace
@@ -171,7 +180,8 @@ Status ParseWsUrl(std::string_view url, LoadOptions& o) {
 Result<LoadOptions> ParseLoadOptions(int argc, char** argv) {
   cli::Flags flags(
       {"url", "token", "writers", "readers", "workspaces", "ops", "rate", "window", "value-bytes",
-       "duration", "drain-timeout", "connect-parallel", "workspace-prefix", "label"},
+       "duration", "drain-timeout", "connect-parallel", "workspace-prefix", "label",
+       "reader-url"},
       {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return s;
   if (!flags.positional().empty())
@@ -181,6 +191,12 @@ Result<LoadOptions> ParseLoadOptions(int argc, char** argv) {
   auto token = flags.Get("token");
   if (!url || !token) return Status::InvalidArgument("--url and --token are required");
   if (Status s = ParseWsUrl(*url, o); !s.ok()) return s;
+  if (auto r = flags.Get("reader-url")) {
+    LoadOptions readers;
+    if (Status s = ParseWsUrl(*r, readers); !s.ok()) return s;
+    o.reader_host = readers.host;
+    o.reader_port = readers.port;
+  }
   o.token = *token;
   auto count = [&](const char* name, uint64_t& field, uint64_t min) -> Status {
     if (auto v = flags.Get(name)) {
@@ -446,6 +462,13 @@ class LoadRun {
     endpoints_ = resolver.resolve(o_.host, o_.port, ec);
     if (ec) return Status::IoError("resolve " + o_.host + ": " + ec.message());
     host_header_ = o_.host + ":" + o_.port;
+    reader_endpoints_ = endpoints_;
+    reader_host_header_ = host_header_;
+    if (!o_.reader_host.empty()) {
+      reader_endpoints_ = resolver.resolve(o_.reader_host, o_.reader_port, ec);
+      if (ec) return Status::IoError("resolve " + o_.reader_host + ": " + ec.message());
+      reader_host_header_ = o_.reader_host + ":" + o_.reader_port;
+    }
     value_json_ = "\"" + std::string(o_.value_bytes, 'x') + "\"";
     wall_offset_ns_ = WallNowNs() - SteadyNowNs();
     workspaces_.resize(o_.workspaces);
@@ -479,7 +502,9 @@ class LoadRun {
     while (next_to_open_ < peers_.size() && opening_ < o_.connect_parallel) {
       Peer& peer = *peers_[next_to_open_++];
       ++opening_;
-      peer.conn->Open(endpoints_, host_header_, o_.token,
+      bool reader = peer.sender == nullptr;
+      peer.conn->Open(reader ? reader_endpoints_ : endpoints_,
+                      reader ? reader_host_header_ : host_header_, o_.token,
                       [this, &peer](const Status& s) { OnOpened(peer, s); });
     }
   }
@@ -838,6 +863,8 @@ class LoadRun {
   net::io_context io_{1};
   tcp::resolver::results_type endpoints_;
   std::string host_header_;
+  tcp::resolver::results_type reader_endpoints_;
+  std::string reader_host_header_;
   std::string value_json_;      // the op value, a JSON string
   int64_t wall_offset_ns_ = 0;  // system clock minus steady clock
   std::vector<WorkspaceState> workspaces_;
