@@ -25,13 +25,13 @@ struct Fixture {
 };
 
 Element Visible(OpId id) {
-  Element e{id, false, {}};
+  Element e{.id = id};
   e.slot.live.push_back(Op{id, Action::kSet, int64_t{1}, {}, 0, 0});
   return e;
 }
 
 Element Mark(OpId id) {
-  Element e{id, true, {}};
+  Element e{.id = id, .mark = true};
   e.slot.live.push_back(Op{id, Action::kMark, {}, {}, 0, 0});
   return e;
 }
@@ -312,7 +312,7 @@ TEST(Sequence, VisibleBeforeAHiddenElement) {
 TEST(Sequence, InsertingAnInvisibleElement) {
   Fixture f;
   Sequence s;
-  ASSERT_TRUE(s.Insert({}, Element{{1, 0}, false, {}}, f.less).ok());  // no live op
+  ASSERT_TRUE(s.Insert({}, Element{.id = {1, 0}}, f.less).ok());  // no live op
   EXPECT_EQ(s.size(), 1u);
   EXPECT_EQ(s.visible(), 0u);
 }
