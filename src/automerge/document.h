@@ -77,6 +77,11 @@ class Document {
   Status ApplyChanges(std::vector<StoredChange> changes);
   // Parses a file of concatenated change chunks and applies them.
   Status LoadIncremental(ByteView bytes);
+  // The compact form of the document, as the reference's save() writes it:
+  // one document chunk (document_chunk.h; columns of 256 bytes or more
+  // deflated), then the queued changes' chunks. Loading it gives back the
+  // same changes, heads and op set. Must not be called inside a transaction.
+  Bytes Save() const;
 
   // Heads, sorted ascending.
   const std::vector<ChangeHash>& heads() const { return heads_; }
