@@ -192,6 +192,9 @@ class Document {
   void AddToGraph(StoredChange sc, uint32_t actor);
   // Applies one causally ready change.
   Status ApplyOne(StoredChange sc);
+  // ApplyChanges, except that the first `ordered` changes of the batch are
+  // applied in their order (a document chunk's rows), when the queue is empty.
+  Status Apply(std::vector<StoredChange> batch, size_t ordered);
 
   uint32_t InternActor(const ActorId& a);
   std::optional<uint32_t> FindActor(const ActorId& a) const;
