@@ -61,7 +61,7 @@ struct ChangeRow {
   uint64_t seq;
   uint64_t max_op;
   int64_t time;
-  std::string message;
+  std::optional<std::string> message;
   std::vector<uint64_t> deps;
   Bytes extra;
   std::vector<std::pair<OpId, ChangeOp>> ops;  // (op id, op) with document actor indices
@@ -101,7 +101,7 @@ Result<std::vector<ChangeRow>> ReadChangeRows(const Columns& c, size_t nactors) 
     row.seq = static_cast<uint64_t>(**s);
     row.max_op = static_cast<uint64_t>(**m);
     row.time = t->value_or(0);
-    row.message = msg->value_or("");
+    row.message = std::move(*msg);
     for (uint64_t i = 0; i < nd->value_or(0); ++i) {
       auto d = dep_index.Next();
       if (!d.ok()) return d.status().WithContext("deps column");
@@ -332,7 +332,8 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
     c.actor = actors[row.actor];
     c.seq = row.seq;
     c.time = row.time;
-    c.message = row.message;
+    c.message = row.message.value_or("");
+    c.empty_message = row.message && row.message->empty();
     c.extra = row.extra;
     if (row.ops.empty()) {
       c.start_op = row.max_op + 1;
@@ -419,10 +420,10 @@ void DocumentChunkWriter::AddChange(const DocumentChange& c) {
   k.seq.Append(static_cast<int64_t>(c.seq));
   k.max_op.Append(static_cast<int64_t>(c.max_op));
   k.time.Append(c.time);
-  if (c.message.empty()) {
-    k.message.AppendNull();
+  if (c.message) {
+    k.message.Append(std::string(*c.message));
   } else {
-    k.message.Append(std::string(c.message));
+    k.message.AppendNull();
   }
   k.deps_count.Append(c.deps.size());
   for (uint64_t d : c.deps) k.deps.Append(static_cast<int64_t>(d));

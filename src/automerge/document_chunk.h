@@ -55,7 +55,7 @@ struct DocumentChange {
   uint64_t seq;
   uint64_t max_op;
   int64_t time;
-  std::string_view message;  // empty: none
+  std::optional<std::string_view> message;  // nullopt: none
   std::span<const uint64_t> deps;
   ByteView extra;
 };

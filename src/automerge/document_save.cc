@@ -33,7 +33,9 @@ Bytes Document::Save() const {
     const Change& c = changes_[i].change;
     deps.clear();
     for (const ChangeHash& d : c.deps) deps.push_back(by_hash_.at(d));
-    w.AddChange(DocumentChange{saved[author_of[i]], c.seq, c.max_op(), c.time, c.message, deps,
+    std::optional<std::string_view> message;
+    if (!c.message.empty() || c.empty_message) message = c.message;
+    w.AddChange(DocumentChange{saved[author_of[i]], c.seq, c.max_op(), c.time, message, deps,
                                c.extra});
   }
 

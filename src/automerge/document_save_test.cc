@@ -332,7 +332,7 @@ TEST(DocumentSave, WriterOmitsEmptyColumns) {
   DocumentChunkWriter w({kA});
   const ScalarValue value = std::string("v");
   const std::optional<std::string> no_name;
-  w.AddChange(DocumentChange{0, 1, 1, 0, "", {}, {}});
+  w.AddChange(DocumentChange{0, 1, 1, 0, std::nullopt, {}, {}});
   w.AddOp(DocumentOp{kRoot, "k", {}, {1, 0}, false, Action::kSet, value, {}, false, no_name});
   Bytes chunk = w.Finish({{ChangeHash{}, 0}});
   std::vector<uint32_t> specs = ColumnSpecs(chunk);
@@ -340,6 +340,33 @@ TEST(DocumentSave, WriterOmitsEmptyColumns) {
   // deps or extra raw. Ops: key string, id, insert, action, value; no obj,
   // key element, succ, expand or mark name.
   EXPECT_EQ(specs, (std::vector<uint32_t>{1, 3, 19, 35, 64, 86, 21, 33, 35, 52, 66, 86, 87, 128}));
+}
+
+// The reference keeps a message "" apart from no message in its documents
+// (not in change chunks, whose hash is the same either way).
+TEST(DocumentSave, AnEmptyMessageIsNotNoMessage) {
+  Change c;
+  c.actor = kA;
+  c.seq = 1;
+  c.start_op = 1;
+  c.ops.push_back(ChangeOp{kRoot, Key::Map("k"), false, Action::kSet, std::string("v")});
+  StoredChange sc = EncodeChange(c);
+  auto chunk_with = [&](std::optional<std::string_view> message) {
+    DocumentChunkWriter w({kA});
+    const std::optional<std::string> no_name;
+    w.AddChange(DocumentChange{0, 1, 1, 0, message, {}, {}});
+    w.AddOp(DocumentOp{kRoot, "k", {}, {1, 0}, false, Action::kSet, sc.change.ops[0].value, {},
+                       false, no_name});
+    return w.Finish({{sc.hash, 0}});
+  };
+  for (auto message : {std::optional<std::string_view>(""), std::optional<std::string_view>()}) {
+    Bytes chunk = chunk_with(message);
+    Document doc;
+    ASSERT_TRUE(doc.LoadIncremental(chunk).ok());
+    EXPECT_EQ(doc.changes()[0].hash, sc.hash);
+    EXPECT_EQ(doc.Save(), chunk) << (message ? "empty message" : "no message");
+  }
+  EXPECT_NE(chunk_with(""), chunk_with(std::nullopt));
 }
 
 }  // namespace
