@@ -57,6 +57,10 @@ struct Change {
   uint64_t start_op = 0;
   int64_t time = 0;
   std::string message;  // empty: none
+  // A message that is the empty string rather than none. Change chunks
+  // cannot tell them apart (both are length 0, so the hash is the same), but
+  // a document chunk can, and saving such a document again must keep it.
+  bool empty_message = false;
   std::vector<ActorId> other_actors;
   // The ops. A Document keeps its changes without them (its op set holds
   // them, and the bytes keep them exactly); ReadChange decodes them again.

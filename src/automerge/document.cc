@@ -5,6 +5,8 @@
 #include <numeric>
 #include <unordered_set>
 
+#include "automerge/chunk.h"
+#include "automerge/document_chunk.h"
 #include "automerge/json.h"
 #include "base/hex.h"
 
@@ -109,7 +111,7 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
       if (op.action == Action::kDelete || op.action == Action::kIncrement)
         return Status::Corruption("insert of a delete or an increment");
       if (!op.pred.empty()) return Status::Corruption("insert with preds");
-      Element e{id, op.action == Action::kMark, {}};
+      Element e{.id = id, .mark = op.action == Action::kMark};
       e.slot.live.push_back(Op{id, op.action, op.value, {}, 0, 0});
       if (Status s = seq.Insert(op.key.elem, std::move(e), order()); !s.ok()) return s;
       undo_.push_back(Undo{Undo::Kind::kElementInserted, op.obj, {}, {}, id});
@@ -272,7 +274,9 @@ Status Document::ApplyOne(StoredChange sc) {
   return Status::Ok();
 }
 
-Status Document::ApplyChanges(std::vector<StoredChange> batch) {
+Status Document::ApplyChanges(std::vector<StoredChange> batch) { return Apply(std::move(batch), 0); }
+
+Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   if (in_transaction_) return Status::InvalidArgument("a transaction is open");
   const size_t undo_mark = undo_.size();
   const size_t changes_mark = changes_.size();
@@ -286,30 +290,39 @@ Status Document::ApplyChanges(std::vector<StoredChange> batch) {
   for (StoredChange& sc : batch)
     if (!by_hash_.count(sc.hash) && seen.insert(sc.hash).second) pending.push_back(std::move(sc));
 
-  // Kahn's algorithm over the candidates, in the order they came.
+  // The first `ordered` candidates in their order (each applied if ready
+  // when reached), then Kahn's algorithm over the rest, in the order they
+  // came (as the reference's change queue does).
+  if (!queue_.empty()) ordered = 0;
   std::vector<size_t> missing(pending.size(), 0);
   std::unordered_map<ChangeHash, std::vector<size_t>, ChangeHashHash> waiters;
-  std::deque<size_t> ready;
   for (size_t i = 0; i < pending.size(); ++i) {
     for (const ChangeHash& d : pending[i].change.deps) {
       if (by_hash_.count(d)) continue;
       ++missing[i];
       waiters[d].push_back(i);
     }
-    if (missing[i] == 0) ready.push_back(i);
   }
   std::vector<bool> applied(pending.size(), false);
+  std::deque<size_t> ready;
   Status failure;
-  while (!ready.empty()) {
-    size_t i = ready.front();
-    ready.pop_front();
+  auto apply = [&](size_t i, bool queue_waiters) {
     ChangeHash hash = pending[i].hash;
     failure = ApplyOne(std::move(pending[i]));
-    if (!failure.ok()) break;
+    if (!failure.ok()) return;
     applied[i] = true;
     if (auto w = waiters.find(hash); w != waiters.end())
       for (size_t j : w->second)
-        if (--missing[j] == 0) ready.push_back(j);
+        if (--missing[j] == 0 && queue_waiters && j >= ordered) ready.push_back(j);
+  };
+  for (size_t i = 0; i < std::min(ordered, pending.size()) && failure.ok(); ++i)
+    if (missing[i] == 0) apply(i, false);
+  for (size_t i = ordered; i < pending.size(); ++i)
+    if (missing[i] == 0) ready.push_back(i);
+  while (!ready.empty() && failure.ok()) {
+    size_t i = ready.front();
+    ready.pop_front();
+    apply(i, true);
   }
 
   if (!failure.ok()) {
@@ -333,9 +346,26 @@ Status Document::ApplyChanges(std::vector<StoredChange> batch) {
 }
 
 Status Document::LoadIncremental(ByteView bytes) {
-  auto changes = DecodeChangeChunks(bytes);
-  if (!changes.ok()) return changes.status();
-  return ApplyChanges(std::move(*changes));
+  // Loading a document chunk into an empty document keeps its rows' order,
+  // as the reference's load does (so that saving again gives the same bytes);
+  // the chunks after it are applied as ApplyChanges does.
+  std::vector<StoredChange> changes;
+  Reader r(bytes);
+  if (changes_.empty() && queue_.empty()) {
+    Reader peek = r;
+    auto first = ReadChunk(peek);
+    if (first.ok() && first->type == ChunkType::kDocument) {
+      auto rows = DecodeDocumentChunk(*first);
+      if (!rows.ok()) return rows.status().WithContext("chunk at byte 0: document chunk");
+      changes = std::move(*rows);
+      r = peek;
+    }
+  }
+  const size_t ordered = changes.size();
+  auto rest = DecodeChangeChunks(r.rest());
+  if (!rest.ok()) return rest.status();
+  for (StoredChange& sc : *rest) changes.push_back(std::move(sc));
+  return Apply(std::move(changes), ordered);
 }
 
 const StoredChange* Document::ChangeOfActor(const ActorId& actor, uint64_t seq) const {

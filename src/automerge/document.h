@@ -77,6 +77,11 @@ class Document {
   Status ApplyChanges(std::vector<StoredChange> changes);
   // Parses a file of concatenated change chunks and applies them.
   Status LoadIncremental(ByteView bytes);
+  // The compact form of the document, as the reference's save() writes it:
+  // one document chunk (document_chunk.h; columns of 256 bytes or more
+  // deflated), then the queued changes' chunks. Loading it gives back the
+  // same changes, heads and op set. Must not be called inside a transaction.
+  Bytes Save() const;
 
   // Heads, sorted ascending.
   const std::vector<ChangeHash>& heads() const { return heads_; }
@@ -191,6 +196,9 @@ class Document {
   void AddToGraph(StoredChange sc, uint32_t actor);
   // Applies one causally ready change.
   Status ApplyOne(StoredChange sc);
+  // ApplyChanges, except that the first `ordered` changes of the batch are
+  // applied in their order (a document chunk's rows), when the queue is empty.
+  Status Apply(std::vector<StoredChange> batch, size_t ordered);
 
   uint32_t InternActor(const ActorId& a);
   std::optional<uint32_t> FindActor(const ActorId& a) const;

@@ -61,7 +61,7 @@ struct ChangeRow {
   uint64_t seq;
   uint64_t max_op;
   int64_t time;
-  std::string message;
+  std::optional<std::string> message;
   std::vector<uint64_t> deps;
   Bytes extra;
   std::vector<std::pair<OpId, ChangeOp>> ops;  // (op id, op) with document actor indices
@@ -101,7 +101,7 @@ Result<std::vector<ChangeRow>> ReadChangeRows(const Columns& c, size_t nactors) 
     row.seq = static_cast<uint64_t>(**s);
     row.max_op = static_cast<uint64_t>(**m);
     row.time = t->value_or(0);
-    row.message = msg->value_or("");
+    row.message = std::move(*msg);
     for (uint64_t i = 0; i < nd->value_or(0); ++i) {
       auto d = dep_index.Next();
       if (!d.ok()) return d.status().WithContext("deps column");
@@ -332,7 +332,8 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
     c.actor = actors[row.actor];
     c.seq = row.seq;
     c.time = row.time;
-    c.message = row.message;
+    c.message = row.message.value_or("");
+    c.empty_message = row.message && row.message->empty();
     c.extra = row.extra;
     if (row.ops.empty()) {
       c.start_op = row.max_op + 1;
@@ -361,6 +362,151 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
   std::sort(stored.begin(), stored.end());
   if (computed != stored) return Status::Corruption("mismatching heads: the document's changes do not hash to its heads");
   return out;
+}
+
+
+// --- writing ------------------------------------------------------------------------
+
+namespace {
+// The reference deflates a column when its encoding is at least this long.
+constexpr size_t kDeflateMinSize = 256;
+
+// Appends column metadata for the non-empty columns and returns their data,
+// deflating those at or above the threshold.
+Bytes WriteColumns(Bytes& meta, std::vector<std::pair<uint32_t, Bytes>> columns) {
+  Bytes data;
+  size_t n = 0;
+  for (auto& [spec, bytes] : columns) {
+    if (bytes.empty()) continue;
+    ++n;
+    if (bytes.size() >= kDeflateMinSize) {
+      bytes = Deflate(bytes);
+      spec |= kDeflateBit;
+    }
+  }
+  AppendUleb(meta, n);
+  for (const auto& [spec, bytes] : columns) {
+    if (bytes.empty()) continue;
+    AppendUleb(meta, spec);
+    AppendUleb(meta, bytes.size());
+    Append(data, bytes);
+  }
+  return data;
+}
+}  // namespace
+
+struct DocumentChunkWriter::Columns {
+  // Change columns.
+  UlebEncoder change_actor, deps_count;
+  DeltaEncoder seq, max_op, time, deps;
+  StringEncoder message;
+  ValueEncoder extra;
+  // Op columns.
+  UlebEncoder obj_actor, obj_counter, key_actor, id_actor, action, succ_count, succ_actor;
+  DeltaEncoder key_counter, id_counter, succ_counter;
+  StringEncoder key_string, mark_name;
+  BooleanEncoder insert, expand;
+  ValueEncoder value;
+};
+
+DocumentChunkWriter::DocumentChunkWriter(std::vector<ActorId> actors)
+    : actors_(std::move(actors)), cols_(std::make_unique<Columns>()) {}
+
+DocumentChunkWriter::~DocumentChunkWriter() = default;
+
+void DocumentChunkWriter::AddChange(const DocumentChange& c) {
+  Columns& k = *cols_;
+  k.change_actor.Append(c.actor);
+  k.seq.Append(static_cast<int64_t>(c.seq));
+  k.max_op.Append(static_cast<int64_t>(c.max_op));
+  k.time.Append(c.time);
+  if (c.message) {
+    k.message.Append(std::string(*c.message));
+  } else {
+    k.message.AppendNull();
+  }
+  k.deps_count.Append(c.deps.size());
+  for (uint64_t d : c.deps) k.deps.Append(static_cast<int64_t>(d));
+  k.extra.Append(ScalarValue(Bytes(c.extra.begin(), c.extra.end())));
+}
+
+void DocumentChunkWriter::AddOp(const DocumentOp& op) {
+  Columns& k = *cols_;
+  if (op.obj.is_root()) {
+    k.obj_actor.AppendNull();
+    k.obj_counter.AppendNull();
+  } else {
+    k.obj_actor.Append(op.obj.actor);
+    k.obj_counter.Append(op.obj.counter);
+  }
+  if (op.prop) {
+    k.key_actor.AppendNull();
+    k.key_counter.AppendNull();
+    k.key_string.Append(std::string(*op.prop));
+  } else {
+    if (op.elem.is_root()) {
+      k.key_actor.AppendNull();
+    } else {
+      k.key_actor.Append(op.elem.actor);
+    }
+    k.key_counter.Append(op.elem.counter);
+    k.key_string.AppendNull();
+  }
+  k.id_actor.Append(op.id.actor);
+  k.id_counter.Append(op.id.counter);
+  k.insert.Append(op.insert);
+  k.action.Append(static_cast<uint64_t>(op.action));
+  k.value.Append(op.value);
+  k.succ_count.Append(op.succ.size());
+  for (const OpId& s : op.succ) {
+    k.succ_actor.Append(s.actor);
+    k.succ_counter.Append(s.counter);
+  }
+  k.expand.Append(op.expand);
+  k.mark_name.Append(op.mark_name);
+}
+
+Bytes DocumentChunkWriter::Finish(const std::vector<std::pair<ChangeHash, uint64_t>>& heads) {
+  Columns& k = *cols_;
+  Bytes body;
+  AppendUleb(body, actors_.size());
+  for (const ActorId& a : actors_) {
+    AppendUleb(body, a.size());
+    Append(body, a);
+  }
+  AppendUleb(body, heads.size());
+  for (const auto& [hash, row] : heads) body.insert(body.end(), hash.begin(), hash.end());
+  Bytes change_data = WriteColumns(
+      body, {{1, k.change_actor.Finish()},
+             {3, k.seq.Finish()},
+             {19, k.max_op.Finish()},
+             {35, k.time.Finish()},
+             {53, k.message.Finish()},
+             {64, k.deps_count.Finish()},
+             {67, k.deps.Finish()},
+             {86, k.extra.FinishMeta()},
+             {87, k.extra.FinishRaw()}});
+  Bytes op_data = WriteColumns(
+      body, {{1, k.obj_actor.Finish()},
+             {2, k.obj_counter.Finish()},
+             {17, k.key_actor.Finish()},
+             {19, k.key_counter.Finish()},
+             {21, k.key_string.Finish()},
+             {33, k.id_actor.Finish()},
+             {35, k.id_counter.Finish()},
+             {52, k.insert.Finish()},
+             {66, k.action.Finish()},
+             {86, k.value.FinishMeta()},
+             {87, k.value.FinishRaw()},
+             {128, k.succ_count.Finish()},
+             {129, k.succ_actor.Finish()},
+             {131, k.succ_counter.Finish()},
+             {148, k.expand.FinishMaybe()},
+             {165, k.mark_name.Finish()}});
+  Append(body, change_data);
+  Append(body, op_data);
+  for (const auto& [hash, row] : heads) AppendUleb(body, row);
+  return WriteChunk(ChunkType::kDocument, body).bytes;
 }
 
 }  // namespace etherply::automerge

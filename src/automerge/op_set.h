@@ -53,14 +53,21 @@ struct Slot {
   }
 };
 
-// A list or text element: its insert op's ID and the ops stored at it (the
-// insert op itself, unless it is a mark, and later sets and increments).
+// A list or text element: its insert op's ID, the element it was inserted
+// after (its RGA parent, which a saved document records as the insert op's
+// key), and the ops stored at it (the insert op itself and later sets and
+// increments). The parent and the mark flag share 8 bytes so that an element
+// stays 64 bytes: sequences hold one per character.
 struct Element {
   OpId id;
-  bool mark = false;  // a rich-text mark boundary: never visible
+  uint32_t origin_counter = 0;   // counter 0: inserted at the head
+  uint32_t origin_actor : 31 = 0;
+  bool mark : 1 = false;  // a rich-text mark boundary: never visible
   Slot slot;
 
+  OpId origin() const { return OpId{origin_counter, origin_actor}; }
   bool visible() const { return !mark && !slot.live.empty(); }
 };
+static_assert(sizeof(Element) == 64, "an element is one cache line");
 
 }  // namespace etherply::automerge

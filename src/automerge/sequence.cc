@@ -78,6 +78,8 @@ Status Sequence::Insert(const OpId& after, Element e, const OpOrder& less) {
     if (p.offset == p.block->elems.size() || less(p.block->elems[p.offset].id, e.id)) break;
     ++p.offset;
   }
+  e.origin_counter = after.counter;
+  e.origin_actor = after.actor;
   Block* b = p.block;
   bool vis = e.visible();
   where_[e.id] = b;

@@ -63,8 +63,9 @@ class Sequence {
   const Element& At(Pos p) const { return p.block->elems[p.offset]; }
 
   // Inserts e as a child of `after` (HEAD when after.counter is 0): right
-  // after it, past any elements with greater IDs (the RGA rule). Fails with
-  // kCorruption when `after` is not an element of this sequence.
+  // after it, past any elements with greater IDs (the RGA rule), and records
+  // `after` as e's origin. Fails with kCorruption when `after` is not an
+  // element of this sequence.
   Status Insert(const OpId& after, Element e, const OpOrder& less);
   // Removes the element with this ID (used to roll back an insert).
   void Remove(const OpId& id);

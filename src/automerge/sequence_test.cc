@@ -25,13 +25,13 @@ struct Fixture {
 };
 
 Element Visible(OpId id) {
-  Element e{id, false, {}};
+  Element e{.id = id};
   e.slot.live.push_back(Op{id, Action::kSet, int64_t{1}, {}, 0, 0});
   return e;
 }
 
 Element Mark(OpId id) {
-  Element e{id, true, {}};
+  Element e{.id = id, .mark = true};
   e.slot.live.push_back(Op{id, Action::kMark, {}, {}, 0, 0});
   return e;
 }
@@ -121,6 +121,27 @@ TEST(Sequence, ChildrenOfOneParentAreSortedByIdDescending) {
   for (OpId c : {OpId{3, 1}, OpId{5, 0}, OpId{3, 0}, OpId{4, 2}, OpId{9, 1}})
     ASSERT_TRUE(s.Insert({1, 0}, Visible(c), f.less).ok());
   EXPECT_EQ(Order(s), (std::vector<OpId>{{1, 0}, {9, 1}, {5, 0}, {4, 2}, {3, 1}, {3, 0}}));
+  // Each element remembers its parent (a saved document needs it).
+  s.ForEach([](const Element& e) {
+    OpId parent = e.id == OpId{1, 0} ? OpId{} : OpId{1, 0};
+    EXPECT_EQ(e.origin(), parent) << e.id.counter;
+  });
+}
+
+TEST(Sequence, OriginsSurviveBlockSplits) {
+  Fixture f;
+  Sequence s;
+  OpId after{};
+  for (uint32_t c = 1; c <= 3 * Sequence::kMaxBlock; ++c) {
+    OpId id{c, c % 3 == 0 ? 0x7fffffffu : 1u};  // the greatest actor index an origin holds
+    ASSERT_TRUE(s.Insert(after, Visible(id), f.less).ok());
+    after = id;
+  }
+  OpId prev{};
+  s.ForEach([&](const Element& e) {
+    EXPECT_EQ(e.origin(), prev);
+    prev = e.id;
+  });
 }
 
 TEST(Sequence, ConcurrentInsertByAGreaterActorGoesFirst) {
@@ -312,7 +333,7 @@ TEST(Sequence, VisibleBeforeAHiddenElement) {
 TEST(Sequence, InsertingAnInvisibleElement) {
   Fixture f;
   Sequence s;
-  ASSERT_TRUE(s.Insert({}, Element{{1, 0}, false, {}}, f.less).ok());  // no live op
+  ASSERT_TRUE(s.Insert({}, Element{.id = {1, 0}}, f.less).ok());  // no live op
   EXPECT_EQ(s.size(), 1u);
   EXPECT_EQ(s.visible(), 0u);
 }

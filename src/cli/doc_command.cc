@@ -1,5 +1,8 @@
 #include "cli/doc_command.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -8,6 +11,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "automerge/document.h"
 #include "base/hex.h"
@@ -19,17 +23,22 @@ namespace {
 using automerge::Document;
 
 constexpr const char* kUsage =
-    "usage: etherply doc COMMAND FILE\n"
+    "usage: etherply doc COMMAND FILE...\n"
     "\n"
-    "FILE holds Automerge change chunks (as `A.getAllChanges` or sync send\n"
-    "them), concatenated in any order.\n"
+    "FILE is any Automerge file: document chunks (as `A.save` writes them)\n"
+    "and change chunks (as `A.getAllChanges` or sync send them), concatenated\n"
+    "in any order.\n"
     "\n"
     "commands:\n"
     "  json [--at HEAD[,HEAD...]] FILE\n"
     "                 print the document as JSON (as it was at those heads)\n"
     "  heads FILE     print the heads, lowercase hex, sorted, one per line\n"
     "  changes FILE   print one line per change, in causal order:\n"
-    "                 hash actor seq startOp time deps (comma-separated, - for none)\n";
+    "                 hash actor seq startOp time deps (comma-separated, - for none)\n"
+    "  save IN OUT    write IN as one compact document (what `A.save` writes)\n"
+    "  merge A B OUT  write the document with the changes of both A and B\n"
+    "\n"
+    "save and merge write OUT whole or not at all (a temporary file, renamed).\n";
 
 Result<Bytes> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -52,6 +61,58 @@ Result<std::unique_ptr<Document>> Load(const std::string& path) {
   return doc;
 }
 
+// Writes data to path atomically: a temporary file beside it, synced, then
+// renamed over it. On failure path is untouched and the temporary is gone.
+Status WriteFileAtomically(const std::string& path, ByteView data) {
+  std::string tmp = path + ".tmp-XXXXXX";
+  int fd = mkstemp(tmp.data());
+  if (fd < 0) return Status::IoError("cannot create a temporary file beside " + path);
+  mode_t mask = umask(0);  // mkstemp makes the file 0600; give it the usual mode
+  umask(mask);
+  fchmod(fd, 0666 & ~mask);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0) break;
+    done += static_cast<size_t>(n);
+  }
+  bool ok = done == data.size() && fsync(fd) == 0;
+  ok = close(fd) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return Status::IoError("cannot write " + path);
+  }
+  return Status::Ok();
+}
+
+// `doc save IN OUT` and `doc merge A B OUT`: inputs[1..] loaded, merged into
+// the first, saved to out.
+int SaveCommand(const char* cmd, const std::vector<std::string>& inputs, const std::string& out) {
+  auto doc = Load(inputs[0]);
+  if (!doc.ok()) {
+    std::fprintf(stderr, "etherply doc %s: %s\n", cmd, doc.status().ToString().c_str());
+    return 1;
+  }
+  for (size_t i = 1; i < inputs.size(); ++i) {
+    auto other = Load(inputs[i]);
+    Status s = other.ok() ? Status::Ok() : other.status();
+    if (s.ok()) {
+      std::vector<automerge::StoredChange> changes((*other)->changes().begin(),
+                                                   (*other)->changes().end());
+      s = (*doc)->ApplyChanges(std::move(changes)).WithContext("merging " + inputs[i]);
+    }
+    if (!s.ok()) {
+      std::fprintf(stderr, "etherply doc %s: %s\n", cmd, s.ToString().c_str());
+      return 1;
+    }
+  }
+  if (Status s = WriteFileAtomically(out, (*doc)->Save()); !s.ok()) {
+    std::fprintf(stderr, "etherply doc %s: %s\n", cmd, s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
 void PrintChanges(const Document& doc) {
   for (const automerge::StoredChange& sc : doc.changes()) {
     const automerge::Change& c = sc.change;
@@ -71,6 +132,9 @@ int RunDocCommand(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (argc == 4 && std::string_view(argv[1]) == "save") return SaveCommand(argv[1], {argv[2]}, argv[3]);
+  if (argc == 5 && std::string_view(argv[1]) == "merge")
+    return SaveCommand(argv[1], {argv[2], argv[3]}, argv[4]);
   std::optional<std::string> at;
   if (argc == 5 && std::string_view(argv[1]) == "json" && std::string_view(argv[2]) == "--at") {
     at = argv[3];
@@ -82,6 +146,10 @@ int RunDocCommand(int argc, char** argv) {
     return 2;
   }
   std::string_view cmd = argv[1];
+  if (cmd == "save" || cmd == "merge") {
+    std::fprintf(stderr, "etherply doc %s: wrong number of arguments\n\n%s", argv[1], kUsage);
+    return 2;
+  }
   if (cmd != "json" && cmd != "heads" && cmd != "changes") {
     std::fprintf(stderr, "etherply doc: unknown command '%s'\n\n%s", argv[1], kUsage);
     return 2;

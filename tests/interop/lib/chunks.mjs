@@ -142,3 +142,64 @@ export function changeHeader(chunk) {
 export function changeLine(h) {
   return [h.hash, h.actor, h.seq, h.startOp, h.time, h.deps.length ? h.deps.join(",") : "-"].join(" ")
 }
+
+/**
+ * The columns of the first chunk of `buf`, a document chunk (FORMAT.md §6.1),
+ * with deflated columns inflated: {actorsAndHeads, changeCols, opCols,
+ * headIndexes, rest}, each column {spec (deflate bit cleared), deflated, data}.
+ * rest is whatever follows the chunk (queued changes). Throws when the chunk
+ * is not a well-formed document chunk.
+ */
+export function documentColumns(buf) {
+  buf = Buffer.from(buf)
+  const [c] = walkChunks(buf)
+  if (!c || c.type !== CHUNK_DOCUMENT) throw new Error("not a document chunk")
+  let pos = c.bodyStart
+  const skip = (n) => {
+    pos += n
+    if (pos > c.end) throw new Error("document chunk is truncated")
+  }
+  const num = () => {
+    const [v, next] = readUleb(buf, pos)
+    pos = next
+    return Number(v)
+  }
+  const headStart = pos
+  const nActors = num()
+  for (let i = 0; i < nActors; i++) skip(num())
+  const nHeads = num()
+  skip(32 * nHeads)
+  const actorsAndHeads = buf.subarray(headStart, pos)
+  const meta = () => Array.from({ length: num() }, () => ({ spec: num(), len: num() }))
+  const changeMeta = meta()
+  const opMeta = meta()
+  const data = (m) =>
+    m.map(({ spec, len }) => {
+      const raw = buf.subarray(pos, pos + len)
+      skip(len)
+      const deflated = (spec & 8) !== 0
+      return { spec: spec & ~8, deflated, data: deflated ? inflateRawSync(raw) : raw }
+    })
+  const changeCols = data(changeMeta)
+  const opCols = data(opMeta)
+  return { actorsAndHeads, changeCols, opCols, headIndexes: buf.subarray(pos, c.end), rest: buf.subarray(c.end) }
+}
+
+/**
+ * Compares two saved documents column by column, ignoring how DEFLATE
+ * compressed them. Returns null when equal, else where they first differ.
+ */
+export function documentDifference(a, b) {
+  const x = documentColumns(a)
+  const y = documentColumns(b)
+  if (!x.actorsAndHeads.equals(y.actorsAndHeads)) return "actors or heads"
+  for (const kind of ["changeCols", "opCols"]) {
+    const specs = (d) => d[kind].map((col) => `${col.spec}${col.deflated ? "z" : ""}`).join(",")
+    if (specs(x) !== specs(y)) return `${kind} layout: ${specs(x)} vs ${specs(y)}`
+    const at = x[kind].findIndex((col, i) => !col.data.equals(y[kind][i].data))
+    if (at >= 0) return `${kind} column ${x[kind][at].spec}`
+  }
+  if (!x.headIndexes.equals(y.headIndexes)) return "head indexes"
+  if (!x.rest.equals(y.rest)) return "chunks after the document"
+  return null
+}

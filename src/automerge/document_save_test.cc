@@ -1,0 +1,373 @@
+// Saving documents (Document::Save, DocumentChunkWriter). The reference is
+// the judge of the bytes (tests/interop/save_test.mjs); here a saved document
+// must load back to the same document (JSON, heads, the changes with their
+// exact bytes, in the same order) and save again to the same bytes, for every
+// kind of op the op set keeps, and the loader must reject what we wrote once
+// it is damaged.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "automerge/change.h"
+#include "automerge/chunk.h"
+#include "automerge/document.h"
+#include "automerge/document_chunk.h"
+#include "automerge/transaction.h"
+#include "base/coding.h"
+
+namespace etherply::automerge {
+namespace {
+
+const ActorId kA(16, 0x01);
+const ActorId kB(16, 0xfe);
+const ActorId kC(3, 0x77);  // actors need not be 16 bytes
+const CommitOptions kAtZero{.time = 0};
+
+void Commit(Transaction& tx, const CommitOptions& options = kAtZero) {
+  auto r = tx.Commit(options);
+  ASSERT_TRUE(r.ok() && r->has_value()) << r.status().ToString();
+}
+
+std::vector<StoredChange> AllChanges(const Document& d) { return {d.changes().begin(), d.changes().end()}; }
+
+void Merge(Document& to, const Document& from) {
+  Status s = to.ApplyChanges(AllChanges(from));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+}
+
+// Saves `doc`, loads the bytes into a fresh document and checks that it is
+// the same document and saves to the same bytes. Returns the bytes.
+Bytes ExpectRoundTrip(const Document& doc) {
+  Bytes saved = doc.Save();
+  Document loaded;
+  Status s = loaded.LoadIncremental(saved);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(loaded.ToJson(), doc.ToJson());
+  EXPECT_EQ(loaded.heads(), doc.heads());
+  EXPECT_EQ(loaded.queued(), doc.queued());
+  EXPECT_EQ(loaded.max_op(), doc.max_op());
+  EXPECT_EQ(loaded.changes().size(), doc.changes().size());
+  for (size_t i = 0; i < std::min(loaded.changes().size(), doc.changes().size()); ++i) {
+    EXPECT_EQ(loaded.changes()[i].hash, doc.changes()[i].hash) << "change " << i;
+    EXPECT_EQ(loaded.changes()[i].bytes, doc.changes()[i].bytes) << "change " << i;
+  }
+  EXPECT_EQ(loaded.Save(), saved) << "a loaded document saves differently";
+  return saved;
+}
+
+// The specs (deflate bit included) of a saved document's change and op
+// columns.
+std::vector<uint32_t> ColumnSpecs(const Bytes& saved) {
+  Reader file(saved);
+  auto chunk = ReadChunk(file);
+  EXPECT_TRUE(chunk.ok());
+  Reader r(chunk->body());
+  uint64_t nactors = *r.Uleb();
+  for (uint64_t i = 0; i < nactors; ++i) (void)r.LengthPrefixed();
+  (void)r.Take(32 * *r.Uleb());
+  std::vector<uint32_t> specs;
+  for (int part = 0; part < 2; ++part) {
+    uint64_t n = *r.Uleb();
+    for (uint64_t i = 0; i < n; ++i) {
+      specs.push_back(*r.Uleb32());
+      (void)r.Uleb();
+    }
+  }
+  return specs;
+}
+
+TEST(DocumentSave, EmptyDocumentIsTheReferencesFourteenBytes) {
+  Document doc;
+  Bytes expected = {0x85, 0x6f, 0x4a, 0x83, 0xb8, 0x1a, 0x95, 0x44, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00};
+  EXPECT_EQ(doc.Save(), expected);
+  ExpectRoundTrip(doc);
+}
+
+TEST(DocumentSave, MapsNestedObjectsAndEveryScalarType) {
+  Document doc;
+  Transaction tx(doc, kA);
+  ASSERT_TRUE(tx.Put(kRoot, "null", std::monostate{}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "bool", true).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "uint", Uint{UINT64_MAX}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "int", int64_t{-5}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "f64", 0.25).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "str", std::string("é\xF0\x9F\x98\x80")).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "bytes", Bytes{0, 1, 255}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "ts", Timestamp{-1}).ok());
+  auto map = tx.PutObject(kRoot, "map", ObjType::kMap);
+  ASSERT_TRUE(map.ok());
+  auto list = tx.PutObject(*map, "list", ObjType::kList);
+  ASSERT_TRUE(list.ok());
+  ASSERT_TRUE(tx.Insert(*list, 0, int64_t{1}).ok());
+  auto inner = tx.InsertObject(*list, 1, ObjType::kMap);
+  ASSERT_TRUE(inner.ok());
+  ASSERT_TRUE(tx.Put(*inner, "z", std::string("deep")).ok());
+  // Keys in UTF-8 byte order, not UTF-16 order.
+  ASSERT_TRUE(tx.Put(kRoot, "\xEF\xBD\xA1", int64_t{1}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "\xF0\x9F\x98\x80", int64_t{2}).ok());
+  Commit(tx, CommitOptions{.message = "first", .time = 1234567, .author = Bytes{0xaa, 0xbb}});
+  ExpectRoundTrip(doc);
+}
+
+TEST(DocumentSave, DeletedElementsAndObjectsStayAsTombstones) {
+  Document doc;
+  {
+    Transaction tx(doc, kA);
+    auto list = tx.PutObject(kRoot, "list", ObjType::kList);
+    ASSERT_TRUE(list.ok());
+    ASSERT_TRUE(tx.Splice(*list, 0, 0, {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{4}}).ok());
+    auto gone = tx.PutObject(kRoot, "gone", ObjType::kMap);
+    ASSERT_TRUE(gone.ok());
+    ASSERT_TRUE(tx.Put(*gone, "k", int64_t{1}).ok());
+    Commit(tx);
+  }
+  {
+    Transaction tx(doc, kA);
+    auto list = doc.Get(kRoot, "list");
+    ObjId l = std::get<ObjId>(list->v);
+    ASSERT_TRUE(tx.Delete(l, 1).ok());
+    ASSERT_TRUE(tx.Delete(l, 0).ok());
+    ASSERT_TRUE(tx.Set(l, 1, int64_t{40}).ok());  // an overwrite: the old value hidden
+    ASSERT_TRUE(tx.Delete(kRoot, "gone").ok());
+    Commit(tx);
+  }
+  EXPECT_EQ(doc.ToJson(), R"({"list":[3,40]})");
+  ExpectRoundTrip(doc);
+}
+
+TEST(DocumentSave, ConflictsAndConcurrentInsertsFromThreeActors) {
+  Document a, b, c;
+  for (auto [doc, actor] : {std::pair{&a, kA}, {&b, kB}, {&c, kC}}) {
+    Transaction tx(*doc, actor);
+    ASSERT_TRUE(tx.Put(kRoot, "x", std::string(1, static_cast<char>('a' + actor[0] % 7))).ok());
+    Commit(tx);
+  }
+  Merge(a, b);
+  Merge(a, c);
+  EXPECT_EQ(a.GetAll(kRoot, "x").size(), 3u);
+  {
+    Transaction tx(a, kA);
+    auto text = tx.PutObject(kRoot, "t", ObjType::kText);
+    ASSERT_TRUE(text.ok());
+    ASSERT_TRUE(tx.SpliceText(*text, 0, 0, "hello").ok());
+    Commit(tx);
+  }
+  Merge(b, a);
+  for (auto [doc, actor] : {std::pair{&a, kA}, {&b, kB}}) {
+    ObjId t = std::get<ObjId>(doc->Get(kRoot, "t")->v);  // actor indices are per document
+    Transaction tx(*doc, actor);
+    ASSERT_TRUE(tx.SpliceText(t, 2, 1, actor == kA ? "AA" : "BB").ok());
+    Commit(tx);
+  }
+  Merge(a, b);
+  ExpectRoundTrip(a);
+}
+
+TEST(DocumentSave, CountersKeepTheirIncrements) {
+  Document a, b;
+  {
+    Transaction tx(a, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "c", Counter{10}).ok());
+    auto list = tx.PutObject(kRoot, "l", ObjType::kList);
+    ASSERT_TRUE(list.ok());
+    ASSERT_TRUE(tx.Insert(*list, 0, Counter{0}).ok());
+    Commit(tx);
+  }
+  Merge(b, a);
+  ObjId l = std::get<ObjId>(a.Get(kRoot, "l")->v);
+  for (auto [doc, actor, by] : {std::tuple{&a, kA, int64_t{5}}, {&b, kB, int64_t{-3}}}) {
+    Transaction tx(*doc, actor);
+    ASSERT_TRUE(tx.Increment(kRoot, "c", by).ok());
+    ASSERT_TRUE(tx.Increment(l, 0, by).ok());
+    Commit(tx);
+  }
+  Merge(a, b);
+  EXPECT_EQ(a.ToJson(), R"({"c":12,"l":[2]})");
+  ExpectRoundTrip(a);
+}
+
+// Marks cannot be made through a Transaction: the change is built by hand,
+// as the reference writes `A.mark(d, ["t"], {start: 0, end: 2}, "bold", true)`.
+TEST(DocumentSave, MarksKeepNameValueAndExpand) {
+  Change c;
+  c.actor = kA;
+  c.seq = 1;
+  c.start_op = 1;
+  auto insert = [](OpId after, Action action, ScalarValue v) {
+    ChangeOp op{OpId{1, 0}, Key::Elem(after), true, action, std::move(v)};
+    return op;
+  };
+  c.ops.push_back(ChangeOp{kRoot, Key::Map("t"), false, Action::kMakeText, {}});
+  c.ops.push_back(insert({}, Action::kSet, std::string("a")));
+  c.ops.push_back(insert({2, 0}, Action::kSet, std::string("b")));
+  ChangeOp begin = insert({}, Action::kMark, true);
+  begin.mark_name = "bold";
+  begin.expand = true;
+  c.ops.push_back(begin);
+  ChangeOp end = insert({3, 0}, Action::kMark, std::monostate{});
+  end.expand = true;
+  c.ops.push_back(end);
+  Document doc;
+  ASSERT_TRUE(doc.ApplyChanges({EncodeChange(std::move(c))}).ok());
+  EXPECT_EQ(doc.ToJson(), R"({"t":"ab"})");
+  Bytes saved = ExpectRoundTrip(doc);
+  std::vector<uint32_t> specs = ColumnSpecs(saved);
+  EXPECT_NE(std::find(specs.begin(), specs.end(), 148u), specs.end()) << "no expand column";
+  EXPECT_NE(std::find(specs.begin(), specs.end(), 165u), specs.end()) << "no mark name column";
+}
+
+TEST(DocumentSave, LongColumnsAreDeflatedShortOnesAreNot) {
+  Document doc;
+  {
+    Transaction tx(doc, kA);
+    auto text = tx.PutObject(kRoot, "t", ObjType::kText);
+    ASSERT_TRUE(text.ok());
+    ASSERT_TRUE(tx.SpliceText(*text, 0, 0, "short").ok());
+    Commit(tx);
+  }
+  for (uint32_t spec : ColumnSpecs(doc.Save())) EXPECT_EQ(spec & 8, 0u) << spec;
+
+  std::string long_text;
+  for (int i = 0; i < 400; ++i) long_text += static_cast<char>('a' + (i * 7) % 26);
+  {
+    Transaction tx(doc, kA);
+    ObjId t = std::get<ObjId>(doc.Get(kRoot, "t")->v);
+    ASSERT_TRUE(tx.SpliceText(t, 0, 0, long_text).ok());
+    Commit(tx);
+  }
+  Bytes saved = ExpectRoundTrip(doc);
+  std::vector<uint32_t> specs = ColumnSpecs(saved);
+  EXPECT_NE(std::find(specs.begin(), specs.end(), 87u | 8), specs.end())
+      << "the 405-byte value column is not deflated";
+}
+
+TEST(DocumentSave, ChangeOrderSurvivesLoading) {
+  // Applied a, b (on a), c (concurrent): a queue-order load would give a, c, b.
+  Document a, c;
+  {
+    Transaction tx(a, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "a", int64_t{1}).ok());
+    Commit(tx);
+  }
+  {
+    Transaction tx(a, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "b", int64_t{2}).ok());
+    Commit(tx);
+  }
+  {
+    Transaction tx(c, kC);
+    ASSERT_TRUE(tx.Put(kRoot, "c", int64_t{3}).ok());
+    Commit(tx);
+  }
+  Merge(a, c);
+  ExpectRoundTrip(a);
+}
+
+TEST(DocumentSave, ManyChangesAndActorsRoundTrip) {
+  Document docs[3];
+  const ActorId actors[3] = {kA, kB, kC};
+  for (int round = 0; round < 40; ++round) {
+    int who = round % 3;
+    {
+      Transaction tx(docs[who], actors[who]);
+      ASSERT_TRUE(tx.Put(kRoot, "k" + std::to_string(round % 5), int64_t{round}).ok());
+      if (!docs[who].Get(kRoot, "list")) {
+        ASSERT_TRUE(tx.PutObject(kRoot, "list", ObjType::kList).ok());
+      } else {
+        ObjId l = std::get<ObjId>(docs[who].Get(kRoot, "list")->v);
+        ASSERT_TRUE(tx.Insert(l, 0, int64_t{round}).ok());
+      }
+      Commit(tx, CommitOptions{.message = round % 4 ? "" : "m", .time = round * 1000});
+    }
+    if (round % 4 == 3) Merge(docs[(who + 1) % 3], docs[who]);
+  }
+  Merge(docs[0], docs[1]);
+  Merge(docs[0], docs[2]);
+  ExpectRoundTrip(docs[0]);
+}
+
+TEST(DocumentSave, QueuedChangesFollowTheDocumentChunk) {
+  Document a;
+  for (int i = 0; i < 2; ++i) {
+    Transaction tx(a, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "x", int64_t{i}).ok());
+    Commit(tx);
+  }
+  Document b;
+  ASSERT_TRUE(b.ApplyChanges({a.changes()[1]}).ok());  // its dep is missing
+  ASSERT_EQ(b.queued(), 1u);
+  Bytes saved = b.Save();
+  Document loaded;
+  ASSERT_TRUE(loaded.LoadIncremental(saved).ok());
+  EXPECT_EQ(loaded.queued(), 1u);
+  EXPECT_EQ(loaded.MissingDeps(), b.MissingDeps());
+  ASSERT_TRUE(loaded.ApplyChanges({a.changes()[0]}).ok());
+  EXPECT_EQ(loaded.ToJson(), R"({"x":1})");
+}
+
+// What we write is checked like any other input: damage is found.
+TEST(DocumentSave, DamagedSavesAreRejected) {
+  Document doc;
+  {
+    Transaction tx(doc, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "x", std::string("value")).ok());
+    Commit(tx);
+  }
+  Bytes saved = doc.Save();
+  for (size_t cut = 1; cut < saved.size(); ++cut) {
+    Document d;
+    EXPECT_FALSE(d.LoadIncremental(ByteView(saved).first(cut)).ok()) << "truncated at " << cut;
+    EXPECT_TRUE(d.changes().empty());
+  }
+  for (size_t at = 0; at < saved.size(); ++at) {
+    Bytes bad = saved;
+    bad[at] ^= 0x01;
+    Document d;
+    EXPECT_FALSE(d.LoadIncremental(bad).ok()) << "flipped a bit of byte " << at;
+  }
+}
+
+TEST(DocumentSave, WriterOmitsEmptyColumns) {
+  DocumentChunkWriter w({kA});
+  const ScalarValue value = std::string("v");
+  const std::optional<std::string> no_name;
+  w.AddChange(DocumentChange{0, 1, 1, 0, std::nullopt, {}, {}});
+  w.AddOp(DocumentOp{kRoot, "k", {}, {1, 0}, false, Action::kSet, value, {}, false, no_name});
+  Bytes chunk = w.Finish({{ChangeHash{}, 0}});
+  std::vector<uint32_t> specs = ColumnSpecs(chunk);
+  // Changes: actor, seq, maxOp, time, deps count, extra meta; no message,
+  // deps or extra raw. Ops: key string, id, insert, action, value; no obj,
+  // key element, succ, expand or mark name.
+  EXPECT_EQ(specs, (std::vector<uint32_t>{1, 3, 19, 35, 64, 86, 21, 33, 35, 52, 66, 86, 87, 128}));
+}
+
+// The reference keeps a message "" apart from no message in its documents
+// (not in change chunks, whose hash is the same either way).
+TEST(DocumentSave, AnEmptyMessageIsNotNoMessage) {
+  Change c;
+  c.actor = kA;
+  c.seq = 1;
+  c.start_op = 1;
+  c.ops.push_back(ChangeOp{kRoot, Key::Map("k"), false, Action::kSet, std::string("v")});
+  StoredChange sc = EncodeChange(c);
+  auto chunk_with = [&](std::optional<std::string_view> message) {
+    DocumentChunkWriter w({kA});
+    const std::optional<std::string> no_name;
+    w.AddChange(DocumentChange{0, 1, 1, 0, message, {}, {}});
+    w.AddOp(DocumentOp{kRoot, "k", {}, {1, 0}, false, Action::kSet, sc.change.ops[0].value, {},
+                       false, no_name});
+    return w.Finish({{sc.hash, 0}});
+  };
+  for (auto message : {std::optional<std::string_view>(""), std::optional<std::string_view>()}) {
+    Bytes chunk = chunk_with(message);
+    Document doc;
+    ASSERT_TRUE(doc.LoadIncremental(chunk).ok());
+    EXPECT_EQ(doc.changes()[0].hash, sc.hash);
+    EXPECT_EQ(doc.Save(), chunk) << (message ? "empty message" : "no message");
+  }
+  EXPECT_NE(chunk_with(""), chunk_with(std::nullopt));
+}
+
+}  // namespace
+}  // namespace etherply::automerge
