@@ -154,11 +154,14 @@ Payload Pack(const Document& doc, std::vector<ChangeHash> hashes, bool v2) {
   return p;
 }
 
-std::vector<ChangeHash> AllHashes(const Document& doc) {
-  std::vector<ChangeHash> out;
-  out.reserve(doc.changes().size());
-  for (const StoredChange& c : doc.changes()) out.push_back(c.hash);
-  return out;
+// v2, every change: the whole document as one document chunk, as the
+// reference sends it.
+Payload PackDocument(const Document& doc) {
+  Payload p{SyncMessage::Version::kV2, {}, {}};
+  p.hashes.reserve(doc.changes().size());
+  for (const StoredChange& c : doc.changes()) p.hashes.push_back(c.hash);
+  if (!p.hashes.empty()) p.entries.push_back(doc.Save());
+  return p;
 }
 
 std::vector<ChangeHash> SortedUnique(std::vector<ChangeHash> v) {
@@ -411,13 +414,13 @@ std::optional<Bytes> GenerateSyncMessage(const Document& doc, SyncState& state) 
   if (state.peer_read_only || !state.their_have || !state.their_need) {
     payload = Pack(doc, {}, v2);
   } else if (state.their_heads && state.their_heads->empty() && v2) {
-    payload = Pack(doc, AllHashes(doc), true);
+    payload = PackDocument(doc);
   } else {
     std::vector<ChangeHash> hashes;
     for (const ChangeHash& h : HashesToSend(doc, *state.their_have, *state.their_need))
       if (!state.sent_hashes.count(h)) hashes.push_back(h);
     if (v2 && hashes.size() > doc.changes().size() / 3)
-      payload = Pack(doc, AllHashes(doc), true);
+      payload = PackDocument(doc);
     else
       payload = Pack(doc, std::move(hashes), v2);
   }

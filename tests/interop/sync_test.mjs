@@ -270,10 +270,10 @@ async function runScenario(seed) {
     let sent = 0
 
     // How often each change reached a side on its own, not inside a whole
-    // document (or, from us, a v2 message of every change: our stand-in).
-    const count = (side, msg, wholeDocument) => {
+    // document.
+    const count = (side, msg) => {
       for (const { hash, inDocument } of carried(msg))
-        if (!inDocument && !wholeDocument) receivedBy[side].set(hash, (receivedBy[side].get(hash) ?? 0) + 1)
+        if (!inDocument) receivedBy[side].set(hash, (receivedBy[side].get(hash) ?? 0) + 1)
     }
     const generate = async (side) => {
       if (side === "ref") {
@@ -285,7 +285,6 @@ async function runScenario(seed) {
       if (!message) return null
       const msg = fromHex(message)
       if (channel === "v1") problems.push(...v1Problems(msg))
-      msg.wholeDocument = msg[0] === 0x43 && carried(msg).length === (await cpp.must({ cmd: "report" })).changes
       return msg
     }
     // Delivers message number n from `side` to the other side, unless it is the one lost.
@@ -296,7 +295,7 @@ async function runScenario(seed) {
           count("cpp", msg)
           await cpp.must({ cmd: "receive", message: hex(msg) })
         } else {
-          count("ref", msg, msg.wholeDocument)
+          count("ref", msg)
           ;[refDoc, refState] = A.receiveSyncMessage(refDoc, refState, msg)
         }
       }
