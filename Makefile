@@ -25,6 +25,7 @@ test: build test-asan
 bench: build
 	@bench/run.sh $(BUILD)
 	@bench/run_load.sh $(BUILD)
+	@bench/run_replication.sh $(BUILD)
 
 run: build
 	@scripts/run-dev.sh $(BUILD)

@@ -49,6 +49,8 @@ constexpr char kSessionHeader[] = "Etherply-Session";
 constexpr size_t kMaxReadyInMemory = 100'000;
 constexpr int kPublishBatch = 512;
 constexpr int kFetchBatch = 256;
+// Stream messages being applied at once (below the consumer's MaxAckPending).
+constexpr size_t kMaxInFlight = 2 * kFetchBatch;
 // A digest request holds about this many bytes at most.
 constexpr size_t kDigestBytes = 256 << 10;
 // A peer not heard from for this many intervals is no longer synced with.
@@ -187,6 +189,12 @@ class NatsReplicator final : public Replicator {
     }
     for (std::thread* t : {&publisher_, &consumer_, &control_})
       if (t->joinable()) t->join();
+    {
+      // Messages still being applied are not acknowledged: JetStream
+      // delivers them again after the next start.
+      std::lock_guard lock(in_flight_->mu);
+      in_flight_->closed = true;
+    }
     // Unsubscribing before closing stops the callbacks that use this object.
     for (natsSubscription* sub : {announce_sub_, digest_sub_, sync_sub_, pull_sub_})
       if (sub) {
@@ -248,7 +256,10 @@ class NatsReplicator final : public Replicator {
     out += pull_sub_ ? "true" : "false";
     out += ",\"publish_backlog\":" + std::to_string(backlog_);
     out += ",\"published\":" + std::to_string(published_);
-    out += ",\"received\":" + std::to_string(received_);
+    {
+      std::lock_guard in_lock(in_flight_->mu);
+      out += ",\"received\":" + std::to_string(in_flight_->received);
+    }
     out += ",\"consumer_pending\":" + std::to_string(consumer_pending_);
     out += ",\"lag_ms\":" + std::to_string(lag_ms_);
     out += ",\"peers\":[";
@@ -509,6 +520,7 @@ class NatsReplicator final : public Replicator {
         last_error.clear();
         continue;
       }
+      if (!WaitForRoom()) return;
       natsMsgList list{nullptr, 0};
       jsErrCode jerr = static_cast<jsErrCode>(0);
       natsStatus s = natsSubscription_Fetch(&list, sub, kFetchBatch, 1000, &jerr);
@@ -528,8 +540,21 @@ class NatsReplicator final : public Replicator {
     }
   }
 
-  // Applies fetched messages, each workspace's in order, and acknowledges
-  // each once its changes are durable here (or it can never apply).
+  // Messages handed to the Sink and not yet acknowledged. Shared with the
+  // callbacks, which may outlive Stop (they then leave the messages alone).
+  struct InFlight {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t messages = 0;    // guarded by mu
+    uint64_t received = 0;  // guarded by mu: messages applied (or dropped as bad)
+    std::set<std::string> gaps;  // guarded by mu: workspaces with changes waiting for deps
+    bool closed = false;    // guarded by mu: Stop was called
+  };
+
+  // Applies fetched messages, each workspace's in order (its strand keeps
+  // the order across batches), without waiting: the next fetch overlaps
+  // with these writes, so the group committer joins them. A message is
+  // acknowledged once its changes are durable here (or can never apply).
   void Apply(natsMsgList& list) {
     struct Group {
       std::vector<automerge::StoredChange> changes;
@@ -570,27 +595,44 @@ class NatsReplicator final : public Replicator {
         g.changes.push_back(std::move(c));
       }
       g.msgs.push_back(msg);
+      list.Msgs[i] = nullptr;  // the callback below owns it now
     }
-    std::vector<std::pair<Group*, std::shared_ptr<Waiter<Status>>>> waits;
     for (auto& [ws, g] : groups) {
-      auto w = std::make_shared<Waiter<Status>>();
-      sink_->ApplyRemote(ws, std::move(g.changes), std::move(g.timestamps),
-                         [w](Status s) { w->Set(std::move(s)); });
-      waits.emplace_back(&g, w);
-    }
-    for (auto& [g, w] : waits) {
-      auto s = w->Wait(stopping_);
-      if (!s) return;  // stopping: unacknowledged messages come again
-      bool retry = !s->ok() && s->code() != Status::Code::kCorruption;
-      if (!s->ok())
-        LogError("replication: applying changes: " + s->ToString() +
-                 (retry ? "; will retry" : "; dropped"));
-      for (natsMsg* msg : g->msgs) retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
-      if (!retry) {
-        std::lock_guard lock(mu_);
-        received_ += g->msgs.size();
+      {
+        std::lock_guard lock(in_flight_->mu);
+        in_flight_->messages += g.msgs.size();
       }
+      sink_->ApplyRemote(
+          ws, std::move(g.changes), std::move(g.timestamps),
+          [in_flight = in_flight_, ws = ws, msgs = std::move(g.msgs)](Result<bool> r) {
+            Status s = r.ok() ? Status::Ok() : r.status();
+            std::lock_guard lock(in_flight->mu);
+            // A change waits for deps: a message was lost or is late (a pull
+            // request can expire with a message in flight; JetStream sends
+            // it again only after the ack wait). Ask the peers now.
+            if (r.ok() && *r) in_flight->gaps.insert(ws);
+            in_flight->messages -= msgs.size();
+            in_flight->cv.notify_all();
+            if (in_flight->closed) return;  // the connection is gone: they come again
+            bool retry = !s.ok() && s.code() != Status::Code::kCorruption;
+            if (!s.ok())
+              LogError("replication: applying changes: " + s.ToString() +
+                       (retry ? "; will retry" : "; dropped"));
+            for (natsMsg* msg : msgs) {
+              retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
+              natsMsg_Destroy(msg);
+            }
+            if (!retry) in_flight->received += msgs.size();
+          });
     }
+  }
+
+  // Waits while the most messages are in flight; false when stopping.
+  bool WaitForRoom() {
+    std::unique_lock lock(in_flight_->mu);
+    while (in_flight_->messages >= kMaxInFlight && !stopping_)
+      in_flight_->cv.wait_for(lock, std::chrono::milliseconds(100));
+    return !stopping_;
   }
 
   // --- peers and anti-entropy --------------------------------------------------
@@ -603,16 +645,26 @@ class NatsReplicator final : public Replicator {
         if (!Sleep(200)) return;
         continue;
       }
-      if (!subscribed) subscribed = SubscribePeers();
+      if (!subscribed) {
+        subscribed = SubscribePeers();
+        announce_ = subscribed;
+      }
+      // Announce each interval, and at once when a new peer appears, so that
+      // a node that starts is known to the others (and knows them) at once.
+      if (announce_.exchange(false) || NowMillis() >= next_pass) Announce();
       if (NowMillis() >= next_pass) {
         next_pass = NowMillis() + options_.anti_entropy_interval.count();
-        std::string hello = options_.node_id + " " + options_.region;
-        natsConnection_Publish(nc_, kAnnounceSubject, hello.data(), static_cast<int>(hello.size()));
         CheckConsumer();
         AntiEntropyPass();
       }
+      RepairGaps();
       if (!Sleep(100)) return;
     }
+  }
+
+  void Announce() {
+    std::string hello = options_.node_id + " " + options_.region;
+    natsConnection_Publish(nc_, kAnnounceSubject, hello.data(), static_cast<int>(hello.size()));
   }
 
   bool SubscribePeers() {
@@ -667,7 +719,10 @@ class NatsReplicator final : public Replicator {
     if (IsValidNodeId(id) && id != self->options_.node_id) {
       std::lock_guard lock(self->mu_);
       Peer& p = self->peers_[id];
-      if (p.seen_ms == 0) LogInfo("replication: peer " + id + " seen");
+      if (p.seen_ms == 0) {
+        LogInfo("replication: peer " + id + " seen");
+        self->announce_ = true;  // let it know us without waiting an interval
+      }
       p.region = sp == std::string_view::npos ? "" : std::string(text.substr(sp + 1));
       p.seen_ms = NowMillis();
     }
@@ -740,14 +795,18 @@ class NatsReplicator final : public Replicator {
     natsMsg_Destroy(msg);
   }
 
-  void AntiEntropyPass() {
+  // The peers heard from lately.
+  std::vector<std::string> LivePeers() {
     std::vector<std::string> peers;
-    {
-      std::lock_guard lock(mu_);
-      int64_t horizon = NowMillis() - kPeerExpiryIntervals * options_.anti_entropy_interval.count();
-      for (const auto& [id, p] : peers_)
-        if (p.seen_ms >= horizon) peers.push_back(id);
-    }
+    std::lock_guard lock(mu_);
+    int64_t horizon = NowMillis() - kPeerExpiryIntervals * options_.anti_entropy_interval.count();
+    for (const auto& [id, p] : peers_)
+      if (p.seen_ms >= horizon) peers.push_back(id);
+    return peers;
+  }
+
+  void AntiEntropyPass() {
+    std::vector<std::string> peers = LivePeers();
     if (peers.empty()) return;
     auto local = LocalHeads();
     for (const std::string& peer : peers) {
@@ -788,6 +847,32 @@ class NatsReplicator final : public Replicator {
     }
     std::lock_guard lock(mu_);
     ++passes_;
+  }
+
+  // Syncs each workspace with changes waiting for deps with every peer,
+  // each at most once a second.
+  void RepairGaps() {
+    std::set<std::string> gaps;
+    {
+      std::lock_guard lock(in_flight_->mu);
+      gaps.swap(in_flight_->gaps);
+    }
+    if (gaps.empty()) return;
+    int64_t now = NowMillis();
+    for (auto it = last_repair_.begin(); it != last_repair_.end();)
+      it = now - it->second > 1000 ? last_repair_.erase(it) : std::next(it);
+    std::vector<std::string> peers = LivePeers();
+    for (const std::string& ws : gaps) {
+      if (last_repair_.count(ws)) {  // repaired a moment ago: keep it for later
+        std::lock_guard lock(in_flight_->mu);
+        in_flight_->gaps.insert(ws);
+        continue;
+      }
+      last_repair_[ws] = now;
+      LogInfo("replication: " + ws + " has changes waiting for deps; syncing with " +
+              std::to_string(peers.size()) + " peer(s)");
+      for (const std::string& peer : peers) SyncWith(peer, ws);
+    }
   }
 
   // Runs the sync protocol on one workspace with one peer until neither
@@ -848,9 +933,12 @@ class NatsReplicator final : public Replicator {
   natsSubscription* digest_sub_ = nullptr;
   natsSubscription* sync_sub_ = nullptr;
 
+  const std::shared_ptr<InFlight> in_flight_ = std::make_shared<InFlight>();
+  std::map<std::string, int64_t> last_repair_;  // control thread: workspace → ms
   std::atomic<bool> stopping_{false};
   std::atomic<bool> publish_failed_{false};
   std::atomic<bool> resubscribe_{false};
+  std::atomic<bool> announce_{false};
   std::thread publisher_, consumer_, control_;
 
   mutable std::mutex mu_;
@@ -864,7 +952,7 @@ class NatsReplicator final : public Replicator {
   bool stream_ready_ = false;                  // guarded by mu_
   std::map<std::string, Peer> peers_;          // guarded by mu_
   std::unordered_map<std::string, Session> sessions_;  // guarded by mu_
-  uint64_t published_ = 0, received_ = 0;      // guarded by mu_
+  uint64_t published_ = 0;                     // guarded by mu_
   uint64_t consumer_pending_ = 0;              // guarded by mu_
   int64_t lag_ms_ = 0;                         // guarded by mu_
   uint64_t passes_ = 0, sessions_run_ = 0, ae_errors_ = 0;  // guarded by mu_

@@ -55,12 +55,14 @@ class Sink {
   // Applies changes made on another node to `workspace` (created if new):
   // known changes are ignored, a change whose deps are missing waits for
   // them; new ones are stored durably, then broadcast to the workspace's
-  // clients. `done` runs once they are durable, or with the error.
+  // clients. `done` runs once they are durable, or with the error; its
+  // value tells whether changes of the workspace still wait for deps (the
+  // replicator then fetches them from its peers at once).
   // `timestamps` gives, by change hash, the op's time (Unix microseconds)
   // for the broadcasts; a change without one shows its commit time.
   virtual void ApplyRemote(const std::string& workspace,
                            std::vector<automerge::StoredChange> changes, Timestamps timestamps,
-                           std::function<void(Status)> done) = 0;
+                           std::function<void(Result<bool>)> done) = 0;
   // One step of the Automerge sync protocol on `workspace` with a peer
   // whose state is `state`: receives `message` if set (its changes taken
   // like ApplyRemote's, durable before `done`), then generates the next

@@ -215,7 +215,8 @@ void Workspace::Write(size_t from, storage::WriteBatch batch, Pending p,
 }
 
 void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
-                            replication::Timestamps timestamps, std::function<void(Status)> done) {
+                            replication::Timestamps timestamps,
+                            std::function<void(Result<bool>)> done) {
   net::post(strand_, [self = shared_from_this(), changes = std::move(changes),
                       timestamps = std::move(timestamps),
                       done = std::move(done)]() mutable {
@@ -223,7 +224,10 @@ void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
     if (self->broken_) return done(Status::IoError("the workspace is being reloaded"));
     size_t from = self->doc_->changes().size();
     if (Status s = self->doc_->ApplyChanges(std::move(changes)); !s.ok()) return done(s);
-    self->AdmitRemote(from, timestamps, std::move(done));
+    self->AdmitRemote(from, timestamps, [self, done = std::move(done)](const Status& s) {
+      if (!s.ok()) return done(s);
+      done(self->doc_ && self->doc_->queued() > 0);
+    });
   });
 }
 
@@ -398,7 +402,8 @@ void Hub::Forget(const std::string& id) {
 }
 
 void Hub::ApplyRemote(const std::string& workspace, std::vector<automerge::StoredChange> changes,
-                      replication::Timestamps timestamps, std::function<void(Status)> done) {
+                      replication::Timestamps timestamps,
+                      std::function<void(Result<bool>)> done) {
   if (!IsValidWorkspaceId(workspace))
     return done(Status::Corruption("not a workspace ID: " + workspace));
   Get(workspace)->ApplyRemote(std::move(changes), std::move(timestamps), std::move(done));

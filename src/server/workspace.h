@@ -91,7 +91,7 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // key they touched. No webhook events: those fire on the node where a
   // change was made.
   void ApplyRemote(std::vector<automerge::StoredChange> changes,
-                   replication::Timestamps timestamps, std::function<void(Status)> done);
+                   replication::Timestamps timestamps, std::function<void(Result<bool>)> done);
   // One step of the sync protocol with a peer (replication::Sink::Sync).
   void Sync(std::shared_ptr<automerge::SyncState> state, std::optional<Bytes> message,
             std::function<void(Result<std::optional<Bytes>>)> done);
@@ -158,7 +158,8 @@ class Hub final : public replication::Sink {
 
   // replication::Sink: the workspace's ApplyRemote and Sync.
   void ApplyRemote(const std::string& workspace, std::vector<automerge::StoredChange> changes,
-                   replication::Timestamps timestamps, std::function<void(Status)> done) override;
+                   replication::Timestamps timestamps,
+                   std::function<void(Result<bool>)> done) override;
   void Sync(const std::string& workspace, std::shared_ptr<automerge::SyncState> state,
             std::optional<Bytes> message,
             std::function<void(Result<std::optional<Bytes>>)> done) override;

@@ -131,13 +131,19 @@ std::vector<automerge::StoredChange> RemoteChanges(int n, std::string_view key_p
   return {doc.changes().begin(), doc.changes().end()};
 }
 
-Status ApplyRemote(Fixture& f, const std::string& ws, std::vector<automerge::StoredChange> c) {
+Status ApplyRemote(Fixture& f, const std::string& ws, std::vector<automerge::StoredChange> c,
+                   bool* waiting_for_deps = nullptr) {
+  bool waiting = false;
   std::optional<Status> result;
   replication::Timestamps times;
   for (const auto& change : c) times[change.hash] = 5;
-  f.hub.ApplyRemote(ws, std::move(c), std::move(times), [&](Status s) { result = s; });
+  f.hub.ApplyRemote(ws, std::move(c), std::move(times), [&](Result<bool> r) {
+    result = r.ok() ? Status::Ok() : r.status();
+    if (r.ok()) waiting = *r;
+  });
   Settle(f.io);
   EXPECT_TRUE(result.has_value());
+  if (waiting_for_deps) *waiting_for_deps = waiting;
   return result.value_or(Status::IoError("no answer"));
 }
 
@@ -164,9 +170,12 @@ TEST(Workspace, RemoteChangesAreStoredThenBroadcastWithTheirKeysValues) {
 TEST(Workspace, RemoteChangeWithMissingDepsWaitsAndIsNotStored) {
   Fixture f;
   auto changes = RemoteChanges(2);
-  ASSERT_TRUE(ApplyRemote(f, "w", {changes[1]}).ok());
+  bool waiting = false;
+  ASSERT_TRUE(ApplyRemote(f, "w", {changes[1]}, &waiting).ok());
+  EXPECT_TRUE(waiting);  // the replicator asks its peers for the dep at once
   EXPECT_EQ(f.store.writes(), 0u);
-  ASSERT_TRUE(ApplyRemote(f, "w", {changes[0]}).ok());  // the dep: both apply
+  ASSERT_TRUE(ApplyRemote(f, "w", {changes[0]}, &waiting).ok());  // the dep: both apply
+  EXPECT_FALSE(waiting);
   auto stored = storage::LoadChanges(f.store, "w");
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->size(), 2u);

@@ -1,0 +1,177 @@
+// etherply_jetstream_bench: raw JetStream through nats.c, the baseline for
+// replicated op throughput and latency (bench/run_replication.sh).
+//
+//   etherply_jetstream_bench --url nats://HOST:PORT [--messages N]
+//                            [--bytes B] [--batch K] [--latency-samples L]
+//
+// Throughput: N messages of B bytes published to a fresh stream (file
+// storage, one replica) asynchronously, K at a time, waiting for every
+// acknowledgment of a batch before the next, each with a message ID, as
+// EtherPly's publisher does (src/replication/nats_replicator.cc).
+// Latency: L messages published one at a time (waiting for the ack), each
+// timed from the publish call to its arrival at a push consumer of the same
+// stream in this process.
+// Output: one JSON line, {"messages":..,"bytes":..,"batch":..,"publish_per_s":..,
+//   "latency_us":{"p50":..,"p99":..,"max":..}}
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+[[noreturn]] void Die(const std::string& what, natsStatus s) {
+  std::fprintf(stderr, "etherply_jetstream_bench: %s: %s\n", what.c_str(), natsStatus_GetText(s));
+  std::exit(1);
+}
+
+std::atomic<bool> g_publish_failed{false};
+void OnPublishError(jsCtx*, jsPubAckErr*, void*) { g_publish_failed = true; }
+
+struct Arrivals {
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t last_ns = 0;
+  uint64_t count = 0;
+};
+
+void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* a = static_cast<Arrivals*>(closure);
+  int64_t now = NowNs();
+  {
+    std::lock_guard lock(a->mu);
+    a->last_ns = now;
+    ++a->count;
+  }
+  a->cv.notify_all();
+  natsMsg_Destroy(msg);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string url;
+  long messages = 100000, bytes = 150, batch = 512, samples = 2000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string f = argv[i];
+    if (f == "--url") url = argv[i + 1];
+    else if (f == "--messages") messages = std::atol(argv[i + 1]);
+    else if (f == "--bytes") bytes = std::atol(argv[i + 1]);
+    else if (f == "--batch") batch = std::atol(argv[i + 1]);
+    else if (f == "--latency-samples") samples = std::atol(argv[i + 1]);
+    else {
+      std::fprintf(stderr, "etherply_jetstream_bench: unknown flag %s\n", f.c_str());
+      return 2;
+    }
+  }
+  if (url.empty() || messages <= 0 || bytes <= 0 || batch <= 0 || samples <= 0) {
+    std::fprintf(stderr,
+                 "usage: etherply_jetstream_bench --url nats://HOST:PORT [--messages N] "
+                 "[--bytes B] [--batch K] [--latency-samples L]\n");
+    return 2;
+  }
+  natsConnection* nc = nullptr;
+  if (natsStatus s = natsConnection_ConnectTo(&nc, url.c_str()); s != NATS_OK) Die("connect", s);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = 4 * batch;
+  jo.PublishAsync.ErrHandler = &OnPublishError;
+  jsCtx* js = nullptr;
+  if (natsStatus s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK) Die("jetstream", s);
+
+  const std::string stream = "BENCH_" + std::to_string(NowNs());
+  const std::string subject = "bench." + stream;
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = stream.c_str();
+  const char* subjects[] = {subject.c_str()};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_AddStream(&si, js, &cfg, nullptr, &jerr); s != NATS_OK)
+    Die("add stream", s);
+  jsStreamInfo_Destroy(si);
+
+  std::string payload(static_cast<size_t>(bytes), 'x');
+  int64_t t0 = NowNs();
+  for (long sent = 0; sent < messages;) {
+    long n = std::min(batch, messages - sent);
+    for (long i = 0; i < n; ++i) {
+      natsMsg* m = nullptr;
+      natsMsg_Create(&m, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size()));
+      std::string id = "m" + std::to_string(sent + i);
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.MsgId = id.c_str();
+      if (natsStatus s = js_PublishMsgAsync(js, &m, &po); s != NATS_OK) Die("publish", s);
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 10000;
+    if (natsStatus s = js_PublishAsyncComplete(js, &po); s != NATS_OK) Die("acks", s);
+    if (g_publish_failed) Die("a publish was refused", NATS_ERR);
+    sent += n;
+  }
+  double seconds = (NowNs() - t0) / 1e9;
+
+  // Latency: publish, wait for the ack, time the arrival at a push consumer.
+  Arrivals arrivals;
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Config.DeliverPolicy = js_DeliverNew;
+  so.Config.AckPolicy = js_AckNone;
+  natsSubscription* sub = nullptr;
+  if (natsStatus s = js_Subscribe(&sub, js, subject.c_str(), &OnMessage, &arrivals, nullptr, &so,
+                                  &jerr);
+      s != NATS_OK)
+    Die("subscribe", s);
+  std::vector<int64_t> lat;
+  for (long i = 0; i < samples; ++i) {
+    uint64_t before;
+    {
+      std::lock_guard lock(arrivals.mu);
+      before = arrivals.count;
+    }
+    int64_t start = NowNs();
+    jsPubAck* pa = nullptr;
+    if (natsStatus s = js_Publish(&pa, js, subject.c_str(), payload.data(),
+                                  static_cast<int>(payload.size()), nullptr, &jerr);
+        s != NATS_OK)
+      Die("publish (latency)", s);
+    jsPubAck_Destroy(pa);
+    std::unique_lock lock(arrivals.mu);
+    if (!arrivals.cv.wait_for(lock, std::chrono::seconds(10),
+                              [&] { return arrivals.count > before; }))
+      Die("a message did not arrive", NATS_TIMEOUT);
+    lat.push_back((arrivals.last_ns - start) / 1000);
+  }
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) { return lat[std::min(lat.size() - 1, size_t(p * lat.size()))]; };
+
+  natsSubscription_Destroy(sub);
+  js_DeleteStream(js, stream.c_str(), nullptr, &jerr);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  std::printf(
+      "{\"messages\":%ld,\"bytes\":%ld,\"batch\":%ld,\"publish_per_s\":%.0f,"
+      "\"latency_us\":{\"p50\":%lld,\"p99\":%lld,\"max\":%lld}}\n",
+      messages, bytes, batch, messages / seconds, static_cast<long long>(pct(0.5)),
+      static_cast<long long>(pct(0.99)), static_cast<long long>(lat.back()));
+  return 0;
+}
