@@ -25,7 +25,9 @@ test: build test-asan
 bench: build
 	@bench/run.sh $(BUILD)
 	@bench/run_load.sh $(BUILD)
+	@bench/save_bench.sh $(BUILD)
 	@bench/run_replication.sh $(BUILD)
+	@bench/run_growth.sh $(BUILD)
 
 run: build
 	@scripts/run-dev.sh $(BUILD)
