@@ -1,8 +1,7 @@
 // The NATS JetStream replicator (replicator.h); the only file that includes
 // nats.h. doc/replication.md describes the subjects and the protocol.
 //
-// Outbox record (key r/o/<8-byte big-endian seq>):
-//   record := uleb(len) workspace  sleb(timestamp)  hash(32)  change-chunk
+// The outbox and its record format: outbox.h.
 // Stream messages (stream ETHERPLY, subject etherply.changes.<origin node>):
 //   data: one change chunk; headers Nats-Msg-Id = change hash (hex),
 //   Etherply-Workspace, Etherply-Timestamp (Unix microseconds).
@@ -31,6 +30,7 @@
 #include "base/coding.h"
 #include "base/hex.h"
 #include "base/log.h"
+#include "replication/outbox.h"
 #include "replication/replicator.h"
 #include "storage/layout.h"
 
@@ -41,12 +41,9 @@ namespace {
 constexpr char kStream[] = "ETHERPLY";
 constexpr char kChangeSubjects[] = "etherply.changes.>";
 constexpr char kAnnounceSubject[] = "etherply.nodes";
-constexpr std::string_view kOutboxPrefix = "r/o/";
 constexpr char kWorkspaceHeader[] = "Etherply-Workspace";
 constexpr char kTimestampHeader[] = "Etherply-Timestamp";
 constexpr char kSessionHeader[] = "Etherply-Session";
-// Outbox records held in memory at most; beyond, they wait on disk only.
-constexpr size_t kMaxReadyInMemory = 100'000;
 constexpr int kPublishBatch = 512;
 constexpr int kFetchBatch = 256;
 // Stream messages being applied at once (below the consumer's MaxAckPending).
@@ -66,12 +63,6 @@ int64_t NowMillis() {
 int64_t WallNanos() {
   using namespace std::chrono;
   return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-std::string OutboxKey(uint64_t seq) {
-  std::string k(kOutboxPrefix);
-  for (int shift = 56; shift >= 0; shift -= 8) k.push_back(static_cast<char>(seq >> shift));
-  return k;
 }
 
 std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
@@ -103,42 +94,14 @@ class Waiter {
 
 class NatsReplicator final : public Replicator {
  public:
-  struct Item {
-    uint64_t seq;
-    std::string workspace;
-    int64_t timestamp;
-    automerge::ChangeHash hash;
-    std::string chunk;
-  };
-
-  NatsReplicator(Options options, storage::Store& store)
+  NatsReplicator(Options options, storage::Store& store, std::unique_ptr<Outbox> outbox)
       : options_(std::move(options)),
         store_(store),
+        outbox_(std::move(outbox)),
         publish_subject_("etherply.changes." + options_.node_id),
         durable_("etherply_" + options_.node_id) {}
 
   ~NatsReplicator() override { Stop(); }
-
-  // Reads the outbox back (records left by an earlier run).
-  Status Open() {
-    bool full = false;
-    Status s = LoadOutbox(&full);
-    if (!s.ok()) return s;
-    std::lock_guard lock(mu_);
-    if (!ready_.empty()) next_seq_ = ready_.back().seq + 1;
-    reload_ = full;
-    if (full) {
-      // The newest key gives the next sequence number.
-      uint64_t last = 0;
-      s = store_.Scan(kOutboxPrefix, [&](std::string_view key, std::string_view) {
-        last = SeqOf(key);
-        return true;
-      });
-      if (!s.ok()) return s;
-      next_seq_ = last + 1;
-    }
-    return Status::Ok();
-  }
 
   void Start(Sink& sink) override {
     sink_ = &sink;
@@ -187,6 +150,7 @@ class NatsReplicator final : public Replicator {
       stopping_ = true;
       cv_.notify_all();
     }
+    outbox_->Close();
     for (std::thread* t : {&publisher_, &consumer_, &control_})
       if (t->joinable()) t->join();
     {
@@ -212,36 +176,11 @@ class NatsReplicator final : public Replicator {
 
   uint64_t Stage(std::string_view workspace, const automerge::StoredChange& change,
                  int64_t timestamp, storage::WriteBatch& batch) override {
-    Item item{0, std::string(workspace), timestamp, change.hash,
-              std::string(AsChars(change.bytes))};
-    Bytes record;
-    AppendUleb(record, item.workspace.size());
-    Append(record, AsBytes(item.workspace));
-    AppendSleb(record, timestamp);
-    Append(record, change.hash);
-    Append(record, change.bytes);
-    std::lock_guard lock(mu_);
-    item.seq = next_seq_++;
-    batch.Put(OutboxKey(item.seq), std::string(AsChars(record)));
-    uint64_t ticket = item.seq;
-    staged_.emplace(ticket, std::move(item));
-    return ticket;
+    return outbox_->Stage(workspace, change, timestamp, batch);
   }
 
   void Committed(uint64_t ticket, const Status& status) override {
-    std::lock_guard lock(mu_);
-    auto it = staged_.find(ticket);
-    if (it == staged_.end()) return;
-    if (status.ok()) {
-      if (ready_.size() < kMaxReadyInMemory) {
-        ready_.push_back(std::move(it->second));
-      } else {
-        reload_ = true;  // it waits on disk; read back once memory drains
-      }
-      ++backlog_;
-      cv_.notify_all();
-    }
-    staged_.erase(it);
+    outbox_->Committed(ticket, status);
   }
 
   std::string StatusJson() const override {
@@ -254,7 +193,7 @@ class NatsReplicator final : public Replicator {
     out += Connected() ? "true" : "false";
     out += ",\"stream_ready\":";
     out += pull_sub_ ? "true" : "false";
-    out += ",\"publish_backlog\":" + std::to_string(backlog_);
+    out += ",\"publish_backlog\":" + std::to_string(outbox_->backlog());
     out += ",\"published\":" + std::to_string(published_);
     {
       std::lock_guard in_lock(in_flight_->mu);
@@ -300,52 +239,6 @@ class NatsReplicator final : public Replicator {
     out += '"';
   }
 
-  static uint64_t SeqOf(std::string_view key) {
-    uint64_t seq = 0;
-    for (size_t i = kOutboxPrefix.size(); i < key.size(); ++i)
-      seq = (seq << 8) | static_cast<uint8_t>(key[i]);
-    return seq;
-  }
-
-  static Result<Item> ParseRecord(std::string_view key, std::string_view value) {
-    Reader r(AsBytes(value));
-    auto ws = r.LengthPrefixed();
-    if (!ws.ok()) return Status::Corruption("replication outbox record: bad workspace");
-    auto ts = r.Sleb();
-    if (!ts.ok()) return Status::Corruption("replication outbox record: bad timestamp");
-    auto hash = r.Take(32);
-    if (!hash.ok()) return Status::Corruption("replication outbox record: bad hash");
-    Item item{SeqOf(key), std::string(AsChars(*ws)), *ts, {}, std::string(AsChars(r.rest()))};
-    std::copy(hash->begin(), hash->end(), item.hash.begin());
-    return item;
-  }
-
-  // Reads outbox records into ready_ (up to the memory bound); *full when
-  // some were left on disk.
-  Status LoadOutbox(bool* full) {
-    std::deque<Item> loaded;
-    size_t total = 0;
-    Status bad = Status::Ok();
-    Status s = store_.Scan(kOutboxPrefix, [&](std::string_view key, std::string_view value) {
-      ++total;
-      if (loaded.size() >= kMaxReadyInMemory) return true;
-      auto item = ParseRecord(key, value);
-      if (!item.ok()) {
-        bad = item.status();
-        return false;
-      }
-      loaded.push_back(std::move(*item));
-      return true;
-    });
-    if (!s.ok()) return s;
-    if (!bad.ok()) return bad;
-    *full = total > loaded.size();
-    std::lock_guard lock(mu_);
-    ready_ = std::move(loaded);
-    backlog_ = total;
-    return Status::Ok();
-  }
-
   bool Connected() const {
     return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
   }
@@ -376,34 +269,22 @@ class NatsReplicator final : public Replicator {
 
   void PublishLoop() {
     int64_t backoff_ms = 100;
-    while (true) {
-      std::vector<Item> batch;
+    while (!stopping_) {
+      bool ready;
       {
-        std::unique_lock lock(mu_);
-        cv_.wait_for(lock, std::chrono::milliseconds(500), [this] {
-          return stopping_ || (!ready_.empty() && Connected() && stream_ready_);
-        });
-        if (stopping_) return;
-        if (ready_.empty() && reload_ && Connected()) {
-          lock.unlock();
-          bool full = false;
-          if (Status s = LoadOutbox(&full); !s.ok())
-            LogError("replication: reading the outbox: " + s.ToString());
-          lock.lock();
-          reload_ = full;
-          continue;
-        }
-        if (ready_.empty() || !Connected() || !stream_ready_) continue;
-        for (size_t i = 0; i < ready_.size() && i < kPublishBatch; ++i) batch.push_back(ready_[i]);
+        std::lock_guard lock(mu_);
+        ready = stream_ready_ && Connected();
       }
+      if (!ready) {
+        if (!Sleep(200)) return;
+        continue;
+      }
+      std::vector<Outbox::Item> batch = outbox_->Next(kPublishBatch, std::chrono::milliseconds(500));
+      if (batch.empty()) continue;
       if (PublishBatch(batch)) {
-        storage::WriteBatch del;
-        for (const Item& item : batch) del.Delete(OutboxKey(item.seq));
-        if (Status s = store_.Write(del); !s.ok())
+        if (Status s = outbox_->Remove(batch); !s.ok())
           LogError("replication: deleting published outbox records: " + s.ToString());
         std::lock_guard lock(mu_);
-        for (size_t i = 0; i < batch.size(); ++i) ready_.pop_front();
-        backlog_ -= std::min(backlog_, batch.size());
         published_ += batch.size();
         backoff_ms = 100;
       } else {
@@ -414,9 +295,9 @@ class NatsReplicator final : public Replicator {
   }
 
   // Publishes every item and waits for JetStream's acknowledgments.
-  bool PublishBatch(const std::vector<Item>& batch) {
+  bool PublishBatch(const std::vector<Outbox::Item>& batch) {
     publish_failed_ = false;
-    for (const Item& item : batch) {
+    for (const Outbox::Item& item : batch) {
       natsMsg* msg = nullptr;
       if (natsMsg_Create(&msg, publish_subject_.c_str(), nullptr, item.chunk.data(),
                          static_cast<int>(item.chunk.size())) != NATS_OK)
@@ -924,6 +805,7 @@ class NatsReplicator final : public Replicator {
   // Constant after construction.
   const Options options_;
   storage::Store& store_;
+  const std::unique_ptr<Outbox> outbox_;
   const std::string publish_subject_;
   const std::string durable_;
   Sink* sink_ = nullptr;                  // set by Start
@@ -943,11 +825,6 @@ class NatsReplicator final : public Replicator {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t next_seq_ = 1;                      // guarded by mu_
-  std::map<uint64_t, Item> staged_;            // guarded by mu_
-  std::deque<Item> ready_;                     // guarded by mu_: durable, unpublished
-  bool reload_ = false;                        // guarded by mu_: more wait on disk only
-  size_t backlog_ = 0;                         // guarded by mu_: records not yet published
   natsSubscription* pull_sub_ = nullptr;       // guarded by mu_
   bool stream_ready_ = false;                  // guarded by mu_
   std::map<std::string, Peer> peers_;          // guarded by mu_
@@ -978,8 +855,9 @@ Result<std::unique_ptr<Replicator>> OpenNatsReplicator(Options options, storage:
     return Status::InvalidArgument("stream replicas must be 1 to 5");
   if (options.anti_entropy_interval.count() <= 0)
     return Status::InvalidArgument("the anti-entropy interval must be positive");
-  auto r = std::make_unique<NatsReplicator>(std::move(options), store);
-  if (Status s = r->Open(); !s.ok()) return s.WithContext("replication outbox");
+  auto outbox = Outbox::Open(store);
+  if (!outbox.ok()) return outbox.status().WithContext("replication outbox");
+  auto r = std::make_unique<NatsReplicator>(std::move(options), store, std::move(*outbox));
   return std::unique_ptr<Replicator>(std::move(r));
 }
 

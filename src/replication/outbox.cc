@@ -1,0 +1,171 @@
+#include "replication/outbox.h"
+
+#include <algorithm>
+
+#include "base/coding.h"
+
+namespace etherply::replication {
+
+namespace {
+
+constexpr std::string_view kPrefix = "r/o/";
+
+std::string Key(uint64_t seq) {
+  std::string k(kPrefix);
+  for (int shift = 56; shift >= 0; shift -= 8) k.push_back(static_cast<char>(seq >> shift));
+  return k;
+}
+
+Result<Outbox::Item> Parse(std::string_view key, std::string_view value) {
+  if (key.size() != kPrefix.size() + 8)
+    return Status::Corruption("replication outbox: bad key");
+  Outbox::Item item;
+  for (size_t i = kPrefix.size(); i < key.size(); ++i)
+    item.seq = (item.seq << 8) | static_cast<uint8_t>(key[i]);
+  Reader r(AsBytes(value));
+  auto ws = r.LengthPrefixed();
+  if (!ws.ok() || ws->empty()) return Status::Corruption("replication outbox: bad workspace");
+  auto ts = r.Sleb();
+  if (!ts.ok()) return Status::Corruption("replication outbox: bad timestamp");
+  auto hash = r.Take(32);
+  if (!hash.ok()) return Status::Corruption("replication outbox: bad hash");
+  if (r.empty()) return Status::Corruption("replication outbox: no change");
+  item.workspace = std::string(AsChars(*ws));
+  item.timestamp = *ts;
+  std::copy(hash->begin(), hash->end(), item.hash.begin());
+  item.chunk = std::string(AsChars(r.rest()));
+  return item;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Outbox>> Outbox::Open(storage::Store& store, size_t max_in_memory) {
+  std::unique_ptr<Outbox> o(new Outbox(store, std::max<size_t>(max_in_memory, 1)));
+  if (Status s = o->Load(); !s.ok()) return s;
+  std::lock_guard lock(o->mu_);
+  o->backlog_ = o->ready_.size();
+  if (o->reload_) {  // count what waits on disk too
+    size_t total = 0;
+    Status s = store.Scan(kPrefix, [&](std::string_view, std::string_view) {
+      ++total;
+      return true;
+    });
+    if (!s.ok()) return s;
+    o->backlog_ = total;
+  }
+  return o;
+}
+
+Status Outbox::Load() {
+  std::deque<Item> loaded;
+  bool more = false;
+  uint64_t last = 0;
+  Status bad = Status::Ok();
+  Status s = store_.Scan(kPrefix, [&](std::string_view key, std::string_view value) {
+    auto item = Parse(key, value);
+    if (!item.ok()) {
+      bad = item.status();
+      return false;
+    }
+    last = item->seq;
+    if (loaded.size() < max_) {
+      loaded.push_back(std::move(*item));
+    } else {
+      more = true;
+    }
+    return true;
+  });
+  if (!s.ok()) return s;
+  if (!bad.ok()) return bad;
+  std::lock_guard lock(mu_);
+  ready_ = std::move(loaded);
+  // A record committed during the scan may not be in it: read again later.
+  reload_ = more || missed_;
+  loading_ = false;
+  missed_ = false;
+  next_seq_ = std::max(next_seq_, last + 1);
+  return Status::Ok();
+}
+
+uint64_t Outbox::Stage(std::string_view workspace, const automerge::StoredChange& change,
+                       int64_t timestamp, storage::WriteBatch& batch) {
+  Item item{0, std::string(workspace), timestamp, change.hash,
+            std::string(AsChars(change.bytes))};
+  Bytes record;
+  AppendUleb(record, item.workspace.size());
+  Append(record, AsBytes(item.workspace));
+  AppendSleb(record, timestamp);
+  Append(record, change.hash);
+  Append(record, change.bytes);
+  std::lock_guard lock(mu_);
+  item.seq = next_seq_++;
+  batch.Put(Key(item.seq), std::string(AsChars(record)));
+  uint64_t ticket = item.seq;
+  staged_.emplace(ticket, std::move(item));
+  return ticket;
+}
+
+void Outbox::Committed(uint64_t ticket, const Status& status) {
+  std::lock_guard lock(mu_);
+  auto it = staged_.find(ticket);
+  if (it == staged_.end()) return;
+  if (status.ok()) {
+    ++backlog_;
+    // Once some records wait on disk only, later ones do too, so that the
+    // oldest go first.
+    if (!reload_ && ready_.size() < max_) {
+      ready_.push_back(std::move(it->second));
+    } else {
+      reload_ = true;
+      if (loading_) missed_ = true;
+    }
+    cv_.notify_all();
+  }
+  staged_.erase(it);
+}
+
+std::vector<Outbox::Item> Outbox::Next(size_t n, std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, wait, [this] { return closed_ || !ready_.empty() || reload_; });
+  if (closed_) return {};
+  if (ready_.empty() && reload_) {
+    // Every record in memory was removed: the store holds exactly the rest.
+    loading_ = true;
+    lock.unlock();
+    Status s = Load();
+    lock.lock();
+    if (!s.ok()) {
+      loading_ = false;
+      return {};  // tried again on the next call
+    }
+  }
+  std::vector<Item> out;
+  for (size_t i = 0; i < ready_.size() && i < n; ++i) out.push_back(ready_[i]);
+  return out;
+}
+
+Status Outbox::Remove(const std::vector<Item>& items) {
+  storage::WriteBatch batch;
+  for (const Item& item : items) batch.Delete(Key(item.seq));
+  if (Status s = store_.Write(batch); !s.ok()) return s;
+  std::lock_guard lock(mu_);
+  for (const Item& item : items) {
+    if (ready_.empty() || ready_.front().seq != item.seq) break;
+    ready_.pop_front();
+    --backlog_;
+  }
+  return Status::Ok();
+}
+
+void Outbox::Close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  cv_.notify_all();
+}
+
+size_t Outbox::backlog() const {
+  std::lock_guard lock(mu_);
+  return backlog_;
+}
+
+}  // namespace etherply::replication

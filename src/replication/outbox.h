@@ -1,0 +1,91 @@
+// The replication outbox: local changes that JetStream has not acknowledged
+// yet, kept in the store so that none is lost while NATS is away or the node
+// restarts (doc/replication.md).
+//
+// Record (key r/o/<8-byte big-endian seq>, so key order is staging order):
+//   record := uleb(len) workspace  sleb(timestamp)  hash(32)  change-chunk
+//
+// The life of a record: Stage adds it to the op's own write batch under a
+// fresh sequence number; Committed reports that batch's outcome (a failed
+// batch leaves no record, so the item is dropped); Next hands durable records
+// to the publisher, oldest first; Remove deletes published ones. At most
+// `max_in_memory` records are held in memory; beyond that they wait on disk
+// and are read back once memory drains.
+//
+// Thread-safety: every method may be called from any thread. Stage and
+// Committed never do I/O; Next and Remove read and write the store.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "automerge/change.h"
+#include "base/status.h"
+#include "storage/store.h"
+
+namespace etherply::replication {
+
+class Outbox {
+ public:
+  struct Item {
+    uint64_t seq = 0;
+    std::string workspace;
+    int64_t timestamp = 0;  // the op's time, Unix microseconds
+    automerge::ChangeHash hash{};
+    std::string chunk;  // the change chunk's bytes
+  };
+
+  // Reads back the records an earlier run left. Fails with kCorruption on a
+  // malformed record (the store then needs attention; nothing is dropped).
+  static Result<std::unique_ptr<Outbox>> Open(storage::Store& store,
+                                              size_t max_in_memory = 100'000);
+
+  // Adds `change`'s record to `batch`; returns the ticket for Committed.
+  uint64_t Stage(std::string_view workspace, const automerge::StoredChange& change,
+                 int64_t timestamp, storage::WriteBatch& batch);
+  // The outcome of the batch that held the ticket's record.
+  void Committed(uint64_t ticket, const Status& status);
+
+  // Up to `n` durable records, oldest first, waiting up to `wait` for one.
+  // They stay in the outbox until removed. Empty on timeout or Close.
+  std::vector<Item> Next(size_t n, std::chrono::milliseconds wait);
+  // Deletes `items` (a prefix of what Next returned) from the store and
+  // from memory, in one synced write.
+  Status Remove(const std::vector<Item>& items);
+  // Wakes every Next and makes them return at once from now on.
+  void Close();
+
+  // Durable records not yet removed.
+  size_t backlog() const;
+
+ private:
+  Outbox(storage::Store& store, size_t max_in_memory) : store_(store), max_(max_in_memory) {}
+  // Reads records from the store into ready_; sets reload_ if some were
+  // left on disk. Called with mu_ not held.
+  Status Load();
+
+  // Constant after construction.
+  storage::Store& store_;
+  const size_t max_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t next_seq_ = 1;             // guarded by mu_
+  std::map<uint64_t, Item> staged_;   // guarded by mu_: written, outcome unknown
+  std::deque<Item> ready_;            // guarded by mu_: durable, in memory
+  bool reload_ = false;               // guarded by mu_: more wait on disk only
+  bool loading_ = false;              // guarded by mu_: Next is reading the store
+  bool missed_ = false;               // guarded by mu_: a record went to disk only meanwhile
+  size_t backlog_ = 0;                // guarded by mu_
+  bool closed_ = false;               // guarded by mu_
+};
+
+}  // namespace etherply::replication
