@@ -19,6 +19,8 @@
 //   --connect-parallel C  connections opened at a time (default 64)
 //   --workspace-prefix P  workspaces are P-0 .. P-(W-1) (default load-<unix ms>)
 //   --label NAME          echoed in the output, for the scripts that collect it
+//   --first-op N          writers number their ops from N (keys w<i>-<N+n>), so
+//                         that runs on one workspace write new keys
 //   --reader-url ws://HOST:PORT
 //                         readers connect here instead (another node of a
 //                         replicated cluster: send→delivery is then the
@@ -113,7 +115,7 @@ constexpr const char* kUsage =
     "                     [--workspaces W] [--ops K] [--rate R] [--window P]\n"
     "                     [--value-bytes B] [--duration S] [--drain-timeout S]\n"
     "                     [--connect-parallel C] [--workspace-prefix P] [--label NAME]\n"
-    "                     [--reader-url ws://HOST:PORT]\n"
+    "                     [--reader-url ws://HOST:PORT] [--first-op N]\n"
     "(see the comment at the top of bench/load.cc)\n";
 
 constexpr int kExitOk = 0;
@@ -145,6 +147,7 @@ double CpuSeconds() {
 struct LoadOptions {
   std::string host;
   std::string port;
+  uint64_t first_op = 0;
   std::string reader_host;  // empty: readers use host and port
   std::string reader_port;
   std::string token;
@@ -181,7 +184,7 @@ Result<LoadOptions> ParseLoadOptions(int argc, char** argv) {
   cli::Flags flags(
       {"url", "token", "writers", "readers", "workspaces", "ops", "rate", "window", "value-bytes",
        "duration", "drain-timeout", "connect-parallel", "workspace-prefix", "label",
-       "reader-url"},
+       "reader-url", "first-op"},
       {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return s;
   if (!flags.positional().empty())
@@ -219,6 +222,7 @@ Result<LoadOptions> ParseLoadOptions(int argc, char** argv) {
   for (Status s :
        {count("writers", o.writers, 0), count("readers", o.readers, 0),
         count("workspaces", o.workspaces, 1), count("ops", o.ops, 1), count("rate", o.rate, 0),
+        count("first-op", o.first_op, 0),
         count("window", o.window, 1), count("value-bytes", o.value_bytes, 0),
         count("connect-parallel", o.connect_parallel, 1), duration("duration", o.duration_s),
         duration("drain-timeout", o.drain_timeout_s)})
@@ -330,6 +334,8 @@ class Connection {
     beast::error_code ignored;
     tcp_stream.socket().set_option(tcp::no_delay(true), ignored);
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
+    // An init carries the whole workspace: a million keys are tens of MB.
+    ws_.read_message_max(uint64_t{1} << 30);
     ws_.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
       req.set(beast::http::field::authorization, "Bearer " + token);
     }));
@@ -568,6 +574,8 @@ class LoadRun {
   void OnOp(Peer& peer, const json::object& payload, int64_t received_ns) {
     const json::value* key = payload.if_contains("key");
     std::optional<OpKey> k = key && key->is_string() ? ParseOpKey(key->get_string()) : std::nullopt;
+    if (k && k->n < o_.first_op) k.reset();
+    if (k) k->n -= o_.first_op;
     if (!k || k->writer >= writer_peers_.size()) return Unexpected(json::serialize(payload));
     Peer& writer = *writer_peers_[k->writer];
     if (writer.workspace != peer.workspace || k->n >= writer.sender->send_ns.size())
@@ -662,7 +670,7 @@ class LoadRun {
       if (now < due) return Pace(writer, due);
     }
     WorkspaceState& ws = workspaces_[writer.workspace];
-    std::string key = "w" + std::to_string(s.global_index) + "-" + std::to_string(n);
+    std::string key = "w" + std::to_string(s.global_index) + "-" + std::to_string(o_.first_op + n);
     s.send_ns.push_back(now);
     ++s.outstanding;
     ++ws.ops_sent;
