@@ -36,6 +36,8 @@ constexpr const char* kServeUsage =
     "                              at least every half --idle-timeout in any case)\n"
     "  --max-connections N         WebSocket connections at once (default 10000)\n"
     "  --threads N                 network threads (default 2)\n"
+    "  --warm-workspaces N         workspaces kept loaded after their last client\n"
+    "                              leaves (default 64; 0: none)\n"
     "  --webhook-url URL           POST a doc.updated event per change (http/https;\n"
     "                              doc/webhooks.md)\n"
     "  --webhook-secret SECRET     whsec_ + base64 of 24-64 bytes (else\n"
@@ -83,7 +85,7 @@ int RunServeCommand(int argc, char** argv) {
     return 0;
   }
   Flags flags({"listen", "data-dir", "jwt-secret-file", "max-message-bytes",
-               "max-send-queue-bytes", "idle-timeout", "ping-interval", "max-connections", "threads", "webhook-url",
+               "max-send-queue-bytes", "idle-timeout", "ping-interval", "max-connections", "threads", "warm-workspaces", "webhook-url",
                "webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout",
                "nats-url", "node-id", "region", "nats-replicas", "anti-entropy-interval"},
               {});
@@ -115,6 +117,11 @@ int RunServeCommand(int argc, char** argv) {
                    count("max-send-queue-bytes", o.max_send_queue_bytes),
                    count("max-connections", o.max_connections), count("threads", o.threads)})
     if (!s.ok()) return Usage(kServeUsage, s);
+  if (auto v = flags.Get("warm-workspaces")) {
+    auto n = ParseCount(*v);
+    if (!n.ok() || *n > 1'000'000) return Usage(kServeUsage, Status::InvalidArgument("bad --warm-workspaces"));
+    o.warm_workspaces = *n;
+  }
   if (auto v = flags.Get("idle-timeout")) {
     auto d = ParseDuration(*v);
     if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --idle-timeout"));

@@ -132,7 +132,7 @@ Status Server::Start() {
   }
   m.committer = std::make_unique<storage::Committer>(*m.store);
   m.hub = std::make_unique<Hub>(m.ioc.get_executor(), *m.store, *m.committer, *actor,
-                                m.webhooks.get(), m.replicator.get());
+                                m.webhooks.get(), m.replicator.get(), o.warm_workspaces);
   m.ctx->hub = m.hub.get();
   if (m.replicator) m.replicator->Start(*m.hub);
 

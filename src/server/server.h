@@ -43,6 +43,10 @@ struct ServerOptions {
   size_t max_connections = 10000;
   // Threads running network and workspace work.
   int threads = 2;
+  // Workspaces kept loaded after their last client leaves (the most
+  // recently used): HTTP reads and changes from other nodes then find them
+  // in memory. More costs memory (a document each); 0 unloads at once.
+  size_t warm_workspaces = 64;
 
   // Webhooks (doc/webhooks.md): a doc.updated event per change, POSTed to
   // webhook_url and signed with webhook_secret ("whsec_" + base64). Empty

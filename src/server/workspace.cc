@@ -368,37 +368,38 @@ Hub::Hub(net::any_io_executor executor, storage::Store& store, storage::Committe
 std::shared_ptr<Workspace> Hub::Get(const std::string& id) {
   std::shared_ptr<Workspace> evicted;  // released after the lock: its destructor calls Forget
   std::lock_guard lock(mu_);
-  std::weak_ptr<Workspace>& slot = workspaces_[id];
-  std::shared_ptr<Workspace> w = slot.lock();
+  Entry& e = workspaces_[id];
+  std::shared_ptr<Workspace> w = e.workspace.lock();
   if (!w) {
     w = std::make_shared<Workspace>(id, *this, next_stream_++);
-    slot = w;
+    e.workspace = w;
   }
-  if (warm_ > 0) {
-    auto it = std::find(recent_.begin(), recent_.end(), w);
-    if (it != recent_.end()) {
-      recent_.splice(recent_.begin(), recent_, it);
-    } else {
-      recent_.push_front(w);
-      if (recent_.size() > warm_) {
-        evicted = std::move(recent_.back());
-        recent_.pop_back();
-      }
+  if (warm_ == 0) return w;
+  if (e.recent) {
+    recent_.splice(recent_.begin(), recent_, *e.recent);
+  } else {
+    recent_.push_front(w);
+    e.recent = recent_.begin();
+    if (recent_.size() > warm_) {
+      evicted = std::move(recent_.back());
+      recent_.pop_back();
+      workspaces_[evicted->id()].recent.reset();
     }
   }
   return w;
 }
 
 void Hub::ReleaseWarm() {
-  std::list<std::shared_ptr<Workspace>> released;
+  Recent released;
   std::lock_guard lock(mu_);
   released.swap(recent_);
+  for (auto& [id, e] : workspaces_) e.recent.reset();
 }
 
 void Hub::Forget(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = workspaces_.find(id);
-  if (it != workspaces_.end() && it->second.expired()) workspaces_.erase(it);
+  if (it != workspaces_.end() && it->second.workspace.expired()) workspaces_.erase(it);
 }
 
 void Hub::ApplyRemote(const std::string& workspace, std::vector<automerge::StoredChange> changes,

@@ -23,6 +23,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -185,8 +186,13 @@ class Hub final : public replication::Sink {
   mutable std::mutex mu_;
   const size_t warm_;
 
-  std::unordered_map<std::string, std::weak_ptr<Workspace>> workspaces_;  // guarded by mu_
-  std::list<std::shared_ptr<Workspace>> recent_;  // guarded by mu_: most recent first
+  using Recent = std::list<std::shared_ptr<Workspace>>;  // most recent first
+  struct Entry {
+    std::weak_ptr<Workspace> workspace;
+    std::optional<Recent::iterator> recent;  // its place in recent_, if warm
+  };
+  std::unordered_map<std::string, Entry> workspaces_;  // guarded by mu_
+  Recent recent_;                                      // guarded by mu_
   uint64_t next_stream_ = 1;                                              // guarded by mu_
 };
 

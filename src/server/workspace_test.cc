@@ -214,6 +214,23 @@ TEST(Workspace, CorruptRemoteChangeIsRefusedWithoutChangingAnything) {
   EXPECT_EQ(ApplyRemote(f, "bad/id", RemoteChanges(1)).code(), Status::Code::kCorruption);
 }
 
+TEST(Workspace, HubKeepsTheMostRecentlyUsedWorkspacesLoaded) {
+  boost::asio::io_context io;
+  storage::MemoryStore store;
+  storage::Committer committer{store};
+  Hub hub{io.get_executor(), store, committer, automerge::ActorId(16, 7), nullptr, nullptr, 2};
+  std::weak_ptr<Workspace> a = hub.Get("a");
+  std::weak_ptr<Workspace> b = hub.Get("b");
+  EXPECT_FALSE(a.expired());  // warm, though nobody holds them
+  hub.Get("a");               // a is now the most recent: c evicts b
+  hub.Get("c");
+  EXPECT_FALSE(a.expired());
+  EXPECT_TRUE(b.expired());
+  EXPECT_NE(hub.Get("b").get(), nullptr);  // loaded again on demand
+  hub.ReleaseWarm();
+  EXPECT_TRUE(a.expired());
+}
+
 TEST(Workspace, SyncStepsBetweenTwoHubsConverge) {
   Fixture x, y;
   ASSERT_TRUE(ApplyRemote(x, "w", RemoteChanges(3, "x")).ok());
