@@ -205,6 +205,7 @@ async function directed(reporter) {
     "v1 reply to an empty peer": () => replies(full, A.init(), { v1: true }),
     "v1 reply to a peer behind": () => replies(full, part, { v1: true }),
     "v2 reply of a few changes": () => replies(full, part, { v1: false }),
+    "v2 reply to an empty peer: the whole document": () => replies(full, A.init(), { v1: false }),
     "v1 reply to a divergent peer": () => replies(full, linearDoc("ff".repeat(16), 3, "x"), { v1: true }),
   }
   for (const [name, run] of Object.entries(cases)) {
