@@ -25,10 +25,11 @@ fsync_rate() {  # dir count
 }
 
 # Waits until file $2 has a line matching sed address $3 capturing the port
-# (as \1), while pid $1 lives; prints the port.
+# (as \1), while pid $1 lives, for START_TIMEOUT seconds (default 20);
+# prints the port.
 wait_for_port() {  # pid log sed-regex
   local port
-  for _ in $(seq 200); do
+  for _ in $(seq $((${START_TIMEOUT:-20} * 10))); do
     port=$(sed -n "s/$3/\1/p" "$2" | head -1)
     [[ -n $port ]] && { echo "$port"; return; }
     kill -0 "$1" 2>/dev/null || break

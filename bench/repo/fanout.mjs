@@ -5,9 +5,11 @@
 // bench/run_peers.sh.
 //
 //   node bench/repo/fanout.mjs --url ws://HOST:PORT --readers N
-//        [--rate R] [--ops K] [--drain-timeout S] [--label NAME]
+//        [--rate R] [--ops K] [--drain-timeout S] [--max-drain S] [--label NAME]
 //
-// --rate 0 makes the K changes at once, without yielding.
+// --rate 0 makes the K changes at once, without yielding. Draining ends when
+// nothing arrives for --drain-timeout seconds (default 30) or --max-drain
+// seconds after the last change (default 120); what has not arrived is lost.
 //
 // The writer creates a document, waits until the server has it, then the N
 // readers find it (repo.find: a `request` to the server) and wait until
@@ -41,6 +43,7 @@ const readers = Number(flag("readers", 10));
 const rate = Number(flag("rate", 200));
 const ops = Number(flag("ops", 1000));
 const drainTimeoutMs = Number(flag("drain-timeout", 30)) * 1000;
+const maxDrainMs = Number(flag("max-drain", 120)) * 1000;
 const label = flag("label", "");
 const connectParallel = 64;
 const value = "x".repeat(32);
@@ -135,7 +138,12 @@ for (let n = 0; n < ops; ++n) {
 // --- draining ---
 const expected = ops * readers;
 let reason = "complete";
+const sentMs = performance.now();
 while (deliveries < expected) {
+  if (performance.now() - sentMs > maxDrainMs) {
+    reason = `not complete ${maxDrainMs / 1000} s after the last change`;
+    break;
+  }
   if (performance.now() - lastProgress > drainTimeoutMs) {
     reason = `nothing arrived for ${drainTimeoutMs / 1000} s`;
     break;
