@@ -101,8 +101,9 @@ run_one() {  # scenario server
       line=$(timeout 600 "$LOAD" --url "ws://127.0.0.1:$RELAY_PORT" --token unused \
         --label "$scenario" $(load_args "$scenario")) || status=$? ;;
     automerge-repo)
+      # the last line: automerge-repo itself may console.log before it
       line=$(cd "$ROOT/bench" && timeout 600 node repo/fanout.mjs --url "ws://127.0.0.1:$REPO_PORT" \
-        --label "$scenario" $(repo_args "$scenario")) || status=$? ;;
+        --label "$scenario" $(repo_args "$scenario") | tail -1) || status=$? ;;
   esac
   t1=$(date +%s%N)
   kill -0 "$pid" 2>/dev/null || { echo "run_peers.sh: $server DIED during $scenario" >&2; FAILED=1; return; }

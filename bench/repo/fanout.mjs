@@ -26,7 +26,7 @@
 // Output: one JSON line on stdout, in etherply_load's shape where it has the
 // same figures:
 //   {"label","ok","reason","config":{..},"elapsed_ms","ops_sent","deliveries",
-//    "deliveries_expected","deliveries_per_s","lost","duplicates",
+//    "deliveries_expected","deliveries_per_s","lost","duplicates","find_retries",
 //    "delivery_us":{"n","p50","p99","max"},"client_cpu_pct"}
 // Exit status 0 when complete, 1 when not.
 import { Repo } from "@automerge/automerge-repo";
@@ -85,6 +85,7 @@ let lastDelivery = 0;
 let startMs = 0;
 let sending = false;
 const readerState = [];
+let findRetries = 0;
 
 function onChange(reader, patches) {
   const now = performance.now();
@@ -104,10 +105,22 @@ function onChange(reader, patches) {
   }
 }
 
+// A find can fail under load ("unavailable"); the Repo then remembers that,
+// so a retry takes a fresh Repo.
 async function openReader(i) {
-  const repo = newRepo(`reader-${i}`);
-  await repo.networkSubsystem.whenReady();
-  const handle = await repo.find(doc.url);
+  let repo, handle;
+  for (let attempt = 0; !handle; ++attempt) {
+    repo = newRepo(`reader-${i}-${attempt}`);
+    await repo.networkSubsystem.whenReady();
+    try {
+      handle = await repo.find(doc.url);
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      ++findRetries;
+      repo.shutdown().catch(() => {});
+      await sleep(500);
+    }
+  }
   const reader = { repo, handle, seen: new Uint8Array(ops), received: 0 };
   handle.on("change", ({ patches }) => onChange(reader, patches));
   readerState.push(reader);
@@ -170,6 +183,7 @@ const result = {
   deliveries_per_s: deliveries && Math.round(deliveries / ((lastDelivery - startMs) / 1000)),
   lost,
   duplicates,
+  find_retries: findRetries,
   delivery_us: sorted.length
     ? { n: sorted.length, p50: us(rank(0.5)), p99: us(rank(0.99)), max: us(sorted[sorted.length - 1]) }
     : { n: 0, p50: 0, p99: 0, max: 0 },
