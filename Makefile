@@ -22,9 +22,13 @@ test-asan: setup
 test: build test-asan
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# Each script is one scenario group, side by side with its peer; doc/benchmarks.md.
 bench: build
 	@bench/run.sh $(BUILD)
 	@bench/run_load.sh $(BUILD)
+	@bench/run_ingest.sh $(BUILD)
+	@bench/run_peers.sh $(BUILD)
+	@bench/run_scale.sh $(BUILD)
 	@bench/save_bench.sh $(BUILD)
 	@bench/run_replication.sh $(BUILD)
 	@bench/run_growth.sh $(BUILD)

@@ -23,6 +23,10 @@
 #   fanout-1000      ... 1000 readers
 #   multi-10         10 workspaces x (4 writers, 4 readers), window 64, 1000
 #                    ops per writer or 10 s
+#   ingestws-N       N = 1, 16, 64 writers, each in its own workspace, one op
+#                    in flight each: durable ingest without the fan-out to the
+#                    other writers (not in the default list; bench/run_ingest.sh
+#                    runs it beside db_bench)
 # Before the scenarios it measures the raw rate of synced appends on the data
 # dir's disk (500 x (4 KiB write + fdatasync), by dd oflag=dsync): the ceiling
 # on the server's durable group commits per second.
@@ -37,12 +41,13 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$ROOT/bench/lib.sh"
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 ETHERPLY=${ETHERPLY_BIN:-$BUILD/etherply}
 LOAD=${LOAD_BIN:-$BUILD/etherply_load}
 SCENARIOS=${SCENARIOS:-ingest-1-w1 ingest-16-w1 ingest-64-w1 ingest-1-w64 ingest-16-w64 ingest-64-w64 fanout-10 fanout-100 fanout-1000 multi-10}
-OUT_MD=$BUILD/bench-load.md
-OUT_JSONL=$BUILD/bench-load.jsonl
+OUT_MD=${OUT_MD:-$BUILD/bench-load.md}  # bench/run_ingest.sh writes elsewhere
+OUT_JSONL=${OUT_JSONL:-$BUILD/bench-load.jsonl}
 FSYNC_COUNT=500
 
 for bin in "$ETHERPLY" "$LOAD"; do
@@ -51,59 +56,27 @@ done
 command -v jq >/dev/null || { echo "run_load.sh: jq is required" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/etherply-load.XXXXXX")
-SERVER_PID=
+ETHERPLY_PID=
 cleanup() {
-  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_pid "$ETHERPLY_PID"
   if [[ ${KEEP:-0} == 1 ]]; then echo "run_load.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-# 1000 readers are 1000 sockets in the tool and 1000 in the server.
-raise_fd_limit() {
-  local hard want=8192
-  hard=$(ulimit -Hn)
-  [[ $hard != unlimited && $hard -lt $want ]] && want=$hard
-  ulimit -n "$want"
-  (($(ulimit -n) >= 2100)) || echo "run_load.sh: only $(ulimit -n) file descriptors: fanout-1000 will fail" >&2
-}
-
-# Synced 4 KiB appends per second on the data dir's disk.
-measure_fsync_rate() {
-  local seconds
-  seconds=$(dd if=/dev/zero of="$WORK/fsync.probe" bs=4k count=$FSYNC_COUNT oflag=dsync 2>&1 |
-    sed -n 's/.* copied, \([0-9.]*\) s,.*/\1/p')
-  rm -f "$WORK/fsync.probe"
-  awk -v n=$FSYNC_COUNT -v s="$seconds" 'BEGIN { printf "%.0f", n / s }'
-}
-
 start_server() {
-  export ETHERPLY_JWT_SECRET
-  ETHERPLY_JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
-  : >"$WORK/server.log"  # exists before the server writes it: read below at once
-  "$ETHERPLY" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" 2>"$WORK/server.log" &
-  SERVER_PID=$!
-  for _ in $(seq 100); do
-    PORT=$(sed -n 's/.*etherply listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/server.log")
-    [[ -n $PORT ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  [[ -n $PORT ]] || { echo "run_load.sh: the server did not start" >&2; exit 1; }
-  TOKEN=$("$ETHERPLY" token --sub etherply-load --scope "read write" --workspace '*' --ttl 2h)
+  start_etherply "$ETHERPLY" "$WORK/data"
+  SERVER_PID=$ETHERPLY_PID
+  PORT=$ETHERPLY_PORT
 }
 
-server_cpu_ticks() {  # utime + stime of the server, in clock ticks
-  awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"
-}
+server_cpu_ticks() { cpu_ticks "$SERVER_PID"; }
 
 scenario_args() {
   case $1 in
     ingest-*-w*)
       local writers=${1#ingest-}
       echo "--writers ${writers%-w*} --window ${1##*-w} --ops 2000 --duration 10" ;;
+    ingestws-*) echo "--workspaces ${1#ingestws-} --writers 1 --window 1 --ops 2000 --duration 10" ;;
     fanout-*) echo "--writers 1 --readers ${1#fanout-} --rate 200 --ops 1000 --window 1000" ;;
     multi-10) echo "--workspaces 10 --writers 4 --readers 4 --ops 1000 --duration 10" ;;
     *) echo "run_load.sh: unknown scenario $1" >&2; return 1 ;;
@@ -123,8 +96,7 @@ run_scenario() {
   t1=$(date +%s%N)
   kill -0 "$SERVER_PID" 2>/dev/null || { echo "run_load.sh: THE SERVER DIED during $label" >&2; FAILED=1; return; }
   cpu1=$(server_cpu_ticks)
-  pct=$(awk -v d=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" -v ns=$((t1 - t0)) \
-    'BEGIN { printf "%.0f", d / hz / (ns / 1e9) * 100 }')
+  pct=$(cpu_pct "$cpu0" "$cpu1" "$t0" "$t1")
   if [[ -z $line ]]; then
     echo "run_load.sh: $label produced no result (exit $status)" >&2
     FAILED=1
@@ -160,9 +132,9 @@ print_table() {
   echo "Server: etherply serve defaults (--threads 2), RocksDB synced writes, group commit; client and server on the same host over loopback."
 }
 
-raise_fd_limit
+raise_fd_limit 8192 2100  # 1000 readers: 1000 sockets in the tool, 1000 in the server
 : >"$OUT_JSONL"
-FSYNC_RATE=$(measure_fsync_rate)
+FSYNC_RATE=$(fsync_rate "$WORK" $FSYNC_COUNT)
 echo "run_load.sh: disk: $FSYNC_RATE synced appends/s" >&2
 start_server
 FAILED=0
@@ -171,8 +143,8 @@ for scenario in $SCENARIOS; do
   run_scenario "$scenario"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-warnings=$(grep -c -E ' (WARN|ERROR) ' "$WORK/server.log" || true)
-((warnings == 0)) || { echo "run_load.sh: the server logged $warnings warnings/errors:" >&2; grep -E ' (WARN|ERROR) ' "$WORK/server.log" | head -5 >&2; }
+warnings=$(grep -c -E ' (WARN|ERROR) ' "$WORK/data.log" || true)
+((warnings == 0)) || { echo "run_load.sh: the server logged $warnings warnings/errors:" >&2; grep -E ' (WARN|ERROR) ' "$WORK/data.log" | head -5 >&2; }
 print_table "$load_before" "$load_after" | tee "$OUT_MD"
 echo "run_load.sh: table written to $OUT_MD" >&2
 exit $FAILED
