@@ -36,7 +36,6 @@ using Code = Status::Code;
 
 using testutil::B;
 
-Bytes Str(std::string_view s) { return Bytes(s.begin(), s.end()); }
 
 // The worked example of FORMAT.md §3.3, from the reference.
 const Bytes kExampleChange =
