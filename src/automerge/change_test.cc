@@ -36,7 +36,6 @@ using Code = Status::Code;
 
 using testutil::B;
 
-
 // The worked example of FORMAT.md §3.3, from the reference.
 const Bytes kExampleChange =
     B("856f4a83ccb2a194015400100123456789abcdef0123456789abcdef01010000000a01040204110413061507"
