@@ -239,11 +239,9 @@ void Document::AddToGraph(StoredChange sc, uint32_t actor) {
   }
   heads_.insert(std::lower_bound(heads_.begin(), heads_.end(), sc.hash), sc.hash);
   if (sc.change.num_ops > 0) max_op_ = std::max<uint32_t>(max_op_, sc.change.max_op());
-  // The op set holds the ops now; the bytes keep them exactly (ReadChange).
-  std::vector<ChangeOp>().swap(sc.change.ops);  // free the buffer too
-  by_hash_.emplace(sc.hash, idx);
+  // The op set holds the ops now; the log keeps the bytes (ReadChange).
+  changes_.Append(sc, actor);
   by_actor_[actor].push_back(idx);
-  changes_.push_back(std::move(sc));
 }
 
 Status Document::ApplyOne(StoredChange sc) {
@@ -288,7 +286,7 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   std::unordered_set<ChangeHash, ChangeHashHash> seen;
   for (const StoredChange& sc : pending) seen.insert(sc.hash);
   for (StoredChange& sc : batch)
-    if (!by_hash_.count(sc.hash) && seen.insert(sc.hash).second) pending.push_back(std::move(sc));
+    if (!changes_.Contains(sc.hash) && seen.insert(sc.hash).second) pending.push_back(std::move(sc));
 
   // The first `ordered` candidates in their order (each applied if ready
   // when reached), then Kahn's algorithm over the rest, in the order they
@@ -298,7 +296,7 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   std::unordered_map<ChangeHash, std::vector<size_t>, ChangeHashHash> waiters;
   for (size_t i = 0; i < pending.size(); ++i) {
     for (const ChangeHash& d : pending[i].change.deps) {
-      if (by_hash_.count(d)) continue;
+      if (changes_.Contains(d)) continue;
       ++missing[i];
       waiters[d].push_back(i);
     }
@@ -326,12 +324,8 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   }
 
   if (!failure.ok()) {
-    for (size_t i = changes_.size(); i > changes_mark; --i) {
-      const StoredChange& sc = changes_[i - 1];
-      by_hash_.erase(sc.hash);
-      by_actor_[*FindActor(sc.change.actor)].pop_back();
-    }
-    changes_.resize(changes_mark);
+    for (size_t i = changes_.size(); i > changes_mark; --i) by_actor_[changes_.actor(i - 1)].pop_back();
+    changes_.Truncate(changes_mark);
     heads_ = heads_before;
     max_op_ = max_op_before;
     UndoTo(undo_mark);
@@ -368,58 +362,57 @@ Status Document::LoadIncremental(ByteView bytes) {
   return Apply(std::move(changes), ordered);
 }
 
-const StoredChange* Document::ChangeOfActor(const ActorId& actor, uint64_t seq) const {
+std::optional<StoredChange> Document::ChangeOfActor(const ActorId& actor, uint64_t seq) const {
   auto a = FindActor(actor);
-  if (!a || seq == 0 || seq > by_actor_[*a].size()) return nullptr;
-  return &changes_[by_actor_[*a][seq - 1]];
+  if (!a || seq == 0 || seq > by_actor_[*a].size()) return std::nullopt;
+  return changes_.Get(by_actor_[*a][seq - 1]);
 }
 
 std::optional<size_t> Document::IndexOf(const ChangeHash& hash) const {
-  auto it = by_hash_.find(hash);
-  if (it == by_hash_.end()) return std::nullopt;
-  return it->second;
+  return changes_.Find(hash);
 }
 
 std::vector<bool> Document::Ancestors(const std::vector<ChangeHash>& heads) const {
   std::vector<bool> in(changes_.size(), false);
   std::vector<uint32_t> stack;
   for (const ChangeHash& h : heads)
-    if (auto it = by_hash_.find(h); it != by_hash_.end()) stack.push_back(it->second);
+    if (auto row = changes_.Find(h)) stack.push_back(*row);
   while (!stack.empty()) {
     uint32_t i = stack.back();
     stack.pop_back();
     if (in[i]) continue;
     in[i] = true;
-    for (const ChangeHash& d : changes_[i].change.deps) stack.push_back(by_hash_.at(d));
+    for (uint32_t d : changes_.deps(i)) stack.push_back(d);
   }
   return in;
 }
 
 Result<Clock> Document::ClockAt(const std::vector<ChangeHash>& heads) const {
   for (const ChangeHash& h : heads)
-    if (!by_hash_.count(h)) return Status::NotFound("unknown head " + HashToHex(h));
+    if (!changes_.Contains(h)) return Status::NotFound("unknown head " + HashToHex(h));
   std::vector<bool> in = Ancestors(heads);
   Clock clock;
   clock.max_.assign(actors_.size(), 0);
   for (size_t i = 0; i < changes_.size(); ++i) {
-    if (!in[i] || changes_[i].change.num_ops == 0) continue;
-    uint32_t a = *FindActor(changes_[i].change.actor);
-    clock.max_[a] = std::max<uint32_t>(clock.max_[a], changes_[i].change.max_op());
+    if (!in[i] || changes_.num_ops(i) == 0) continue;
+    uint32_t a = changes_.actor(i);
+    clock.max_[a] = std::max<uint32_t>(clock.max_[a], changes_.max_op(i));
   }
   return clock;
 }
 
-std::vector<const StoredChange*> Document::ChangesSince(const std::vector<ChangeHash>& heads) const {
+std::vector<uint32_t> Document::ChangesSince(const std::vector<ChangeHash>& heads) const {
   std::vector<bool> in = Ancestors(heads);
-  std::vector<const StoredChange*> out;
+  std::vector<uint32_t> out;
   for (size_t i = 0; i < changes_.size(); ++i)
-    if (!in[i]) out.push_back(&changes_[i]);
+    if (!in[i]) out.push_back(static_cast<uint32_t>(i));
   return out;
 }
 
-const StoredChange* Document::GetChange(const ChangeHash& hash) const {
-  auto it = by_hash_.find(hash);
-  return it == by_hash_.end() ? nullptr : &changes_[it->second];
+std::optional<StoredChange> Document::GetChange(const ChangeHash& hash) const {
+  auto row = changes_.Find(hash);
+  if (!row) return std::nullopt;
+  return changes_.Get(*row);
 }
 
 std::vector<ChangeHash> Document::MissingDeps() const {
@@ -428,7 +421,7 @@ std::vector<ChangeHash> Document::MissingDeps() const {
   std::vector<ChangeHash> out;
   for (const StoredChange& sc : queue_)
     for (const ChangeHash& d : sc.change.deps)
-      if (!by_hash_.count(d) && !queued.count(d)) out.push_back(d);
+      if (!changes_.Contains(d) && !queued.count(d)) out.push_back(d);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -443,7 +436,7 @@ std::vector<ChangeHash> Document::MissingDepsFrom(const std::vector<ChangeHash>&
   while (!stack.empty()) {
     ChangeHash h = stack.back();
     stack.pop_back();
-    if (by_hash_.count(h) || !seen.insert(h).second) continue;
+    if (changes_.Contains(h) || !seen.insert(h).second) continue;
     if (auto q = queued.find(h); q != queued.end())
       stack.insert(stack.end(), q->second->change.deps.begin(), q->second->change.deps.end());
     else
