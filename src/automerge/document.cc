@@ -340,26 +340,54 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
 }
 
 Status Document::LoadIncremental(ByteView bytes) {
+  if (in_transaction_) return Status::InvalidArgument("a transaction is open");
   // Loading a document chunk into an empty document keeps its rows' order,
   // as the reference's load does (so that saving again gives the same bytes);
   // the chunks after it are applied as ApplyChanges does.
-  std::vector<StoredChange> changes;
   Reader r(bytes);
   if (changes_.empty() && queue_.empty()) {
     Reader peek = r;
     auto first = ReadChunk(peek);
     if (first.ok() && first->type == ChunkType::kDocument) {
-      auto rows = DecodeDocumentChunk(*first);
-      if (!rows.ok()) return rows.status().WithContext("chunk at byte 0: document chunk");
-      changes = std::move(*rows);
-      r = peek;
+      Status s = LoadDocumentChunk(*first).WithContext("chunk at byte 0: document chunk");
+      if (s.ok()) {
+        auto rest = DecodeChangeChunks(peek.rest());
+        s = rest.ok() ? Apply(std::move(*rest), 0) : rest.status();
+      }
+      if (!s.ok()) Reset();  // it was empty before
+      return s;
     }
   }
-  const size_t ordered = changes.size();
-  auto rest = DecodeChangeChunks(r.rest());
-  if (!rest.ok()) return rest.status();
-  for (StoredChange& sc : *rest) changes.push_back(std::move(sc));
-  return Apply(std::move(changes), ordered);
+  auto changes = DecodeChangeChunks(r.rest());
+  if (!changes.ok()) return changes.status();
+  return Apply(std::move(*changes), 0);
+}
+
+Status Document::LoadDocumentChunk(const Chunk& chunk) {
+  // Each change is applied as soon as it is rebuilt, in row order (a
+  // topological order: a row's deps are earlier rows). Nothing is kept to
+  // undo it: on failure the caller empties the document.
+  return ForEachDocumentChange(chunk, [&](StoredChange sc) {
+    if (changes_.Contains(sc.hash)) return Status::Ok();  // a row given twice
+    Status s = ApplyOne(std::move(sc));
+    undo_.clear();
+    return s;
+  });
+}
+
+void Document::Reset() {
+  objects_.clear();
+  objects_.emplace(kRoot, Object{ObjType::kMap, kRoot, Key::Map(""), MapObject{}});
+  marks_.clear();
+  changes_.Truncate(0);
+  actors_.clear();
+  actor_index_.clear();
+  rank_.clear();
+  by_actor_.clear();
+  heads_.clear();
+  max_op_ = 0;
+  queue_.clear();
+  undo_.clear();
 }
 
 std::optional<StoredChange> Document::ChangeOfActor(const ActorId& actor, uint64_t seq) const {

@@ -27,6 +27,7 @@
 
 #include "automerge/change.h"
 #include "automerge/change_log.h"
+#include "automerge/chunk.h"
 #include "automerge/op_set.h"
 #include "automerge/sequence.h"
 #include "automerge/types.h"
@@ -202,8 +203,13 @@ class Document {
   // Applies one causally ready change.
   Status ApplyOne(StoredChange sc);
   // ApplyChanges, except that the first `ordered` changes of the batch are
-  // applied in their order (a document chunk's rows), when the queue is empty.
+  // applied in their order, when the queue is empty.
   Status Apply(std::vector<StoredChange> batch, size_t ordered);
+  // Applies a document chunk's changes in row order to an empty document.
+  // On failure the document is left part-built: the caller must Reset it.
+  Status LoadDocumentChunk(const Chunk& chunk);
+  // Back to an empty document.
+  void Reset();
 
   uint32_t InternActor(const ActorId& a);
   std::optional<uint32_t> FindActor(const ActorId& a) const;

@@ -203,6 +203,16 @@ Result<std::vector<DocOp>> ReadOps(const Columns& c, size_t nactors) {
 }  // namespace
 
 Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
+  std::vector<StoredChange> out;
+  Status s = ForEachDocumentChange(chunk, [&](StoredChange sc) {
+    out.push_back(std::move(sc));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange)>& each) {
   Reader r(chunk.body());
   auto nactors = r.Uleb();
   if (!nactors.ok() || *nactors > r.remaining()) return Status::Corruption("document actors");
@@ -236,6 +246,8 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
   if (!rows.ok()) return rows.status();
   auto ops = ReadOps(*op_cols, actors.size());
   if (!ops.ok()) return ops.status();
+  *change_cols = Columns();
+  *op_cols = Columns();
 
   // Which change owns an op: per actor, its changes by seq, each owning the
   // counters (previous maxOp, maxOp].
@@ -320,11 +332,12 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
     (*rows)[*row].ops.emplace_back(d.id, std::move(d.op));
   }
   if (Status s = flush_deletes(); !s.ok()) return s;
+  std::vector<DocOp>().swap(*ops);  // each change holds its ops now
 
-  // Rebuild each change in row order (§6.5 step 3).
-  std::vector<StoredChange> out;
-  out.reserve(rows->size());
-  std::unordered_set<ChangeHash, ChangeHashHash> not_heads;
+  // Rebuild each change in row order (§6.5 step 3), handing it on at once.
+  std::vector<ChangeHash> hashes;
+  hashes.reserve(rows->size());
+  std::vector<bool> not_head(rows->size(), false);
   for (ChangeRow& row : *rows) {
     std::sort(row.ops.begin(), row.ops.end(),
               [](const auto& a, const auto& b) { return a.first.counter < b.first.counter; });
@@ -345,23 +358,27 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
       for (const auto& [id, op] : row.ops)
         if (id.actor != row.actor) return Status::Corruption("an op's actor differs from its change's");
     }
+    c.ops.reserve(row.ops.size());
     for (auto& [id, op] : row.ops) c.ops.push_back(std::move(op));
+    std::vector<std::pair<OpId, ChangeOp>>().swap(row.ops);
     for (uint64_t dep : row.deps) {
-      c.deps.push_back(out[dep].hash);
-      not_heads.insert(out[dep].hash);
+      c.deps.push_back(hashes[dep]);
+      not_head[dep] = true;
     }
     std::sort(c.deps.begin(), c.deps.end());
     NormalizeActors(c, actors, row.actor);
-    out.push_back(EncodeChange(std::move(c)));
+    StoredChange sc = EncodeChange(std::move(c));
+    hashes.push_back(sc.hash);
+    if (Status s = each(std::move(sc)); !s.ok()) return s;
   }
   std::vector<ChangeHash> computed;
-  for (const StoredChange& sc : out)
-    if (!not_heads.count(sc.hash)) computed.push_back(sc.hash);
+  for (size_t i = 0; i < hashes.size(); ++i)
+    if (!not_head[i]) computed.push_back(hashes[i]);
   std::sort(computed.begin(), computed.end());
   std::vector<ChangeHash> stored = heads;
   std::sort(stored.begin(), stored.end());
   if (computed != stored) return Status::Corruption("mismatching heads: the document's changes do not hash to its heads");
-  return out;
+  return Status::Ok();
 }
 
 
