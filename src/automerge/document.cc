@@ -79,7 +79,7 @@ Status Document::ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjI
                          op.action, counts ? amount : 0, counts});
   }
   if (op.action == Action::kDelete) return Status::Ok();
-  Op stored{id, op.action, op.value, {}, 0, 0};
+  Op stored{.id = id, .action = op.action, .value = op.value};
   if (op.action == Action::kIncrement) {
     slot.hidden.push_back(std::move(stored));
   } else {
@@ -112,7 +112,7 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
         return Status::Corruption("insert of a delete or an increment");
       if (!op.pred.empty()) return Status::Corruption("insert with preds");
       Element e{.id = id, .mark = op.action == Action::kMark};
-      e.slot.live.push_back(Op{id, op.action, op.value, {}, 0, 0});
+      e.slot.live.push_back(Op{.id = id, .action = op.action, .value = op.value});
       if (Status s = seq.Insert(op.key.elem, std::move(e), order()); !s.ok()) return s;
       undo_.push_back(Undo{Undo::Kind::kElementInserted, op.obj, {}, {}, id});
       if (op.action == Action::kMark) marks_[id] = {op.mark_name, op.expand};
