@@ -251,7 +251,7 @@ Status Document::ApplyOne(StoredChange sc) {
     if (!decoded.ok()) return decoded.status();
     sc.change = std::move(*decoded);
   }
-  const Change& c = sc.change;
+  Change& c = sc.change;
   std::vector<uint32_t> table;
   table.reserve(c.other_actors.size() + 1);
   table.push_back(InternActor(c.actor));
@@ -260,7 +260,7 @@ Status Document::ApplyOne(StoredChange sc) {
 
   auto global = [&](OpId id) { return id.counter == 0 ? id : OpId{id.counter, table[id.actor]}; };
   for (size_t i = 0; i < c.ops.size(); ++i) {
-    ChangeOp op = c.ops[i];
+    ChangeOp& op = c.ops[i];  // ours to rewrite: the log keeps the bytes, not the ops
     op.obj = global(op.obj);
     if (!op.key.is_map()) op.key.elem = global(op.key.elem);
     for (OpId& p : op.pred) p = global(p);
