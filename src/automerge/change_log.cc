@@ -33,6 +33,14 @@ uint64_t HomeOf(const ChangeHash& h) {
   return v;
 }
 
+// A table entry's tag: bits of the hash other than those that pick the slot.
+uint64_t TagOf(const ChangeHash& h) {
+  uint32_t v;
+  std::memcpy(&v, h.data() + 8, sizeof(v));
+  return uint64_t{v} << 32;
+}
+constexpr uint64_t kRowMask = 0xffffffffu;
+
 }  // namespace
 
 ChangeLog::ChangeLog(const std::vector<ActorId>* actors) : actors_(actors) {}
@@ -125,34 +133,36 @@ StoredChange ChangeLog::Get(size_t i) const {
 std::optional<uint32_t> ChangeLog::Find(const ChangeHash& h) const {
   if (table_.empty()) return std::nullopt;
   const size_t mask = table_.size() - 1;
+  const uint64_t tag = TagOf(h);
   for (size_t s = HomeOf(h) & mask;; s = (s + 1) & mask) {
-    uint32_t v = table_[s];
+    uint64_t v = table_[s];
     if (v == 0) return std::nullopt;
-    if (hashes_[v - 1] == h) return v - 1;
+    uint32_t row = static_cast<uint32_t>((v & kRowMask) - 1);
+    if ((v & ~kRowMask) == tag && hashes_[row] == h) return row;
   }
 }
 
 void ChangeLog::Insert(uint32_t row) {
   if ((rows_.size() + 1) * 4 > table_.size() * 3) {
-    std::vector<uint32_t> old = std::move(table_);
+    std::vector<uint64_t> old = std::move(table_);
     table_.assign(std::max<size_t>(16, old.size() * 2), 0);
-    for (uint32_t v : old)
-      if (v != 0 && v - 1 != row) Insert(v - 1);
+    for (uint64_t v : old)
+      if (v != 0) Insert(static_cast<uint32_t>((v & kRowMask) - 1));
   }
   const size_t mask = table_.size() - 1;
   size_t s = HomeOf(hashes_[row]) & mask;
   while (table_[s] != 0) s = (s + 1) & mask;
-  table_[s] = row + 1;
+  table_[s] = TagOf(hashes_[row]) | (uint64_t{row} + 1);
 }
 
 void ChangeLog::Erase(uint32_t row) {
   const size_t mask = table_.size() - 1;
   size_t i = HomeOf(hashes_[row]) & mask;
-  while (table_[i] != row + 1) i = (i + 1) & mask;
+  while ((table_[i] & kRowMask) != uint64_t{row} + 1) i = (i + 1) & mask;
   // Backward-shift deletion: move later entries of the probe run into the gap
   // when their home slot does not lie (cyclically) between the gap and them.
   for (size_t j = (i + 1) & mask; table_[j] != 0; j = (j + 1) & mask) {
-    size_t home = HomeOf(hashes_[table_[j] - 1]) & mask;
+    size_t home = HomeOf(hashes_[(table_[j] & kRowMask) - 1]) & mask;
     bool home_in_gap_to_j = i <= j ? (i < home && home <= j) : (i < home || home <= j);
     if (home_in_gap_to_j) continue;
     table_[i] = table_[j];
@@ -229,7 +239,7 @@ void ChangeLog::Truncate(size_t n) {
 
 size_t ChangeLog::MemoryUsage() const {
   size_t n = rows_.size() * (sizeof(Row) + sizeof(ChangeHash)) + deps_.capacity() * 4 +
-             table_.capacity() * 4;
+             table_.capacity() * 8;
   for (const Bytes& b : blocks_) n += b.capacity();
   return n;
 }

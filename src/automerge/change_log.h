@@ -112,19 +112,22 @@ class ChangeLog {
   Iterator end() const { return Iterator(this, size()); }
 
  private:
+  // 40 bytes. An actor index takes 30 bits: a document with 2^30 actors
+  // would need tens of gigabytes for its actor table alone.
   struct Row {
-    uint32_t block;     // where the stored bytes are: blocks_[block]
-    uint32_t offset;    //   from this offset
-    uint32_t length;    //   this many
-    uint32_t actor;
+    uint32_t block;   // where the stored bytes are: blocks_[block]
+    uint32_t offset;  //   from this offset
+    uint32_t length;  //   this many
+    uint32_t actor : 30;
+    uint32_t whole : 1;          // the stored bytes are the whole chunk, not the tail
+    uint32_t empty_message : 1;  // a message that is "" rather than none (change.h)
     uint32_t seq;
     uint32_t max_op;
     uint32_t num_ops;
-    uint32_t deps;      // first dep in deps_; the count runs to the next row's
+    uint32_t deps;  // first dep in deps_; the count runs to the next row's
     int64_t time;
-    bool whole;          // the stored bytes are the whole chunk, not the tail
-    bool empty_message;  // a message that is "" rather than none (change.h)
   };
+  static_assert(sizeof(Row) == 40);
 
   // Writes the chunk of row i, given its tail (the body from the message
   // on), into out.
@@ -141,7 +144,9 @@ class ChangeLog {
   std::deque<ChangeHash> hashes_;
   std::vector<uint32_t> deps_;
   std::vector<Bytes> blocks_;   // the byte arena, each block reserved once
-  std::vector<uint32_t> table_;  // open addressing: 0 empty, else row + 1
+  // Open addressing: 0 is empty, else (tag << 32) | (row + 1), the tag being
+  // bits of the hash, so that a probe rarely needs to read hashes_.
+  std::vector<uint64_t> table_;
   Bytes scratch_;                // Append's rebuild buffer
 };
 
