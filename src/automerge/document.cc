@@ -72,8 +72,14 @@ Status Document::ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjI
     if (counts) {
       target->inc_total += amount;
     } else if (target->blockers++ == 0 && live_it != slot.live.end()) {
-      slot.hidden.push_back(std::move(*live_it));
-      slot.live.erase(live_it);
+      if (slot.live.size() == 1 && slot.hidden.empty()) {
+        // The common case (a deleted character): hand the buffer over
+        // rather than allocate a second one and keep the first empty.
+        slot.live.swap(slot.hidden);
+      } else {
+        slot.hidden.push_back(std::move(*live_it));
+        slot.live.erase(live_it);
+      }
     }
     undo_.push_back(Undo{Undo::Kind::kSuccAdded, obj, prop ? *prop : std::string(), elem, p, id,
                          op.action, counts ? amount : 0, counts});
