@@ -72,14 +72,20 @@ Status Document::ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjI
     if (counts) {
       target->inc_total += amount;
     } else if (target->blockers++ == 0 && live_it != slot.live.end()) {
-      slot.hidden.push_back(std::move(*live_it));
-      slot.live.erase(live_it);
+      if (slot.live.size() == 1 && slot.hidden.empty()) {
+        // The common case (a deleted character): hand the buffer over
+        // rather than allocate a second one and keep the first empty.
+        slot.live.swap(slot.hidden);
+      } else {
+        slot.hidden.push_back(std::move(*live_it));
+        slot.live.erase(live_it);
+      }
     }
     undo_.push_back(Undo{Undo::Kind::kSuccAdded, obj, prop ? *prop : std::string(), elem, p, id,
                          op.action, counts ? amount : 0, counts});
   }
   if (op.action == Action::kDelete) return Status::Ok();
-  Op stored{id, op.action, op.value, {}, 0, 0};
+  Op stored{.id = id, .action = op.action, .value = op.value};
   if (op.action == Action::kIncrement) {
     slot.hidden.push_back(std::move(stored));
   } else {
@@ -112,7 +118,7 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
         return Status::Corruption("insert of a delete or an increment");
       if (!op.pred.empty()) return Status::Corruption("insert with preds");
       Element e{.id = id, .mark = op.action == Action::kMark};
-      e.slot.live.push_back(Op{id, op.action, op.value, {}, 0, 0});
+      e.slot.live.push_back(Op{.id = id, .action = op.action, .value = op.value});
       if (Status s = seq.Insert(op.key.elem, std::move(e), order()); !s.ok()) return s;
       undo_.push_back(Undo{Undo::Kind::kElementInserted, op.obj, {}, {}, id});
       if (op.action == Action::kMark) marks_[id] = {op.mark_name, op.expand};
@@ -239,11 +245,9 @@ void Document::AddToGraph(StoredChange sc, uint32_t actor) {
   }
   heads_.insert(std::lower_bound(heads_.begin(), heads_.end(), sc.hash), sc.hash);
   if (sc.change.num_ops > 0) max_op_ = std::max<uint32_t>(max_op_, sc.change.max_op());
-  // The op set holds the ops now; the bytes keep them exactly (ReadChange).
-  std::vector<ChangeOp>().swap(sc.change.ops);  // free the buffer too
-  by_hash_.emplace(sc.hash, idx);
+  // The op set holds the ops now; the log keeps the bytes (ReadChange).
+  changes_.Append(sc, actor);
   by_actor_[actor].push_back(idx);
-  changes_.push_back(std::move(sc));
 }
 
 Status Document::ApplyOne(StoredChange sc) {
@@ -253,7 +257,7 @@ Status Document::ApplyOne(StoredChange sc) {
     if (!decoded.ok()) return decoded.status();
     sc.change = std::move(*decoded);
   }
-  const Change& c = sc.change;
+  Change& c = sc.change;
   std::vector<uint32_t> table;
   table.reserve(c.other_actors.size() + 1);
   table.push_back(InternActor(c.actor));
@@ -262,7 +266,7 @@ Status Document::ApplyOne(StoredChange sc) {
 
   auto global = [&](OpId id) { return id.counter == 0 ? id : OpId{id.counter, table[id.actor]}; };
   for (size_t i = 0; i < c.ops.size(); ++i) {
-    ChangeOp op = c.ops[i];
+    ChangeOp& op = c.ops[i];  // ours to rewrite: the log keeps the bytes, not the ops
     op.obj = global(op.obj);
     if (!op.key.is_map()) op.key.elem = global(op.key.elem);
     for (OpId& p : op.pred) p = global(p);
@@ -288,7 +292,7 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   std::unordered_set<ChangeHash, ChangeHashHash> seen;
   for (const StoredChange& sc : pending) seen.insert(sc.hash);
   for (StoredChange& sc : batch)
-    if (!by_hash_.count(sc.hash) && seen.insert(sc.hash).second) pending.push_back(std::move(sc));
+    if (!changes_.Contains(sc.hash) && seen.insert(sc.hash).second) pending.push_back(std::move(sc));
 
   // The first `ordered` candidates in their order (each applied if ready
   // when reached), then Kahn's algorithm over the rest, in the order they
@@ -298,7 +302,7 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   std::unordered_map<ChangeHash, std::vector<size_t>, ChangeHashHash> waiters;
   for (size_t i = 0; i < pending.size(); ++i) {
     for (const ChangeHash& d : pending[i].change.deps) {
-      if (by_hash_.count(d)) continue;
+      if (changes_.Contains(d)) continue;
       ++missing[i];
       waiters[d].push_back(i);
     }
@@ -326,12 +330,8 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   }
 
   if (!failure.ok()) {
-    for (size_t i = changes_.size(); i > changes_mark; --i) {
-      const StoredChange& sc = changes_[i - 1];
-      by_hash_.erase(sc.hash);
-      by_actor_[*FindActor(sc.change.actor)].pop_back();
-    }
-    changes_.resize(changes_mark);
+    for (size_t i = changes_.size(); i > changes_mark; --i) by_actor_[changes_.actor(i - 1)].pop_back();
+    changes_.Truncate(changes_mark);
     heads_ = heads_before;
     max_op_ = max_op_before;
     UndoTo(undo_mark);
@@ -346,80 +346,107 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
 }
 
 Status Document::LoadIncremental(ByteView bytes) {
+  if (in_transaction_) return Status::InvalidArgument("a transaction is open");
   // Loading a document chunk into an empty document keeps its rows' order,
   // as the reference's load does (so that saving again gives the same bytes);
   // the chunks after it are applied as ApplyChanges does.
-  std::vector<StoredChange> changes;
   Reader r(bytes);
   if (changes_.empty() && queue_.empty()) {
     Reader peek = r;
     auto first = ReadChunk(peek);
     if (first.ok() && first->type == ChunkType::kDocument) {
-      auto rows = DecodeDocumentChunk(*first);
-      if (!rows.ok()) return rows.status().WithContext("chunk at byte 0: document chunk");
-      changes = std::move(*rows);
-      r = peek;
+      Status s = LoadDocumentChunk(*first).WithContext("chunk at byte 0: document chunk");
+      if (s.ok()) {
+        auto rest = DecodeChangeChunks(peek.rest());
+        s = rest.ok() ? Apply(std::move(*rest), 0) : rest.status();
+      }
+      if (!s.ok()) Reset();  // it was empty before
+      return s;
     }
   }
-  const size_t ordered = changes.size();
-  auto rest = DecodeChangeChunks(r.rest());
-  if (!rest.ok()) return rest.status();
-  for (StoredChange& sc : *rest) changes.push_back(std::move(sc));
-  return Apply(std::move(changes), ordered);
+  auto changes = DecodeChangeChunks(r.rest());
+  if (!changes.ok()) return changes.status();
+  return Apply(std::move(*changes), 0);
 }
 
-const StoredChange* Document::ChangeOfActor(const ActorId& actor, uint64_t seq) const {
+Status Document::LoadDocumentChunk(const Chunk& chunk) {
+  // Each change is applied as soon as it is rebuilt, in row order (a
+  // topological order: a row's deps are earlier rows). Nothing is kept to
+  // undo it: on failure the caller empties the document.
+  return ForEachDocumentChange(chunk, [&](StoredChange sc) {
+    if (changes_.Contains(sc.hash)) return Status::Ok();  // a row given twice
+    Status s = ApplyOne(std::move(sc));
+    undo_.clear();
+    return s;
+  });
+}
+
+void Document::Reset() {
+  objects_.clear();
+  objects_.emplace(kRoot, Object{ObjType::kMap, kRoot, Key::Map(""), MapObject{}});
+  marks_.clear();
+  changes_.Truncate(0);
+  actors_.clear();
+  actor_index_.clear();
+  rank_.clear();
+  by_actor_.clear();
+  heads_.clear();
+  max_op_ = 0;
+  queue_.clear();
+  undo_.clear();
+}
+
+std::optional<StoredChange> Document::ChangeOfActor(const ActorId& actor, uint64_t seq) const {
   auto a = FindActor(actor);
-  if (!a || seq == 0 || seq > by_actor_[*a].size()) return nullptr;
-  return &changes_[by_actor_[*a][seq - 1]];
+  if (!a || seq == 0 || seq > by_actor_[*a].size()) return std::nullopt;
+  return changes_.Get(by_actor_[*a][seq - 1]);
 }
 
 std::optional<size_t> Document::IndexOf(const ChangeHash& hash) const {
-  auto it = by_hash_.find(hash);
-  if (it == by_hash_.end()) return std::nullopt;
-  return it->second;
+  return changes_.Find(hash);
 }
 
 std::vector<bool> Document::Ancestors(const std::vector<ChangeHash>& heads) const {
   std::vector<bool> in(changes_.size(), false);
   std::vector<uint32_t> stack;
   for (const ChangeHash& h : heads)
-    if (auto it = by_hash_.find(h); it != by_hash_.end()) stack.push_back(it->second);
+    if (auto row = changes_.Find(h)) stack.push_back(*row);
   while (!stack.empty()) {
     uint32_t i = stack.back();
     stack.pop_back();
     if (in[i]) continue;
     in[i] = true;
-    for (const ChangeHash& d : changes_[i].change.deps) stack.push_back(by_hash_.at(d));
+    for (uint32_t d : changes_.deps(i)) stack.push_back(d);
   }
   return in;
 }
 
 Result<Clock> Document::ClockAt(const std::vector<ChangeHash>& heads) const {
   for (const ChangeHash& h : heads)
-    if (!by_hash_.count(h)) return Status::NotFound("unknown head " + HashToHex(h));
+    if (!changes_.Contains(h)) return Status::NotFound("unknown head " + HashToHex(h));
   std::vector<bool> in = Ancestors(heads);
   Clock clock;
   clock.max_.assign(actors_.size(), 0);
   for (size_t i = 0; i < changes_.size(); ++i) {
-    if (!in[i] || changes_[i].change.num_ops == 0) continue;
-    uint32_t a = *FindActor(changes_[i].change.actor);
-    clock.max_[a] = std::max<uint32_t>(clock.max_[a], changes_[i].change.max_op());
+    if (!in[i] || changes_.num_ops(i) == 0) continue;
+    uint32_t a = changes_.actor(i);
+    clock.max_[a] = std::max<uint32_t>(clock.max_[a], changes_.max_op(i));
   }
   return clock;
 }
 
-std::vector<const StoredChange*> Document::ChangesSince(const std::vector<ChangeHash>& heads) const {
+std::vector<uint32_t> Document::ChangesSince(const std::vector<ChangeHash>& heads) const {
   std::vector<bool> in = Ancestors(heads);
-  std::vector<const StoredChange*> out;
+  std::vector<uint32_t> out;
   for (size_t i = 0; i < changes_.size(); ++i)
-    if (!in[i]) out.push_back(&changes_[i]);
+    if (!in[i]) out.push_back(static_cast<uint32_t>(i));
   return out;
 }
 
-const StoredChange* Document::GetChange(const ChangeHash& hash) const {
-  auto it = by_hash_.find(hash);
-  return it == by_hash_.end() ? nullptr : &changes_[it->second];
+std::optional<StoredChange> Document::GetChange(const ChangeHash& hash) const {
+  auto row = changes_.Find(hash);
+  if (!row) return std::nullopt;
+  return changes_.Get(*row);
 }
 
 std::vector<ChangeHash> Document::MissingDeps() const {
@@ -428,7 +455,7 @@ std::vector<ChangeHash> Document::MissingDeps() const {
   std::vector<ChangeHash> out;
   for (const StoredChange& sc : queue_)
     for (const ChangeHash& d : sc.change.deps)
-      if (!by_hash_.count(d) && !queued.count(d)) out.push_back(d);
+      if (!changes_.Contains(d) && !queued.count(d)) out.push_back(d);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -443,7 +470,7 @@ std::vector<ChangeHash> Document::MissingDepsFrom(const std::vector<ChangeHash>&
   while (!stack.empty()) {
     ChangeHash h = stack.back();
     stack.pop_back();
-    if (by_hash_.count(h) || !seen.insert(h).second) continue;
+    if (changes_.Contains(h) || !seen.insert(h).second) continue;
     if (auto q = queued.find(h); q != queued.end())
       stack.insert(stack.end(), q->second->change.deps.begin(), q->second->change.deps.end());
     else

@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "automerge/change.h"
+#include "automerge/change_log.h"
+#include "automerge/chunk.h"
 #include "automerge/op_set.h"
 #include "automerge/sequence.h"
 #include "automerge/types.h"
@@ -85,9 +87,12 @@ class Document {
 
   // Heads, sorted ascending.
   const std::vector<ChangeHash>& heads() const { return heads_; }
-  // Applied changes in the order they were applied (a topological order).
-  const std::deque<StoredChange>& changes() const { return changes_; }
-  const StoredChange* GetChange(const ChangeHash& hash) const;
+  // Applied changes in the order they were applied (a topological order),
+  // as rows of a ChangeLog: changes()[i] makes row i's StoredChange (no ops).
+  const ChangeLog& changes() const { return changes_; }
+  // The applied change with this hash (made on demand), if present.
+  std::optional<StoredChange> GetChange(const ChangeHash& hash) const;
+  bool HasChange(const ChangeHash& hash) const { return changes_.Contains(hash); }
   // Hashes named as deps by queued changes that the document does not have.
   std::vector<ChangeHash> MissingDeps() const;
   // The first hash on each path back from `start` that the document neither
@@ -128,10 +133,11 @@ class Document {
   // Which changes (indices into changes()) are in the causal past of heads.
   std::vector<bool> Ancestors(const std::vector<ChangeHash>& heads) const;
   // The changes not in the causal past of `heads` (hashes the document lacks
-  // are ignored), in application order: what a peer at `heads` is missing.
-  std::vector<const StoredChange*> ChangesSince(const std::vector<ChangeHash>& heads) const;
+  // are ignored), as indices into changes() in application order: what a
+  // peer at `heads` is missing.
+  std::vector<uint32_t> ChangesSince(const std::vector<ChangeHash>& heads) const;
   // An actor's change with this seq (1 is its first), if present.
-  const StoredChange* ChangeOfActor(const ActorId& actor, uint64_t seq) const;
+  std::optional<StoredChange> ChangeOfActor(const ActorId& actor, uint64_t seq) const;
   // Index of a change in changes(), if present.
   std::optional<size_t> IndexOf(const ChangeHash& hash) const;
 
@@ -197,8 +203,13 @@ class Document {
   // Applies one causally ready change.
   Status ApplyOne(StoredChange sc);
   // ApplyChanges, except that the first `ordered` changes of the batch are
-  // applied in their order (a document chunk's rows), when the queue is empty.
+  // applied in their order, when the queue is empty.
   Status Apply(std::vector<StoredChange> batch, size_t ordered);
+  // Applies a document chunk's changes in row order to an empty document.
+  // On failure the document is left part-built: the caller must Reset it.
+  Status LoadDocumentChunk(const Chunk& chunk);
+  // Back to an empty document.
+  void Reset();
 
   uint32_t InternActor(const ActorId& a);
   std::optional<uint32_t> FindActor(const ActorId& a) const;
@@ -220,8 +231,7 @@ class Document {
   std::vector<uint32_t> rank_;
 
   // Change graph.
-  std::deque<StoredChange> changes_;  // a deque: growing never copies it
-  std::unordered_map<ChangeHash, uint32_t, ChangeHashHash> by_hash_;
+  ChangeLog changes_{&actors_};
   std::vector<std::vector<uint32_t>> by_actor_;  // change indices, by seq
   std::vector<ChangeHash> heads_;
   uint32_t max_op_ = 0;

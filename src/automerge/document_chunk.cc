@@ -56,15 +56,37 @@ Result<Columns> ReadColumnData(Reader& r, const std::vector<std::pair<uint32_t, 
   return cols;
 }
 
+// One row of the change columns, kept small (a document can have millions):
+// its deps, message and extra bytes live in the shared arrays of ChangeRows.
 struct ChangeRow {
   uint32_t actor;
+  uint32_t deps_begin;  // in ChangeRows::deps
+  uint32_t deps_count;
+  bool has_message;
+  uint64_t message_begin;  // in ChangeRows::bytes
+  uint32_t message_size;
+  uint32_t extra_size;  // follows the message in ChangeRows::bytes
   uint64_t seq;
   uint64_t max_op;
   int64_t time;
-  std::optional<std::string> message;
-  std::vector<uint64_t> deps;
-  Bytes extra;
   std::vector<std::pair<OpId, ChangeOp>> ops;  // (op id, op) with document actor indices
+};
+
+struct ChangeRows {
+  std::vector<ChangeRow> rows;
+  std::vector<uint32_t> deps;  // row indices
+  std::string bytes;           // messages and extra bytes
+
+  std::optional<std::string_view> message(const ChangeRow& r) const {
+    if (!r.has_message) return std::nullopt;
+    return std::string_view(bytes).substr(r.message_begin, r.message_size);
+  }
+  ByteView extra(const ChangeRow& r) const {
+    return AsBytes(std::string_view(bytes).substr(r.message_begin + r.message_size, r.extra_size));
+  }
+  std::span<const uint32_t> deps_of(const ChangeRow& r) const {
+    return std::span<const uint32_t>(deps).subspan(r.deps_begin, r.deps_count);
+  }
 };
 
 // A decoded document op, before it is given back to its change.
@@ -74,15 +96,23 @@ struct DocOp {
   std::vector<OpId> succ;
 };
 
-Result<std::vector<ChangeRow>> ReadChangeRows(const Columns& c, size_t nactors) {
+Result<ChangeRows> ReadChangeRows(const Columns& c, size_t nactors) {
   UlebDecoder actor(c[1]);
   DeltaDecoder seq(c[3]), max_op(c[19]), time(c[35]), dep_index(c[67]);
   StringDecoder message(c[53]);
   UlebDecoder dep_count(c[64]);
   ValueDecoder extra(c[86], c[87]);
-  std::vector<ChangeRow> rows;
+  ChangeRows out;
+  std::vector<ChangeRow>& rows = out.rows;
+  {
+    UlebDecoder count(c[1]);  // one allocation of the right size
+    size_t n = 0;
+    while (!count.done() && count.Next().ok()) ++n;
+    if (n > UINT32_MAX) return Status::Corruption("too many changes in a document");
+    rows.reserve(n);
+  }
   while (!actor.done()) {
-    ChangeRow row;
+    ChangeRow row{};
     auto a = actor.Next();
     auto s = seq.Next();
     auto m = max_op.Next();
@@ -101,16 +131,27 @@ Result<std::vector<ChangeRow>> ReadChangeRows(const Columns& c, size_t nactors) 
     row.seq = static_cast<uint64_t>(**s);
     row.max_op = static_cast<uint64_t>(**m);
     row.time = t->value_or(0);
-    row.message = std::move(*msg);
+    row.has_message = msg->has_value();
+    row.message_begin = out.bytes.size();
+    if (*msg) {
+      if ((*msg)->size() > UINT32_MAX) return Status::Corruption("change message too long");
+      row.message_size = static_cast<uint32_t>((*msg)->size());
+      out.bytes += **msg;
+    }
+    row.deps_begin = static_cast<uint32_t>(out.deps.size());
     for (uint64_t i = 0; i < nd->value_or(0); ++i) {
       auto d = dep_index.Next();
       if (!d.ok()) return d.status().WithContext("deps column");
       if (!d->has_value() || **d < 0 || static_cast<uint64_t>(**d) >= rows.size())
         return Status::Corruption("a change depends on a row that is not before it");
-      row.deps.push_back(static_cast<uint64_t>(**d));
+      if (out.deps.size() >= UINT32_MAX) return Status::Corruption("too many deps in a document");
+      out.deps.push_back(static_cast<uint32_t>(**d));
     }
+    row.deps_count = static_cast<uint32_t>(out.deps.size() - row.deps_begin);
     if (auto* b = std::get_if<Bytes>(&*x)) {
-      row.extra = *b;
+      if (b->size() > UINT32_MAX) return Status::Corruption("change extra bytes too long");
+      row.extra_size = static_cast<uint32_t>(b->size());
+      out.bytes += AsChars(*b);
     } else if (!std::holds_alternative<std::monostate>(*x)) {
       return Status::Corruption("change extra bytes are not bytes");
     }
@@ -119,10 +160,11 @@ Result<std::vector<ChangeRow>> ReadChangeRows(const Columns& c, size_t nactors) 
   if (!seq.done() || !max_op.done() || !time.done() || !message.done() || !dep_count.done() ||
       !dep_index.done() || !extra.done())
     return Status::Corruption("change columns disagree on the number of changes");
-  return rows;
+  return out;
 }
 
-Result<std::vector<DocOp>> ReadOps(const Columns& c, size_t nactors) {
+// Decodes the op columns, giving each op to `visit` as soon as it is read.
+Status ReadOps(const Columns& c, size_t nactors, const std::function<Status(DocOp&)>& visit) {
   UlebDecoder obj_actor(c[1]), obj_counter(c[2]), key_actor(c[17]), id_actor(c[33]),
       action(c[66]), succ_count(c[128]), succ_actor(c[129]);
   DeltaDecoder key_counter(c[19]), id_counter(c[35]), succ_counter(c[131]);
@@ -135,7 +177,6 @@ Result<std::vector<DocOp>> ReadOps(const Columns& c, size_t nactors) {
       return Status::Corruption(std::string("bad ") + what + " in a document op");
     return OpId{static_cast<uint32_t>(*ctr), static_cast<uint32_t>(*a)};
   };
-  std::vector<DocOp> ops;
   while (!action.done()) {
     DocOp d;
     auto oa = obj_actor.Next();
@@ -190,19 +231,29 @@ Result<std::vector<DocOp>> ReadOps(const Columns& c, size_t nactors) {
       if (!sid.ok()) return sid.status();
       d.succ.push_back(*sid);
     }
-    ops.push_back(std::move(d));
+    if (Status s = visit(d); !s.ok()) return s;
   }
   if (!obj_actor.done() || !obj_counter.done() || !key_actor.done() || !key_counter.done() ||
       !key_string.done() || !id_actor.done() || !id_counter.done() || !insert.done() ||
       !value.done() || !succ_count.done() || !succ_actor.done() || !succ_counter.done() ||
       !expand.done() || !mark_name.done())
     return Status::Corruption("op columns disagree on the number of ops");
-  return ops;
+  return Status::Ok();
 }
 
 }  // namespace
 
 Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
+  std::vector<StoredChange> out;
+  Status s = ForEachDocumentChange(chunk, [&](StoredChange sc) {
+    out.push_back(std::move(sc));
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange)>& each) {
   Reader r(chunk.body());
   auto nactors = r.Uleb();
   if (!nactors.ok() || *nactors > r.remaining()) return Status::Corruption("document actors");
@@ -232,10 +283,10 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
     if (!r.Uleb().ok()) return Status::Corruption("head indexes are malformed");
   if (!r.empty()) return Status::Corruption("bytes after the document's columns");
 
-  auto rows = ReadChangeRows(*change_cols, actors.size());
-  if (!rows.ok()) return rows.status();
-  auto ops = ReadOps(*op_cols, actors.size());
-  if (!ops.ok()) return ops.status();
+  auto change_rows = ReadChangeRows(*change_cols, actors.size());
+  if (!change_rows.ok()) return change_rows.status();
+  std::vector<ChangeRow>* rows = &change_rows->rows;
+  *change_cols = Columns();
 
   // Which change owns an op: per actor, its changes by seq, each owning the
   // counters (previous maxOp, maxOp].
@@ -286,7 +337,9 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
   // name) must come after its begin, the op before it (the reference
   // refuses the document otherwise).
   std::unordered_set<OpId, OpIdHash> mark_begins;
-  for (DocOp& d : *ops) {
+  // The ops are taken as they are decoded, never all held at once: each
+  // goes straight to its change.
+  auto visit = [&](DocOp& d) -> Status {
     if (d.op.action == Action::kMark) {
       if (d.op.mark_name) {
         mark_begins.insert(d.id);
@@ -318,13 +371,16 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
     auto row = owner(d.id);
     if (!row) return Status::Corruption("an op fits no change (its counter is above maxOp)");
     (*rows)[*row].ops.emplace_back(d.id, std::move(d.op));
-  }
+    return Status::Ok();
+  };
+  if (Status s = ReadOps(*op_cols, actors.size(), visit); !s.ok()) return s;
+  *op_cols = Columns();
   if (Status s = flush_deletes(); !s.ok()) return s;
 
-  // Rebuild each change in row order (§6.5 step 3).
-  std::vector<StoredChange> out;
-  out.reserve(rows->size());
-  std::unordered_set<ChangeHash, ChangeHashHash> not_heads;
+  // Rebuild each change in row order (§6.5 step 3), handing it on at once.
+  std::vector<ChangeHash> hashes;
+  hashes.reserve(rows->size());
+  std::vector<bool> not_head(rows->size(), false);
   for (ChangeRow& row : *rows) {
     std::sort(row.ops.begin(), row.ops.end(),
               [](const auto& a, const auto& b) { return a.first.counter < b.first.counter; });
@@ -332,9 +388,11 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
     c.actor = actors[row.actor];
     c.seq = row.seq;
     c.time = row.time;
-    c.message = row.message.value_or("");
-    c.empty_message = row.message && row.message->empty();
-    c.extra = row.extra;
+    std::optional<std::string_view> message = change_rows->message(row);
+    c.message = std::string(message.value_or(""));
+    c.empty_message = message && message->empty();
+    ByteView extra = change_rows->extra(row);
+    c.extra.assign(extra.begin(), extra.end());
     if (row.ops.empty()) {
       c.start_op = row.max_op + 1;
     } else {
@@ -345,23 +403,27 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
       for (const auto& [id, op] : row.ops)
         if (id.actor != row.actor) return Status::Corruption("an op's actor differs from its change's");
     }
+    c.ops.reserve(row.ops.size());
     for (auto& [id, op] : row.ops) c.ops.push_back(std::move(op));
-    for (uint64_t dep : row.deps) {
-      c.deps.push_back(out[dep].hash);
-      not_heads.insert(out[dep].hash);
+    std::vector<std::pair<OpId, ChangeOp>>().swap(row.ops);
+    for (uint32_t dep : change_rows->deps_of(row)) {
+      c.deps.push_back(hashes[dep]);
+      not_head[dep] = true;
     }
     std::sort(c.deps.begin(), c.deps.end());
     NormalizeActors(c, actors, row.actor);
-    out.push_back(EncodeChange(std::move(c)));
+    StoredChange sc = EncodeChange(std::move(c));
+    hashes.push_back(sc.hash);
+    if (Status s = each(std::move(sc)); !s.ok()) return s;
   }
   std::vector<ChangeHash> computed;
-  for (const StoredChange& sc : out)
-    if (!not_heads.count(sc.hash)) computed.push_back(sc.hash);
+  for (size_t i = 0; i < hashes.size(); ++i)
+    if (!not_head[i]) computed.push_back(hashes[i]);
   std::sort(computed.begin(), computed.end());
   std::vector<ChangeHash> stored = heads;
   std::sort(stored.begin(), stored.end());
   if (computed != stored) return Status::Corruption("mismatching heads: the document's changes do not hash to its heads");
-  return out;
+  return Status::Ok();
 }
 
 

@@ -30,6 +30,7 @@
 // Actor indices everywhere refer to the sorted actor list.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -48,6 +49,13 @@ namespace etherply::automerge {
 // that fits no change, a gap in a change's ops, a dep on a later row, or
 // mismatching heads.
 Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk);
+
+// The same, streaming: gives each rebuilt change (with its ops) to `each` as
+// soon as it is made, in the chunk's order, so that the changes of a large
+// document are never all held at once. Stops at the first failure of
+// `each` and returns it. The heads are checked after the last change: a
+// caller must not trust what it was given until this returns Ok.
+Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange)>& each);
 
 // One row of the change columns. deps are row indices of earlier rows.
 struct DocumentChange {

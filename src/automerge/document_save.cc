@@ -25,18 +25,15 @@ Bytes Document::Save() const {
   DocumentChunkWriter w(std::move(table));
 
   // Changes, in the order applied.
-  std::vector<uint32_t> author_of(changes_.size());
-  for (uint32_t a = 0; a < by_actor_.size(); ++a)
-    for (uint32_t i : by_actor_[a]) author_of[i] = a;
   std::vector<uint64_t> deps;
   for (size_t i = 0; i < changes_.size(); ++i) {
-    const Change& c = changes_[i].change;
-    deps.clear();
-    for (const ChangeHash& d : c.deps) deps.push_back(by_hash_.at(d));
+    const StoredChange sc = changes_.Get(i);
+    const Change& c = sc.change;
+    deps.assign(changes_.deps(i).begin(), changes_.deps(i).end());
     std::optional<std::string_view> message;
     if (!c.message.empty() || c.empty_message) message = c.message;
-    w.AddChange(DocumentChange{saved[author_of[i]], c.seq, c.max_op(), c.time, message, deps,
-                               c.extra});
+    w.AddChange(DocumentChange{saved[changes_.actor(i)], c.seq, changes_.max_op(i), c.time,
+                               message, deps, c.extra});
   }
 
   // Ops: objects root first, then by ID in Lamport order.
@@ -94,7 +91,7 @@ Bytes Document::Save() const {
   }
 
   std::vector<std::pair<ChangeHash, uint64_t>> heads;
-  for (const ChangeHash& h : heads_) heads.emplace_back(h, by_hash_.at(h));
+  for (const ChangeHash& h : heads_) heads.emplace_back(h, *changes_.Find(h));
   Bytes out = w.Finish(heads);
   for (const StoredChange& sc : queue_) Append(out, sc.bytes);
   return out;

@@ -328,6 +328,41 @@ TEST(DocumentSave, DamagedSavesAreRejected) {
   }
 }
 
+// Loading applies each change as it is rebuilt and checks the heads only at
+// the end: a document whose changes do not hash to its heads must leave the
+// loading document as empty as it was, and still usable.
+TEST(DocumentSave, WrongHeadsLeaveTheLoadingDocumentEmpty) {
+  Document doc;
+  for (int i = 0; i < 3; ++i) {
+    Transaction tx(doc, i == 1 ? kB : kA);
+    ASSERT_TRUE(tx.Put(kRoot, "x" + std::to_string(i), int64_t{i}).ok());
+    Commit(tx);
+  }
+  Bytes saved = doc.Save();
+  Reader file(saved);
+  auto chunk = ReadChunk(file);
+  ASSERT_TRUE(chunk.ok());
+  Bytes body(chunk->body().begin(), chunk->body().end());
+  Reader r(body);
+  uint64_t nactors = *r.Uleb();
+  for (uint64_t i = 0; i < nactors; ++i) (void)r.LengthPrefixed();
+  ASSERT_EQ(*r.Uleb(), 1u);
+  body[r.position()] ^= 0x01;  // the first byte of the one head
+  Bytes bad = WriteChunk(ChunkType::kDocument, body).bytes;
+
+  Document loaded;
+  Status s = loaded.LoadIncremental(bad);
+  EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+  EXPECT_TRUE(loaded.changes().empty());
+  EXPECT_TRUE(loaded.heads().empty());
+  EXPECT_EQ(loaded.max_op(), 0u);
+  EXPECT_EQ(loaded.ToJson(), "{}");
+  EXPECT_FALSE(loaded.HasChange(doc.heads()[0]));
+  ASSERT_TRUE(loaded.LoadIncremental(saved).ok());
+  EXPECT_EQ(loaded.ToJson(), doc.ToJson());
+  EXPECT_EQ(loaded.heads(), doc.heads());
+}
+
 TEST(DocumentSave, WriterOmitsEmptyColumns) {
   DocumentChunkWriter w({kA});
   const ScalarValue value = std::string("v");

@@ -964,7 +964,8 @@ TEST(Document, CommittedChangeIsCanonicalAndHashedOverItsBytes) {
   auto back = DecodeChange((*chunks)[0].bytes, (*chunks)[0].hash, (*chunks)[0].body_offset);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(EncodeChange(back->change).bytes, sc.bytes);
-  EXPECT_EQ(doc.GetChange(h), &sc);
+  ASSERT_TRUE(doc.GetChange(h).has_value());
+  EXPECT_EQ(doc.GetChange(h)->bytes, sc.bytes);
 }
 
 TEST(Document, AuthorGoesIntoTheExtraBytesOfTheFirstChange) {
@@ -993,7 +994,7 @@ TEST(Document, AuthorGoesIntoTheExtraBytesOfTheFirstChange) {
   // Other documents take the author along, byte for byte.
   Document other;
   Merge(other, doc);
-  EXPECT_EQ(other.changes().front().change.extra, expected);
+  EXPECT_EQ(other.changes()[0].change.extra, expected);
   EXPECT_EQ(other.heads(), doc.heads());
 }
 
@@ -1057,7 +1058,7 @@ TEST(Document, ApplyChangesQueuesChangesWhoseDepsAreMissing) {
   EXPECT_TRUE(b.heads().empty());
   EXPECT_TRUE(b.changes().empty());
   EXPECT_EQ(b.ToJson(), "{}");
-  EXPECT_EQ(b.GetChange(second.hash), nullptr);
+  EXPECT_FALSE(b.GetChange(second.hash).has_value());
   // Queuing the same change again changes nothing.
   ASSERT_TRUE(b.ApplyChanges({second}).ok());
   EXPECT_EQ(b.queued(), 1u);
@@ -1131,8 +1132,8 @@ TEST(Document, ApplyChangesIsAtomic) {
     ASSERT_FALSE(s.ok()) << "a batch with a bad change applied";
     EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
     ExpectSame(before, doc);
-    EXPECT_EQ(doc.GetChange(a1.hash), nullptr);
-    EXPECT_EQ(doc.GetChange(b1.hash), nullptr);
+    EXPECT_FALSE(doc.GetChange(a1.hash).has_value());
+    EXPECT_FALSE(doc.GetChange(b1.hash).has_value());
   }
   // And the document is sound: the good changes apply, releasing the queue.
   ASSERT_TRUE(doc.ApplyChanges({b1, a1}).ok());

@@ -11,14 +11,16 @@ namespace etherply::automerge {
 
 // One op as the document keeps it. Its object and key are where it is stored.
 // OpIds here carry indices into the document's actor table.
+// The fields are ordered for size (88 bytes): slots hold one Op per value.
 struct Op {
   OpId id;
+  uint32_t blockers = 0;   // successors that hide it: every successor but increments
   Action action = Action::kSet;
   ScalarValue value;       // the value of a set or mark; the amount of an increment
   std::vector<OpId> succ;  // later ops that named this one as pred
-  uint32_t blockers = 0;   // successors that hide it: every successor but increments
   int64_t inc_total = 0;   // the sum of the increments in succ (counters)
 };
+static_assert(sizeof(Op) <= 88, "an op fits a 96-byte heap chunk");
 
 // Lamport order of op IDs: counter, then actor bytes. The document keeps the
 // rank of each actor in byte order so that comparing is two integer compares.

@@ -1,8 +1,60 @@
 #include "automerge/sequence.h"
 
+#include <bit>
 #include <cassert>
 
 namespace etherply::automerge {
+
+void* BlockIndex::Get(uint64_t key) const {
+  if (slots_.empty()) return nullptr;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = Home(key);; i = (i + 1) & mask) {
+    if (slots_[i].key == key) return slots_[i].value;
+    if (slots_[i].key == 0) return nullptr;
+  }
+}
+
+void BlockIndex::Grow() {
+  std::vector<Slot> old = std::move(slots_);
+  size_t n = old.empty() ? 8 : old.size() * 2;
+  slots_.assign(n, Slot{0, nullptr});
+  shift_ = 64 - std::countr_zero(n);
+  size_ = 0;
+  for (const Slot& s : old)
+    if (s.key != 0) Set(OpId{static_cast<uint32_t>(s.key >> 32), static_cast<uint32_t>(s.key)}, s.value);
+}
+
+void BlockIndex::Set(const OpId& id, void* block) {
+  const uint64_t key = Key(id);
+  if ((size_ + 1) * 4 > slots_.size() * 3) Grow();
+  const size_t mask = slots_.size() - 1;
+  size_t i = Home(key);
+  while (slots_[i].key != 0 && slots_[i].key != key) i = (i + 1) & mask;
+  if (slots_[i].key == 0) ++size_;
+  slots_[i] = Slot{key, block};
+}
+
+void BlockIndex::Erase(const OpId& id) {
+  if (slots_.empty()) return;
+  const uint64_t key = Key(id);
+  const size_t mask = slots_.size() - 1;
+  size_t i = Home(key);
+  while (slots_[i].key != key) {
+    if (slots_[i].key == 0) return;
+    i = (i + 1) & mask;
+  }
+  // Move later members of the probe run into the gap unless their home lies
+  // cyclically in (gap, them].
+  for (size_t j = (i + 1) & mask; slots_[j].key != 0; j = (j + 1) & mask) {
+    size_t home = Home(slots_[j].key);
+    bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (stays) continue;
+    slots_[i] = slots_[j];
+    i = j;
+  }
+  slots_[i] = Slot{0, nullptr};
+  --size_;
+}
 
 Sequence::Sequence() {
   auto c = std::make_unique<Chunk>();
@@ -13,9 +65,8 @@ Sequence::Sequence() {
 }
 
 std::optional<Sequence::Pos> Sequence::Find(const OpId& id) const {
-  auto it = where_.find(id);
-  if (it == where_.end()) return std::nullopt;
-  Block* b = it->second;
+  Block* b = where_.Find<Block>(id);
+  if (!b) return std::nullopt;
   for (uint32_t i = 0; i < b->elems.size(); ++i)
     if (b->elems[i].id == id) return Pos{b, i};
   assert(false && "index out of step with blocks");
@@ -82,7 +133,11 @@ Status Sequence::Insert(const OpId& after, Element e, const OpOrder& less) {
   e.origin_actor = after.actor;
   Block* b = p.block;
   bool vis = e.visible();
-  where_[e.id] = b;
+  where_.Set(e.id, b);
+  // A full block takes one more element and is split: never let it double
+  // its capacity for that one.
+  if (b->elems.size() == b->elems.capacity() && b->elems.size() >= kMaxBlock)
+    b->elems.reserve(kMaxBlock + 1);
   b->elems.insert(b->elems.begin() + p.offset, std::move(e));
   if (vis) AddVisible(b, 1);
   if (b->elems.size() > kMaxBlock) Split(b);
@@ -94,7 +149,7 @@ void Sequence::Remove(const OpId& id) {
   if (!p) return;
   if (At(*p).visible()) AddVisible(p->block, -1);
   p->block->elems.erase(p->block->elems.begin() + p->offset);
-  where_.erase(id);
+  where_.Erase(id);
 }
 
 void Sequence::Refresh(Pos p, bool was_visible) {
@@ -115,8 +170,9 @@ void Sequence::Split(Block* b) {
   nb->elems.assign(std::make_move_iterator(b->elems.begin() + half),
                    std::make_move_iterator(b->elems.end()));
   b->elems.resize(half);
+  b->elems.shrink_to_fit();  // half of it would stay empty until it fills again
   for (const Element& e : nb->elems) {
-    where_[e.id] = nb.get();
+    where_.Set(e.id, nb.get());
     nb->visible += e.visible();
   }
   b->visible -= nb->visible;

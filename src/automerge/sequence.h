@@ -13,15 +13,49 @@
 // Thread-safety: none; owned by one Document.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
-#include <unordered_map>
 #include <vector>
 
 #include "automerge/op_set.h"
 #include "base/status.h"
 
 namespace etherply::automerge {
+
+// Where each element is: an open-addressing hash table from element ID to
+// its block (16 bytes a slot, at most 3/4 full), with backward-shift
+// deletion. An element ID's counter is never 0, so key 0 marks a free slot.
+class BlockIndex {
+ public:
+  template <typename Block>
+  Block* Find(const OpId& id) const {
+    return static_cast<Block*>(Get(Key(id)));
+  }
+  void Set(const OpId& id, void* block);
+  void Erase(const OpId& id);
+  size_t size() const { return size_; }
+
+ private:
+  struct Slot {
+    uint64_t key;
+    void* value;
+  };
+  static uint64_t Key(const OpId& id) { return uint64_t{id.counter} << 32 | id.actor; }
+  // IDs that differ only in the counter's low 3 bits share a group of 8
+  // adjacent slots (two cache lines): a typed run of characters, and the
+  // elements a split moves, are mostly consecutive counters of one actor.
+  size_t Home(uint64_t key) const {
+    uint64_t group = (key & ~(uint64_t{7} << 32)) * 0x9E3779B97F4A7C15ull;
+    return ((group >> shift_) & ~size_t{7}) | ((key >> 32) & 7);
+  }
+  void* Get(uint64_t key) const;
+  void Grow();
+
+  std::vector<Slot> slots_;  // a power of two, or empty
+  size_t size_ = 0;
+  int shift_ = 64;
+};
 
 class Sequence {
  private:
@@ -87,7 +121,7 @@ class Sequence {
   void SplitChunk(Chunk* c);
 
   std::vector<std::unique_ptr<Chunk>> chunks_;  // never empty
-  std::unordered_map<OpId, Block*, OpIdHash> where_;
+  BlockIndex where_;
   size_t visible_ = 0;
 };
 

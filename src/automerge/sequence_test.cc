@@ -13,6 +13,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 namespace etherply::automerge {
@@ -26,13 +27,13 @@ struct Fixture {
 
 Element Visible(OpId id) {
   Element e{.id = id};
-  e.slot.live.push_back(Op{id, Action::kSet, int64_t{1}, {}, 0, 0});
+  e.slot.live.push_back(Op{.id = id, .action = Action::kSet, .value = int64_t{1}});
   return e;
 }
 
 Element Mark(OpId id) {
   Element e{.id = id, .mark = true};
-  e.slot.live.push_back(Op{id, Action::kMark, {}, {}, 0, 0});
+  e.slot.live.push_back(Op{.id = id, .action = Action::kMark});
   return e;
 }
 
@@ -506,6 +507,57 @@ TEST(Sequence, MatchesAModelOverRandomEdits) {
       }
     }
     EXPECT_GT(model.size(), Sequence::kMaxBlock * 4);
+  }
+}
+
+}  // namespace
+}  // namespace etherply::automerge
+
+namespace etherply::automerge {
+namespace {
+
+// The element index: every lookup must agree with a plain map through any
+// mix of inserts, overwrites and erases (backward-shift deletion must never
+// cut a probe run so that a later member is lost).
+TEST(BlockIndex, EmptyAndAbsentIdsFindNothing) {
+  BlockIndex index;
+  EXPECT_EQ(index.Find<int>(OpId{1, 0}), nullptr);
+  index.Erase(OpId{1, 0});  // erasing what is not there changes nothing
+  EXPECT_EQ(index.size(), 0u);
+  int block = 0;
+  index.Set(OpId{1, 0}, &block);
+  EXPECT_EQ(index.Find<int>(OpId{1, 1}), nullptr);
+  EXPECT_EQ(index.Find<int>(OpId{2, 0}), nullptr);
+  index.Erase(OpId{1, 1});
+  EXPECT_EQ(index.Find<int>(OpId{1, 0}), &block);
+  EXPECT_EQ(index.size(), 1u);
+}
+
+TEST(BlockIndex, AgreesWithAMapThroughRandomSetsAndErases) {
+  BlockIndex index;
+  std::unordered_map<OpId, int*, OpIdHash> model;
+  std::vector<int> blocks(16);
+  std::mt19937 rng(7);
+  for (int step = 0; step < 200000; ++step) {
+    // Few actors and a narrow counter range: many collisions and long runs.
+    OpId id{1 + static_cast<uint32_t>(rng() % 3000), static_cast<uint32_t>(rng() % 3)};
+    if (rng() % 3 == 0) {
+      index.Erase(id);
+      model.erase(id);
+    } else {
+      int* b = &blocks[rng() % blocks.size()];
+      index.Set(id, b);
+      model[id] = b;
+    }
+    if (step % 1000 == 0) {
+      ASSERT_EQ(index.size(), model.size()) << "step " << step;
+      for (uint32_t c = 1; c <= 3000; ++c)
+        for (uint32_t a = 0; a < 3; ++a) {
+          auto it = model.find(OpId{c, a});
+          ASSERT_EQ(index.Find<int>(OpId{c, a}), it == model.end() ? nullptr : it->second)
+              << "step " << step << " id " << c << "@" << a;
+        }
+    }
   }
 }
 

@@ -84,11 +84,11 @@ Result<Have> ReadHave(Reader& r) {
   return Have{std::move(*last_sync), std::move(*bloom)};
 }
 
-bool Has(const Document& doc, const ChangeHash& h) { return doc.GetChange(h) != nullptr; }
+bool Has(const Document& doc, const ChangeHash& h) { return doc.HasChange(h); }
 
 std::vector<ChangeHash> HashesSince(const Document& doc, const std::vector<ChangeHash>& heads) {
   std::vector<ChangeHash> out;
-  for (const StoredChange* c : doc.ChangesSince(heads)) out.push_back(c->hash);
+  for (uint32_t i : doc.ChangesSince(heads)) out.push_back(doc.changes().hash(i));
   return out;
 }
 
@@ -106,15 +106,17 @@ std::vector<ChangeHash> HashesToSend(const Document& doc, const std::vector<Have
   std::vector<ChangeHash> last_sync;
   for (const Have& h : have)
     last_sync.insert(last_sync.end(), h.last_sync.begin(), h.last_sync.end());
-  std::vector<const StoredChange*> since = doc.ChangesSince(last_sync);
+  const ChangeLog& log = doc.changes();
+  std::vector<uint32_t> since = doc.ChangesSince(last_sync);
 
   std::unordered_map<ChangeHash, std::vector<ChangeHash>, ChangeHashHash> dependents;
   std::unordered_set<ChangeHash, ChangeHashHash> to_send;
-  for (const StoredChange* c : since) {
-    for (const ChangeHash& d : c->change.deps) dependents[d].push_back(c->hash);
+  for (uint32_t c : since) {
+    const ChangeHash& hash = log.hash(c);
+    for (uint32_t d : log.deps(c)) dependents[log.hash(d)].push_back(hash);
     bool in_a_bloom = std::any_of(have.begin(), have.end(),
-                                  [&](const Have& h) { return h.bloom.Contains(c->hash); });
-    if (!in_a_bloom) to_send.insert(c->hash);
+                                  [&](const Have& h) { return h.bloom.Contains(hash); });
+    if (!in_a_bloom) to_send.insert(hash);
   }
   std::vector<ChangeHash> stack(to_send.begin(), to_send.end());
   while (!stack.empty()) {
@@ -128,8 +130,8 @@ std::vector<ChangeHash> HashesToSend(const Document& doc, const std::vector<Have
   std::vector<ChangeHash> out;
   for (const ChangeHash& h : asked)
     if (!to_send.count(h)) out.push_back(h);
-  for (const StoredChange* c : since)
-    if (to_send.count(c->hash)) out.push_back(c->hash);
+  for (uint32_t c : since)
+    if (to_send.count(log.hash(c))) out.push_back(log.hash(c));
   return out;
 }
 
@@ -146,10 +148,10 @@ Payload Pack(const Document& doc, std::vector<ChangeHash> hashes, bool v2) {
   Payload p{v2 ? SyncMessage::Version::kV2 : SyncMessage::Version::kV1, {}, std::move(hashes)};
   if (v2) {
     Bytes all;
-    for (const ChangeHash& h : p.hashes) Append(all, doc.GetChange(h)->bytes);
+    for (const ChangeHash& h : p.hashes) Append(all, doc.changes().bytes(*doc.IndexOf(h)));
     if (!all.empty()) p.entries.push_back(std::move(all));
   } else {
-    for (const ChangeHash& h : p.hashes) p.entries.push_back(doc.GetChange(h)->bytes);
+    for (const ChangeHash& h : p.hashes) p.entries.push_back(doc.changes().bytes(*doc.IndexOf(h)));
   }
   return p;
 }
@@ -159,7 +161,7 @@ Payload Pack(const Document& doc, std::vector<ChangeHash> hashes, bool v2) {
 Payload PackDocument(const Document& doc) {
   Payload p{SyncMessage::Version::kV2, {}, {}};
   p.hashes.reserve(doc.changes().size());
-  for (const StoredChange& c : doc.changes()) p.hashes.push_back(c.hash);
+  for (size_t i = 0; i < doc.changes().size(); ++i) p.hashes.push_back(doc.changes().hash(i));
   if (!p.hashes.empty()) p.entries.push_back(doc.Save());
   return p;
 }

@@ -600,7 +600,7 @@ TEST(Sync, ARefusedMessageChangesNeitherDocumentNorState) {
   Document other;
   Put(other, kA, "clash", 1);
   SyncMessage wrong_seq = Decoded(*good);
-  wrong_seq.changes = {other.changes().front().bytes};
+  wrong_seq.changes = {other.changes().bytes(0)};
   SyncMessage bad_checksum = Decoded(*good);
   ASSERT_EQ(bad_checksum.changes.size(), 1u);
   bad_checksum.changes[0][5] ^= 0xff;

@@ -274,7 +274,7 @@ Result<std::optional<ChangeHash>> Transaction::Commit(const CommitOptions& optio
   // As the reference does, an actor's change always names the actor's
   // previous change as a dep, even when the heads already descend from it.
   if (c.seq > 1) {
-    const ChangeHash& last = d.changes_[d.by_actor_[actor_].back()].hash;
+    const ChangeHash& last = d.changes_.hash(d.by_actor_[actor_].back());
     if (std::find(c.deps.begin(), c.deps.end(), last) == c.deps.end()) c.deps.push_back(last);
   }
   c.start_op = start_op_;

@@ -19,7 +19,7 @@ using automerge::Document;
 using automerge::StoredChange;
 
 std::optional<std::string> AuthorOf(const Document& doc, const StoredChange& change) {
-  const StoredChange* first = doc.ChangeOfActor(change.change.actor, 1);
+  std::optional<StoredChange> first = doc.ChangeOfActor(change.change.actor, 1);
   if (!first) return std::nullopt;
   Reader r(first->change.extra);
   auto tag = r.Byte();
@@ -150,7 +150,7 @@ Result<std::string> HistoryPage(const Document& doc, size_t limit,
   }
   out += "],\"next\":";
   if (begin > 0) {
-    out += '"' + automerge::HashToHex(changes[begin].hash) + '"';
+    out += '"' + automerge::HashToHex(changes.hash(begin)) + '"';
   } else {
     out += "null";
   }

@@ -201,7 +201,7 @@ void Workspace::Write(size_t from, storage::WriteBatch batch, Pending p,
                       std::function<void(const Status&)> committed) {
   const auto& changes = doc_->changes();
   for (size_t i = from; i < changes.size(); ++i)
-    batch.Put(storage::ChangeKey(id_, i), std::string(AsChars(changes[i].bytes)));
+    batch.Put(storage::ChangeKey(id_, i), std::string(AsChars(changes.bytes(i))));
   batch.Put(storage::HeadsKey(id_), HeadsRecord(*doc_));
   p.changes = changes.size() - from;
   uint64_t seqno = pending_base_ + pending_.size();
@@ -270,8 +270,8 @@ void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestam
   std::sort(keys.begin(), keys.end());
   Pending p;
   for (const auto& [i, key] : keys) {
-    auto t = timestamps.find(changes[i].hash);
-    int64_t timestamp = t != timestamps.end() ? t->second : changes[i].change.time * 1'000'000;
+    auto t = timestamps.find(changes.hash(i));
+    int64_t timestamp = t != timestamps.end() ? t->second : changes.time(i) * 1'000'000;
     p.broadcasts.push_back(std::make_shared<const std::string>(
         KeyMessage(key, doc_->RootValueJson(key), timestamp)));
   }
@@ -347,7 +347,7 @@ void Workspace::Export(std::function<void(Result<std::string>)> done) {
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
     std::string out;
     const auto& changes = self->doc_->changes();
-    for (size_t i = 0; i < self->durable_changes_; ++i) out += AsChars(changes[i].bytes);
+    for (size_t i = 0; i < self->durable_changes_; ++i) out += AsChars(changes.bytes(i));
     done(std::move(out));
   });
 }
