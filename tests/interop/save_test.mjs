@@ -161,13 +161,22 @@ function randomTests(tmp, baseSeed, count) {
       name: `merge seed=${seed}`,
       run: async () => {
         const [a, b] = randomDocument(seed).map((h) => h.save())
+        // Rarely the reference's immutable JS layer throws while applying the
+        // patches of a merge ("cannot increment a non-numeric value",
+        // "Reflect.get called on non-object"); there is then no oracle.
+        let expected
+        try {
+          expected = A.save(A.merge(A.load(a), A.load(b)))
+        } catch (e) {
+          return { skipped: `the reference's A.merge throws on these histories: ${e?.message ?? e}` }
+        }
         const fa = join(tmp, `merge-${seed}-a`)
         const fb = join(tmp, `merge-${seed}-b`)
         const out = join(tmp, `merge-${seed}.out`)
         writeFileSync(fa, a)
         writeFileSync(fb, b)
         await etherply(["doc", "merge", fa, fb, out])
-        return compareSaves(readFileSync(out), A.save(A.merge(A.load(a), A.load(b))), { strictBytes: false })
+        return compareSaves(readFileSync(out), expected, { strictBytes: false })
       },
     })
   }
@@ -192,6 +201,7 @@ async function main() {
     const reporter = new Reporter({ verbose: false })
     const shares = {}
     tests.forEach((t, i) => {
+      if (results[i].skipped) return reporter.skip(t.name, results[i].skipped)
       const kind = t.name.split(" ")[0]
       shares[kind] ??= { identical: 0, deflate: 0, different: 0 }
       shares[kind][results[i].bytes]++
