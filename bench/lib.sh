@@ -88,11 +88,18 @@ rss_kb() {  # pid
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
-# Installs bench/package-lock.json's packages when one is missing.
+# Installs bench/package-lock.json's packages when one is missing. npm 11
+# writes the lock without cbor-extract's optional platform packages (a
+# dependency of automerge-repo's cbor-x) and then refuses it in `npm ci`;
+# `npm install --no-save` installs the same pinned versions without
+# touching the lock.
 ensure_node_modules() {  # bench-dir
   command -v node >/dev/null || { echo "bench: node is required" >&2; return 1; }
-  if [[ ! -d $1/node_modules/@automerge/automerge-repo-network-websocket || ! -d $1/node_modules/ws ]]; then
+  local m=$1/node_modules
+  if [[ ! -d $m/@automerge/automerge || ! -d $m/@automerge/automerge-repo-network-websocket ||
+        ! -d $m/ws ]]; then
     echo "bench: installing bench/package-lock.json (npm ci in bench/)" >&2
-    (cd "$1" && npm ci --no-audit --no-fund >&2)
+    (cd "$1" && { npm ci --no-audit --no-fund >&2 2>/dev/null ||
+      npm install --no-save --no-audit --no-fund >&2; })
   fi
 }

@@ -46,11 +46,8 @@ if [[ ! -f $TRACE ]]; then
   echo "bench/run.sh: no trace at $TRACE (set TRACE=...)" >&2
   exit 1
 fi
-command -v node >/dev/null || { echo "bench/run.sh: node is required" >&2; exit 1; }
-if [[ ! -d $BENCH_DIR/node_modules/@automerge/automerge ]]; then
-  echo "bench/run.sh: installing the reference (npm ci in bench/)" >&2
-  (cd "$BENCH_DIR" && npm ci --no-audit --no-fund >&2)
-fi
+source "$BENCH_DIR/lib.sh"
+ensure_node_modules "$BENCH_DIR"
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$OUT_JSONL"

@@ -36,7 +36,8 @@ done
 for tool in jq curl node; do
   command -v $tool >/dev/null || { echo "run_growth.sh: $tool is required" >&2; exit 1; }
 done
-[[ -d $ROOT/bench/node_modules/@automerge/automerge ]] || (cd "$ROOT/bench" && npm ci --silent)
+source "$ROOT/bench/lib.sh"
+ensure_node_modules "$ROOT/bench"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/etherply-growth.XXXXXX")
 SERVER_PID=

@@ -21,7 +21,8 @@ EGWALKER=${EGWALKER:-$ROOT/../shared/automerge/fixtures/docs/egwalker-C1.automer
 REPEATS=${REPEATS:-3}
 CXX=$BUILD/etherply_bench_save
 [[ -x $CXX ]] || { echo "save_bench.sh: build the target etherply_bench_save" >&2; exit 1; }
-[[ -d $ROOT/bench/node_modules/@automerge/automerge ]] || (cd "$ROOT/bench" && npm ci --no-audit --no-fund >&2)
+source "$ROOT/bench/lib.sh"
+ensure_node_modules "$ROOT/bench"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 JSONL=$BUILD/bench-save.jsonl
