@@ -18,9 +18,9 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -28,7 +28,6 @@
 
 #include "automerge/sync.h"
 #include "base/coding.h"
-#include "base/hex.h"
 #include "base/log.h"
 #include "replication/outbox.h"
 #include "replication/replicator.h"
