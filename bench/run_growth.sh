@@ -50,22 +50,17 @@ ulimit -n 4096 2>/dev/null || true
 
 export ETHERPLY_JWT_SECRET
 ETHERPLY_JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
-start_server() {
-  : >"$WORK/server.log"
+STARTS=0
+start_server() {  # a fresh log per start: wait_for_port reads the first port in it
+  STARTS=$((STARTS + 1))
   "$ETHERPLY" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --max-message-bytes 1048576 \
-    2>>"$WORK/server.log" &
+    2>"$WORK/server-$STARTS.log" &
   SERVER_PID=$!
-  PORT=
-  for _ in $(seq 300); do
-    PORT=$(sed -n 's/.*etherply listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/server.log" | tail -1)
-    [[ -n $PORT ]] && break
-    sleep 0.1
-  done
-  [[ -n $PORT ]] || { cat "$WORK/server.log" >&2; exit 1; }
+  PORT=$(wait_for_port "$SERVER_PID" "$WORK/server-$STARTS.log" \
+    '.*etherply listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*')
 }
 stop_server() {
-  kill -TERM "$SERVER_PID"
-  wait "$SERVER_PID" 2>/dev/null || true
+  stop_pid "$SERVER_PID"
   SERVER_PID=
 }
 rss_mb() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status"; }

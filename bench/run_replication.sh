@@ -24,6 +24,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
+source "$ROOT/bench/lib.sh"
 ETHERPLY=$BUILD/etherply
 LOAD=$BUILD/etherply_load
 JSBENCH=$BUILD/etherply_jetstream_bench
@@ -63,17 +64,12 @@ ETHERPLY_JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 
 # start_node NAME: starts a node; sets PORT_<NAME>.
 start_node() {
-  local name=$1 port=""
+  local name=$1 port
   : >"$WORK/$name.log"
   "$ETHERPLY" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --nats-url "nats://127.0.0.1:$NATS_PORT" \
     --node-id "$name" 2>"$WORK/$name.log" &
   PIDS+=($!)
-  for _ in $(seq 100); do
-    port=$(sed -n 's/.*etherply listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/$name.log")
-    [[ -n $port ]] && break
-    sleep 0.1
-  done
-  [[ -n $port ]] || { cat "$WORK/$name.log" >&2; exit 1; }
+  port=$(wait_for_port $! "$WORK/$name.log" '.*etherply listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*')
   printf -v "PORT_$name" '%s' "$port"
 }
 start_node a
