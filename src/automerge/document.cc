@@ -44,50 +44,30 @@ uint32_t Document::InternActor(const ActorId& a) {
 
 // --- applying ops ----------------------------------------------------------------
 
-namespace {
-int64_t IncrementAmount(const ScalarValue& v) {
-  if (auto* i = std::get_if<int64_t>(&v)) return *i;
-  if (auto* u = std::get_if<Uint>(&v)) return static_cast<int64_t>(u->value);
-  return 0;
-}
-}  // namespace
-
 Status Document::ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjId& obj,
                              const std::string* prop, OpId elem) {
-  int64_t amount = op.action == Action::kIncrement ? IncrementAmount(op.value) : 0;
+  PackedValue value(op.value);
+  int64_t amount = op.action == Action::kIncrement ? value.IncrementAmount() : 0;
   for (const OpId& p : op.pred) {
-    auto live_it = std::find_if(slot.live.begin(), slot.live.end(),
-                                [&](const Op& o) { return o.id == p; });
-    Op* target = live_it != slot.live.end() ? &*live_it : nullptr;
-    if (!target) {
-      for (Op& o : slot.hidden)
-        if (o.id == p) target = &o;
-    }
+    Op* target = slot.Find(p);
     if (!target) continue;  // a pred that is not here: nothing to hide
-    target->succ.push_back(id);
+    target->AddSucc(id);
     // An increment adds to a counter and hides any other value (as the
     // reference does); every other successor hides its pred.
     bool counts = op.action == Action::kIncrement && target->action == Action::kSet &&
-                  std::holds_alternative<Counter>(target->value);
+                  target->value.is_counter();
     if (counts) {
-      target->inc_total += amount;
-    } else if (target->blockers++ == 0 && live_it != slot.live.end()) {
-      if (slot.live.size() == 1 && slot.hidden.empty()) {
-        // The common case (a deleted character): hand the buffer over
-        // rather than allocate a second one and keep the first empty.
-        slot.live.swap(slot.hidden);
-      } else {
-        slot.hidden.push_back(std::move(*live_it));
-        slot.live.erase(live_it);
-      }
+      target->AddToIncTotal(amount);
+    } else if (target->blockers++ == 0 && slot.IsLive(target)) {
+      slot.Hide(target);
     }
     undo_.push_back(Undo{Undo::Kind::kSuccAdded, obj, prop ? *prop : std::string(), elem, p, id,
                          op.action, counts ? amount : 0, counts});
   }
   if (op.action == Action::kDelete) return Status::Ok();
-  Op stored{.id = id, .action = op.action, .value = op.value};
+  Op stored(id, op.action, std::move(value));
   if (op.action == Action::kIncrement) {
-    slot.hidden.push_back(std::move(stored));
+    slot.AddHidden(std::move(stored));
   } else {
     slot.InsertLive(std::move(stored), order());
   }
@@ -118,7 +98,7 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
         return Status::Corruption("insert of a delete or an increment");
       if (!op.pred.empty()) return Status::Corruption("insert with preds");
       Element e{.id = id, .mark = op.action == Action::kMark};
-      e.slot.live.push_back(Op{.id = id, .action = op.action, .value = op.value});
+      e.slot.InsertLive(Op(id, op.action, PackedValue(op.value)), order());
       if (Status s = seq.Insert(op.key.elem, std::move(e), order()); !s.ok()) return s;
       undo_.push_back(Undo{Undo::Kind::kElementInserted, op.obj, {}, {}, id});
       if (op.action == Action::kMark) marks_[id] = {op.mark_name, op.expand};
@@ -191,28 +171,15 @@ void Document::UndoTo(size_t mark) {
         } else {
           slot = &o.map().keys.try_emplace(u.prop).first->second;
         }
+        Op* t = slot->Find(u.target);
         if (u.kind == Undo::Kind::kOpStored) {
-          auto drop = [&](std::vector<Op>& v) {
-            auto i = std::find_if(v.begin(), v.end(), [&](const Op& x) { return x.id == u.target; });
-            if (i == v.end()) return false;
-            v.erase(i);
-            return true;
-          };
-          if (!drop(slot->live)) drop(slot->hidden);
+          slot->Erase(t);
         } else {
-          auto li = std::find_if(slot->live.begin(), slot->live.end(),
-                                 [&](const Op& x) { return x.id == u.target; });
-          auto hi = std::find_if(slot->hidden.begin(), slot->hidden.end(),
-                                 [&](const Op& x) { return x.id == u.target; });
-          Op& t = li != slot->live.end() ? *li : *hi;
-          auto s = std::find(t.succ.rbegin(), t.succ.rend(), u.succ);
-          t.succ.erase(std::next(s).base());
+          t->RemoveSucc(u.succ);
           if (u.counted) {
-            t.inc_total -= u.amount;
-          } else if (--t.blockers == 0 && t.action != Action::kIncrement) {
-            Op back = std::move(*hi);
-            slot->hidden.erase(hi);
-            slot->InsertLive(std::move(back), order());
+            t->AddToIncTotal(-u.amount);
+          } else if (--t->blockers == 0 && t->action != Action::kIncrement) {
+            slot->Unhide(t, order());
           }
         }
         if (pos) {
@@ -496,47 +463,39 @@ std::optional<ObjType> Document::TypeOf(const ObjId& obj) const {
 std::optional<Value> Document::ValueOf(const Op& op) const {
   if (auto t = CreatedObjType(op.action)) return Value{op.id, *t, op.id};
   if (op.action != Action::kSet) return std::nullopt;
-  if (auto* c = std::get_if<Counter>(&op.value))
-    return Value{ScalarValue(Counter{c->value + op.inc_total}), std::nullopt, op.id};
-  return Value{op.value, std::nullopt, op.id};
+  if (op.value.is_counter())
+    return Value{ScalarValue(Counter{op.value.counter() + op.inc_total()}), std::nullopt, op.id};
+  return Value{op.value.Get(), std::nullopt, op.id};
 }
 
 const Op* Document::WinnerAt(const Slot& slot, const Clock* at, int64_t* counter_total) const {
   if (!at) {
     const Op* w = slot.Winner();
-    if (w && counter_total) *counter_total = w->inc_total;
+    if (w && counter_total) *counter_total = w->inc_total();
     return w;
   }
   // At a clock, an op shows if it was made by then and nothing made by then
   // hid it; increments never hide.
   auto is_inc = [&](const OpId& id) {
-    for (const Op& o : slot.hidden)
+    for (const Op& o : slot.hidden())
       if (o.id == id) return o.action == Action::kIncrement;
     return false;
   };
   const Op* best = nullptr;
-  auto consider = [&](const Op& op) {
-    if (op.action == Action::kIncrement || !at->Includes(op.id)) return;
-    bool counter = op.action == Action::kSet && std::holds_alternative<Counter>(op.value);
-    for (const OpId& s : op.succ)
-      if (at->Includes(s) && !(counter && is_inc(s))) return;
-    if (!best || order()(best->id, op.id)) best = &op;
-  };
-  for (const Op& op : slot.live) consider(op);
-  for (const Op& op : slot.hidden) consider(op);
+  for (const Op& op : slot.all()) {
+    if (op.action == Action::kIncrement || !at->Includes(op.id)) continue;
+    bool counter = op.action == Action::kSet && op.value.is_counter();
+    bool hidden = false;
+    op.ForEachSucc([&](const OpId& s) {
+      if (at->Includes(s) && !(counter && is_inc(s))) hidden = true;
+    });
+    if (!hidden && (!best || order()(best->id, op.id))) best = &op;
+  }
   if (best && counter_total) {
     *counter_total = 0;
-    for (const Op& o : slot.hidden)
-      if (o.action == Action::kIncrement && at->Includes(o.id) &&
-          std::find(best->succ.begin(), best->succ.end(), o.id) != best->succ.end())
-        *counter_total += std::visit(
-            [](const auto& v) -> int64_t {
-              using T = std::decay_t<decltype(v)>;
-              if constexpr (std::is_same_v<T, int64_t>) return v;
-              if constexpr (std::is_same_v<T, Uint>) return static_cast<int64_t>(v.value);
-              return 0;
-            },
-            o.value);
+    for (const Op& o : slot.hidden())
+      if (o.action == Action::kIncrement && at->Includes(o.id) && best->HasSucc(o.id))
+        *counter_total += o.value.IncrementAmount();
   }
   return best;
 }
@@ -548,7 +507,7 @@ std::optional<Value> Document::ValueAt(const Slot& slot, const Clock* at) const 
   auto v = ValueOf(*w);
   if (v && !v->is_object())
     if (auto* c = std::get_if<Counter>(&std::get<ScalarValue>(v->v)))
-      v->v = ScalarValue(Counter{c->value - w->inc_total + total});
+      v->v = ScalarValue(Counter{c->value - w->inc_total() + total});
   return v;
 }
 
@@ -572,7 +531,7 @@ std::vector<Value> Document::GetAll(const ObjId& obj, std::string_view key) cons
   if (!o || IsSequence(o->type)) return out;
   auto it = o->map().keys.find(key);
   if (it == o->map().keys.end()) return out;
-  for (const Op& op : it->second.live)
+  for (const Op& op : it->second.live())
     if (auto v = ValueOf(op)) out.push_back(std::move(*v));
   return out;
 }
@@ -582,7 +541,7 @@ std::vector<std::string> Document::Keys(const ObjId& obj) const {
   const Object* o = FindObject(obj);
   if (!o || IsSequence(o->type)) return out;
   for (const auto& [k, slot] : o->map().keys)
-    if (!slot.live.empty()) out.push_back(k);
+    if (!slot.live().empty()) out.push_back(k);
   return out;
 }
 
@@ -600,8 +559,8 @@ std::string Document::Text(const ObjId& obj) const {
   o->seq().ForEach([&](const Element& e) {
     if (!e.visible()) return;
     const Op& w = *e.slot.Winner();
-    if (auto* s = std::get_if<std::string>(&w.value); s && w.action == Action::kSet) {
-      out += *s;
+    if (w.value.is_str() && w.action == Action::kSet) {
+      out += w.value.str();
     } else {
       out += "\xEF\xBF\xBC";  // U+FFFC, as the reference shows non-characters
     }

@@ -50,12 +50,12 @@ Bytes Document::Save() const {
   // The ops of one slot, by ID.
   auto collect = [&](const Slot& slot) {
     ops.clear();
-    for (const Op& op : slot.live) ops.push_back(&op);
-    for (const Op& op : slot.hidden) ops.push_back(&op);
+    for (const Op& op : slot.all()) ops.push_back(&op);
     std::sort(ops.begin(), ops.end(), [&](const Op* a, const Op* b) { return order()(a->id, b->id); });
   };
   auto sorted_succ = [&](const Op& op) {
-    succ = op.succ;
+    succ.clear();
+    op.ForEachSucc([&](const OpId& s) { succ.push_back(s); });
     std::sort(succ.begin(), succ.end(), order());
     for (OpId& s : succ) s = to_saved(s);
     return std::span<const OpId>(succ);
@@ -67,7 +67,7 @@ Bytes Document::Save() const {
       for (const auto& [key, slot] : o.map().keys) {
         collect(slot);
         for (const Op* op : ops)
-          w.AddOp(DocumentOp{obj, key, {}, to_saved(op->id), false, op->action, op->value,
+          w.AddOp(DocumentOp{obj, key, {}, to_saved(op->id), false, op->action, op->value.Get(),
                              sorted_succ(*op), false, no_name});
       }
       continue;
@@ -84,7 +84,7 @@ Bytes Document::Save() const {
           expand = m.second;
         }
         w.AddOp(DocumentOp{obj, std::nullopt, to_saved(insert ? e.origin() : e.id),
-                           to_saved(op->id), insert, op->action, op->value, sorted_succ(*op),
+                           to_saved(op->id), insert, op->action, op->value.Get(), sorted_succ(*op),
                            expand, *name});
       }
     });

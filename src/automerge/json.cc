@@ -255,8 +255,8 @@ class JsonWriter {
       if (!Shown(e)) return;
       const Op* w = doc_.WinnerAt(e.slot, at_, nullptr);
       if (!w) return;
-      if (auto* s = std::get_if<std::string>(&w->value); s && w->action == Action::kSet) {
-        text += *s;
+      if (w->value.is_str() && w->action == Action::kSet) {
+        text += w->value.str();
       } else {
         text += "\xEF\xBF\xBC";  // U+FFFC, as the reference shows non-characters
       }

@@ -27,13 +27,15 @@ struct Fixture {
 
 Element Visible(OpId id) {
   Element e{.id = id};
-  e.slot.live.push_back(Op{.id = id, .action = Action::kSet, .value = int64_t{1}});
+  std::vector<uint32_t> rank(8);
+  e.slot.InsertLive(Op(id, Action::kSet, PackedValue(int64_t{1})), OpOrder{&rank});
   return e;
 }
 
 Element Mark(OpId id) {
   Element e{.id = id, .mark = true};
-  e.slot.live.push_back(Op{.id = id, .action = Action::kMark});
+  std::vector<uint32_t> rank(8);
+  e.slot.InsertLive(Op(id, Action::kMark, PackedValue()), OpOrder{&rank});
   return e;
 }
 
@@ -58,12 +60,11 @@ void SetVisible(Sequence& s, const OpId& id, bool visible) {
   ASSERT_TRUE(p.has_value());
   Element& e = s.At(*p);
   bool was = e.visible();
-  if (visible && e.slot.live.empty()) {
-    e.slot.live.push_back(std::move(e.slot.hidden.back()));
-    e.slot.hidden.pop_back();
-  } else if (!visible && !e.slot.live.empty()) {
-    e.slot.hidden.push_back(std::move(e.slot.live.back()));
-    e.slot.live.pop_back();
+  std::vector<uint32_t> rank(8);
+  if (visible && e.slot.live().empty()) {
+    e.slot.Unhide(&e.slot.hidden().back(), OpOrder{&rank});
+  } else if (!visible && !e.slot.live().empty()) {
+    e.slot.Hide(&e.slot.live().back());
   }
   s.Refresh(*p, was);
 }

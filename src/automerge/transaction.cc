@@ -44,7 +44,7 @@ Result<Transaction::Target> Transaction::Resolve(const ObjId& obj, bool want_seq
 std::vector<OpId> Transaction::LiveIds(const Slot* slot) const {
   std::vector<OpId> ids;
   if (slot)
-    for (const Op& op : slot->live) ids.push_back(op.id);
+    for (const Op& op : slot->live()) ids.push_back(op.id);
   return ids;  // live is kept in Lamport order, as pred must be
 }
 
@@ -69,8 +69,8 @@ namespace {
 
 // A counter's value includes its increments.
 ScalarValue Shown(const Op& op) {
-  if (auto* c = std::get_if<Counter>(&op.value)) return Counter{c->value + op.inc_total};
-  return op.value;
+  if (op.value.is_counter()) return Counter{op.value.counter() + op.inc_total()};
+  return op.value.Get();
 }
 
 // How a put of `value` over the ops at a slot is recorded, as the reference
@@ -85,15 +85,16 @@ struct PutPlan {
 
 PutPlan PlanPut(const Slot* slot, const ScalarValue& value) {
   PutPlan plan;
-  if (!slot || slot->live.empty()) return plan;
-  const Op& winner = slot->live.back();
+  if (!slot || slot->live().empty()) return plan;
+  std::span<const Op> live = slot->live();
+  const Op& winner = live.back();
   if (winner.action == Action::kSet && Shown(winner) == value) {
-    if (slot->live.size() == 1) return PutPlan{true};
+    if (live.size() == 1) return PutPlan{true};
     plan.action = Action::kDelete;
-    for (size_t i = 0; i + 1 < slot->live.size(); ++i) plan.pred.push_back(slot->live[i].id);
+    for (size_t i = 0; i + 1 < live.size(); ++i) plan.pred.push_back(live[i].id);
     return plan;
   }
-  for (const Op& op : slot->live) plan.pred.push_back(op.id);
+  for (const Op& op : live) plan.pred.push_back(op.id);
   return plan;
 }
 
@@ -133,7 +134,7 @@ Status Transaction::Delete(const ObjId& obj, std::string_view key) {
   auto t = Resolve(obj, false);
   if (!t.ok()) return t.status();
   const Slot* slot = MapSlot(*t, key);
-  if (!slot || slot->live.empty()) return Status::Ok();
+  if (!slot || slot->live().empty()) return Status::Ok();
   return Record(ChangeOp{obj, Key::Map(std::string(key)), false, Action::kDelete, {},
                          LiveIds(slot)})
       .status();
@@ -143,8 +144,8 @@ namespace {
 // The reference increments a key if any value visible there is a counter.
 Status CheckCounter(const Slot* slot) {
   if (slot)
-    for (const Op& op : slot->live)
-      if (op.action == Action::kSet && std::holds_alternative<Counter>(op.value))
+    for (const Op& op : slot->live())
+      if (op.action == Action::kSet && op.value.is_counter())
         return Status::Ok();
   return Status::InvalidArgument("increment operations must be against a counter value");
 }
