@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "automerge/columns.h"
+#include "automerge/packed_value.h"
 #include "base/deflate.h"
 
 namespace etherply::automerge {
@@ -69,7 +70,6 @@ struct ChangeRow {
   uint64_t seq;
   uint64_t max_op;
   int64_t time;
-  std::vector<std::pair<OpId, ChangeOp>> ops;  // (op id, op) with document actor indices
 };
 
 struct ChangeRows {
@@ -86,6 +86,52 @@ struct ChangeRows {
   }
   std::span<const uint32_t> deps_of(const ChangeRow& r) const {
     return std::span<const uint32_t>(deps).subspan(r.deps_begin, r.deps_count);
+  }
+};
+
+// An op of the document waiting for its change to be rebuilt, in 72 bytes
+// (a ChangeOp is about 180 and heap blocks): a document holds a million.
+// Map keys, preds and mark names live in the shared tables of PendingOps.
+struct PendingOp {
+  static constexpr uint32_t kNone = UINT32_MAX;
+  OpId id;    // document actor indices, as every OpId here
+  OpId obj;
+  OpId elem;  // the list key, when prop is kNone
+  uint32_t prop = kNone;
+  uint32_t row;  // the change it belongs to
+  uint32_t pred_begin = 0;
+  uint32_t pred_count = 0;
+  uint32_t mark_name = kNone;
+  PackedValue value;
+  Action action = Action::kSet;
+  bool insert = false;
+  bool expand = false;
+};
+
+struct PendingOps {
+  std::vector<PendingOp> ops;  // in document order, synthesized deletes included
+  std::vector<OpId> preds;
+  std::vector<std::string> props;
+  std::unordered_map<std::string, uint32_t> prop_index;
+  std::vector<std::optional<std::string>> mark_names;
+
+  uint32_t Prop(const std::string& p) {
+    auto [it, added] = prop_index.try_emplace(p, static_cast<uint32_t>(props.size()));
+    if (added) props.push_back(p);
+    return it->second;
+  }
+  // The op as a change holds it.
+  ChangeOp ToChangeOp(const PendingOp& p) const {
+    ChangeOp op;
+    op.obj = p.obj;
+    op.key = p.prop == PendingOp::kNone ? Key::Elem(p.elem) : Key::Map(props[p.prop]);
+    op.insert = p.insert;
+    op.action = p.action;
+    op.value = p.value.Get();
+    op.pred.assign(preds.begin() + p.pred_begin, preds.begin() + p.pred_begin + p.pred_count);
+    op.expand = p.expand;
+    if (p.mark_name != PendingOp::kNone) op.mark_name = mark_names[p.mark_name];
+    return op;
   }
 };
 
@@ -313,22 +359,29 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
 
   // Walk the ops in document order, giving each its preds and synthesizing
   // the deletes that documents leave out (§6.5 step 2).
+  PendingOps pending;
+  auto add_preds = [&](PendingOp& p, std::vector<OpId>& pred) -> Status {
+    if (pending.preds.size() + pred.size() > UINT32_MAX) return Status::Corruption("too many preds");
+    std::sort(pred.begin(), pred.end(), lamport);
+    p.pred_begin = static_cast<uint32_t>(pending.preds.size());
+    p.pred_count = static_cast<uint32_t>(pred.size());
+    pending.preds.insert(pending.preds.end(), pred.begin(), pred.end());
+    return Status::Ok();
+  };
   std::unordered_map<OpId, std::vector<OpId>, OpIdHash> preds;
   OpId group_obj{};
   std::optional<std::string> group_prop;
+  uint32_t group_prop_index = PendingOp::kNone;
   OpId group_elem{};
   bool in_group = false;
   auto flush_deletes = [&]() -> Status {
     for (auto& [del_id, pred] : preds) {
       auto row = owner(del_id);
       if (!row) return Status::Corruption("a delete fits no change");
-      ChangeOp del;
-      del.obj = group_obj;
-      del.key = group_prop ? Key::Map(*group_prop) : Key::Elem(group_elem);
-      del.action = Action::kDelete;
-      std::sort(pred.begin(), pred.end(), lamport);
-      del.pred = std::move(pred);
-      (*rows)[*row].ops.emplace_back(del_id, std::move(del));
+      PendingOp del{.id = del_id, .obj = group_obj, .elem = group_elem, .prop = group_prop_index,
+                    .row = static_cast<uint32_t>(*row), .action = Action::kDelete};
+      if (Status s = add_preds(del, pred); !s.ok()) return s;
+      pending.ops.push_back(std::move(del));
     }
     preds.clear();
     return Status::Ok();
@@ -337,8 +390,7 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   // name) must come after its begin, the op before it (the reference
   // refuses the document otherwise).
   std::unordered_set<OpId, OpIdHash> mark_begins;
-  // The ops are taken as they are decoded, never all held at once: each
-  // goes straight to its change.
+  // The ops are taken as they are decoded, each kept in its compact form.
   auto visit = [&](DocOp& d) -> Status {
     if (d.op.action == Action::kMark) {
       if (d.op.mark_name) {
@@ -360,30 +412,52 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
       in_group = true;
       group_obj = d.op.obj;
       group_prop = d.op.key.prop;
+      group_prop_index = group_prop ? pending.Prop(*group_prop) : PendingOp::kNone;
       group_elem = d.op.key.is_map() ? OpId{} : (d.op.insert ? d.id : d.op.key.elem);
     }
-    if (auto it = preds.find(d.id); it != preds.end()) {
-      d.op.pred = std::move(it->second);
-      preds.erase(it);
-      std::sort(d.op.pred.begin(), d.op.pred.end(), lamport);
-    }
-    for (const OpId& s : d.succ) preds[s].push_back(d.id);
     auto row = owner(d.id);
     if (!row) return Status::Corruption("an op fits no change (its counter is above maxOp)");
-    (*rows)[*row].ops.emplace_back(d.id, std::move(d.op));
+    if (pending.ops.size() >= UINT32_MAX) return Status::Corruption("too many ops in a document");
+    PendingOp p{.id = d.id, .obj = d.op.obj, .elem = d.op.key.elem, .prop = group_prop_index,
+                .row = static_cast<uint32_t>(*row), .value = PackedValue(d.op.value),
+                .action = d.op.action, .insert = d.op.insert, .expand = d.op.expand};
+    if (d.op.mark_name) {
+      p.mark_name = static_cast<uint32_t>(pending.mark_names.size());
+      pending.mark_names.push_back(std::move(d.op.mark_name));
+    }
+    if (auto it = preds.find(d.id); it != preds.end()) {
+      if (Status s = add_preds(p, it->second); !s.ok()) return s;
+      preds.erase(it);
+    }
+    for (const OpId& s : d.succ) preds[s].push_back(d.id);
+    pending.ops.push_back(std::move(p));
     return Status::Ok();
   };
   if (Status s = ReadOps(*op_cols, actors.size(), visit); !s.ok()) return s;
   *op_cols = Columns();
   if (Status s = flush_deletes(); !s.ok()) return s;
 
+  // Each change's ops, by counter: a counting sort of op indices by row,
+  // then each row's few by counter.
+  std::vector<uint32_t> row_begin(rows->size() + 1, 0);
+  for (const PendingOp& p : pending.ops) ++row_begin[p.row + 1];
+  for (size_t i = 1; i < row_begin.size(); ++i) row_begin[i] += row_begin[i - 1];
+  std::vector<uint32_t> by_row(pending.ops.size());
+  {
+    std::vector<uint32_t> fill(row_begin.begin(), row_begin.end() - 1);
+    for (uint32_t i = 0; i < pending.ops.size(); ++i) by_row[fill[pending.ops[i].row]++] = i;
+  }
+
   // Rebuild each change in row order (§6.5 step 3), handing it on at once.
   std::vector<ChangeHash> hashes;
   hashes.reserve(rows->size());
   std::vector<bool> not_head(rows->size(), false);
-  for (ChangeRow& row : *rows) {
-    std::sort(row.ops.begin(), row.ops.end(),
-              [](const auto& a, const auto& b) { return a.first.counter < b.first.counter; });
+  for (size_t r = 0; r < rows->size(); ++r) {
+    const ChangeRow& row = (*rows)[r];
+    std::span<uint32_t> ops(by_row.data() + row_begin[r], by_row.data() + row_begin[r + 1]);
+    std::sort(ops.begin(), ops.end(), [&](uint32_t a, uint32_t b) {
+      return pending.ops[a].id.counter < pending.ops[b].id.counter;
+    });
     Change c;
     c.actor = actors[row.actor];
     c.seq = row.seq;
@@ -393,19 +467,22 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
     c.empty_message = message && message->empty();
     ByteView extra = change_rows->extra(row);
     c.extra.assign(extra.begin(), extra.end());
-    if (row.ops.empty()) {
+    if (ops.empty()) {
       c.start_op = row.max_op + 1;
     } else {
-      c.start_op = row.ops.front().first.counter;
-      if (row.ops.back().first.counter != row.max_op ||
-          row.max_op - c.start_op + 1 != row.ops.size())
+      c.start_op = pending.ops[ops.front()].id.counter;
+      if (pending.ops[ops.back()].id.counter != row.max_op ||
+          row.max_op - c.start_op + 1 != ops.size())
         return Status::Corruption("a change's ops have gaps (missing ops)");
-      for (const auto& [id, op] : row.ops)
-        if (id.actor != row.actor) return Status::Corruption("an op's actor differs from its change's");
+      for (uint32_t i : ops)
+        if (pending.ops[i].id.actor != row.actor)
+          return Status::Corruption("an op's actor differs from its change's");
     }
-    c.ops.reserve(row.ops.size());
-    for (auto& [id, op] : row.ops) c.ops.push_back(std::move(op));
-    std::vector<std::pair<OpId, ChangeOp>>().swap(row.ops);
+    c.ops.reserve(ops.size());
+    for (uint32_t i : ops) {
+      c.ops.push_back(pending.ToChangeOp(pending.ops[i]));
+      pending.ops[i].value = PackedValue();  // a boxed value's heap block goes now
+    }
     for (uint32_t dep : change_rows->deps_of(row)) {
       c.deps.push_back(hashes[dep]);
       not_head[dep] = true;
