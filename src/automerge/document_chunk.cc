@@ -89,50 +89,75 @@ struct ChangeRows {
   }
 };
 
-// An op of the document waiting for its change to be rebuilt, in 72 bytes
+// An op of the document waiting for its change to be rebuilt, in 56 bytes
 // (a ChangeOp is about 180 and heap blocks): a document holds a million.
 // Map keys, preds and mark names live in the shared tables of PendingOps.
 struct PendingOp {
-  static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr uint32_t kNoProp = UINT32_MAX;
   OpId id;    // document actor indices, as every OpId here
   OpId obj;
-  OpId elem;  // the list key, when prop is kNone
-  uint32_t prop = kNone;
-  uint32_t row;  // the change it belongs to
+  OpId elem;  // the list key, when prop is kNoProp
+  uint32_t prop = kNoProp;
   uint32_t pred_begin = 0;
   uint32_t pred_count = 0;
-  uint32_t mark_name = kNone;
-  PackedValue value;
   Action action = Action::kSet;
   bool insert = false;
   bool expand = false;
+  bool filled = false;  // the document gave this op
+  PackedValue value;
 };
+static_assert(sizeof(PendingOp) == 56);
 
-struct PendingOps {
-  std::vector<PendingOp> ops;  // in document order, synthesized deletes included
+// The ops of a document's changes, in change order: change r's op with
+// counter k at position begin[r] + k - start[r]. They are stored in blocks
+// allocated when first written and freed once their changes are rebuilt, so
+// that the ops waiting and the op set being built are not both whole at once.
+class PendingOps {
+ public:
   std::vector<OpId> preds;
   std::vector<std::string> props;
-  std::unordered_map<std::string, uint32_t> prop_index;
-  std::vector<std::optional<std::string>> mark_names;
+
+  // The slot at pos, allocating its block.
+  PendingOp& At(uint64_t pos) {
+    auto& block = blocks_[pos / kBlock];
+    if (!block) block = std::make_unique<PendingOp[]>(kBlock);
+    return block[pos % kBlock];
+  }
+  const PendingOp& Get(uint64_t pos) const { return blocks_[pos / kBlock][pos % kBlock]; }
+  void Resize(uint64_t positions) { blocks_.resize((positions + kBlock - 1) / kBlock); }
+  // Frees the blocks that hold only positions before pos.
+  void FreeBefore(uint64_t pos) {
+    for (size_t b = freed_; b < pos / kBlock; ++b) blocks_[b].reset();
+    freed_ = std::max<size_t>(freed_, pos / kBlock);
+  }
 
   uint32_t Prop(const std::string& p) {
-    auto [it, added] = prop_index.try_emplace(p, static_cast<uint32_t>(props.size()));
+    auto [it, added] = prop_index_.try_emplace(p, static_cast<uint32_t>(props.size()));
     if (added) props.push_back(p);
     return it->second;
   }
+  void SetMarkName(const OpId& id, std::string name) { mark_names_.emplace(id, std::move(name)); }
+
   // The op as a change holds it.
   ChangeOp ToChangeOp(const PendingOp& p) const {
     ChangeOp op;
     op.obj = p.obj;
-    op.key = p.prop == PendingOp::kNone ? Key::Elem(p.elem) : Key::Map(props[p.prop]);
+    op.key = p.prop == PendingOp::kNoProp ? Key::Elem(p.elem) : Key::Map(props[p.prop]);
     op.insert = p.insert;
     op.action = p.action;
     op.value = p.value.Get();
     op.pred.assign(preds.begin() + p.pred_begin, preds.begin() + p.pred_begin + p.pred_count);
     op.expand = p.expand;
-    if (p.mark_name != PendingOp::kNone) op.mark_name = mark_names[p.mark_name];
+    if (auto it = mark_names_.find(p.id); it != mark_names_.end()) op.mark_name = it->second;
     return op;
   }
+
+ private:
+  static constexpr size_t kBlock = 4096;
+  std::vector<std::unique_ptr<PendingOp[]>> blocks_;
+  size_t freed_ = 0;
+  std::unordered_map<std::string, uint32_t> prop_index_;
+  std::unordered_map<OpId, std::string, OpIdHash> mark_names_;  // of the ops that have one
 };
 
 // A decoded document op, before it is given back to its change.
@@ -207,6 +232,32 @@ Result<ChangeRows> ReadChangeRows(const Columns& c, size_t nactors) {
       !dep_index.done() || !extra.done())
     return Status::Corruption("change columns disagree on the number of changes");
   return out;
+}
+
+// Calls f(id) for the ID of every op and every succ entry in the op columns
+// (a succ that is no op of the document is the ID of a delete), decoding
+// only those columns.
+Status ForEachOpId(const Columns& c, size_t nactors, const std::function<Status(OpId)>& f) {
+  UlebDecoder id_actor(c[33]), succ_count(c[128]), succ_actor(c[129]);
+  DeltaDecoder id_counter(c[35]), succ_counter(c[131]);
+  auto visit = [&](const Result<std::optional<uint64_t>>& a,
+                   const Result<std::optional<int64_t>>& ctr) -> Status {
+    if (!a.ok() || !ctr.ok() || !*a || !*ctr || **a >= nactors || **ctr <= 0 ||
+        static_cast<uint64_t>(**ctr) > kMaxCounter)
+      return Status::Corruption("bad op ID in a document op");
+    return f(OpId{static_cast<uint32_t>(**ctr), static_cast<uint32_t>(**a)});
+  };
+  while (!id_actor.done()) {
+    auto a = id_actor.Next();
+    if (Status s = visit(a, id_counter.Next()); !s.ok()) return s;
+    auto n = succ_count.Next();
+    if (!n.ok()) return Status::Corruption("succ columns are malformed");
+    for (uint64_t i = 0; i < n->value_or(0); ++i) {
+      auto sa = succ_actor.Next();
+      if (Status s = visit(sa, succ_counter.Next()); !s.ok()) return s;
+    }
+  }
+  return Status::Ok();
 }
 
 // Decodes the op columns, giving each op to `visit` as soon as it is read.
@@ -357,10 +408,40 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
     return a.counter != b.counter ? a.counter < b.counter : a.actor < b.actor;
   };
 
+  // Where each change's ops go: a change's ops have consecutive counters
+  // up to its maxOp, from the least counter among them.
+  std::vector<uint64_t> start(rows->size()), begin(rows->size() + 1, 0);
+  for (size_t i = 0; i < rows->size(); ++i) start[i] = (*rows)[i].max_op + 1;
+  uint64_t ids = 0;
+  Status scan = ForEachOpId(*op_cols, actors.size(), [&](OpId id) -> Status {
+    auto row = owner(id);
+    if (!row) return Status::Corruption("an op fits no change (its counter is above maxOp)");
+    start[*row] = std::min<uint64_t>(start[*row], id.counter);
+    ++ids;
+    return Status::Ok();
+  });
+  if (!scan.ok()) return scan;
+  for (size_t i = 0; i < rows->size(); ++i)
+    begin[i + 1] = begin[i] + ((*rows)[i].max_op + 1 - start[i]);
+  // Each position needs an op or a succ entry of its own.
+  if (begin.back() > ids) return Status::Corruption("a change's ops have gaps (missing ops)");
+  PendingOps pending;
+  pending.Resize(begin.back());
+  uint64_t filled = 0;
+  auto place = [&](const OpId& id) -> Result<PendingOp*> {
+    auto row = owner(id);
+    if (!row) return Status::Corruption("an op fits no change (its counter is above maxOp)");
+    PendingOp& p = pending.At(begin[*row] + (id.counter - start[*row]));
+    if (p.filled) return Status::Corruption("two ops with one ID");
+    p.filled = true;
+    p.id = id;
+    ++filled;
+    return &p;
+  };
+
   // Walk the ops in document order, giving each its preds and synthesizing
   // the deletes that documents leave out (§6.5 step 2).
-  PendingOps pending;
-  auto add_preds = [&](PendingOp& p, std::vector<OpId>& pred) -> Status {
+  auto set_preds = [&](PendingOp& p, std::vector<OpId>& pred) -> Status {
     if (pending.preds.size() + pred.size() > UINT32_MAX) return Status::Corruption("too many preds");
     std::sort(pred.begin(), pred.end(), lamport);
     p.pred_begin = static_cast<uint32_t>(pending.preds.size());
@@ -371,17 +452,19 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   std::unordered_map<OpId, std::vector<OpId>, OpIdHash> preds;
   OpId group_obj{};
   std::optional<std::string> group_prop;
-  uint32_t group_prop_index = PendingOp::kNone;
+  uint32_t group_prop_index = PendingOp::kNoProp;
   OpId group_elem{};
   bool in_group = false;
   auto flush_deletes = [&]() -> Status {
     for (auto& [del_id, pred] : preds) {
-      auto row = owner(del_id);
-      if (!row) return Status::Corruption("a delete fits no change");
-      PendingOp del{.id = del_id, .obj = group_obj, .elem = group_elem, .prop = group_prop_index,
-                    .row = static_cast<uint32_t>(*row), .action = Action::kDelete};
-      if (Status s = add_preds(del, pred); !s.ok()) return s;
-      pending.ops.push_back(std::move(del));
+      auto p = place(del_id);
+      if (!p.ok()) return p.status();
+      PendingOp& del = **p;
+      del.obj = group_obj;
+      del.elem = group_elem;
+      del.prop = group_prop_index;
+      del.action = Action::kDelete;
+      if (Status s = set_preds(del, pred); !s.ok()) return s;
     }
     preds.clear();
     return Status::Ok();
@@ -412,41 +495,31 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
       in_group = true;
       group_obj = d.op.obj;
       group_prop = d.op.key.prop;
-      group_prop_index = group_prop ? pending.Prop(*group_prop) : PendingOp::kNone;
+      group_prop_index = group_prop ? pending.Prop(*group_prop) : PendingOp::kNoProp;
       group_elem = d.op.key.is_map() ? OpId{} : (d.op.insert ? d.id : d.op.key.elem);
     }
-    auto row = owner(d.id);
-    if (!row) return Status::Corruption("an op fits no change (its counter is above maxOp)");
-    if (pending.ops.size() >= UINT32_MAX) return Status::Corruption("too many ops in a document");
-    PendingOp p{.id = d.id, .obj = d.op.obj, .elem = d.op.key.elem, .prop = group_prop_index,
-                .row = static_cast<uint32_t>(*row), .value = PackedValue(d.op.value),
-                .action = d.op.action, .insert = d.op.insert, .expand = d.op.expand};
-    if (d.op.mark_name) {
-      p.mark_name = static_cast<uint32_t>(pending.mark_names.size());
-      pending.mark_names.push_back(std::move(d.op.mark_name));
-    }
+    auto placed = place(d.id);
+    if (!placed.ok()) return placed.status();
+    PendingOp& p = **placed;
+    p.obj = d.op.obj;
+    p.elem = d.op.key.elem;
+    p.prop = group_prop_index;
+    p.value = PackedValue(d.op.value);
+    p.action = d.op.action;
+    p.insert = d.op.insert;
+    p.expand = d.op.expand;
+    if (d.op.mark_name) pending.SetMarkName(d.id, std::move(*d.op.mark_name));
     if (auto it = preds.find(d.id); it != preds.end()) {
-      if (Status s = add_preds(p, it->second); !s.ok()) return s;
+      if (Status s = set_preds(p, it->second); !s.ok()) return s;
       preds.erase(it);
     }
     for (const OpId& s : d.succ) preds[s].push_back(d.id);
-    pending.ops.push_back(std::move(p));
     return Status::Ok();
   };
   if (Status s = ReadOps(*op_cols, actors.size(), visit); !s.ok()) return s;
   *op_cols = Columns();
   if (Status s = flush_deletes(); !s.ok()) return s;
-
-  // Each change's ops, by counter: a counting sort of op indices by row,
-  // then each row's few by counter.
-  std::vector<uint32_t> row_begin(rows->size() + 1, 0);
-  for (const PendingOp& p : pending.ops) ++row_begin[p.row + 1];
-  for (size_t i = 1; i < row_begin.size(); ++i) row_begin[i] += row_begin[i - 1];
-  std::vector<uint32_t> by_row(pending.ops.size());
-  {
-    std::vector<uint32_t> fill(row_begin.begin(), row_begin.end() - 1);
-    for (uint32_t i = 0; i < pending.ops.size(); ++i) by_row[fill[pending.ops[i].row]++] = i;
-  }
+  if (filled != begin.back()) return Status::Corruption("a change's ops have gaps (missing ops)");
 
   // Rebuild each change in row order (§6.5 step 3), handing it on at once.
   std::vector<ChangeHash> hashes;
@@ -454,10 +527,6 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   std::vector<bool> not_head(rows->size(), false);
   for (size_t r = 0; r < rows->size(); ++r) {
     const ChangeRow& row = (*rows)[r];
-    std::span<uint32_t> ops(by_row.data() + row_begin[r], by_row.data() + row_begin[r + 1]);
-    std::sort(ops.begin(), ops.end(), [&](uint32_t a, uint32_t b) {
-      return pending.ops[a].id.counter < pending.ops[b].id.counter;
-    });
     Change c;
     c.actor = actors[row.actor];
     c.seq = row.seq;
@@ -467,22 +536,11 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
     c.empty_message = message && message->empty();
     ByteView extra = change_rows->extra(row);
     c.extra.assign(extra.begin(), extra.end());
-    if (ops.empty()) {
-      c.start_op = row.max_op + 1;
-    } else {
-      c.start_op = pending.ops[ops.front()].id.counter;
-      if (pending.ops[ops.back()].id.counter != row.max_op ||
-          row.max_op - c.start_op + 1 != ops.size())
-        return Status::Corruption("a change's ops have gaps (missing ops)");
-      for (uint32_t i : ops)
-        if (pending.ops[i].id.actor != row.actor)
-          return Status::Corruption("an op's actor differs from its change's");
-    }
-    c.ops.reserve(ops.size());
-    for (uint32_t i : ops) {
-      c.ops.push_back(pending.ToChangeOp(pending.ops[i]));
-      pending.ops[i].value = PackedValue();  // a boxed value's heap block goes now
-    }
+    c.start_op = start[r];
+    c.ops.reserve(begin[r + 1] - begin[r]);
+    for (uint64_t pos = begin[r]; pos < begin[r + 1]; ++pos)
+      c.ops.push_back(pending.ToChangeOp(pending.Get(pos)));
+    pending.FreeBefore(begin[r + 1]);
     for (uint32_t dep : change_rows->deps_of(row)) {
       c.deps.push_back(hashes[dep]);
       not_head[dep] = true;

@@ -363,6 +363,43 @@ TEST(DocumentSave, WrongHeadsLeaveTheLoadingDocumentEmpty) {
   EXPECT_EQ(loaded.heads(), doc.heads());
 }
 
+// A document's ops are handed back to their changes by ID: each change owns
+// the consecutive counters up to its maxOp. Ops that leave a gap, share an
+// ID, or lie beyond every maxOp make the document corrupt, and the loading
+// document stays empty.
+TEST(DocumentSave, OpsThatDoNotFitTheirChangesAreRejected) {
+  struct Case {
+    const char* name;
+    uint64_t max_op;
+    std::vector<uint32_t> counters;  // one root-key put each
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {"a gap", 3, {1, 3}, "gaps"},
+      {"two ops with one ID", 2, {1, 1}, "two ops with one ID"},
+      {"an op beyond maxOp", 2, {1, 2, 5}, "fits no change"},
+  };
+  const ScalarValue value = int64_t{1};
+  const std::optional<std::string> no_name;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    DocumentChunkWriter w({kA});
+    w.AddChange(DocumentChange{0, 1, c.max_op, 0, std::nullopt, {}, {}});
+    for (size_t i = 0; i < c.counters.size(); ++i) {
+      std::string key = "k" + std::to_string(i);
+      w.AddOp(DocumentOp{kRoot, key, {}, OpId{c.counters[i], 0}, false, Action::kSet, value, {},
+                         false, no_name});
+    }
+    Bytes bad = w.Finish({});
+    Document d;
+    Status s = d.LoadIncremental(bad);
+    EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+    EXPECT_NE(s.message().find(c.error), std::string::npos) << s.ToString();
+    EXPECT_TRUE(d.changes().empty());
+    EXPECT_EQ(d.ToJson(), "{}");
+  }
+}
+
 TEST(DocumentSave, WriterOmitsEmptyColumns) {
   DocumentChunkWriter w({kA});
   const ScalarValue value = std::string("v");
