@@ -49,31 +49,9 @@ void Op::AddToIncTotal(int64_t amount) { extra().inc_total += amount; }
 
 // --- Slot ----------------------------------------------------------------------
 
-Slot::~Slot() {
-  if (size_ == 1) {
-    one_.~Op();
-  } else if (size_ > 1) {
-    std::destroy_n(heap_.ops, size_);
-    ::operator delete(heap_.ops);
-  }
-}
-
-Slot::Slot(Slot&& other) noexcept : size_(other.size_), live_(other.live_) {
-  if (size_ == 1) {
-    new (&one_) Op(std::move(other.one_));
-    other.one_.~Op();
-  } else if (size_ > 1) {
-    heap_ = other.heap_;
-  }
-  other.size_ = other.live_ = 0;
-}
-
-Slot& Slot::operator=(Slot&& other) noexcept {
-  if (this != &other) {
-    this->~Slot();
-    new (this) Slot(std::move(other));
-  }
-  return *this;
+void Slot::FreeHeap() {
+  std::destroy_n(heap_.ops, size_);
+  ::operator delete(heap_.ops);
 }
 
 Op* Slot::Find(const OpId& id) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -80,9 +81,30 @@ struct OpOrder {
 class Slot {
  public:
   Slot() {}
-  ~Slot();
-  Slot(Slot&& other) noexcept;
-  Slot& operator=(Slot&& other) noexcept;
+  // Inline: sequences move elements, and so slots, on every insert.
+  ~Slot() {
+    if (size_ == 1) {
+      one_.~Op();
+    } else if (size_ > 1) {
+      FreeHeap();
+    }
+  }
+  Slot(Slot&& other) noexcept : size_(other.size_), live_(other.live_) {
+    if (size_ == 1) {
+      new (&one_) Op(std::move(other.one_));
+      other.one_.~Op();
+    } else if (size_ > 1) {
+      heap_ = other.heap_;
+    }
+    other.size_ = other.live_ = 0;
+  }
+  Slot& operator=(Slot&& other) noexcept {
+    if (this != &other) {
+      this->~Slot();
+      new (this) Slot(std::move(other));
+    }
+    return *this;
+  }
 
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
@@ -109,6 +131,7 @@ class Slot {
   const Op* data() const { return inline_storage() ? &one_ : heap_.ops; }
   // Inserts op at index i of the array (shifting the rest right).
   void InsertAt(size_t i, Op op);
+  void FreeHeap();
 
   // Inline while size_ <= 1 (one_ constructed iff size_ == 1), else a heap
   // array of heap_.cap ops of which size_ are constructed.

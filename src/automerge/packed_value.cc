@@ -1,6 +1,5 @@
 #include "automerge/packed_value.h"
 
-#include <utility>
 
 namespace etherply::automerge {
 
@@ -48,12 +47,6 @@ PackedValue::PackedValue(const ScalarValue& v) {
 
 PackedValue::PackedValue(const PackedValue& other) { *this = other; }
 
-PackedValue::PackedValue(PackedValue&& other) noexcept {
-  std::memcpy(data_, other.data_, sizeof data_);
-  len_ = other.len_;
-  kind_ = std::exchange(other.kind_, Kind::kNull);
-}
-
 PackedValue& PackedValue::operator=(const PackedValue& other) {
   if (this == &other) return *this;
   Release();
@@ -67,21 +60,7 @@ PackedValue& PackedValue::operator=(const PackedValue& other) {
   return *this;
 }
 
-PackedValue& PackedValue::operator=(PackedValue&& other) noexcept {
-  if (this == &other) return *this;
-  Release();
-  std::memcpy(data_, other.data_, sizeof data_);
-  len_ = other.len_;
-  kind_ = std::exchange(other.kind_, Kind::kNull);
-  return *this;
-}
-
-PackedValue::~PackedValue() { Release(); }
-
-void PackedValue::Release() {
-  if (kind_ == Kind::kBoxed) delete Boxed();
-  kind_ = Kind::kNull;
-}
+void PackedValue::FreeBox() { delete Boxed(); }
 
 ScalarValue PackedValue::Get() const {
   switch (kind_) {

@@ -22,10 +22,17 @@ class PackedValue {
   PackedValue() = default;  // null
   explicit PackedValue(const ScalarValue& v);
   PackedValue(const PackedValue& other);
-  PackedValue(PackedValue&& other) noexcept;
   PackedValue& operator=(const PackedValue& other);
-  PackedValue& operator=(PackedValue&& other) noexcept;
-  ~PackedValue();
+  // Moves are a copy of the 16 bytes (ops are moved often: keep them inline).
+  PackedValue(PackedValue&& other) noexcept { Take(other); }
+  PackedValue& operator=(PackedValue&& other) noexcept {
+    if (this != &other) {
+      Release();
+      Take(other);
+    }
+    return *this;
+  }
+  ~PackedValue() { Release(); }
 
   ScalarValue Get() const;
   bool operator==(const ScalarValue& v) const;
@@ -58,7 +65,17 @@ class PackedValue {
     std::memcpy(&p, data_, sizeof p);
     return p;
   }
-  void Release();
+  void Release() {
+    if (kind_ == Kind::kBoxed) FreeBox();
+    kind_ = Kind::kNull;
+  }
+  void FreeBox();
+  void Take(PackedValue& other) {
+    std::memcpy(data_, other.data_, sizeof data_);
+    len_ = other.len_;
+    kind_ = other.kind_;
+    other.kind_ = Kind::kNull;
+  }
 
   alignas(8) unsigned char data_[kInline] = {};
   uint8_t len_ = 0;  // of an inline str or bytes

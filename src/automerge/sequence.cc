@@ -132,6 +132,15 @@ Status Sequence::Insert(const OpId& after, Element e, const OpOrder& less) {
   e.origin_counter = after.counter;
   e.origin_actor = after.actor;
   Block* b = p.block;
+  if (b->elems.size() >= kMaxBlock && p.offset == b->elems.size()) {
+    // Typing at the end of a full block: start the next block with it, and
+    // leave this one full, rather than split it into two halves that both
+    // have to grow again (the common case: text is typed in runs).
+    auto nb = std::make_unique<Block>();
+    nb->elems.reserve(kMaxBlock);
+    b = AddBlockAfter(b, std::move(nb));
+    p.offset = 0;
+  }
   bool vis = e.visible();
   where_.Set(e.id, b);
   // A full block takes one more element and is split: never let it double
@@ -164,7 +173,6 @@ void Sequence::AddVisible(Block* b, int delta) {
 }
 
 void Sequence::Split(Block* b) {
-  Chunk* c = b->chunk;
   auto nb = std::make_unique<Block>();
   size_t half = b->elems.size() / 2;
   nb->elems.assign(std::make_move_iterator(b->elems.begin() + half),
@@ -176,10 +184,17 @@ void Sequence::Split(Block* b) {
     nb->visible += e.visible();
   }
   b->visible -= nb->visible;
-  nb->chunk = c;
+  AddBlockAfter(b, std::move(nb));
+}
+
+Sequence::Block* Sequence::AddBlockAfter(Block* b, std::unique_ptr<Block> nb) {
+  Chunk* c = b->chunk;
+  Block* added = nb.get();
+  added->chunk = c;
   c->blocks.insert(c->blocks.begin() + b->index + 1, std::move(nb));
   for (size_t i = b->index + 1; i < c->blocks.size(); ++i) c->blocks[i]->index = static_cast<uint32_t>(i);
   if (c->blocks.size() > kMaxChunk) SplitChunk(c);
+  return added;
 }
 
 void Sequence::SplitChunk(Chunk* c) {

@@ -118,6 +118,8 @@ class Sequence {
   Block* Next(const Block* b) const;  // the block after b, or null
   void AddVisible(Block* b, int delta);
   void Split(Block* b);
+  // Puts nb right after b (in b's chunk, which may then split); returns it.
+  Block* AddBlockAfter(Block* b, std::unique_ptr<Block> nb);
   void SplitChunk(Chunk* c);
 
   std::vector<std::unique_ptr<Chunk>> chunks_;  // never empty
