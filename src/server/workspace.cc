@@ -1,8 +1,9 @@
 #include "server/workspace.h"
 
+#include <malloc.h>
+
 #include <boost/asio/post.hpp>
 #include <chrono>
-
 #include <map>
 
 #include "automerge/change.h"
@@ -354,6 +355,10 @@ void Workspace::Export(std::function<void(Result<std::string>)> done) {
 
 // --- Hub -----------------------------------------------------------------------
 
+namespace {
+constexpr size_t kUnloadsPerTrim = 256;
+}  // namespace
+
 Hub::Hub(net::any_io_executor executor, storage::Store& store, storage::Committer& committer,
          automerge::ActorId actor, webhooks::Webhooks* webhooks,
          replication::Replicator* replicator, size_t warm)
@@ -396,10 +401,22 @@ void Hub::ReleaseWarm() {
   for (auto& [id, e] : workspaces_) e.recent.reset();
 }
 
+size_t Hub::loaded() const {
+  std::lock_guard lock(mu_);
+  return workspaces_.size();
+}
+
 void Hub::Forget(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = workspaces_.find(id);
   if (it != workspaces_.end() && it->second.workspace.expired()) workspaces_.erase(it);
+  // Give the memory of unloaded workspaces back to the system now and then:
+  // glibc keeps freed pages in its arenas, so after a burst of clients the
+  // process would otherwise stay at its peak (bench/run_scale.sh showed it).
+  if (++unloaded_since_trim_ >= kUnloadsPerTrim) {
+    unloaded_since_trim_ = 0;
+    net::post(executor_, [] { malloc_trim(0); });
+  }
 }
 
 void Hub::ApplyRemote(const std::string& workspace, std::vector<automerge::StoredChange> changes,

@@ -156,6 +156,8 @@ class Hub final : public replication::Sink {
 
   // Lets go of the warm workspaces (before the io_context goes).
   void ReleaseWarm();
+  // How many workspaces are in memory.
+  size_t loaded() const;
 
   // replication::Sink: the workspace's ApplyRemote and Sync.
   void ApplyRemote(const std::string& workspace, std::vector<automerge::StoredChange> changes,
@@ -193,7 +195,8 @@ class Hub final : public replication::Sink {
   };
   std::unordered_map<std::string, Entry> workspaces_;  // guarded by mu_
   Recent recent_;                                      // guarded by mu_
-  uint64_t next_stream_ = 1;                                              // guarded by mu_
+  uint64_t next_stream_ = 1;                           // guarded by mu_
+  size_t unloaded_since_trim_ = 0;                     // guarded by mu_
 };
 
 }  // namespace etherply::server

@@ -222,13 +222,16 @@ TEST(Workspace, HubKeepsTheMostRecentlyUsedWorkspacesLoaded) {
   std::weak_ptr<Workspace> a = hub.Get("a");
   std::weak_ptr<Workspace> b = hub.Get("b");
   EXPECT_FALSE(a.expired());  // warm, though nobody holds them
+  EXPECT_EQ(hub.loaded(), 2u);
   hub.Get("a");               // a is now the most recent: c evicts b
   hub.Get("c");
   EXPECT_FALSE(a.expired());
   EXPECT_TRUE(b.expired());
+  EXPECT_EQ(hub.loaded(), 2u);               // a and c: b was unloaded
   EXPECT_NE(hub.Get("b").get(), nullptr);  // loaded again on demand
   hub.ReleaseWarm();
   EXPECT_TRUE(a.expired());
+  EXPECT_EQ(hub.loaded(), 0u);
 }
 
 TEST(Workspace, SyncStepsBetweenTwoHubsConverge) {

@@ -812,3 +812,35 @@ test("kill -9 with ops in flight: no op that a client saw broadcast is lost", { 
     assertOp(await c.next(), "after-crash", true)
   })
 })
+
+// --- status -----------------------------------------------------------------------------
+
+test("/v1/status: connections and workspaces in memory; a workspace unloads when its last client leaves", { timeout: 30_000 }, async (t) => {
+  await withServer(t, { args: ["--warm-workspaces", "0"] }, async (srv, h) => {
+    const status = async () => {
+      const r = await httpRequest(`${srv.url}/v1/status`)
+      assert.equal(r.status, 200)
+      return JSON.parse(r.text)
+    }
+    const before = await status()
+    assert.deepEqual(before, { status: "ok", connections: 0, workspaces: 0, replication: null })
+    const token = srv.mintToken({ workspace: "*" })
+    const [a] = await h.connectWithInit("st-a", { token })
+    const [b] = await h.connectWithInit("st-b", { token })
+    const [b2] = await h.connectWithInit("st-b", { token })
+    const during = await status()
+    assert.equal(during.connections, 3)
+    assert.equal(during.workspaces, 2)
+    await b.close()
+    await b2.close()
+    // The server sees the close after the client does: poll briefly.
+    let after = await status()
+    for (let i = 0; i < 50 && (after.workspaces !== 1 || after.connections !== 1); i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      after = await status()
+    }
+    assert.equal(after.connections, 1, "a is still connected")
+    assert.equal(after.workspaces, 1, "st-b was unloaded (--warm-workspaces 0); st-a stays")
+    await a.close()
+  })
+})
