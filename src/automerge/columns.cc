@@ -70,15 +70,8 @@ void RleEncoder<V>::FlushLiteral() {
 }
 
 template <typename V>
-void RleEncoder<V>::AppendNull() {
+void RleEncoder<V>::FlushValues() {
   switch (state_) {
-    case State::kEmpty:
-      state_ = State::kInitialNull, count_ = 1;
-      return;
-    case State::kInitialNull:
-    case State::kNull:
-      ++count_;
-      return;
     case State::kLone:
       AppendSleb(out_, -1);
       V::Write(out_, value_);
@@ -90,8 +83,33 @@ void RleEncoder<V>::AppendNull() {
     case State::kLiteral:
       FlushLiteral();
       break;
+    case State::kEmpty:
+    case State::kInitialNull:  // nulls that begin a column are not written
+    case State::kNull:
+      break;
   }
-  state_ = State::kNull, count_ = 1;
+}
+
+template <typename V>
+void RleEncoder<V>::FlushNulls() {
+  AppendSleb(out_, 0);
+  AppendUleb(out_, count_);
+}
+
+template <typename V>
+void RleEncoder<V>::AppendNull() {
+  switch (state_) {
+    case State::kEmpty:
+      state_ = State::kInitialNull, count_ = 1;
+      return;
+    case State::kInitialNull:
+    case State::kNull:
+      ++count_;
+      return;
+    default:
+      FlushValues();
+      state_ = State::kNull, count_ = 1;
+  }
 }
 
 template <typename V>
@@ -101,8 +119,7 @@ void RleEncoder<V>::Append(const T& x) {
       break;
     case State::kInitialNull:
     case State::kNull:
-      AppendSleb(out_, 0);
-      AppendUleb(out_, count_);
+      FlushNulls();
       break;
     case State::kLone:
       if (x == value_) {
@@ -118,8 +135,7 @@ void RleEncoder<V>::Append(const T& x) {
         ++count_;
         return;
       }
-      AppendSleb(out_, static_cast<int64_t>(count_));
-      V::Write(out_, value_);
+      FlushValues();
       break;
     case State::kLiteral:
       if (x == value_) {
@@ -138,25 +154,10 @@ void RleEncoder<V>::Append(const T& x) {
 
 template <typename V>
 Bytes RleEncoder<V>::Finish() {
-  switch (state_) {
-    case State::kEmpty:
-    case State::kInitialNull:
-      break;
-    case State::kNull:
-      AppendSleb(out_, 0);
-      AppendUleb(out_, count_);
-      break;
-    case State::kLone:
-      AppendSleb(out_, -1);
-      V::Write(out_, value_);
-      break;
-    case State::kRun:
-      AppendSleb(out_, static_cast<int64_t>(count_));
-      V::Write(out_, value_);
-      break;
-    case State::kLiteral:
-      FlushLiteral();
-      break;
+  if (state_ == State::kNull) {
+    FlushNulls();
+  } else {
+    FlushValues();
   }
   state_ = State::kEmpty;
   count_ = 0;

@@ -69,6 +69,8 @@ class RleEncoder {
  private:
   enum class State { kEmpty, kInitialNull, kNull, kLone, kRun, kLiteral };
   void FlushLiteral();  // writes literal_ (+ value_ as its last element)
+  void FlushValues();   // writes the pending lone value, run or literal run, if any
+  void FlushNulls();    // writes the pending null run
 
   State state_ = State::kEmpty;
   uint64_t count_ = 0;  // nulls or run length

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "base/json_parse.h"
+#include "base/workspace_id.h"
 
 namespace etherply::client {
 
@@ -66,18 +67,6 @@ thread_local const void* tls_running_client = nullptr;
 
 // How long Stop() lets the close handshake take before it cuts the socket.
 constexpr std::chrono::seconds kCloseGrace{2};
-
-// The server's rule (server/protocol.h IsValidWorkspaceId), repeated here
-// because the client does not depend on the server.
-bool IsValidWorkspaceId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 // A refused handshake worth retrying: the server is busy or failing, not
 // telling the client that its request is wrong.

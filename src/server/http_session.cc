@@ -14,6 +14,7 @@
 #include "automerge/json.h"
 #include "base/json_parse.h"
 #include "base/log.h"
+#include "base/workspace_id.h"
 #include "server/history.h"
 #include "server/protocol.h"
 #include "server/ws_session.h"

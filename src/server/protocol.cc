@@ -176,14 +176,4 @@ std::string ErrorMessage(int code, std::string_view message) {
   return json::serialize(msg);
 }
 
-bool IsValidWorkspaceId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 }  // namespace etherply::server

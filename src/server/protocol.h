@@ -47,6 +47,4 @@ std::string KeyMessage(std::string_view key, const std::optional<std::string>& v
                        int64_t timestamp);
 std::string ErrorMessage(int code, std::string_view message);
 
-bool IsValidWorkspaceId(std::string_view id);
-
 }  // namespace etherply::server

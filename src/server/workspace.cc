@@ -10,6 +10,7 @@
 #include "automerge/sync.h"
 #include "base/log.h"
 #include "base/sha256.h"
+#include "base/workspace_id.h"
 #include "server/history.h"
 #include "storage/layout.h"
 
