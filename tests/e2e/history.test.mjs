@@ -30,27 +30,7 @@ const nowMicros = () => Date.now() * 1000
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b)
 
 /** Sends one op on `c` and waits for its own echo; returns the echoed op. */
-async function put(c, key, value, timeoutMs = 10_000) {
-  const before = c.messages.length
-  c.sendOp(key, value)
-  let found = null
-  await c.waitUntil(
-    () => {
-      for (let i = before; i < c.messages.length; i++) {
-        const m = c.messages[i]
-        if (m.type === "error") throw new Error(`op ${key} refused: ${JSON.stringify(m)}`)
-        if (m.type === "op" && m.payload.key === key && same(m.payload.value, value)) {
-          found = m
-          return true
-        }
-      }
-      return false
-    },
-    timeoutMs,
-    `the echo of ${key}`,
-  )
-  return found
-}
+const put = (c, ...args) => c.put(...args)
 
 /** The next op message on `c` (skipping other types), via its next() cursor. */
 const nextOp = (c, timeoutMs = 5000) => c.nextOfType("op", timeoutMs)

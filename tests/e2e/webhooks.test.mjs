@@ -17,7 +17,6 @@ import { HEX64, sequence, startReceiver, verifyWebhook, webhookSecret } from "./
 
 const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 const DATA_KEYS = ["author", "change", "heads", "key", "op_timestamp", "value", "workspace_id"]
-const same = (a, b) => JSON.stringify(a) === JSON.stringify(b)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const nowMicros = () => Date.now() * 1000
 
@@ -120,27 +119,7 @@ async function stats(srv) {
 }
 
 /** Sends one op on `c` and waits for its own echo; returns the echoed op. */
-async function put(c, key, value, timestamp, timeoutMs = 10_000) {
-  const before = c.messages.length
-  c.sendOp(key, value, timestamp)
-  let found = null
-  await c.waitUntil(
-    () => {
-      for (let i = before; i < c.messages.length; i++) {
-        const m = c.messages[i]
-        if (m.type === "error") throw new Error(`op ${key} refused: ${JSON.stringify(m)}`)
-        if (m.type === "op" && m.payload.key === key && same(m.payload.value, value)) {
-          found = m
-          return true
-        }
-      }
-      return false
-    },
-    timeoutMs,
-    `the echo of ${key}`,
-  )
-  return found
-}
+const put = (c, ...args) => c.put(...args)
 
 /** Every change hash of `ws`, oldest first, through GET /v1/history (every page). */
 async function historyHashes(srv, ws) {

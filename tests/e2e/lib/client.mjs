@@ -126,6 +126,33 @@ export class Client {
     this.send({ type: "op", payload })
   }
 
+  /**
+   * Sends one op and waits for its own echo (an error message fails it);
+   * returns the echoed op message.
+   */
+  async put(key, value, timestamp, timeoutMs = DEFAULT_TIMEOUT_MS) {
+    const before = this.messages.length
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b)
+    this.sendOp(key, value, timestamp)
+    let found = null
+    await this.waitUntil(
+      () => {
+        for (let i = before; i < this.messages.length; i++) {
+          const m = this.messages[i]
+          if (m.type === "error") throw new Error(`op ${key} refused: ${JSON.stringify(m)}`)
+          if (m.type === "op" && m.payload.key === key && same(m.payload.value, value)) {
+            found = m
+            return true
+          }
+        }
+        return false
+      },
+      timeoutMs,
+      `the echo of ${key}`,
+    )
+    return found
+  }
+
   /** Waits for the close; rejects if it does not come in time. */
   async waitClose(timeoutMs = DEFAULT_TIMEOUT_MS) {
     await this.waitUntil(() => this.closeInfo !== null, timeoutMs, "the socket to close")
