@@ -274,8 +274,10 @@ Status ReadOps(const Columns& c, size_t nactors, const std::function<Status(DocO
       return Status::Corruption(std::string("bad ") + what + " in a document op");
     return OpId{static_cast<uint32_t>(*ctr), static_cast<uint32_t>(*a)};
   };
+  DocOp d;  // one for every op: its succ vector keeps its buffer
   while (!action.done()) {
-    DocOp d;
+    d.op.obj = OpId{};
+    d.succ.clear();
     auto oa = obj_actor.Next();
     auto oc = obj_counter.Next();
     auto ka = key_actor.Next();
