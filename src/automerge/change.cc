@@ -121,7 +121,13 @@ StoredChange EncodeChange(Change change) {
       {kExpand, expand.FinishMaybe()},     {kMarkName, mark_name.Finish()},
   };
 
+  // One allocation for the body (it was growing by doubling from one byte).
+  size_t size = 64 + change.deps.size() * 33 + change.actor.size() + change.message.size() +
+                change.extra.size() + std::size(columns) * 12;
+  for (const ActorId& a : change.other_actors) size += a.size() + 10;
+  for (const auto& [spec, data] : columns) size += data.size();
   Bytes body;
+  body.reserve(size);
   AppendUleb(body, change.deps.size());
   for (const ChangeHash& d : change.deps) body.insert(body.end(), d.begin(), d.end());
   AppendLengthPrefixed(body, change.actor);

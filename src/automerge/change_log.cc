@@ -183,12 +183,11 @@ std::pair<uint32_t, uint32_t> ChangeLog::Store(ByteView b) {
 }
 
 uint32_t ChangeLog::Append(const StoredChange& sc, uint32_t actor) {
-  std::vector<uint32_t> dep_rows;
-  dep_rows.reserve(sc.change.deps.size());
-  for (const ChangeHash& d : sc.change.deps) dep_rows.push_back(*Find(d));
+  dep_scratch_.clear();
+  for (const ChangeHash& d : sc.change.deps) dep_scratch_.push_back(*Find(d));
   const Change& c = sc.change;
   return Append(sc.bytes, sc.hash, actor, c.seq, c.start_op, c.num_ops, c.time, c.empty_message,
-                dep_rows);
+                dep_scratch_);
 }
 
 uint32_t ChangeLog::Append(ByteView chunk, const ChangeHash& hash, uint32_t actor, uint64_t seq,

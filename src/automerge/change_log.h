@@ -148,6 +148,7 @@ class ChangeLog {
   // bits of the hash, so that a probe rarely needs to read hashes_.
   std::vector<uint64_t> table_;
   Bytes scratch_;                // Append's rebuild buffer
+  std::vector<uint32_t> dep_scratch_;  // Append's dep rows
 };
 
 }  // namespace etherply::automerge

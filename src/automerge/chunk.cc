@@ -10,10 +10,16 @@ namespace etherply::automerge {
 namespace {
 
 ChangeHash HashOf(uint8_t type, ByteView body) {
-  Bytes header{type};
-  AppendUleb(header, body.size());
+  uint8_t header[11] = {type};  // the type and the body's length (LEB128)
+  size_t n = 1;
+  for (uint64_t v = body.size();;) {
+    uint8_t byte = v & 0x7f;
+    v >>= 7;
+    header[n++] = byte | (v != 0 ? 0x80 : 0);
+    if (v == 0) break;
+  }
   Sha256 h;
-  h.Update(header);
+  h.Update(ByteView(header, n));
   h.Update(body);
   return h.Finish();
 }

@@ -63,9 +63,9 @@ Status Malformed(const Status& s, std::string_view context) {
 
 template <typename V>
 void RleEncoder<V>::FlushLiteral() {
-  AppendSleb(out_, -static_cast<int64_t>(literal_.size() + 1));
-  for (const T& v : literal_) V::Write(out_, v);
-  V::Write(out_, value_);
+  AppendSleb(Out(), -static_cast<int64_t>(literal_.size() + 1));
+  for (const T& v : literal_) V::Write(Out(), v);
+  V::Write(Out(), value_);
   literal_.clear();
 }
 
@@ -73,12 +73,12 @@ template <typename V>
 void RleEncoder<V>::FlushValues() {
   switch (state_) {
     case State::kLone:
-      AppendSleb(out_, -1);
-      V::Write(out_, value_);
+      AppendSleb(Out(), -1);
+      V::Write(Out(), value_);
       break;
     case State::kRun:
-      AppendSleb(out_, static_cast<int64_t>(count_));
-      V::Write(out_, value_);
+      AppendSleb(Out(), static_cast<int64_t>(count_));
+      V::Write(Out(), value_);
       break;
     case State::kLiteral:
       FlushLiteral();
@@ -92,8 +92,8 @@ void RleEncoder<V>::FlushValues() {
 
 template <typename V>
 void RleEncoder<V>::FlushNulls() {
-  AppendSleb(out_, 0);
-  AppendUleb(out_, count_);
+  AppendSleb(Out(), 0);
+  AppendUleb(Out(), count_);
 }
 
 template <typename V>
@@ -139,8 +139,8 @@ void RleEncoder<V>::Append(const T& x) {
       break;
     case State::kLiteral:
       if (x == value_) {
-        AppendSleb(out_, -static_cast<int64_t>(literal_.size()));
-        for (const T& v : literal_) V::Write(out_, v);
+        AppendSleb(Out(), -static_cast<int64_t>(literal_.size()));
+        for (const T& v : literal_) V::Write(Out(), v);
         literal_.clear();
         state_ = State::kRun, count_ = 2;
       } else {
@@ -222,14 +222,14 @@ void BooleanEncoder::Append(bool v) {
   if (v == last_) {
     ++count_;
   } else {
-    AppendUleb(out_, count_);
+    AppendUleb(Out(), count_);
     last_ = v;
     count_ = 1;
   }
 }
 
 Bytes BooleanEncoder::Finish() {
-  if (total_ > 0) AppendUleb(out_, count_);
+  if (total_ > 0) AppendUleb(Out(), count_);
   return std::move(out_);
 }
 
@@ -330,6 +330,7 @@ Result<ScalarValue> DecodeRawValue(uint8_t type_code, ByteView raw) {
 
 void ValueEncoder::Append(const ScalarValue& v) {
   size_t before = raw_.size();
+  if (raw_.capacity() == 0) raw_.reserve(kFirstCapacity);
   AppendRawValue(raw_, v);
   meta_.Append(uint64_t{raw_.size() - before} << 4 | ValueTypeCode(v));
 }

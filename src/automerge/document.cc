@@ -21,7 +21,7 @@ Document::~Document() = default;
 // --- actors -------------------------------------------------------------------
 
 std::optional<uint32_t> Document::FindActor(const ActorId& a) const {
-  auto it = actor_index_.find(std::string(AsChars(a)));
+  auto it = actor_index_.find(AsChars(a));
   if (it == actor_index_.end()) return std::nullopt;
   return it->second;
 }

@@ -227,7 +227,11 @@ class Document {
 
   // Actors, in the order first seen, and their rank in byte order.
   std::vector<ActorId> actors_;
-  std::unordered_map<std::string, uint32_t> actor_index_;
+  struct ActorHash {  // looks actors up by their bytes, without a string copy
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, uint32_t, ActorHash, std::equal_to<>> actor_index_;
   std::vector<uint32_t> rank_;
 
   // Change graph.
