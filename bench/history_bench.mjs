@@ -35,6 +35,8 @@ import { createRequire } from "node:module"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 
+import { writeWindowed } from "./writers.mjs"
+
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, "..")
 const E2E = path.join(ROOT, "tests", "e2e")
@@ -108,28 +110,12 @@ async function fill(srv) {
   await Promise.all(
     clients.map(
       (ws, s) =>
-        new Promise((resolve, reject) => {
-          const mine = `"key":"w${s}-`
-          let sent = 0
-          let echoed = 0
-          const pump = () => {
-            while (sent < per[s] && sent - echoed < W) {
-              const i = sent * S + s // globally distinct op number
-              ws.send(`{"type":"op","payload":{"key":"w${s}-k${sent % kper}","value":${i}}}`)
-              sent++
-            }
-          }
-          ws.on("message", (data) => {
-            const text = data.toString()
-            if (text.includes('"type":"error"')) return reject(new Error(`writer ${s}: ${text}`))
-            if (text.includes(mine)) {
-              echoed++
-              if (echoed === per[s]) return resolve()
-              pump()
-            }
-          })
-          ws.once("close", (code) => echoed < per[s] && reject(new Error(`writer ${s} closed with ${code}`)))
-          pump()
+        writeWindowed(ws, {
+          prefix: `w${s}-`,
+          count: per[s],
+          window: W,
+          key: (n) => `w${s}-k${n % kper}`,
+          value: (n) => n * S + s, // globally distinct op number
         }),
     ),
   )

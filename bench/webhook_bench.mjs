@@ -37,6 +37,8 @@ import { createRequire } from "node:module"
 import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 
+import { writeWindowed } from "./writers.mjs"
+
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, "..")
 const E2E = path.join(ROOT, "tests", "e2e")
@@ -146,27 +148,12 @@ async function main() {
     await Promise.all(
       socks.map(
         (ws, s) =>
-          new Promise((resolve, reject) => {
-            const mine = `"key":"r${run}w${s}-`
-            let sent = 0
-            let echoed = 0
-            const pump = () => {
-              while (sent < per[s] && sent - echoed < W) {
-                ws.send(`{"type":"op","payload":{"key":"r${run}w${s}-k${sent % 50}","value":${sent}}}`)
-                sent++
-              }
-            }
-            ws.on("message", (data) => {
-              const text = data.toString()
-              if (text.includes('"type":"error"')) return reject(new Error(`writer ${s}: ${text}`))
-              if (text.includes(mine)) {
-                echoed++
-                if (echoed === per[s]) return resolve()
-                pump()
-              }
-            })
-            ws.once("close", (code) => echoed < per[s] && reject(new Error(`writer ${s} closed with ${code}`)))
-            pump()
+          writeWindowed(ws, {
+            prefix: `r${run}w${s}-`,
+            count: per[s],
+            window: W,
+            key: (n) => `r${run}w${s}-k${n % 50}`,
+            value: (n) => n,
           }),
       ),
     )
