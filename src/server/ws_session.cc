@@ -90,6 +90,14 @@ void WebSocketSession::Send(std::shared_ptr<const std::string> message) {
   });
 }
 
+void WebSocketSession::SendBatch(Batch messages) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), messages = std::move(messages)] {
+    for (const auto& m : *messages)
+      if (!self->QueueFrame(m)) return;
+    self->ws_.next_layer().StartWrite();
+  });
+}
+
 bool WebSocketSession::QueueFrame(const std::shared_ptr<const std::string>& message) {
   // Beast is no longer open once it queued a close frame (its reply to the
   // client's, or its own on a protocol error): nothing may follow that.

@@ -41,6 +41,8 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void Run(boost::beast::http::request<boost::beast::http::string_body> request);
 
   void Send(std::shared_ptr<const std::string> message) override;
+  // One post for the batch, one write started after all of it is queued.
+  void SendBatch(Batch messages) override;
   void Close(uint16_t code, std::string_view reason) override;
 
  private:
