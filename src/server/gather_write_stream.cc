@@ -1,7 +1,6 @@
 #include "server/gather_write_stream.h"
 
 #include <algorithm>
-#include <array>
 #include <deque>
 #include <optional>
 #include <span>
@@ -51,7 +50,9 @@ struct GatherWriteStream::State : std::enable_shared_from_this<State> {
   std::function<void(beast::error_code)> on_error;
   std::optional<net::steady_timer> flush_timer;
   bool flush_waiting = false;
-  std::array<net::const_buffer, kMaxBuffers> buffers;
+  // The write in flight's buffers; allocated while the queue holds bytes
+  // (idle connections do not keep it).
+  std::unique_ptr<net::const_buffer[]> buffers;
 };
 
 void GatherWriteStream::State::NoteQueued(size_t n) {
@@ -69,6 +70,7 @@ GatherWriteStream::State::Segment* GatherWriteStream::State::GrowableTail(size_t
 
 void GatherWriteStream::State::Start() {
   if (writing || error || segments.empty() || socket == nullptr) return;
+  if (!buffers) buffers = std::make_unique<net::const_buffer[]>(kMaxBuffers);
   size_t k = 0;
   for (const Segment& s : segments) {
     if (k == kMaxBuffers) break;
@@ -79,7 +81,7 @@ void GatherWriteStream::State::Start() {
   in_flight = k;
   writing = true;
   socket->async_write_some(
-      std::span<const net::const_buffer>(buffers.data(), k),
+      std::span<const net::const_buffer>(buffers.get(), k),
       [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnWritten(ec, n); });
 }
 
@@ -90,8 +92,9 @@ void GatherWriteStream::State::OnWritten(beast::error_code ec, size_t n) {
   if (ec) return Fail(ec);
   if (n > 0) progress = Clock::now();
   Consume(n);
-  if (segments.empty()) return WakeFlushed();
-  Start();
+  if (!segments.empty()) return Start();
+  buffers.reset();
+  WakeFlushed();
 }
 
 void GatherWriteStream::State::Consume(size_t n) {
@@ -111,6 +114,7 @@ void GatherWriteStream::State::Consume(size_t n) {
 void GatherWriteStream::State::Fail(beast::error_code ec) {
   error = ec;
   segments.clear();
+  buffers.reset();
   front_offset = 0;
   queued = 0;
   WakeFlushed();
