@@ -15,6 +15,7 @@
 #include <future>
 #include <thread>
 
+#include "server/server_testutil.h"
 #include "server/ws_frame.h"
 
 // The layer is tested the way a session uses it: Beast's server side over a
@@ -30,6 +31,7 @@ namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using ServerSocket = websocket::stream<GatherWriteStream, false>;
+using testutil::Loopback;
 
 // A payload whose every byte tells where it is: a cut or shifted frame
 // does not compare equal.
@@ -38,26 +40,6 @@ std::shared_ptr<const std::string> Payload(size_t size, int seed) {
   for (size_t i = 0; i < size; ++i) (*s)[i] = static_cast<char>('a' + (i + seed) % 26);
   return s;
 }
-
-// A loopback TCP connection: `server` on `io` (run by the test thread),
-// `client` blocking, for a client thread. Small buffers (bytes; 0: the
-// kernel's default) make the server's writes block and come back partial.
-struct Loopback {
-  explicit Loopback(int client_rcvbuf = 0, int server_sndbuf = 0) {
-    tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-    if (client_rcvbuf > 0) {  // before connect: the window is agreed then
-      client.open(tcp::v4());
-      client.set_option(net::socket_base::receive_buffer_size(client_rcvbuf));
-    }
-    client.connect(acceptor.local_endpoint());
-    server = acceptor.accept();
-    if (server_sndbuf > 0) server.set_option(net::socket_base::send_buffer_size(server_sndbuf));
-  }
-  net::io_context io;
-  tcp::socket server{io};
-  net::io_context client_io;
-  tcp::socket client{client_io};
-};
 
 // What a Beast client read: text messages and the pings and pongs between
 // them, in arrival order, then how it ended.

@@ -7,6 +7,7 @@
 
 #include "automerge/sync.h"
 #include "automerge/transaction.h"
+#include "server/server_testutil.h"
 #include "storage/layout.h"
 #include "storage/memory_store.h"
 
@@ -31,13 +32,7 @@ class FakeClient : public Client {
   std::vector<std::string> messages_;
 };
 
-auth::Claims Writer() {
-  auth::Claims c;
-  c.sub = "alice";
-  c.scopes = auth::Scopes{auth::Scope::kWrite};
-  c.workspaces = {"*"};
-  return c;
-}
+auth::Claims Writer() { return testutil::ClaimsFor("alice", auth::Scopes{auth::Scope::kWrite}); }
 
 OpMessage Op(std::string key, int64_t value) {
   return OpMessage{std::move(key), boost::json::value(value), 1};

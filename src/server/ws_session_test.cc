@@ -2,14 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <future>
 #include <thread>
 
+#include "server/server_testutil.h"
 #include "storage/committer.h"
 #include "storage/memory_store.h"
 
@@ -21,16 +20,7 @@ namespace {
 
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
-
-auth::Claims Reader() {
-  auth::Claims c;
-  c.sub = "reader";
-  c.scopes = auth::Scopes{auth::Scope::kRead};
-  c.workspaces = {"*"};
-  return c;
-}
+using Client = websocket::stream<boost::asio::ip::tcp::socket>;
 
 std::string Message(int i, size_t size) {
   std::string m = std::to_string(i) + ":";
@@ -38,40 +28,34 @@ std::string Message(int i, size_t size) {
   return m;
 }
 
-// A server of one session: the session's io_context runs on its own
-// thread; the test thread is the client.
+// A server of one session, a reader of workspace "w", on a loopback
+// connection with small socket buffers (what the kernel holds is small
+// beside the queue limit): the session's io_context runs on its own thread;
+// the test thread is the client.
 struct OneSession {
   explicit OneSession(size_t max_send_queue_bytes) {
     ctx->options.max_send_queue_bytes = max_send_queue_bytes;
     ctx->hub = &hub;
-    tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-    // Small buffers: what the kernel holds is small beside the queue limit.
-    client.open(tcp::v4());
-    client.set_option(net::socket_base::receive_buffer_size(4096));
-    client.connect(acceptor.local_endpoint());
-    tcp::socket socket = acceptor.accept();
-    socket.set_option(net::socket_base::send_buffer_size(4096));
-    server = std::thread([this, socket = std::move(socket)]() mutable {
-      beast::tcp_stream stream(std::move(socket));
+    server = std::thread([this] {
+      beast::tcp_stream stream(std::move(net.server));
       beast::flat_buffer buffer;
       beast::http::request<beast::http::string_body> request;
       beast::http::read(stream, buffer, request);
-      auto s = std::make_shared<WebSocketSession>(std::move(stream), ctx, hub.Get("w"), Reader(),
-                                                  "test-peer");
+      auto s = std::make_shared<WebSocketSession>(
+          std::move(stream), ctx, hub.Get("w"),
+          testutil::ClaimsFor("reader", auth::Scopes{auth::Scope::kRead}), "test-peer");
       s->Run(std::move(request));
       session.set_value(s);
-      io.run();
+      net.io.run();
     });
   }
   ~OneSession() { server.join(); }
 
-  net::io_context io;
+  testutil::Loopback net{/*client_rcvbuf=*/4096, /*server_sndbuf=*/4096};
   storage::MemoryStore store;
   storage::Committer committer{store};
-  Hub hub{io.get_executor(), store, committer, automerge::ActorId(16, 7), nullptr, nullptr};
+  Hub hub{net.io.get_executor(), store, committer, automerge::ActorId(16, 7), nullptr, nullptr};
   std::shared_ptr<ServerContext> ctx = std::make_shared<ServerContext>();
-  net::io_context client_io;
-  tcp::socket client{client_io};
   std::promise<std::shared_ptr<WebSocketSession>> session;
   std::thread server;
 };
@@ -85,7 +69,7 @@ TEST(WebSocketSession, ClientFourTimesOverTheSendQueueLimitIsClosedWith1008) {
   constexpr int kMessages = 100;  // 100 x 16 KiB = 25x the limit
   constexpr size_t kSize = 16 * 1024;
   OneSession server(kLimit);
-  websocket::stream<tcp::socket> ws(std::move(server.client));
+  Client ws(std::move(server.net.client));
   ws.handshake("127.0.0.1", "/v1/sync/w");
   beast::flat_buffer init;
   ws.read(init);
@@ -116,7 +100,7 @@ TEST(WebSocketSession, ClientThatReadsGetsEveryMessageInOrder) {
   constexpr int kMessages = 300;
   constexpr size_t kSize = 2000;  // copied and shared payloads alike: around kCopyBelow
   OneSession server(16 << 20);
-  websocket::stream<tcp::socket> ws(std::move(server.client));
+  Client ws(std::move(server.net.client));
   ws.handshake("127.0.0.1", "/v1/sync/w");
   beast::flat_buffer init;
   ws.read(init);
