@@ -45,7 +45,9 @@ struct OneSession {
           std::move(stream), ctx, hub.Get("w"),
           testutil::ClaimsFor("reader", auth::Scopes{auth::Scope::kRead}), "test-peer");
       s->Run(std::move(request));
-      session.set_value(s);
+      // Only handlers and the test hold it then: it ends inside run(), and
+      // its Leave runs there too.
+      session.set_value(std::move(s));
       net.io.run();
     });
   }
