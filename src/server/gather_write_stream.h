@@ -15,7 +15,8 @@
 // The layer keeps at most one write in flight to the socket. Each takes what
 // is queued, up to kMaxBuffers buffers, as one writev; when it completes,
 // the next takes what came meanwhile. A partial write continues where it
-// stopped.
+// stopped. It writes to the socket itself: the tcp_stream's timeouts are
+// not used (a session sets expires_never; the WebSocket's own take over).
 //
 // Why. Beast writes one WebSocket message per async_write and completion:
 // one syscall (and, on loopback, the receiver's TCP work) per delivery. A
@@ -72,8 +73,9 @@ class GatherWriteStream {
   // Buffers per writev: Asio passes at most 64 to one call.
   static constexpr size_t kMaxBuffers = 64;
   // Payloads shorter than this are copied beside their header into one
-  // buffer (a memcpy is cheaper than a buffer of their own in the writev);
-  // longer ones are written from the shared string.
+  // buffer (a memcpy is cheaper than a buffer of their own in the writev:
+  // 25% less server CPU for 100-byte broadcasts, doc/design.md); longer
+  // ones are written from the shared string.
   static constexpr size_t kCopyBelow = 512;
 
   explicit GatherWriteStream(boost::beast::tcp_stream stream);
