@@ -289,15 +289,44 @@ void Workspace::OnWritten(uint64_t seqno, Status status) {
     if (!broken_) LogError("workspace " + id_ + ": write failed: " + status.ToString());
     broken_ = true;
   }
-  Flush();
+  // The writes of one group commit each post an OnWritten; one Flush after
+  // those queued by now gives each client their broadcasts as one batch.
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  net::post(strand_, [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->Flush();
+  });
 }
 
 void Workspace::Flush() {
+  // The broadcasts of consecutive edits, and their submitters to tell once
+  // the broadcasts are handed over.
+  std::vector<std::shared_ptr<const std::string>> batch;
+  std::vector<std::function<void(const Status&)>> acknowledged;
+  auto broadcast = [&] {
+    if (!batch.empty()) {
+      auto shared = std::make_shared<const std::vector<std::shared_ptr<const std::string>>>(
+          std::move(batch));
+      batch.clear();
+      for (auto it = clients_.begin(); it != clients_.end();) {
+        if (auto c = it->second.lock()) {
+          c->SendBatch(shared);
+          ++it;
+        } else {
+          it = clients_.erase(it);
+        }
+      }
+    }
+    for (auto& done : acknowledged) done(Status::Ok());
+    acknowledged.clear();
+  };
   while (!pending_.empty() && pending_.front().done) {
     Pending p = std::move(pending_.front());
     pending_.pop_front();
     ++pending_base_;
     if (p.joiner) {
+      broadcast();  // what was durable before it joined is in its init
       if (broken_) {
         // Its init may hold changes that failed: send a fresh one after the reload.
         p.done = false;
@@ -309,20 +338,15 @@ void Workspace::Flush() {
       continue;
     }
     if (!p.status.ok() || broken_) {
+      broadcast();
       p.on_done(Status::IoError("the change could not be stored; it was not applied"));
       continue;
     }
     durable_changes_ += p.changes;
-    for (auto it = clients_.begin(); it != clients_.end();) {
-      if (auto c = it->second.lock()) {
-        for (const auto& b : p.broadcasts) c->Send(b);
-        ++it;
-      } else {
-        it = clients_.erase(it);
-      }
-    }
-    p.on_done(Status::Ok());
+    batch.insert(batch.end(), p.broadcasts.begin(), p.broadcasts.end());
+    acknowledged.push_back(std::move(p.on_done));
   }
+  broadcast();
   // Once nothing is in flight, make memory equal disk again.
   bool only_joins = std::all_of(pending_.begin(), pending_.end(),
                                 [](const Pending& p) { return p.joiner != nullptr; });

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "auth/jwt.h"
 #include "automerge/document.h"
@@ -43,6 +44,12 @@ class Client {
   virtual ~Client() = default;
   // Queues a message for the client. Never blocks; may close a slow client.
   virtual void Send(std::shared_ptr<const std::string> message) = 0;
+  // Queues each message in order, as Send does: one call (one hand-over to
+  // the client's strand) for many. The batch is shared by every client.
+  using Batch = std::shared_ptr<const std::vector<std::shared_ptr<const std::string>>>;
+  virtual void SendBatch(Batch messages) {
+    for (const auto& m : *messages) Send(m);
+  }
   // Closes the connection with a WebSocket close code.
   virtual void Close(uint16_t code, std::string_view reason) = 0;
 };
@@ -122,6 +129,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   void AdmitRemote(size_t from, const replication::Timestamps& timestamps,
                    std::function<void(const Status&)> done);
   void OnWritten(uint64_t seqno, Status status);
+  // Hands what is durable, in order, to the clients: joiners their init,
+  // every client the broadcasts of consecutive edits as one batch; then
+  // tells those edits' submitters.
   void Flush();
   void SendError(const std::shared_ptr<Client>& client, int code, std::string_view message);
 
@@ -138,6 +148,7 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   std::deque<Pending> pending_;
   uint64_t pending_base_ = 0;  // sequence number of pending_.front()
   bool broken_ = false;        // a write failed; reload once pending_ drains
+  bool flush_posted_ = false;  // a Flush is queued on strand_ behind OnWritten calls
 };
 
 // All workspaces in memory, by ID. A workspace is loaded on first use and

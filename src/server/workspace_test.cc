@@ -7,6 +7,7 @@
 
 #include "automerge/sync.h"
 #include "automerge/transaction.h"
+#include "server/server_testutil.h"
 #include "storage/layout.h"
 #include "storage/memory_store.h"
 
@@ -31,13 +32,7 @@ class FakeClient : public Client {
   std::vector<std::string> messages_;
 };
 
-auth::Claims Writer() {
-  auth::Claims c;
-  c.sub = "alice";
-  c.scopes = auth::Scopes{auth::Scope::kWrite};
-  c.workspaces = {"*"};
-  return c;
-}
+auth::Claims Writer() { return testutil::ClaimsFor("alice", auth::Scopes{auth::Scope::kWrite}); }
 
 OpMessage Op(std::string key, int64_t value) {
   return OpMessage{std::move(key), boost::json::value(value), 1};
@@ -72,6 +67,56 @@ TEST(Workspace, OpIsStoredThenBroadcastToEveryClient) {
   EXPECT_EQ(a->messages()[1], "{\"type\":\"op\",\"payload\":{\"key\":\"k\",\"value\":1,\"timestamp\":1}}");
   EXPECT_EQ(b->messages(), a->messages());
   EXPECT_EQ(f.store.writes(), 1u);
+}
+
+// Broadcasts go to clients in batches (one per client per flush); a client
+// that joins between ops gets neither the ops before its init nor a batch
+// that mixes them with later ones.
+TEST(Workspace, ClientJoiningBetweenOpsGetsItsInitThenOnlyTheLaterOps) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>(), b = std::make_shared<FakeClient>();
+  ws->Join(a);
+  ws->SubmitOp(a, Writer(), Op("k1", 1));
+  ws->SubmitOp(a, Writer(), Op("k2", 2));
+  ws->Join(b);
+  ws->SubmitOp(a, Writer(), Op("k3", 3));
+  ws->SubmitOp(a, Writer(), Op("k4", 4));
+  Settle(f.io);
+  auto am = a->messages(), bm = b->messages();
+  ASSERT_EQ(am.size(), 5u);
+  for (int i = 1; i <= 4; ++i)
+    EXPECT_NE(am[i].find("\"key\":\"k" + std::to_string(i) + "\""), std::string::npos) << am[i];
+  ASSERT_EQ(bm.size(), 3u);
+  EXPECT_NE(bm[0].find("\"data\":{\"k1\":1,\"k2\":2}"), std::string::npos) << bm[0];
+  EXPECT_EQ(bm[1], am[3]);
+  EXPECT_EQ(bm[2], am[4]);
+}
+
+// Durable, then broadcast, then the submitter is told: when `done` runs,
+// every client has the broadcast.
+TEST(Workspace, EditIsHandedToClientsBeforeItsSubmitterIsTold) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>();
+  ws->Join(a);
+  std::vector<size_t> seen_at_done;
+  for (int i = 0; i < 5; ++i) {
+    Workspace::Edit edit = [i](automerge::Transaction& tx,
+                               const automerge::Document&) -> Result<Workspace::EditOutput> {
+      std::string key = "k" + std::to_string(i);
+      if (Status s = PutJson(tx, automerge::kRoot, key, boost::json::value(i)); !s.ok()) return s;
+      return Workspace::EditOutput{{"broadcast " + key}, {}, 0};
+    };
+    ws->Mutate(Writer(), edit, [&, i](Result<Workspace::EditResult> r) {
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      auto m = a->messages();
+      seen_at_done.push_back(std::count(m.begin(), m.end(), "broadcast k" + std::to_string(i)));
+    });
+  }
+  Settle(f.io);
+  EXPECT_EQ(seen_at_done, std::vector<size_t>(5, 1));
+  EXPECT_EQ(a->messages().size(), 6u);
 }
 
 TEST(Workspace, FailedWriteAnswers500BroadcastsNothingAndMemoryEqualsDisk) {

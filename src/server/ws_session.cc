@@ -6,6 +6,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "base/log.h"
+#include "server/ws_frame.h"
 
 namespace etherply::server {
 
@@ -37,6 +38,9 @@ WebSocketSession::~WebSocketSession() {
 
 void WebSocketSession::Run(beast::http::request<beast::http::string_body> request) {
   beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts take over
+  ws_.next_layer().OnError([weak = weak_from_this()](beast::error_code ec) {
+    if (auto self = weak.lock()) self->OnWriteError(ec);
+  });
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = ctx_->options.handshake_timeout;
   timeouts.idle_timeout = ctx_->options.idle_timeout;
@@ -52,7 +56,6 @@ void WebSocketSession::OnAccept(beast::error_code ec) {
   if (ec) return Fail(ec, "accept");
   LogInfo("connected " + peer_ + " workspace=" + workspace_->id() + " sub=" + claims_.sub +
           " scope=\"" + claims_.scopes.ToString() + "\"");
-  ws_.text(true);
   joined_ = true;
   workspace_->Join(shared_from_this());
   SchedulePing();
@@ -83,23 +86,37 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t) {
 
 void WebSocketSession::Send(std::shared_ptr<const std::string> message) {
   net::post(ws_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
-    if (self->closing_) return;
-    self->queued_bytes_ += message->size();
-    self->queue_.push_back(message);
-    // Over the limit, a client is closed if it is stalled (its current write
-    // has made no progress for kStallTime) or far over (4x): a client that
-    // reads is not punished for a burst, one that does not read cannot grow
-    // the queue without bound.
-    size_t limit = self->ctx_->options.max_send_queue_bytes;
-    bool stalled = self->writing_ && Clock::now() - self->write_started_ > kStallTime;
-    if (self->queued_bytes_ > limit && (stalled || self->queued_bytes_ > 4 * limit)) {
-      LogWarn("closing " + self->peer_ + ": send queue over " +
-              std::to_string(self->ctx_->options.max_send_queue_bytes) +
-              " bytes (client not reading)");
-      return self->CloseNow(1008, "send queue full: the client is not reading");
-    }
-    if (!self->writing_) self->DoWrite();
+    if (self->QueueFrame(message)) self->ws_.next_layer().StartWrite();
   });
+}
+
+void WebSocketSession::SendBatch(Batch messages) {
+  net::post(ws_.get_executor(), [self = shared_from_this(), messages = std::move(messages)] {
+    for (const auto& m : *messages)
+      if (!self->QueueFrame(m)) return;
+    self->ws_.next_layer().StartWrite();
+  });
+}
+
+bool WebSocketSession::QueueFrame(const std::shared_ptr<const std::string>& message) {
+  // Beast is no longer open once it queued a close frame (its reply to the
+  // client's, or its own on a protocol error): nothing may follow that.
+  if (closing_ || !ws_.is_open()) return false;
+  GatherWriteStream& out = ws_.next_layer();
+  out.Append(EncodeTextFrameHeader(message->size()).view(), message);
+  // Over the limit, a client is closed if it is stalled (its socket has
+  // taken nothing for kStallTime) or far over (4x): a client that reads is
+  // not punished for a burst, one that does not read cannot grow the queue
+  // without bound.
+  size_t limit = ctx_->options.max_send_queue_bytes;
+  size_t queued = out.queued_bytes();
+  if (queued > limit && (queued > 4 * limit || out.StalledFor(kStallTime))) {
+    LogWarn("closing " + peer_ + ": send queue over " + std::to_string(limit) +
+            " bytes (client not reading)");
+    CloseNow(1008, "send queue full: the client is not reading");
+    return false;
+  }
+  return true;
 }
 
 void WebSocketSession::Close(uint16_t code, std::string_view reason) {
@@ -112,11 +129,11 @@ void WebSocketSession::CloseNow(uint16_t code, std::string reason) {
   if (closing_) return;
   closing_ = true;
   ping_timer_.cancel();
-  // What is queued will not be sent; the message being written stays alive
-  // until its write completes.
-  queue_.resize(writing_ ? 1 : 0);
+  // What is queued and not yet begun will not be sent: the close frame
+  // follows the frame being written.
+  ws_.next_layer().DiscardAppended();
   close_reason_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
-  if (!writing_) DoClose();  // else OnWrite closes: one write at a time
+  DoClose();
 }
 
 void WebSocketSession::DoClose() {
@@ -124,40 +141,25 @@ void WebSocketSession::DoClose() {
 }
 
 // Pings every ping_interval, on top of Beast's keep-alive ping at half the
-// idle timeout. A ping is a write: it goes out only when no other write is in
-// flight (one write at a time); when messages are flowing the connection is
-// not quiet and the ping is skipped.
+// idle timeout, when nothing is waiting to be written: when messages are
+// flowing the connection is not quiet and the ping is skipped.
 void WebSocketSession::SchedulePing() {
   ping_timer_.expires_after(ctx_->options.ping_interval);
   ping_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->closing_) return;
-    if (!self->writing_) {
-      self->writing_ = true;
-      self->ws_.async_ping({}, [self](beast::error_code ec) {
-        self->writing_ = false;
-        if (ec) return;
-        if (self->closing_) return self->DoClose();
-        if (!self->queue_.empty()) self->DoWrite();
-      });
-    }
+    if (self->ws_.next_layer().queued_bytes() == 0)
+      self->ws_.async_ping({}, [self](beast::error_code) {});
     self->SchedulePing();
   });
 }
 
-void WebSocketSession::DoWrite() {
-  writing_ = true;
-  write_started_ = Clock::now();
-  ws_.async_write(net::buffer(*queue_.front()),
-                  beast::bind_front_handler(&WebSocketSession::OnWrite, shared_from_this()));
-}
-
-void WebSocketSession::OnWrite(beast::error_code ec, size_t) {
-  writing_ = false;
-  if (ec) return Fail(ec, "write");
-  if (closing_) return DoClose();
-  queued_bytes_ -= queue_.front()->size();
-  queue_.pop_front();
-  if (!queue_.empty()) DoWrite();
+// A failed socket write: the connection cannot be served; closing the socket
+// ends the read, and with it the session.
+void WebSocketSession::OnWriteError(beast::error_code ec) {
+  closing_ = true;
+  Fail(ec, "write");
+  beast::error_code ignored;
+  beast::get_lowest_layer(ws_).socket().close(ignored);
 }
 
 // After the close frame went out, reads and drops what the client still

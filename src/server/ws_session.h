@@ -1,10 +1,15 @@
 // One WebSocket client of a workspace.
 //
-// Reads messages one at a time and hands ops to the workspace; writes the
-// messages the workspace sends, one write in flight at a time, from a queue
-// bounded by ServerOptions::max_send_queue_bytes: a client over it whose
-// write has been stuck for 2 s, or that is 4x over, is closed with 1008. A
-// broadcast is encoded once and shared by every session.
+// Reads messages one at a time (Beast: limits, control frames, UTF-8) and
+// hands ops to the workspace. Writes the messages the workspace sends as
+// text frames of its own into the GatherWriteStream under Beast
+// (server/gather_write_stream.h): a broadcast is encoded once, shared by
+// every session, and all that is queued for the connection leaves in one
+// gather write. The queue is bounded by ServerOptions::max_send_queue_bytes:
+// a client over it whose socket has taken nothing for 2 s, or that is 4x
+// over, is closed with 1008. Nothing is queued before the handshake
+// response (the session joins its workspace once accepted) nor after the
+// close frame (nor once Beast is closing).
 //
 // Thread-safety: Send and Close may be called from any thread; everything
 // else runs on the session's strand.
@@ -16,13 +21,13 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "auth/jwt.h"
 #include "server/context.h"
+#include "server/gather_write_stream.h"
 
 namespace etherply::server {
 
@@ -36,6 +41,8 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void Run(boost::beast::http::request<boost::beast::http::string_body> request);
 
   void Send(std::shared_ptr<const std::string> message) override;
+  // One post for the batch, one write started after all of it is queued.
+  void SendBatch(Batch messages) override;
   void Close(uint16_t code, std::string_view reason) override;
 
  private:
@@ -45,8 +52,10 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void CloseNow(uint16_t code, std::string reason);
   void DoClose();
   void SchedulePing();
-  void DoWrite();
-  void OnWrite(boost::beast::error_code ec, size_t bytes);
+  // Queues `message` as a text frame; false if the session closed (now,
+  // because its queue is over the limit, or before).
+  bool QueueFrame(const std::shared_ptr<const std::string>& message);
+  void OnWriteError(boost::beast::error_code ec);
   void Fail(boost::beast::error_code ec, const char* what);
   void Drain();
 
@@ -57,14 +66,11 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   const std::string peer_;
 
   // Used only on the stream's strand.
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  // Without permessage-deflate support (`false`): the frames the session
+  // writes itself are never compressed, so none may be negotiated.
+  boost::beast::websocket::stream<GatherWriteStream, false> ws_;
   boost::asio::steady_timer ping_timer_;
   boost::beast::flat_buffer buffer_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
-  size_t queued_bytes_ = 0;
-  using Clock = std::chrono::steady_clock;
-  bool writing_ = false;
-  Clock::time_point write_started_;
   bool closing_ = false;
   bool joined_ = false;
   boost::beast::websocket::close_reason close_reason_;
