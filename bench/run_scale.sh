@@ -5,7 +5,7 @@
 #
 #   bench/run_scale.sh [BUILD_DIR]        (default: build beside bench/)
 #
-# Needs BUILD_DIR/etherply and BUILD_DIR/etherply_load, node, jq; installs
+# Needs BUILD_DIR/etherply and BUILD_DIR/etherply_load, node, jq, curl; installs
 # bench/package-lock.json (npm ci) if its packages are missing. Raises the
 # open-file limit to 2 x CONNECTIONS + 1000 (the hard limit must allow it).
 #
@@ -51,7 +51,7 @@ HOLD=$ROOT/bench/scale/hold.mjs
 for bin in "$ETHERPLY" "$LOAD"; do
   [[ -x $bin ]] || { echo "run_scale.sh: $bin is missing: build it first" >&2; exit 1; }
 done
-command -v jq >/dev/null || { echo "run_scale.sh: jq is required" >&2; exit 1; }
+for tool in jq curl; do command -v $tool >/dev/null || { echo "run_scale.sh: $tool is required" >&2; exit 1; }; done
 ensure_node_modules "$ROOT/bench"
 raise_fd_limit $((2 * CONNECTIONS + 1000)) $((CONNECTIONS + 500))
 
@@ -119,6 +119,7 @@ start_hold --protocol etherply --url "ws://127.0.0.1:$ETHERPLY_PORT" --token "$T
 E_LOADED=$(rss_kb "$ETHERPLY_PID")
 stop_hold
 E_LOADED_CLOSED=$(rss_kb "$ETHERPLY_PID")
+E_LOADED_LEFT=$(curl -sf "http://127.0.0.1:$ETHERPLY_PORT/v1/status" | jq .workspaces)
 stop_pid "$ETHERPLY_PID"
 E_WS_CONN_KB=$(per $((E_LOADED - E_BASE2)) "$WORKSPACES")
 E_WS_KB=$(awk -v a="$E_WS_CONN_KB" -v c="$E_CONN_KB" 'BEGIN { printf "%.1f", a - c }')
@@ -154,7 +155,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
   echo "| per loaded workspace / document of $KEYS keys, KiB | $E_WS_KB ($WORKSPACES, connection share taken off) | $R_DOC_KB ($REPO_DOCS) | $(ratio "$E_WS_KB" "$R_DOC_KB") |"
   echo "| per workspace with its connection, KiB | $E_WS_CONN_KB | – | – |"
   echo
-  echo "etherply RSS, MiB: fresh $((E_BASE / 1024)); $CONNECTIONS idle connections $((E_IDLE / 1024)); after they closed $((E_IDLE_CLOSED / 1024)). After a restart on the $WORKSPACES workspaces ($DATA_MB MB on disk): fresh $((E_BASE2 / 1024)); one connection per workspace $((E_LOADED / 1024)); after they closed $((E_LOADED_CLOSED / 1024)) (the Hub keeps 64 workspaces warm; the allocator keeps freed pages)."
+  echo "etherply RSS, MiB: fresh $((E_BASE / 1024)); $CONNECTIONS idle connections $((E_IDLE / 1024)); after they closed $((E_IDLE_CLOSED / 1024)). After a restart on the $WORKSPACES workspaces ($DATA_MB MB on disk): fresh $((E_BASE2 / 1024)); one connection per workspace $((E_LOADED / 1024)); after they closed $((E_LOADED_CLOSED / 1024)), with $E_LOADED_LEFT workspaces still in memory (/v1/status; the Hub keeps up to 64 warm)."
   echo "automerge-repo RSS after GC, MiB: fresh $((R_BASE / 1024)); $CONNECTIONS idle peers $((R_IDLE / 1024)); $REPO_DOCS documents imported $((R_DOCS / 1024)) (import took $preload_s s, server start included)."
   echo "Writing the etherply workspaces: $populate_s s, $(jq .ops_per_s <<<"$populate") ops/s ($(jq .ops_acked <<<"$populate") ops, checks $(jq -r 'if .ok then "ok" else "FAILED" end' <<<"$populate"))."
   echo "etherply serve ${SERVE_FLAGS[*]} (otherwise defaults); automerge-repo $(jq -r .version "$ROOT/bench/node_modules/@automerge/automerge-repo/package.json") in memory (no storage adapter), node $(node --version). Machine: nproc $(nproc)."

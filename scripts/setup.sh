@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libssl-dev zlib1g-dev ca-certificates jq
+  libssl-dev zlib1g-dev ca-certificates jq curl
   librocksdb-dev rocksdb-tools
   libnats-dev nats-server
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
