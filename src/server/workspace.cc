@@ -37,18 +37,26 @@ Workspace::Workspace(std::string id, Hub& hub, uint64_t stream)
 Workspace::~Workspace() { hub_.Forget(id_); }
 
 Status Workspace::Load() {
-  auto records = storage::LoadChanges(hub_.store_, id_);
-  if (!records.ok()) return records.status();
-  std::vector<automerge::StoredChange> changes;
-  changes.reserve(records->size());
-  for (const std::string& r : *records) {
-    auto decoded = automerge::DecodeChangeChunks(AsBytes(r));
-    if (!decoded.ok()) return decoded.status().WithContext("stored change of " + id_);
-    for (auto& c : *decoded) changes.push_back(std::move(c));
-  }
+  // Applied in batches as the records are read (in the order they were
+  // applied): a large workspace is never held whole as records and as decoded
+  // changes beside its document (a cold load of 1M changes peaked at twice
+  // the document's memory).
+  constexpr size_t kBatch = 4096;
   auto doc = std::make_unique<automerge::Document>();
-  if (Status s = doc->ApplyChanges(std::move(changes)); !s.ok())
-    return s.WithContext("stored changes of " + id_);
+  std::vector<automerge::StoredChange> batch;
+  auto apply = [&]() -> Status {
+    Status s = doc->ApplyChanges(std::move(batch));
+    batch.clear();
+    return s.ok() ? s : s.WithContext("stored changes of " + id_);
+  };
+  Status read = storage::ForEachChange(hub_.store_, id_, [&](std::string_view record) -> Status {
+    auto decoded = automerge::DecodeChangeChunks(AsBytes(record));
+    if (!decoded.ok()) return decoded.status().WithContext("stored change of " + id_);
+    for (auto& c : *decoded) batch.push_back(std::move(c));
+    return batch.size() >= kBatch ? apply() : Status::Ok();
+  });
+  if (read.ok() && !batch.empty()) read = apply();
+  if (!read.ok()) return read;
   if (doc->queued() > 0) return Status::Corruption("stored changes of " + id_ + " miss deps");
   // The heads record lists the workspace for replication; a workspace
   // stored before it existed gets it now.

@@ -259,6 +259,46 @@ TEST(Workspace, CorruptRemoteChangeIsRefusedWithoutChangingAnything) {
   EXPECT_EQ(ApplyRemote(f, "bad/id", RemoteChanges(1)).code(), Status::Code::kCorruption);
 }
 
+// Stores changes as a workspace's records, as if written before a restart.
+void StoreRecords(storage::Store& store, const std::string& ws, const std::vector<std::string>& records) {
+  storage::WriteBatch batch;
+  for (size_t i = 0; i < records.size(); ++i) batch.Put(storage::ChangeKey(ws, i), records[i]);
+  ASSERT_TRUE(store.Write(batch).ok());
+}
+
+// A workspace loads its records in batches of a few thousand changes: more
+// than one batch loads whole, in order.
+TEST(Workspace, ManyStoredChangesLoadWholeAfterARestart) {
+  Fixture f;
+  std::vector<std::string> records;
+  for (const auto& c : RemoteChanges(5000)) records.emplace_back(AsChars(c.bytes));
+  StoreRecords(f.store, "w", records);
+  auto a = std::make_shared<FakeClient>();
+  f.hub.Get("w")->Join(a);
+  Settle(f.io);
+  ASSERT_EQ(a->messages().size(), 1u);
+  EXPECT_NE(a->messages()[0].find("\"type\":\"init\""), std::string::npos);
+  EXPECT_NE(a->messages()[0].find("\"r0\":0"), std::string::npos);
+  EXPECT_NE(a->messages()[0].find("\"r4999\":4999"), std::string::npos);
+}
+
+// A record that is not a change chunk fails the load: the client is told
+// (500) and nothing is half-loaded or written.
+TEST(Workspace, CorruptStoredChangeFailsTheLoadWith500) {
+  Fixture f;
+  std::vector<std::string> records;
+  for (const auto& c : RemoteChanges(3)) records.emplace_back(AsChars(c.bytes));
+  records.insert(records.begin() + 1, "not a change");
+  StoreRecords(f.store, "w", records);
+  size_t writes = f.store.writes();
+  auto a = std::make_shared<FakeClient>();
+  f.hub.Get("w")->Join(a);
+  Settle(f.io);
+  ASSERT_EQ(a->messages().size(), 1u);
+  EXPECT_NE(a->messages()[0].find("\"code\":500"), std::string::npos) << a->messages()[0];
+  EXPECT_EQ(f.store.writes(), writes);
+}
+
 TEST(Workspace, HubKeepsTheMostRecentlyUsedWorkspacesLoaded) {
   boost::asio::io_context io;
   storage::MemoryStore store;

@@ -21,13 +21,22 @@ std::string HeadsKey(std::string_view workspace) {
   return k;
 }
 
+Status ForEachChange(Store& store, std::string_view workspace,
+                     const std::function<Status(std::string_view)>& f) {
+  Status failed = Status::Ok();
+  // Workspace IDs cannot contain '/', so the prefix names one workspace only.
+  Status s = store.Scan(ChangePrefix(workspace), [&](std::string_view, std::string_view value) {
+    failed = f(value);
+    return failed.ok();
+  });
+  return failed.ok() ? s : failed;
+}
+
 Result<std::vector<std::string>> LoadChanges(Store& store, std::string_view workspace) {
   std::vector<std::string> out;
-  std::string prefix = ChangePrefix(workspace);
-  Status s = store.Scan(prefix, [&](std::string_view key, std::string_view value) {
-    // Workspace IDs cannot contain '/', so the prefix names one workspace only.
-    out.emplace_back(value);
-    return true;
+  Status s = ForEachChange(store, workspace, [&](std::string_view record) {
+    out.emplace_back(record);
+    return Status::Ok();
   });
   if (!s.ok()) return s;
   return out;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,7 +25,11 @@ inline constexpr std::string_view kActorKey = "n/actor";
 inline constexpr std::string_view kHeadsPrefix = "h/";
 std::string HeadsKey(std::string_view workspace);
 
-// Every stored change chunk of a workspace, in order.
+// Calls f(record) for each stored change record of a workspace, in the order
+// they were written, until f fails; returns f's failure or the store's.
+Status ForEachChange(Store& store, std::string_view workspace,
+                     const std::function<Status(std::string_view)>& f);
+// Every stored change record of a workspace, in order.
 Result<std::vector<std::string>> LoadChanges(Store& store, std::string_view workspace);
 
 }  // namespace etherply::storage
