@@ -51,14 +51,15 @@ async function withCluster(t, { nodes: n = 2, cluster = false, args = [] }, fn) 
   }
 }
 
-/** Writes key=value through a fresh client and waits for the durable echo. */
+/**
+ * Writes key=value through a fresh client and waits for the durable echo
+ * (ops replicated from other nodes may reach the client before it).
+ */
 async function put(node, ws, key, value, sub = "writer") {
   const c = await connect(node.wsUrl, ws, { token: node.mintToken({ workspace: ws, sub }) })
   try {
     await c.next() // init
-    c.sendOp(key, value)
-    const m = await c.nextOfType("op", 15_000)
-    assert.equal(m.payload.key, key)
+    await c.put(key, value, undefined, 15_000)
   } finally {
     c.terminate()
   }
