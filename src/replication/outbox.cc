@@ -147,7 +147,10 @@ std::vector<Outbox::Item> Outbox::Next(size_t n, std::chrono::milliseconds wait)
 Status Outbox::Remove(const std::vector<Item>& items) {
   storage::WriteBatch batch;
   for (const Item& item : items) batch.Delete(Key(item.seq));
-  if (Status s = store_.Write(batch); !s.ok()) return s;
+  // Unsynced: a removal lost in a crash only publishes its records again
+  // (JetStream drops the duplicates by message ID, and peers ignore changes
+  // they have).
+  if (Status s = store_.WriteUnsynced(batch); !s.ok()) return s;
   std::lock_guard lock(mu_);
   for (const Item& item : items) {
     if (ready_.empty() || ready_.front().seq != item.seq) break;

@@ -58,7 +58,8 @@ class Outbox {
   // They stay in the outbox until removed. Empty on timeout or Close.
   std::vector<Item> Next(size_t n, std::chrono::milliseconds wait);
   // Deletes `items` (a prefix of what Next returned) from the store and
-  // from memory, in one synced write.
+  // from memory, in one unsynced write (Store::WriteUnsynced: a removal lost
+  // in a crash only means those records are published again).
   Status Remove(const std::vector<Item>& items);
   // Wakes every Next and makes them return at once from now on.
   void Close();

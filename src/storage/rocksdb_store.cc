@@ -22,18 +22,10 @@ class RocksDbStore : public Store {
   explicit RocksDbStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
 
   Status Write(const WriteBatch& batch) override {
-    rocksdb::WriteBatch wb;
-    for (const auto& r : batch.records()) {
-      if (r.value) {
-        wb.Put(r.key, *r.value);
-      } else {
-        wb.Delete(r.key);
-      }
-    }
-    rocksdb::WriteOptions wo;
-    wo.sync = true;  // durable before visible: the caller acknowledges after this
-    return FromRocks(db_->Write(wo, &wb), "write");
+    return Apply(batch, /*sync=*/true);  // durable before visible: the caller acknowledges after this
   }
+
+  Status WriteUnsynced(const WriteBatch& batch) override { return Apply(batch, /*sync=*/false); }
 
   Result<std::string> Get(std::string_view key) override {
     std::string value;
@@ -54,6 +46,22 @@ class RocksDbStore : public Store {
   }
 
  private:
+  // One write-ahead log: an unsynced batch reaches the disk with the next
+  // synced one at the latest.
+  Status Apply(const WriteBatch& batch, bool sync) {
+    rocksdb::WriteBatch wb;
+    for (const auto& r : batch.records()) {
+      if (r.value) {
+        wb.Put(r.key, *r.value);
+      } else {
+        wb.Delete(r.key);
+      }
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    return FromRocks(db_->Write(wo, &wb), "write");
+  }
+
   std::unique_ptr<rocksdb::DB> db_;
 };
 

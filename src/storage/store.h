@@ -49,6 +49,12 @@ class Store {
 
   // Applies the batch atomically and syncs it (see the contract above).
   virtual Status Write(const WriteBatch& batch) = 0;
+  // Applies the batch atomically without waiting for stable storage: on OK
+  // later reads see it, but a crash of the machine may lose it (whole) until
+  // a later synced Write, which makes it durable too. Only for writes whose
+  // loss is harmless, such as deleting records of work that is safe to redo.
+  // The default syncs.
+  virtual Status WriteUnsynced(const WriteBatch& batch) { return Write(batch); }
   // The value at key; kNotFound if there is none.
   virtual Result<std::string> Get(std::string_view key) = 0;
   // Calls f(key, value) for each key that starts with prefix, in key order,
