@@ -17,6 +17,19 @@
 # (2000 ops per writer or 10 s, whichever ends first.) Every op must reach
 # every connection exactly once, in one order, or the run fails.
 #
+# Then the replication path alone, without node A's own ingest in front of
+# it (CATCHUP_OPS ops, default 64000, written by 16 writers to 16 workspaces
+# while the other side is away; CATCHUP=0 skips these):
+#   catchup-apply    node B stopped while A takes the ops (A publishes them
+#                    all); B started again: ops/s from its start until it has
+#                    received and durably applied every one (its /v1/status)
+#   catchup-publish  nats-server stopped while A takes the ops (they wait in
+#                    A's outbox); nats-server started again: ops/s from A's
+#                    reconnection until its outbox is empty (published and
+#                    acknowledged by JetStream), and until B has applied them
+# These are the figures to set beside raw JetStream publishing: the rate at
+# which ops already durable on one node flow through NATS to another.
+#
 # Prints a markdown table (also BUILD_DIR/bench-replication.md; raw JSON lines
 # in BUILD_DIR/bench-replication.jsonl). Needs nats-server, jq, and
 # BUILD_DIR/{etherply,etherply_load,etherply_jetstream_bench}.
@@ -54,24 +67,55 @@ free_port() {
 
 NATS_PORT=$(free_port)
 mkdir -p "$WORK/nats"
-"$NATS" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do grep -q "Server is ready" "$WORK/nats.log" && break; sleep 0.1; done
-grep -q "Server is ready" "$WORK/nats.log" || { cat "$WORK/nats.log" >&2; exit 1; }
+: >"$WORK/nats.log"
+# start_nats: (re)starts nats-server on NATS_PORT with its store in
+# $WORK/nats; sets NATS_PID once it is ready.
+start_nats() {
+  local ready
+  ready=$(grep -c "Server is ready" "$WORK/nats.log" || true)
+  "$NATS" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$WORK/nats" >>"$WORK/nats.log" 2>&1 &
+  NATS_PID=$!
+  PIDS+=($NATS_PID)
+  for _ in $(seq 100); do
+    (($(grep -c "Server is ready" "$WORK/nats.log" || true) > ready)) && return
+    sleep 0.1
+  done
+  cat "$WORK/nats.log" >&2
+  return 1
+}
+start_nats
 
 export ETHERPLY_JWT_SECRET
 ETHERPLY_JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 
-# start_node NAME: starts a node; sets PORT_<NAME>.
+# start_node NAME: (re)starts a node; sets PORT_<NAME> and PID_<NAME>.
 start_node() {
   local name=$1 port
   : >"$WORK/$name.log"
   "$ETHERPLY" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --nats-url "nats://127.0.0.1:$NATS_PORT" \
-    --node-id "$name" 2>"$WORK/$name.log" &
+    --node-id "$name" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
+  printf -v "PID_$name" '%s' "$!"
   port=$(wait_for_port $! "$WORK/$name.log" '.*etherply listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*')
   printf -v "PORT_$name" '%s' "$port"
 }
+# replication PORT FIELD: a field of a node's /v1/status replication object.
+replication() {
+  curl -s "http://127.0.0.1:$1/v1/status" | jq -r ".replication.$2" 2>/dev/null || echo null
+}
+# until_true TIMEOUT_S COMMAND...: polls COMMAND every 20 ms until it
+# succeeds; prints the nanosecond clock then. Fails on the timeout.
+until_true() {
+  local deadline=$(($(date +%s) + $1))
+  shift
+  while ! "$@"; do
+    (($(date +%s) < deadline)) || { echo "run_replication.sh: timed out waiting for: $*" >&2; return 1; }
+    sleep 0.02
+  done
+  date +%s%N
+}
+at_least() { local v; v=$(replication "$1" "$2"); [[ $v =~ ^[0-9]+$ ]] && ((v >= $3)); }
+is_true() { [[ $(replication "$1" "$2") == true ]]; }
 start_node a
 start_node b
 # Wait until both see each other (announcements) and the stream is ready.
@@ -102,6 +146,52 @@ for scenario in $SCENARIOS; do
     --ops 2000 --duration 10 $args) || FAILED=1
   [[ -n $line ]] && echo "$line" >>"$OUT_JSONL" || FAILED=1
 done
+
+# The catch-up scenarios: CATCHUP_OPS ops from 16 writers in 16 workspaces
+# on node A while B or NATS is away; each adds one JSON line to CATCHUP_JSON.
+# (Not run in a subshell: they restart servers that must outlive them.)
+CATCHUP_OPS=${CATCHUP_OPS:-64000}
+CATCHUP_PER_WRITER=$((CATCHUP_OPS / 16))
+CATCHUP_OPS=$((CATCHUP_PER_WRITER * 16))
+fill_a() {  # label
+  timeout 600 "$LOAD" --url "ws://127.0.0.1:$PORT_a" --token "$TOKEN" --label "$1" --writers 1 \
+    --workspaces 16 --window 64 --ops "$CATCHUP_PER_WRITER" --workspace-prefix "$1" >/dev/null
+}
+rate() { awk -v n="$1" -v ns=$(($3 - $2)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }'; }
+catchup_apply() {
+  stop_pid "$PID_b"
+  fill_a catchup-apply || return 1
+  until_true 120 at_least "$PORT_a" published "$((published_a + CATCHUP_OPS))" >/dev/null || return 1
+  local t0 t1 line
+  t0=$(date +%s%N)
+  start_node b
+  t1=$(until_true 300 at_least "$PORT_b" received "$CATCHUP_OPS") || return 1
+  printf -v line '{"label":"catchup-apply","ok":true,"ops":%d,"apply_per_s":%s,"seconds":%s}' "$CATCHUP_OPS" \
+    "$(rate "$CATCHUP_OPS" "$t0" "$t1")" "$(awk -v ns=$((t1 - t0)) 'BEGIN { print ns / 1e9 }')"
+  CATCHUP_JSON+=("$line")
+}
+catchup_publish() {
+  local received_b t0 t1 t2 line
+  received_b=$(replication "$PORT_b" received)
+  stop_pid "$NATS_PID"
+  fill_a catchup-publish || return 1
+  start_nats
+  t0=$(until_true 60 is_true "$PORT_a" stream_ready) || return 1
+  t1=$(until_true 300 at_least "$PORT_a" published "$((published_a + CATCHUP_OPS))") || return 1
+  t2=$(until_true 300 at_least "$PORT_b" received "$((received_b + CATCHUP_OPS))") || return 1
+  printf -v line '{"label":"catchup-publish","ok":true,"ops":%d,"publish_per_s":%s,"end_to_end_per_s":%s}' \
+    "$CATCHUP_OPS" "$(rate "$CATCHUP_OPS" "$t0" "$t1")" "$(rate "$CATCHUP_OPS" "$t0" "$t2")"
+  CATCHUP_JSON+=("$line")
+}
+CATCHUP_JSON=()
+if [[ ${CATCHUP:-1} == 1 ]]; then
+  for scenario in catchup_apply catchup_publish; do
+    echo "run_replication.sh: ${scenario/_/-}: $CATCHUP_OPS ops" >&2
+    published_a=$(replication "$PORT_a" published)
+    if $scenario; then echo "  ${CATCHUP_JSON[-1]}" >&2; else FAILED=1; fi
+  done
+fi
+
 echo "run_replication.sh: raw JetStream" >&2
 RAW=$("$JSBENCH" --url "nats://127.0.0.1:$NATS_PORT" --messages 100000 --bytes 150 --batch 512 \
   --latency-samples 2000)
@@ -116,9 +206,22 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     "| \(.label) | \(.config.writers) × \(.config.window) | \(if (.label | startswith("local")) then "A" else "B" end) | \(.ops_acked) | \(.ops_per_s) | \(.broadcast_us.p50 | ms) / \(.broadcast_us.p99 | ms) | \(.deliveries_per_s) | \(.delivery_us.p50 | ms) / \(.delivery_us.p99 | ms) / \(.delivery_us.max | ms) | \(checks) |"
   ' "$OUT_JSONL"
   echo
+  if ((${#CATCHUP_JSON[@]})); then
+    echo "| catch-up | ops | ops/s | ratio to raw JetStream publishing |"
+    echo "|---|---:|---:|---:|"
+    for line in "${CATCHUP_JSON[@]}"; do
+      jq -r --argjson raw "$(jq .publish_per_s <<<"$RAW")" '
+        def row(what; v): "| \(.label) \(what) | \(.ops) | \(v) | \(v / $raw * 100 | round / 100)x |";
+        if .label == "catchup-apply" then row("(B applies)"; .apply_per_s)
+        else row("(A publishes)"; .publish_per_s), row("(A to B, end to end)"; .end_to_end_per_s) end
+      ' <<<"$line"
+    done
+    echo
+  fi
   jq -r '"Raw JetStream, same nats-server, same client library (nats.c 3.4): \(.messages) messages of \(.bytes) bytes published asynchronously \(.batch) at a time with message IDs: **\(.publish_per_s) msgs/s**; one at a time, publish → arrival at a push consumer: p50 \(.latency_us.p50 / 1000) ms, p99 \(.latency_us.p99 / 1000) ms."' <<<"$RAW"
   echo
   echo "Machine: nproc $(nproc); load average before: $load_before; after: $load_after. nats-server $("$NATS" --version | awk '{print $NF}'), JetStream file storage; two etherply nodes (defaults), all on one host over loopback."
 } | tee "$OUT_MD"
+for line in "${CATCHUP_JSON[@]}"; do echo "$line" >>"$OUT_JSONL"; done
 echo "$RAW" >>"$OUT_JSONL"
 exit $FAILED
