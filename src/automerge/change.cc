@@ -52,15 +52,22 @@ void NormalizeActors(Change& change, const std::vector<ActorId>& table, uint32_t
             [&](uint32_t a, uint32_t b) { return table[a] < table[b]; });
   used.erase(std::unique(used.begin(), used.end()), used.end());
 
-  std::map<uint32_t, uint32_t> remap{{author_index, 0}};
+  // (index in table, index in the change's actor table), by the first.
+  std::vector<std::pair<uint32_t, uint32_t>> remap;
   change.actor = table[author_index];
   change.other_actors.clear();
   for (uint32_t a : used) {
-    remap[a] = static_cast<uint32_t>(change.other_actors.size() + 1);
+    remap.emplace_back(a, static_cast<uint32_t>(change.other_actors.size() + 1));
     change.other_actors.push_back(table[a]);
   }
+  std::sort(remap.begin(), remap.end());
   auto fix = [&](OpId& id) {
-    if (id.counter != 0) id.actor = remap.at(id.actor);
+    if (id.counter == 0) return;
+    if (id.actor == author_index) {
+      id.actor = 0;
+      return;
+    }
+    id.actor = std::lower_bound(remap.begin(), remap.end(), std::make_pair(id.actor, 0u))->second;
   };
   for (ChangeOp& op : change.ops) {
     fix(op.obj);
@@ -69,88 +76,108 @@ void NormalizeActors(Change& change, const std::vector<ActorId>& table, uint32_t
   }
 }
 
-StoredChange EncodeChange(Change change) {
-  std::sort(change.deps.begin(), change.deps.end());
-  change.num_ops = change.ops.size();
-
+struct ChangeEncoder::Columns {
   UlebEncoder obj_actor, obj_counter, key_actor, action, pred_group, pred_actor;
   DeltaEncoder key_counter, pred_counter;
   StringEncoder key_string, mark_name;
   BooleanEncoder insert, expand;
   ValueEncoder value;
+};
+
+ChangeEncoder::ChangeEncoder() : cols_(std::make_unique<Columns>()) {}
+ChangeEncoder::~ChangeEncoder() = default;
+
+StoredChange ChangeEncoder::Encode(Change change) {
+  std::sort(change.deps.begin(), change.deps.end());
+  change.num_ops = change.ops.size();
+
+  Columns& k = *cols_;
+  k.obj_actor.Reset(), k.obj_counter.Reset(), k.key_actor.Reset(), k.action.Reset();
+  k.pred_group.Reset(), k.pred_actor.Reset(), k.key_counter.Reset(), k.pred_counter.Reset();
+  k.key_string.Reset(), k.mark_name.Reset(), k.insert.Reset(), k.expand.Reset();
+  k.value.Reset();
   for (const ChangeOp& op : change.ops) {
     if (op.obj.is_root()) {
-      obj_actor.AppendNull();
-      obj_counter.AppendNull();
+      k.obj_actor.AppendNull();
+      k.obj_counter.AppendNull();
     } else {
-      obj_actor.Append(op.obj.actor);
-      obj_counter.Append(op.obj.counter);
+      k.obj_actor.Append(op.obj.actor);
+      k.obj_counter.Append(op.obj.counter);
     }
     if (op.key.is_map()) {
-      key_actor.AppendNull();
-      key_counter.AppendNull();
-      key_string.Append(*op.key.prop);
+      k.key_actor.AppendNull();
+      k.key_counter.AppendNull();
+      k.key_string.Append(*op.key.prop);
     } else {
       if (op.key.elem.counter == 0) {
-        key_actor.AppendNull();
+        k.key_actor.AppendNull();
       } else {
-        key_actor.Append(op.key.elem.actor);
+        k.key_actor.Append(op.key.elem.actor);
       }
-      key_counter.Append(op.key.elem.counter);
-      key_string.AppendNull();
+      k.key_counter.Append(op.key.elem.counter);
+      k.key_string.AppendNull();
     }
-    insert.Append(op.insert);
-    action.Append(static_cast<uint64_t>(op.action));
-    value.Append(op.value);
-    pred_group.Append(op.pred.size());
+    k.insert.Append(op.insert);
+    k.action.Append(static_cast<uint64_t>(op.action));
+    k.value.Append(op.value);
+    k.pred_group.Append(op.pred.size());
     for (const OpId& p : op.pred) {
-      pred_actor.Append(p.actor);
-      pred_counter.Append(p.counter);
+      k.pred_actor.Append(p.actor);
+      k.pred_counter.Append(p.counter);
     }
-    expand.Append(op.expand);
-    mark_name.Append(op.mark_name);
+    k.expand.Append(op.expand);
+    k.mark_name.Append(op.mark_name);
   }
 
-  std::pair<uint32_t, Bytes> columns[] = {
-      {kObjActor, obj_actor.Finish()},     {kObjCounter, obj_counter.Finish()},
-      {kKeyActor, key_actor.Finish()},     {kKeyCounter, key_counter.Finish()},
-      {kKeyString, key_string.Finish()},   {kInsert, insert.Finish()},
-      {kAction, action.Finish()},          {kValueMeta, value.FinishMeta()},
-      {kValueRaw, value.FinishRaw()},      {kPredGroup, pred_group.Finish()},
-      {kPredActor, pred_actor.Finish()},   {kPredCounter, pred_counter.Finish()},
-      {kExpand, expand.FinishMaybe()},     {kMarkName, mark_name.Finish()},
+  const std::pair<uint32_t, ByteView> columns[] = {
+      {kObjActor, k.obj_actor.FinishInPlace()},     {kObjCounter, k.obj_counter.FinishInPlace()},
+      {kKeyActor, k.key_actor.FinishInPlace()},     {kKeyCounter, k.key_counter.FinishInPlace()},
+      {kKeyString, k.key_string.FinishInPlace()},   {kInsert, k.insert.FinishInPlace()},
+      {kAction, k.action.FinishInPlace()},          {kValueMeta, k.value.FinishMetaInPlace()},
+      {kValueRaw, k.value.FinishRawInPlace()},      {kPredGroup, k.pred_group.FinishInPlace()},
+      {kPredActor, k.pred_actor.FinishInPlace()},   {kPredCounter, k.pred_counter.FinishInPlace()},
+      {kExpand, k.expand.FinishMaybeInPlace()},     {kMarkName, k.mark_name.FinishInPlace()},
   };
 
-  // One allocation for the body (it was growing by doubling from one byte).
-  size_t size = 64 + change.deps.size() * 33 + change.actor.size() + change.message.size() +
-                change.extra.size() + std::size(columns) * 12;
-  for (const ActorId& a : change.other_actors) size += a.size() + 10;
-  for (const auto& [spec, data] : columns) size += data.size();
-  Bytes body;
-  body.reserve(size);
-  AppendUleb(body, change.deps.size());
-  for (const ChangeHash& d : change.deps) body.insert(body.end(), d.begin(), d.end());
-  AppendLengthPrefixed(body, change.actor);
-  AppendUleb(body, change.seq);
-  AppendUleb(body, change.start_op);
-  AppendSleb(body, change.time);
-  AppendLengthPrefixed(body, AsBytes(change.message));
-  AppendUleb(body, change.other_actors.size());
-  for (const ActorId& a : change.other_actors) AppendLengthPrefixed(body, a);
+  // The body's size first, so that the chunk is written in one buffer.
   size_t ncols = 0;
-  for (auto& [spec, data] : columns) ncols += !data.empty();
-  AppendUleb(body, ncols);
-  for (auto& [spec, data] : columns) {
+  size_t body = UlebSize(change.deps.size()) + 32 * change.deps.size() +
+                UlebSize(change.actor.size()) + change.actor.size() + UlebSize(change.seq) +
+                UlebSize(change.start_op) + SlebSize(change.time) +
+                UlebSize(change.message.size()) + change.message.size() +
+                UlebSize(change.other_actors.size()) + change.extra.size();
+  for (const ActorId& a : change.other_actors) body += UlebSize(a.size()) + a.size();
+  for (const auto& [spec, data] : columns) {
     if (data.empty()) continue;
-    AppendUleb(body, spec);
-    AppendUleb(body, data.size());
+    ++ncols;
+    body += UlebSize(spec) + UlebSize(data.size()) + data.size();
   }
-  for (auto& [spec, data] : columns) Append(body, data);
-  Append(body, change.extra);
+  body += UlebSize(ncols);
 
-  Chunk chunk = WriteChunk(ChunkType::kChange, body);
-  return StoredChange{std::move(change), std::move(chunk.bytes), chunk.hash};
+  Bytes out = BeginChunk(ChunkType::kChange, body);
+  AppendUleb(out, change.deps.size());
+  for (const ChangeHash& d : change.deps) out.insert(out.end(), d.begin(), d.end());
+  AppendLengthPrefixed(out, change.actor);
+  AppendUleb(out, change.seq);
+  AppendUleb(out, change.start_op);
+  AppendSleb(out, change.time);
+  AppendLengthPrefixed(out, AsBytes(change.message));
+  AppendUleb(out, change.other_actors.size());
+  for (const ActorId& a : change.other_actors) AppendLengthPrefixed(out, a);
+  AppendUleb(out, ncols);
+  for (const auto& [spec, data] : columns) {
+    if (data.empty()) continue;
+    AppendUleb(out, spec);
+    AppendUleb(out, data.size());
+  }
+  for (const auto& [spec, data] : columns) Append(out, data);
+  Append(out, change.extra);
+
+  ChangeHash hash = EndChunk(out);
+  return StoredChange{std::move(change), std::move(out), hash};
 }
+
+StoredChange EncodeChange(Change change) { return ChangeEncoder().Encode(std::move(change)); }
 
 namespace {
 

@@ -18,6 +18,7 @@
 // change's author, 1.. are `other_actors`.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,6 +85,25 @@ struct StoredChange {
 // Encodes canonically, exactly as the reference does for the same change.
 // The actor table must already be canonical (see NormalizeActors).
 StoredChange EncodeChange(Change change);
+
+// EncodeChange for many changes: keeps its column buffers from one change to
+// the next (a document load encodes every change it holds), so that a
+// change costs one allocation, its chunk.
+//
+// Thread-safety: none; one encoder per thread.
+class ChangeEncoder {
+ public:
+  ChangeEncoder();
+  ~ChangeEncoder();
+  ChangeEncoder(const ChangeEncoder&) = delete;
+  ChangeEncoder& operator=(const ChangeEncoder&) = delete;
+
+  StoredChange Encode(Change change);
+
+ private:
+  struct Columns;
+  std::unique_ptr<Columns> cols_;
+};
 
 // Builds the actor table of §3.1 for ops whose OpIds carry indices into
 // `table` (any order, author anywhere): sets other_actors to every other

@@ -415,6 +415,24 @@ TEST(Change, RoundTripsEveryField) {
   EXPECT_EQ(again.bytes, sc.bytes);
 }
 
+TEST(Change, AnEncoderUsedAgainEncodesEachChangeAsAFreshOne) {
+  // Its column buffers are kept from one change to the next; nothing else is.
+  Change small = ExampleChange();
+  small.time = 99;
+  ChangeEncoder encoder;
+  for (const Change& c : {RichChange(), small, RichChange(), Change{}, small}) {
+    Change input = c;
+    if (input.actor.empty()) input.actor = kExampleActor, input.seq = 1, input.start_op = 1;
+    StoredChange reused = encoder.Encode(input);
+    StoredChange fresh = EncodeChange(input);
+    EXPECT_EQ(reused.bytes, fresh.bytes);
+    EXPECT_EQ(reused.hash, fresh.hash);
+    auto back = DecodeChunk(reused.bytes);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->hash, reused.hash);
+  }
+}
+
 TEST(Change, RoundTripsAnAuthoredChange) {
   StoredChange sc = AuthoredChange();
   auto back = DecodeChunk(sc.bytes);

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "base/coding.h"
 #include "base/deflate.h"
 #include "base/sha256.h"
 
@@ -92,8 +93,30 @@ Result<std::vector<Chunk>> ReadChunks(ByteView file) {
   return chunks;
 }
 
+Bytes BeginChunk(ChunkType type, size_t body_size) {
+  Bytes out;
+  out.reserve(9 + UlebSize(body_size) + body_size);
+  out.insert(out.end(), kMagic, kMagic + 4);
+  out.insert(out.end(), 4, 0);  // the checksum, filled in by EndChunk
+  out.push_back(static_cast<uint8_t>(type));
+  AppendUleb(out, body_size);
+  return out;
+}
+
+ChangeHash EndChunk(Bytes& chunk) {
+  Sha256 h;
+  h.Update(ByteView(chunk).subspan(8));  // type, length, body
+  ChangeHash hash = h.Finish();
+  std::memcpy(chunk.data() + 4, hash.data(), 4);
+  return hash;
+}
+
 Chunk WriteChunk(ChunkType type, ByteView body) {
-  return MakeChunk(type, body, HashOf(static_cast<uint8_t>(type), body));
+  Chunk c{type, {}, BeginChunk(type, body.size()), 0};
+  c.body_offset = c.bytes.size();
+  Append(c.bytes, body);
+  c.hash = EndChunk(c.bytes);
+  return c;
 }
 
 }  // namespace etherply::automerge

@@ -49,4 +49,10 @@ Result<std::vector<Chunk>> ReadChunks(ByteView file);
 // A complete chunk of the given type around body, with its hash.
 Chunk WriteChunk(ChunkType type, ByteView body);
 
+// A chunk written in place: BeginChunk gives the header of a chunk whose body
+// will be body_size bytes, with room reserved for them; the caller appends
+// exactly that body; EndChunk fills in the checksum and returns the hash.
+Bytes BeginChunk(ChunkType type, size_t body_size);
+ChangeHash EndChunk(Bytes& chunk);
+
 }  // namespace etherply::automerge

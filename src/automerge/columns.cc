@@ -153,7 +153,7 @@ void RleEncoder<V>::Append(const T& x) {
 }
 
 template <typename V>
-Bytes RleEncoder<V>::Finish() {
+ByteView RleEncoder<V>::FinishInPlace() {
   if (state_ == State::kNull) {
     FlushNulls();
   } else {
@@ -161,7 +161,21 @@ Bytes RleEncoder<V>::Finish() {
   }
   state_ = State::kEmpty;
   count_ = 0;
+  return out_;
+}
+
+template <typename V>
+Bytes RleEncoder<V>::Finish() {
+  FinishInPlace();
   return std::move(out_);
+}
+
+template <typename V>
+void RleEncoder<V>::Reset() {
+  state_ = State::kEmpty;
+  count_ = 0;
+  literal_.clear();
+  out_.clear();
 }
 
 template <typename V>
@@ -228,14 +242,32 @@ void BooleanEncoder::Append(bool v) {
   }
 }
 
-Bytes BooleanEncoder::Finish() {
+ByteView BooleanEncoder::FinishInPlace() {
   if (total_ > 0) AppendUleb(Out(), count_);
+  return out_;
+}
+
+ByteView BooleanEncoder::FinishMaybeInPlace() {
+  if (!any_true_) return {};
+  return FinishInPlace();
+}
+
+Bytes BooleanEncoder::Finish() {
+  FinishInPlace();
   return std::move(out_);
 }
 
 Bytes BooleanEncoder::FinishMaybe() {
   if (!any_true_) return {};
   return Finish();
+}
+
+void BooleanEncoder::Reset() {
+  last_ = false;
+  any_true_ = false;
+  count_ = 0;
+  total_ = 0;
+  out_.clear();
 }
 
 Result<bool> BooleanDecoder::Next() {

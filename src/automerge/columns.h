@@ -70,6 +70,11 @@ class RleEncoder {
   void Append(const std::optional<T>& v) { v ? Append(*v) : AppendNull(); }
   // The column's bytes; empty if nothing but nulls (or nothing) was appended.
   Bytes Finish();
+  // The same bytes, left in the encoder: valid until the next call. With
+  // Reset, an encoder is used again without allocating again.
+  ByteView FinishInPlace();
+  // Empties the encoder, keeping its buffers.
+  void Reset();
 
  private:
   enum class State { kEmpty, kInitialNull, kNull, kLone, kRun, kLiteral };
@@ -119,6 +124,11 @@ class DeltaEncoder {
   }
   void AppendNull() { rle_.AppendNull(); }
   Bytes Finish() { return rle_.Finish(); }
+  ByteView FinishInPlace() { return rle_.FinishInPlace(); }
+  void Reset() {
+    rle_.Reset();
+    prev_ = 0;
+  }
 
  private:
   RleEncoder<SlebValue> rle_;
@@ -144,6 +154,11 @@ class BooleanEncoder {
   Bytes Finish();
   // "Maybe-boolean" encoding: empty when every value is false.
   Bytes FinishMaybe();
+  // As Finish and FinishMaybe, leaving the bytes in the encoder (see
+  // RleEncoder::FinishInPlace).
+  ByteView FinishInPlace();
+  ByteView FinishMaybeInPlace();
+  void Reset();
 
  private:
   bool last_ = false;
@@ -176,6 +191,14 @@ class ValueEncoder {
   void Append(const ScalarValue& v);
   Bytes FinishMeta() { return meta_.Finish(); }
   Bytes FinishRaw() { return std::move(raw_); }
+  // As FinishMeta and FinishRaw, leaving the bytes in the encoder (see
+  // RleEncoder::FinishInPlace).
+  ByteView FinishMetaInPlace() { return meta_.FinishInPlace(); }
+  ByteView FinishRawInPlace() const { return raw_; }
+  void Reset() {
+    meta_.Reset();
+    raw_.clear();
+  }
 
  private:
   UlebEncoder meta_;

@@ -1305,5 +1305,48 @@ TEST(Columns, Utf8Invalid) {
   }
 }
 
+// ===========================================================================
+// Encoders used again after Reset give what fresh ones give: no state of the
+// last column (pending run, literal, delta base, boolean run) leaks into the
+// next.
+
+TEST(Columns, ResetEncodersForgetTheLastColumn) {
+  const std::vector<std::vector<OptU>> ulebs = {
+      {1, 2, 3}, {std::nullopt, std::nullopt}, {5, 5, 5}, {}, {7, std::nullopt, 7, 8}};
+  UlebEncoder u;
+  for (const auto& column : ulebs) {
+    u.Reset();
+    for (const auto& v : column) u.Append(v);
+    EXPECT_EQ(Hex(u.FinishInPlace()), Hex(EncodeUleb(column)));
+  }
+
+  const std::vector<std::vector<OptI>> deltas = {{10, 11, 12}, {10, 11, 12}, {-5, std::nullopt, 3}, {}};
+  DeltaEncoder d;
+  for (const auto& column : deltas) {
+    d.Reset();
+    for (const auto& v : column) v ? d.Append(*v) : d.AppendNull();
+    EXPECT_EQ(Hex(d.FinishInPlace()), Hex(EncodeDelta(column)));
+  }
+
+  const std::vector<std::vector<bool>> bools = {{true, true, false}, {false}, {}, {true}};
+  BooleanEncoder b, m;
+  for (const auto& column : bools) {
+    b.Reset();
+    m.Reset();
+    for (bool v : column) b.Append(v), m.Append(v);
+    EXPECT_EQ(Hex(b.FinishInPlace()), Hex(EncodeBool(column)));
+    EXPECT_EQ(Hex(m.FinishMaybeInPlace()), Hex(EncodeMaybeBool(column)));
+  }
+
+  ValueEncoder v, fresh_first;
+  v.Append(ScalarValue(std::string("abc")));
+  v.FinishMetaInPlace();
+  v.Reset();
+  v.Append(ScalarValue(int64_t{-3}));
+  fresh_first.Append(ScalarValue(int64_t{-3}));
+  EXPECT_EQ(Hex(v.FinishMetaInPlace()), Hex(fresh_first.FinishMeta()));
+  EXPECT_EQ(Hex(v.FinishRawInPlace()), Hex(fresh_first.FinishRaw()));
+}
+
 }  // namespace
 }  // namespace etherply::automerge

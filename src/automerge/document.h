@@ -243,6 +243,7 @@ class Document {
 
   std::vector<Undo> undo_;
   bool in_transaction_ = false;
+  ChangeEncoder encoder_;  // the commits' (its buffers serve every commit)
 };
 
 }  // namespace etherply::automerge

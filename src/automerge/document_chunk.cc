@@ -527,6 +527,7 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   std::vector<ChangeHash> hashes;
   hashes.reserve(rows->size());
   std::vector<bool> not_head(rows->size(), false);
+  ChangeEncoder encoder;
   for (size_t r = 0; r < rows->size(); ++r) {
     const ChangeRow& row = (*rows)[r];
     Change c;
@@ -549,7 +550,7 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
     }
     std::sort(c.deps.begin(), c.deps.end());
     NormalizeActors(c, actors, row.actor);
-    StoredChange sc = EncodeChange(std::move(c));
+    StoredChange sc = encoder.Encode(std::move(c));
     hashes.push_back(sc.hash);
     if (Status s = each(std::move(sc)); !s.ok()) return s;
   }
