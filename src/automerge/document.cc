@@ -204,7 +204,7 @@ Status Document::CheckSeq(const StoredChange& sc, uint32_t actor) const {
   return Status::Ok();
 }
 
-void Document::AddToGraph(StoredChange sc, uint32_t actor) {
+void Document::AddToGraph(const StoredChange& sc, uint32_t actor) {
   uint32_t idx = static_cast<uint32_t>(changes_.size());
   for (const ChangeHash& d : sc.change.deps) {
     auto h = std::lower_bound(heads_.begin(), heads_.end(), d);
@@ -217,7 +217,7 @@ void Document::AddToGraph(StoredChange sc, uint32_t actor) {
   by_actor_[actor].push_back(idx);
 }
 
-Status Document::ApplyOne(StoredChange sc) {
+Status Document::ApplyOne(StoredChange& sc) {
   // Changes taken from another document come without their decoded ops.
   if (sc.change.ops.size() != sc.change.num_ops) {
     auto decoded = ReadChange(sc);
@@ -225,8 +225,8 @@ Status Document::ApplyOne(StoredChange sc) {
     sc.change = std::move(*decoded);
   }
   Change& c = sc.change;
-  std::vector<uint32_t> table;
-  table.reserve(c.other_actors.size() + 1);
+  std::vector<uint32_t>& table = actor_table_;
+  table.clear();
   table.push_back(InternActor(c.actor));
   for (const ActorId& a : c.other_actors) table.push_back(InternActor(a));
   if (Status s = CheckSeq(sc, table[0]); !s.ok()) return s;
@@ -241,7 +241,7 @@ Status Document::ApplyOne(StoredChange sc) {
     if (Status s = ApplyOp(op, id); !s.ok())
       return s.WithContext("change " + HashToHex(sc.hash) + " op " + std::to_string(i));
   }
-  AddToGraph(std::move(sc), table[0]);
+  AddToGraph(sc, table[0]);
   return Status::Ok();
 }
 
@@ -279,7 +279,7 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   Status failure;
   auto apply = [&](size_t i, bool queue_waiters) {
     ChangeHash hash = pending[i].hash;
-    failure = ApplyOne(std::move(pending[i]));
+    failure = ApplyOne(pending[i]);
     if (!failure.ok()) return;
     applied[i] = true;
     if (auto w = waiters.find(hash); w != waiters.end())
@@ -340,9 +340,9 @@ Status Document::LoadDocumentChunk(const Chunk& chunk) {
   // Each change is applied as soon as it is rebuilt, in row order (a
   // topological order: a row's deps are earlier rows). Nothing is kept to
   // undo it: on failure the caller empties the document.
-  return ForEachDocumentChange(chunk, [&](StoredChange sc) {
+  return ForEachDocumentChange(chunk, [&](StoredChange& sc) {
     if (changes_.Contains(sc.hash)) return Status::Ok();  // a row given twice
-    Status s = ApplyOne(std::move(sc));
+    Status s = ApplyOne(sc);
     undo_.clear();
     return s;
   });

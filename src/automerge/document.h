@@ -199,9 +199,10 @@ class Document {
   // Adds `change` (already applied to the op set, or about to be) to the
   // graph. Fails, changing nothing, on a sequence number out of order.
   Status CheckSeq(const StoredChange& sc, uint32_t actor) const;
-  void AddToGraph(StoredChange sc, uint32_t actor);
-  // Applies one causally ready change.
-  Status ApplyOne(StoredChange sc);
+  void AddToGraph(const StoredChange& sc, uint32_t actor);
+  // Applies one causally ready change. Its ops are rewritten on the way
+  // (actor indices made the document's): sc is the caller's to drop after.
+  Status ApplyOne(StoredChange& sc);
   // ApplyChanges, except that the first `ordered` changes of the batch are
   // applied in their order, when the queue is empty.
   Status Apply(std::vector<StoredChange> batch, size_t ordered);
@@ -244,6 +245,7 @@ class Document {
   std::vector<Undo> undo_;
   bool in_transaction_ = false;
   ChangeEncoder encoder_;  // the commits' (its buffers serve every commit)
+  std::vector<uint32_t> actor_table_;  // ApplyOne's: a change's actors as document actors
 };
 
 }  // namespace etherply::automerge

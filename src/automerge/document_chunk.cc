@@ -138,9 +138,8 @@ class PendingOps {
   }
   void SetMarkName(const OpId& id, std::string name) { mark_names_.emplace(id, std::move(name)); }
 
-  // The op as a change holds it.
-  ChangeOp ToChangeOp(const PendingOp& p) const {
-    ChangeOp op;
+  // Sets op to the op as a change holds it (reusing op's buffers).
+  void ToChangeOp(const PendingOp& p, ChangeOp& op) const {
     op.obj = p.obj;
     op.key = p.prop == PendingOp::kNoProp ? Key::Elem(p.elem) : Key::Map(props[p.prop]);
     op.insert = p.insert;
@@ -148,8 +147,8 @@ class PendingOps {
     op.value = p.value.Get();
     op.pred.assign(preds.begin() + p.pred_begin, preds.begin() + p.pred_begin + p.pred_count);
     op.expand = p.expand;
+    op.mark_name.reset();
     if (auto it = mark_names_.find(p.id); it != mark_names_.end()) op.mark_name = it->second;
-    return op;
   }
 
  private:
@@ -344,7 +343,7 @@ Status ReadOps(const Columns& c, size_t nactors, const std::function<Status(DocO
 
 Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
   std::vector<StoredChange> out;
-  Status s = ForEachDocumentChange(chunk, [&](StoredChange sc) {
+  Status s = ForEachDocumentChange(chunk, [&](StoredChange& sc) {
     out.push_back(std::move(sc));
     return Status::Ok();
   });
@@ -352,7 +351,7 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
   return out;
 }
 
-Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange)>& each) {
+Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange&)>& each) {
   Reader r(chunk.body());
   auto nactors = r.Uleb();
   if (!nactors.ok() || *nactors > r.remaining()) return Status::Corruption("document actors");
@@ -528,22 +527,22 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   hashes.reserve(rows->size());
   std::vector<bool> not_head(rows->size(), false);
   ChangeEncoder encoder;
+  Change c;  // one for every change: its vectors keep their buffers
   for (size_t r = 0; r < rows->size(); ++r) {
     const ChangeRow& row = (*rows)[r];
-    Change c;
-    c.actor = actors[row.actor];
     c.seq = row.seq;
     c.time = row.time;
     std::optional<std::string_view> message = change_rows->message(row);
-    c.message = std::string(message.value_or(""));
+    c.message.assign(message.value_or(""));
     c.empty_message = message && message->empty();
     ByteView extra = change_rows->extra(row);
     c.extra.assign(extra.begin(), extra.end());
     c.start_op = start[r];
-    c.ops.reserve(begin[r + 1] - begin[r]);
+    c.ops.resize(begin[r + 1] - begin[r]);
     for (uint64_t pos = begin[r]; pos < begin[r + 1]; ++pos)
-      c.ops.push_back(pending.ToChangeOp(pending.Get(pos)));
+      pending.ToChangeOp(pending.Get(pos), c.ops[pos - begin[r]]);
     pending.FreeBefore(begin[r + 1]);
+    c.deps.clear();
     for (uint32_t dep : change_rows->deps_of(row)) {
       c.deps.push_back(hashes[dep]);
       not_head[dep] = true;
@@ -552,7 +551,8 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
     NormalizeActors(c, actors, row.actor);
     StoredChange sc = encoder.Encode(std::move(c));
     hashes.push_back(sc.hash);
-    if (Status s = each(std::move(sc)); !s.ok()) return s;
+    if (Status s = each(sc); !s.ok()) return s;
+    c = std::move(sc.change);
   }
   std::vector<ChangeHash> computed;
   for (size_t i = 0; i < hashes.size(); ++i)

@@ -52,10 +52,11 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk);
 
 // The same, streaming: gives each rebuilt change (with its ops) to `each` as
 // soon as it is made, in the chunk's order, so that the changes of a large
-// document are never all held at once. Stops at the first failure of
-// `each` and returns it. The heads are checked after the last change: a
-// caller must not trust what it was given until this returns Ok.
-Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange)>& each);
+// document are never all held at once. `each` may move the change away or
+// leave it (its buffers then serve the next change). Stops at the first
+// failure of `each` and returns it. The heads are checked after the last
+// change: a caller must not trust what it was given until this returns Ok.
+Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange&)>& each);
 
 // One row of the change columns. deps are row indices of earlier rows.
 struct DocumentChange {

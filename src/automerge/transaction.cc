@@ -290,7 +290,7 @@ Result<std::optional<ChangeHash>> Transaction::Commit(const CommitOptions& optio
   NormalizeActors(c, d.actors_, actor_);
   StoredChange sc = d.encoder_.Encode(std::move(c));
   ChangeHash hash = sc.hash;
-  d.AddToGraph(std::move(sc), actor_);
+  d.AddToGraph(sc, actor_);
   d.undo_.resize(undo_mark_);
   d.in_transaction_ = false;
   open_ = false;
