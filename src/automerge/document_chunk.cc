@@ -397,11 +397,24 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
       if ((*rows)[list[k]].max_op < (*rows)[list[k - 1]].max_op)
         return Status::Corruption("an actor's maxOp decreases with seq");
   }
+  // The change that owns an op: the first of its actor's changes whose maxOp
+  // is at least the op's counter. Ops in document order mostly belong to the
+  // change of the op before them or the next one (text typed in runs), so
+  // the position found last for the actor is tried first.
+  std::vector<size_t> last_found(actors.size(), 0);
   auto owner = [&](const OpId& id) -> std::optional<size_t> {
     const auto& list = by_actor[id.actor];
+    size_t& hint = last_found[id.actor];
+    auto owns = [&](size_t k) {
+      return k < list.size() && (*rows)[list[k]].max_op >= id.counter &&
+             (k == 0 || (*rows)[list[k - 1]].max_op < id.counter);
+    };
+    if (owns(hint)) return list[hint];
+    if (owns(hint + 1)) return list[++hint];
     auto it = std::lower_bound(list.begin(), list.end(), id.counter,
                                [&](size_t row, uint64_t ctr) { return (*rows)[row].max_op < ctr; });
     if (it == list.end()) return std::nullopt;
+    hint = static_cast<size_t>(it - list.begin());
     return *it;
   };
   auto lamport = [&](const OpId& a, const OpId& b) {
