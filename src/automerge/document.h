@@ -244,7 +244,6 @@ class Document {
 
   std::vector<Undo> undo_;
   bool in_transaction_ = false;
-  ChangeEncoder encoder_;  // the commits' (its buffers serve every commit)
   std::vector<uint32_t> actor_table_;  // ApplyOne's: a change's actors as document actors
 };
 

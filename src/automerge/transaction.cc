@@ -288,7 +288,7 @@ Result<std::optional<ChangeHash>> Transaction::Commit(const CommitOptions& optio
     Append(c.extra, *options.author);
   }
   NormalizeActors(c, d.actors_, actor_);
-  StoredChange sc = d.encoder_.Encode(std::move(c));
+  StoredChange sc = EncodeChange(std::move(c));
   ChangeHash hash = sc.hash;
   d.AddToGraph(sc, actor_);
   d.undo_.resize(undo_mark_);
