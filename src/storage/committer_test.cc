@@ -26,7 +26,7 @@ class TestStore : public Store {
     std::unique_lock lock(mu_);
     ++entered_;
     if (++in_write_ > 1) overlapped_ = true;
-    bool fail = fail_;
+    bool fail = fail_ || (fail_every_ > 0 && entered_ % fail_every_ == 0);
     if (hold_) {
       held_ = true;
       cv_.notify_all();
@@ -52,6 +52,11 @@ class TestStore : public Store {
   void FailWrites(bool fail) {
     std::lock_guard lock(mu_);
     fail_ = fail;
+  }
+  // Every nth write fails (applying nothing), counting from the first.
+  void FailEveryNthWrite(int n) {
+    std::lock_guard lock(mu_);
+    fail_every_ = n;
   }
   // The next write waits in Write until Release, which decides its outcome.
   void HoldNextWrite() {
@@ -91,6 +96,7 @@ class TestStore : public Store {
   int in_write_ = 0;
   bool overlapped_ = false;
   bool fail_ = false;
+  int fail_every_ = 0;
   bool hold_ = false;
   bool held_ = false;
   bool fail_held_ = false;
@@ -354,6 +360,113 @@ TEST(Committer, DestructionWritesWhatIsQueued) {
   }
   EXPECT_EQ(store.keys().size(), 1 + 2 * kQueued + 0u);
   EXPECT_FALSE(store.overlapped());
+}
+
+// A failed stream's submission is rejected only after the callbacks of its
+// earlier submissions have run, never ahead of them.
+TEST(Committer, RejectionWaitsForEarlierCallbacksOfItsStream) {
+  TestStore store;
+  Committer committer(store);
+  Events events;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  store.FailWrites(true);
+  committer.Submit(1, Batch("a"), [&](const Status& s) {
+    events.Add(s.ok() ? "a ok" : "a fail");
+    std::unique_lock lock(mu);  // stays in the callback until told
+    cv.wait(lock, [&] { return go; });
+  });
+  events.WaitFor(1);  // a's callback is running; stream 1 is failed
+  committer.Submit(1, Batch("b"), events.For("b"));
+  EXPECT_EQ(events.Now(), Strings{"a fail"}) << "b was rejected ahead of a's callback";
+  {
+    std::lock_guard lock(mu);
+    go = true;
+  }
+  cv.notify_all();
+  EXPECT_EQ(events.WaitFor(2), (Strings{"a fail", "b fail"}));
+  EXPECT_EQ(store.entered(), 1);
+}
+
+// A callback that submits on its own, failed, stream: the rejection runs
+// after that callback has returned, not inside it.
+TEST(Committer, SubmitOnAFailedStreamFromItsCallbackIsRejectedAfterIt) {
+  TestStore store;
+  Committer committer(store);
+  Events events;
+  store.FailWrites(true);
+  committer.Submit(1, Batch("a"), [&](const Status& s) {
+    committer.Submit(1, Batch("b"), events.For("b"));
+    events.Add(s.ok() ? "a ok" : "a fail");
+  });
+  EXPECT_EQ(events.WaitFor(2), (Strings{"a fail", "b fail"}));
+  EXPECT_EQ(store.entered(), 1);
+}
+
+// Clearing the failure in the failed write's own callback does not let a
+// batch queued behind that write land: it was built on the lost records.
+TEST(Committer, ClearFailureInTheFailedCallbackKeepsWhatQueuedBehindIt) {
+  TestStore store;
+  Committer committer(store);
+  Events events;
+  store.HoldNextWrite();
+  committer.Submit(1, Batch("a"), [&](const Status& s) {
+    events.Add(s.ok() ? "a ok" : "a fail");
+    committer.ClearFailure(1);
+    committer.Submit(1, Batch("c"), events.For("c"));  // after the clear: writes
+  });
+  store.WaitUntilHeld();
+  committer.Submit(1, Batch("b"), events.For("b"));
+  store.Release(/*fail=*/true);
+  EXPECT_EQ(events.WaitFor(3), (Strings{"a fail", "b fail", "c ok"}));
+  EXPECT_EQ(store.keys(), Strings{"c"});
+}
+
+// Many threads, each its own stream, with writes failing now and then: each
+// stream's callbacks, rejections included, run in its submission order, and
+// once one of its writes has failed none of its later batches lands.
+TEST(Committer, EachStreamKeepsItsOrderWhenWritesFail) {
+  constexpr int kThreads = 8, kOps = 300;
+  TestStore store;
+  store.FailEveryNthWrite(7);
+  std::mutex mu;
+  std::map<uint64_t, std::vector<std::pair<int, bool>>> done;  // stream -> (op, ok)
+  {
+    Committer committer(store);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int n = 0; n < kOps; ++n) {
+          committer.Submit(t, Batch(std::to_string(t) + "/" + std::to_string(n)),
+                           [&, t, n](const Status& s) {
+                             std::lock_guard lock(mu);
+                             done[t].emplace_back(n, s.ok());
+                           });
+          std::this_thread::yield();  // let writes fail while this stream submits
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  std::map<uint64_t, std::vector<int>> landed;
+  for (const std::string& key : store.keys()) {
+    size_t slash = key.find('/');
+    landed[std::stoi(key.substr(0, slash))].push_back(std::stoi(key.substr(slash + 1)));
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    SCOPED_TRACE("stream " + std::to_string(t));
+    ASSERT_EQ(done[t].size(), size_t{kOps});
+    std::vector<int> ok;  // what succeeded: a prefix of the submissions
+    for (int n = 0; n < kOps; ++n) {
+      ASSERT_EQ(done[t][n].first, n) << "callbacks out of submission order";
+      if (done[t][n].second) {
+        ASSERT_EQ(ok.size(), size_t(n)) << "op " << n << " succeeded after a failure";
+        ok.push_back(n);
+      }
+    }
+    EXPECT_EQ(landed[t], ok);
+  }
 }
 
 }  // namespace
