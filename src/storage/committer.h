@@ -3,16 +3,26 @@
 // Submit queues a batch; the writer thread takes everything queued, writes
 // it as one synced batch, and runs each submitter's callback with the
 // result. Concurrent ops thus share one fsync (the leveldb DBImpl::Write
-// pattern), and callbacks run in submission order.
+// pattern).
 //
 // Streams: each submission names a stream (e.g. one per workspace). When a
-// write fails, its streams are marked failed, and every later submission on a
-// failed stream fails at once, without writing, until ClearFailure(stream):
-// a stream's later records can never land on disk without the earlier ones
-// they depend on.
+// write fails, its streams are marked failed until ClearFailure(stream). A
+// batch submitted on a failed stream, or queued behind the failed write of
+// its stream, is never written: its callback gets kIoError. A stream's later
+// records can thus never land on disk without the earlier ones they depend
+// on; ClearFailure lets only batches submitted after it write again.
 //
-// Thread-safety: Submit and ClearFailure may be called from any thread.
-// Callbacks run on the writer thread and must not block.
+// Callbacks: each runs exactly once. Those of one stream run in the order of
+// its Submit calls, each after the previous one has returned, rejections
+// included (calls that overlap, from different threads, have no order). They
+// run on the writer thread, except that a batch on a failed stream submitted
+// while nothing is pending (no write under way, nothing queued) is rejected at
+// once: its callback runs inside Submit, on the calling thread. A callback may
+// call Submit and ClearFailure; it must not block, for it delays every write
+// behind it.
+//
+// Thread-safety: Submit and ClearFailure may be called from any thread,
+// callbacks included.
 #pragma once
 
 #include <condition_variable>
@@ -37,7 +47,11 @@ class Committer {
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 
+  // Writes `batch` with whatever else is queued, as one synced Store::Write,
+  // then calls `done` with the outcome; on a failed stream, writes nothing
+  // and calls `done` with kIoError (see above for when and where).
   void Submit(uint64_t stream, WriteBatch batch, Callback done);
+  // Lets `stream` write again after a failure: batches submitted from now on.
   void ClearFailure(uint64_t stream);
 
  private:
@@ -45,6 +59,7 @@ class Committer {
     uint64_t stream;
     WriteBatch batch;
     Callback done;
+    bool rejected;  // its stream failed before it could be written
   };
   void Run();
 
@@ -53,6 +68,7 @@ class Committer {
   std::condition_variable cv_;
   std::deque<Item> queue_;                  // guarded by mu_
   std::unordered_set<uint64_t> failed_;     // guarded by mu_
+  bool busy_ = false;  // guarded by mu_; the writer has items whose callbacks are to run
   bool stopping_ = false;                   // guarded by mu_
   std::thread writer_;
 };
