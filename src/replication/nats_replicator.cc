@@ -364,6 +364,7 @@ class NatsReplicator final : public Replicator {
     return Status::Ok();
   }
 
+  // Called by the consumer thread only (it alone hands messages to Apply).
   void DropSubscription() {
     natsSubscription* sub;
     {
@@ -372,7 +373,16 @@ class NatsReplicator final : public Replicator {
       pull_sub_ = nullptr;
       stream_ready_ = false;
     }
-    if (sub) natsSubscription_Destroy(sub);
+    if (!sub) return;
+    // The messages being applied are acknowledged through their subscription
+    // (nats.c reads msg->sub), so it must outlive them.
+    if (!WaitForNoneInFlight()) {
+      // Stopping: Stop destroys it once the callbacks no longer touch messages.
+      std::lock_guard lock(mu_);
+      pull_sub_ = sub;
+      return;
+    }
+    natsSubscription_Destroy(sub);
   }
 
   void ConsumeLoop() {
@@ -508,9 +518,13 @@ class NatsReplicator final : public Replicator {
   }
 
   // Waits while the most messages are in flight; false when stopping.
-  bool WaitForRoom() {
+  bool WaitForRoom() { return WaitForInFlightBelow(kMaxInFlight); }
+  // Waits until every fetched message has been acknowledged or refused;
+  // false when stopping.
+  bool WaitForNoneInFlight() { return WaitForInFlightBelow(1); }
+  bool WaitForInFlightBelow(size_t n) {
     std::unique_lock lock(in_flight_->mu);
-    while (in_flight_->messages >= kMaxInFlight && !stopping_)
+    while (in_flight_->messages >= n && !stopping_)
       in_flight_->cv.wait_for(lock, std::chrono::milliseconds(100));
     return !stopping_;
   }
