@@ -124,11 +124,25 @@ class Events {
     std::lock_guard lock(mu_);
     return events_;
   }
+  // As For, but the callback then stays (on the writer thread) until Release.
+  Committer::Callback Holding(std::string key) {
+    return [this, key](const Status& s) {
+      Add(key + (s.ok() ? " ok" : " fail"));
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return released_; });
+    };
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::string> events_;
+  bool released_ = false;
 };
 
 WriteBatch Batch(const std::string& key) {
@@ -264,25 +278,14 @@ TEST(Committer, ClearFailureDoesNotReleaseEarlierSubmissions) {
   TestStore store;
   Committer committer(store);
   Events events;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool go = false;
   store.FailWrites(true);
-  committer.Submit(1, Batch("a"), [&](const Status& s) {
-    events.Add(s.ok() ? "a ok" : "a fail");
-    std::unique_lock lock(mu);  // stays in the callback until told
-    cv.wait(lock, [&] { return go; });
-  });
+  committer.Submit(1, Batch("a"), events.Holding("a"));
   events.WaitFor(1);  // a's callback is running; stream 1 is failed
   store.FailWrites(false);
   committer.Submit(1, Batch("b"), events.For("b"));
   committer.ClearFailure(1);
   committer.Submit(1, Batch("c"), events.For("c"));
-  {
-    std::lock_guard lock(mu);
-    go = true;
-  }
-  cv.notify_all();
+  events.Release();
   EXPECT_EQ(events.WaitFor(3), (Strings{"a fail", "b fail", "c ok"}));
   EXPECT_EQ(store.keys(), Strings{"c"});
 }
@@ -368,23 +371,12 @@ TEST(Committer, RejectionWaitsForEarlierCallbacksOfItsStream) {
   TestStore store;
   Committer committer(store);
   Events events;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool go = false;
   store.FailWrites(true);
-  committer.Submit(1, Batch("a"), [&](const Status& s) {
-    events.Add(s.ok() ? "a ok" : "a fail");
-    std::unique_lock lock(mu);  // stays in the callback until told
-    cv.wait(lock, [&] { return go; });
-  });
+  committer.Submit(1, Batch("a"), events.Holding("a"));
   events.WaitFor(1);  // a's callback is running; stream 1 is failed
   committer.Submit(1, Batch("b"), events.For("b"));
   EXPECT_EQ(events.Now(), Strings{"a fail"}) << "b was rejected ahead of a's callback";
-  {
-    std::lock_guard lock(mu);
-    go = true;
-  }
-  cv.notify_all();
+  events.Release();
   EXPECT_EQ(events.WaitFor(2), (Strings{"a fail", "b fail"}));
   EXPECT_EQ(store.entered(), 1);
 }
