@@ -82,6 +82,18 @@ struct ChangeEncoder::Columns {
   StringEncoder key_string, mark_name;
   BooleanEncoder insert, expand;
   ValueEncoder value;
+
+  void Reset() {
+    for (UlebEncoder* e : {&obj_actor, &obj_counter, &key_actor, &action, &pred_group, &pred_actor})
+      e->Reset();
+    key_counter.Reset();
+    pred_counter.Reset();
+    key_string.Reset();
+    mark_name.Reset();
+    insert.Reset();
+    expand.Reset();
+    value.Reset();
+  }
 };
 
 ChangeEncoder::ChangeEncoder() : cols_(std::make_unique<Columns>()) {}
@@ -92,10 +104,7 @@ StoredChange ChangeEncoder::Encode(Change change) {
   change.num_ops = change.ops.size();
 
   Columns& k = *cols_;
-  k.obj_actor.Reset(), k.obj_counter.Reset(), k.key_actor.Reset(), k.action.Reset();
-  k.pred_group.Reset(), k.pred_actor.Reset(), k.key_counter.Reset(), k.pred_counter.Reset();
-  k.key_string.Reset(), k.mark_name.Reset(), k.insert.Reset(), k.expand.Reset();
-  k.value.Reset();
+  k.Reset();
   for (const ChangeOp& op : change.ops) {
     if (op.obj.is_root()) {
       k.obj_actor.AppendNull();

@@ -422,7 +422,11 @@ TEST(Change, AnEncoderUsedAgainEncodesEachChangeAsAFreshOne) {
   ChangeEncoder encoder;
   for (const Change& c : {RichChange(), small, RichChange(), Change{}, small}) {
     Change input = c;
-    if (input.actor.empty()) input.actor = kExampleActor, input.seq = 1, input.start_op = 1;
+    if (input.actor.empty()) {  // the empty change: give it a header
+      input.actor = kExampleActor;
+      input.seq = 1;
+      input.start_op = 1;
+    }
     StoredChange reused = encoder.Encode(input);
     StoredChange fresh = EncodeChange(input);
     EXPECT_EQ(reused.bytes, fresh.bytes);
