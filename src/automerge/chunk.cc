@@ -25,15 +25,12 @@ ChangeHash HashOf(uint8_t type, ByteView body) {
   return h.Finish();
 }
 
+// A chunk around body whose hash is already known (a read chunk, checked).
 Chunk MakeChunk(ChunkType type, ByteView body, const ChangeHash& hash) {
-  Chunk c{type, hash, {}, 0};
-  c.bytes.reserve(body.size() + 19);
-  c.bytes.insert(c.bytes.end(), kMagic, kMagic + 4);
-  c.bytes.insert(c.bytes.end(), hash.begin(), hash.begin() + 4);
-  c.bytes.push_back(static_cast<uint8_t>(type));
-  AppendUleb(c.bytes, body.size());
+  Chunk c{type, hash, BeginChunk(type, body.size()), 0};
   c.body_offset = c.bytes.size();
   Append(c.bytes, body);
+  std::memcpy(c.bytes.data() + 4, hash.data(), 4);
   return c;
 }
 
@@ -112,11 +109,7 @@ ChangeHash EndChunk(Bytes& chunk) {
 }
 
 Chunk WriteChunk(ChunkType type, ByteView body) {
-  Chunk c{type, {}, BeginChunk(type, body.size()), 0};
-  c.body_offset = c.bytes.size();
-  Append(c.bytes, body);
-  c.hash = EndChunk(c.bytes);
-  return c;
+  return MakeChunk(type, body, HashOf(static_cast<uint8_t>(type), body));
 }
 
 }  // namespace etherply::automerge
