@@ -159,10 +159,11 @@ fill_a() {  # label
 }
 rate() { awk -v n="$1" -v ns=$(($3 - $2)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }'; }
 catchup_apply() {
+  local published_a t0 t1 line
+  published_a=$(replication "$PORT_a" published)
   stop_pid "$PID_b"
   fill_a catchup-apply || return 1
   until_true 120 at_least "$PORT_a" published "$((published_a + CATCHUP_OPS))" >/dev/null || return 1
-  local t0 t1 line
   t0=$(date +%s%N)
   start_node b
   t1=$(until_true 300 at_least "$PORT_b" received "$CATCHUP_OPS") || return 1
@@ -171,7 +172,8 @@ catchup_apply() {
   CATCHUP_JSON+=("$line")
 }
 catchup_publish() {
-  local received_b t0 t1 t2 line
+  local published_a received_b t0 t1 t2 line
+  published_a=$(replication "$PORT_a" published)
   received_b=$(replication "$PORT_b" received)
   stop_pid "$NATS_PID"
   fill_a catchup-publish || return 1
@@ -187,7 +189,6 @@ CATCHUP_JSON=()
 if [[ ${CATCHUP:-1} == 1 ]]; then
   for scenario in catchup_apply catchup_publish; do
     echo "run_replication.sh: ${scenario/_/-}: $CATCHUP_OPS ops" >&2
-    published_a=$(replication "$PORT_a" published)
     if $scenario; then echo "  ${CATCHUP_JSON[-1]}" >&2; else FAILED=1; fi
   done
 fi
