@@ -245,6 +245,9 @@ class Document {
   std::vector<Undo> undo_;
   bool in_transaction_ = false;
   std::vector<uint32_t> actor_table_;  // ApplyOne's: a change's actors as document actors
+  // While a document chunk loads: its sequences' sizes (DocumentShape), by
+  // the creating op's actor and counter, to size each one as it is created.
+  std::map<std::pair<ActorId, uint32_t>, uint64_t> expected_elements_;
 };
 
 }  // namespace etherply::automerge

@@ -351,7 +351,8 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
   return out;
 }
 
-Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange&)>& each) {
+Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange&)>& each,
+                             const std::function<void(const DocumentShape&)>& shape) {
   Reader r(chunk.body());
   auto nactors = r.Uleb();
   if (!nactors.ok() || *nactors > r.remaining()) return Status::Corruption("document actors");
@@ -487,6 +488,8 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   // name) must come after its begin, the op before it (the reference
   // refuses the document otherwise).
   std::unordered_set<OpId, OpIdHash> mark_begins;
+  // Insert ops by object: an object's ops are consecutive in document order.
+  DocumentShape sizes{actors, {}};
   // The ops are taken as they are decoded, each kept in its compact form.
   auto visit = [&](DocOp& d) -> Status {
     if (d.op.action == Action::kMark) {
@@ -512,6 +515,11 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
       group_prop_index = group_prop ? pending.Prop(*group_prop) : PendingOp::kNoProp;
       group_elem = d.op.key.is_map() ? OpId{} : (d.op.insert ? d.id : d.op.key.elem);
     }
+    if (d.op.insert) {
+      if (sizes.elements.empty() || sizes.elements.back().first != d.op.obj)
+        sizes.elements.emplace_back(d.op.obj, 0);
+      ++sizes.elements.back().second;
+    }
     auto placed = place(d.id);
     if (!placed.ok()) return placed.status();
     PendingOp& p = **placed;
@@ -534,6 +542,7 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   *op_cols = Columns();
   if (Status s = flush_deletes(); !s.ok()) return s;
   if (filled != begin.back()) return Status::Corruption("a change's ops have gaps (missing ops)");
+  if (shape) shape(sizes);
 
   // Rebuild each change in row order (§6.5 step 3), handing it on at once.
   std::vector<ChangeHash> hashes;

@@ -56,7 +56,16 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk);
 // leave it (its buffers then serve the next change). Stops at the first
 // failure of `each` and returns it. The heads are checked after the last
 // change: a caller must not trust what it was given until this returns Ok.
-Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange&)>& each);
+//
+// `shape`, when given, is called once before the first change with what the
+// chunk says of the document it builds: for each list or text object, how
+// many elements it gets (its insert ops), so that a loader can size them.
+struct DocumentShape {
+  std::span<const ActorId> actors;                    // sorted; OpIds index them
+  std::vector<std::pair<OpId, uint64_t>> elements;  // object ID, insert ops
+};
+Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange&)>& each,
+                             const std::function<void(const DocumentShape&)>& shape = nullptr);
 
 // One row of the change columns. deps are row indices of earlier rows.
 struct DocumentChange {

@@ -6,6 +6,7 @@
 // it is damaged.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -307,6 +308,57 @@ TEST(DocumentSave, QueuedChangesFollowTheDocumentChunk) {
 }
 
 // What we write is checked like any other input: damage is found.
+// A document chunk tells its loader, before the first change, how many
+// elements each sequence gets (deleted ones included: they stay as
+// tombstones), so that the loader can size them; the object IDs it gives
+// index the chunk's sorted actors.
+TEST(DocumentSave, ShapeCountsEachSequencesElements) {
+  Document doc;
+  ObjId text, list, nested;
+  {
+    Transaction tx(doc, kB);
+    text = *tx.PutObject(kRoot, "text", ObjType::kText);
+    ASSERT_TRUE(tx.SpliceText(text, 0, 0, "hello").ok());
+    list = *tx.PutObject(kRoot, "list", ObjType::kList);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(tx.Insert(list, i, int64_t{i}).ok());
+    ASSERT_TRUE(tx.Put(kRoot, "n", int64_t{1}).ok());
+    Commit(tx);
+  }
+  {
+    Transaction tx(doc, kA);  // a second actor, first in byte order
+    ASSERT_TRUE(tx.SpliceText(text, 1, 2, "EY!").ok());
+    nested = *tx.InsertObject(list, 0, ObjType::kList);
+    ASSERT_TRUE(tx.Insert(nested, 0, true).ok());
+    Commit(tx);
+  }
+  Bytes saved = doc.Save();
+  Reader r(saved);
+  auto chunk = ReadChunk(r);
+  ASSERT_TRUE(chunk.ok());
+  std::map<std::pair<ActorId, uint32_t>, uint64_t> seen;
+  int calls = 0, changes_before = -1, changes = 0;
+  Status s = ForEachDocumentChange(
+      *chunk,
+      [&](StoredChange&) {
+        ++changes;
+        return Status::Ok();
+      },
+      [&](const DocumentShape& shape) {
+        ++calls;
+        changes_before = changes;
+        ASSERT_EQ(shape.actors.size(), 2u);
+        EXPECT_EQ(shape.actors[0], kA);
+        for (const auto& [obj, n] : shape.elements) seen[{shape.actors[obj.actor], obj.counter}] += n;
+      });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(changes_before, 0);
+  // The document's IDs name its own actor table (kB first seen, so index 0).
+  std::map<std::pair<ActorId, uint32_t>, uint64_t> expected = {
+      {{kB, text.counter}, 5 + 3}, {{kB, list.counter}, 3 + 1}, {{kA, nested.counter}, 1}};
+  EXPECT_EQ(seen, expected);
+}
+
 TEST(DocumentSave, DamagedSavesAreRejected) {
   Document doc;
   {

@@ -14,19 +14,23 @@ void* BlockIndex::Get(uint64_t key) const {
   }
 }
 
-void BlockIndex::Grow() {
+void BlockIndex::Rehash(size_t slots) {
   std::vector<Slot> old = std::move(slots_);
-  size_t n = old.empty() ? 8 : old.size() * 2;
-  slots_.assign(n, Slot{0, nullptr});
-  shift_ = 64 - std::countr_zero(n);
+  slots_.assign(slots, Slot{0, nullptr});
+  shift_ = 64 - std::countr_zero(slots);
   size_ = 0;
   for (const Slot& s : old)
     if (s.key != 0) Set(OpId{static_cast<uint32_t>(s.key >> 32), static_cast<uint32_t>(s.key)}, s.value);
 }
+void BlockIndex::Reserve(size_t n) {
+  size_t slots = std::max<size_t>(slots_.size(), 8);
+  while (n * 4 > slots * 3) slots *= 2;
+  if (slots != slots_.size()) Rehash(slots);
+}
 
 void BlockIndex::Set(const OpId& id, void* block) {
   const uint64_t key = Key(id);
-  if ((size_ + 1) * 4 > slots_.size() * 3) Grow();
+  if ((size_ + 1) * 4 > slots_.size() * 3) Rehash(slots_.empty() ? 8 : slots_.size() * 2);
   const size_t mask = slots_.size() - 1;
   size_t i = Home(key);
   while (slots_[i].key != 0 && slots_[i].key != key) i = (i + 1) & mask;

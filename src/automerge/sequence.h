@@ -34,7 +34,10 @@ class BlockIndex {
   }
   void Set(const OpId& id, void* block);
   void Erase(const OpId& id);
+  // Makes room for n entries in all: adding up to n does not grow the table.
+  void Reserve(size_t n);
   size_t size() const { return size_; }
+  size_t capacity() const { return slots_.size(); }  // slots, used and free
 
  private:
   struct Slot {
@@ -50,7 +53,7 @@ class BlockIndex {
     return ((group >> shift_) & ~size_t{7}) | ((key >> 32) & 7);
   }
   void* Get(uint64_t key) const;
-  void Grow();
+  void Rehash(size_t slots);  // a power of two, more than size_ * 4 / 3
 
   std::vector<Slot> slots_;  // a power of two, or empty
   size_t size_ = 0;
@@ -87,6 +90,9 @@ class Sequence {
 
   size_t visible() const { return visible_; }
   size_t size() const { return where_.size(); }
+  // Makes room for n elements in all (a hint: loading a document knows how
+  // many a sequence will have, and growing the index on the way costs more).
+  void Reserve(size_t n) { where_.Reserve(n); }
 
   std::optional<Pos> Find(const OpId& id) const;
   // The n-th visible element; n < visible().

@@ -534,6 +534,28 @@ TEST(BlockIndex, EmptyAndAbsentIdsFindNothing) {
   EXPECT_EQ(index.size(), 1u);
 }
 
+// Reserve(n) makes room for n entries in all: the n-th Set does not grow
+// the table, entries already there survive, and a smaller n changes nothing.
+TEST(BlockIndex, ReserveMakesRoomAndKeepsEntries) {
+  BlockIndex index;
+  std::vector<int> blocks(2);
+  index.Set(OpId{1, 0}, &blocks[0]);
+  index.Set(OpId{2, 1}, &blocks[1]);
+  index.Reserve(1000);
+  const size_t capacity = index.capacity();
+  EXPECT_GE(capacity * 3, 1000u * 4);
+  EXPECT_EQ(index.Find<int>(OpId{1, 0}), &blocks[0]);
+  EXPECT_EQ(index.Find<int>(OpId{2, 1}), &blocks[1]);
+  for (uint32_t c = 3; index.size() < 1000; ++c) index.Set(OpId{c, 0}, &blocks[c % 2]);
+  EXPECT_EQ(index.capacity(), capacity) << "grew before the reserved size";
+  index.Reserve(10);
+  EXPECT_EQ(index.capacity(), capacity);
+  for (uint32_t c = 3; c < 1001; ++c) ASSERT_EQ(index.Find<int>(OpId{c, 0}), &blocks[c % 2]) << c;
+  for (uint32_t c = 1; index.size() * 4 <= capacity * 3; ++c) index.Set(OpId{c, 2}, &blocks[0]);
+  EXPECT_GT(index.capacity(), capacity) << "past 3/4 full, it grows";
+  EXPECT_EQ(index.Find<int>(OpId{1, 0}), &blocks[0]);
+}
+
 TEST(BlockIndex, AgreesWithAMapThroughRandomSetsAndErases) {
   BlockIndex index;
   std::unordered_map<OpId, int*, OpIdHash> model;
