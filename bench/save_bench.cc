@@ -11,7 +11,6 @@
 #include <string>
 
 #include "automerge/document.h"
-#include "base/huge_page_malloc.h"
 
 namespace am = etherply::automerge;
 
@@ -38,10 +37,6 @@ void Load(am::Document& doc, const etherply::Bytes& bytes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // A fresh process that loads one document, as `etherply doc` is, with its
-  // setting; HUGE_PAGES=0 (bench/save_bench.sh) measures it with small pages,
-  // as the server loads a workspace.
-  etherply::UseHugePageMalloc(argv);
   std::string op = argc > 1 ? argv[1] : "";
   if (op == "save" && argc == 4) {
     am::Document doc;

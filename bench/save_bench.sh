@@ -11,9 +11,6 @@
 #   save   load the document (untimed), time save, keep the saved size
 #   load   time the load of the document file (a cold process), with the
 #          process's wall time and max RSS from /usr/bin/time
-# EtherPly's process runs as `etherply doc` does, its heap in huge pages
-# (src/base/huge_page_malloc.h); its load is also timed with small pages
-# (GLIBC_TUNABLES=glibc.malloc.hugetlb=0), as the server loads a workspace.
 # Prints a markdown table (also BUILD_DIR/bench-save.md).
 set -euo pipefail
 [[ $# -eq 1 ]] || { echo "usage: bench/save_bench.sh BUILD_DIR" >&2; exit 2; }
@@ -34,16 +31,11 @@ JSONL=$BUILD/bench-save.jsonl
 (cd "$ROOT/bench" && node save_bench.mjs trace "$TRACE" "$WORK/trace.automerge") >&2
 cp "$EGWALKER" "$WORK/egwalker-C1.automerge"
 
-run() {  # impl doc op   (impl: etherply, etherply-small-pages or reference)
+run() {  # impl doc op
   local out=$WORK/$1-$2.saved args line rss
-  case $1 in
-    etherply) args=("$CXX") ;;
-    etherply-small-pages) args=(env GLIBC_TUNABLES=glibc.malloc.hugetlb=0 "$CXX") ;;
-    *) args=(node "$ROOT/bench/save_bench.mjs") ;;
-  esac
+  if [[ $1 == etherply ]]; then args=("$CXX"); else args=(node "$ROOT/bench/save_bench.mjs"); fi
   if [[ $3 == save ]]; then args+=(save "$WORK/$2.automerge" "$out"); else args+=(load "$WORK/$2.automerge"); fi
   line=$(cd "$ROOT/bench" && /usr/bin/time -o "$WORK/time" -f "%M %e" "${args[@]}")
-  line=${line/\"impl\":\"etherply\"/\"impl\":\"$1\"}
   read -r rss wall <"$WORK/time"
   line="${line%\}},\"doc\":\"$2\",\"max_rss_kb\":$rss,\"wall\":$wall}"
   echo "$line" >>"$JSONL"
@@ -52,7 +44,6 @@ run() {  # impl doc op   (impl: etherply, etherply-small-pages or reference)
 for doc in trace egwalker-C1; do
   for ((i = 1; i <= REPEATS; i++)); do
     for op in save load; do run etherply $doc $op; run reference $doc $op; done
-    run etherply-small-pages $doc load
   done
 done
 
@@ -67,8 +58,8 @@ const rows = [
   "|---|---|---:|---:|---:|",
 ];
 for (const doc of [...new Set(runs.map((r) => r.doc))]) {
-  const line = (what, op, f, fmt, impl = "etherply") => {
-    const e = get(doc, impl, op, f), r = get(doc, "reference", op, f);
+  const line = (what, op, f, fmt) => {
+    const e = get(doc, "etherply", op, f), r = get(doc, "reference", op, f);
     rows.push(`| ${doc} | ${what} | ${fmt(e)} | ${fmt(r)} | ${(e / r).toFixed(2)}x |`);
   };
   const s = (x) => x.toFixed(3), mb = (kb) => (kb / 1024).toFixed(1);
@@ -77,11 +68,9 @@ for (const doc of [...new Set(runs.map((r) => r.doc))]) {
   line("load s (in process)", "load", (r) => r.seconds, s);
   line("load process wall s", "load", (r) => r.wall, (x) => x.toFixed(2));
   line("load peak RSS MB", "load", (r) => r.max_rss_kb, mb);
-  line("load s, small pages (as the server)", "load", (r) => r.seconds, s, "etherply-small-pages");
-  line("load peak RSS MB, small pages", "load", (r) => r.max_rss_kb, mb, "etherply-small-pages");
   line("save process peak RSS MB", "save", (r) => r.max_rss_kb, mb);
 }
-const text = [...rows, "", `Medians of ${runs.filter((r) => r.impl === "reference" && r.op === "load").length / 2} runs per cell, fresh processes, alternating; load average after: ${load}.`, ""].join("\n");
+const text = [...rows, "", `Medians of ${runs.length / 8} runs per cell, fresh processes, alternating; load average after: ${load}.`, ""].join("\n");
 fs.writeFileSync(outMd, text);
 process.stdout.write(text);
 JS

@@ -2,7 +2,6 @@
 #include <cstdio>
 #include <string_view>
 
-#include "base/huge_page_malloc.h"
 #include "cli/client_commands.h"
 #include "cli/doc_command.h"
 #include "cli/serve_command.h"
@@ -31,8 +30,6 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  // A process that loads a document and exits: its heap in huge pages.
-  if (cmd == "doc") etherply::UseHugePageMalloc(argv);
   if (cmd == "doc") return etherply::cli::RunDocCommand(argc - 1, argv + 1);
   if (cmd == "serve") return etherply::cli::RunServeCommand(argc - 1, argv + 1);
   if (cmd == "token") return etherply::cli::RunTokenCommand(argc - 1, argv + 1);
