@@ -345,18 +345,38 @@ class NatsReplicator final : public Replicator {
     if (s != NATS_OK && jerr != JSStreamNameExistErr)
       return Status::IoError("creating stream " + std::string(kStream) + ": " +
                                  NatsError(s, jerr));
+    // The node's durable consumer is made here and the subscription binds to
+    // it: nats.c deletes a consumer that its own subscribe call created when
+    // that subscription is unsubscribed (Stop), and the node would then get
+    // the whole stream again at its next start.
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = durable_.c_str();
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = options_.request_timeout.count() * 6 * 1'000'000;
+    cc.MaxAckPending = 4 * kFetchBatch;
+    jsConsumerInfo* ci = nullptr;
+    jerr = static_cast<jsErrCode>(0);
+    s = js_AddConsumer(&ci, js_, kStream, &cc, nullptr, &jerr);
+    if (ci) jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK) {  // fine if it exists already, as it was made
+      jsErrCode add_err = jerr;
+      ci = nullptr;
+      jerr = static_cast<jsErrCode>(0);
+      if (js_GetConsumerInfo(&ci, js_, kStream, durable_.c_str(), nullptr, &jerr) != NATS_OK)
+        return Status::IoError("creating consumer " + durable_ + ": " + NatsError(s, add_err));
+      jsConsumerInfo_Destroy(ci);
+    }
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = kStream;
-    so.Config.Durable = durable_.c_str();
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.AckPolicy = js_AckExplicit;
-    so.Config.AckWait = options_.request_timeout.count() * 6 * 1'000'000;
-    so.Config.MaxAckPending = 4 * kFetchBatch;
+    so.Consumer = durable_.c_str();
     natsSubscription* sub = nullptr;
+    jerr = static_cast<jsErrCode>(0);
     s = js_PullSubscribe(&sub, js_, kChangeSubjects, durable_.c_str(), nullptr, &so, &jerr);
     if (s != NATS_OK)
-      return Status::IoError("creating consumer " + durable_ + ": " + NatsError(s, jerr));
+      return Status::IoError("binding to consumer " + durable_ + ": " + NatsError(s, jerr));
     std::lock_guard lock(mu_);
     pull_sub_ = sub;
     stream_ready_ = true;

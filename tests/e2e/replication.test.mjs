@@ -180,6 +180,22 @@ test("a node killed with kill -9 and restarted gets every op it missed", async (
   })
 })
 
+test("a node stopped cleanly resumes its consumer where it was, without the stream again", async (t) => {
+  // The durable consumer must outlive a clean stop: a node that lost it
+  // would receive the whole stream again at every start.
+  await withCluster(t, { nodes: 2 }, async ([a, b]) => {
+    const ws = "rep-resume"
+    for (let i = 0; i < 20; i++) await put(a, ws, `k${i}`, i)
+    await assertConverged([a, b], ws, { changes: 20 })
+    await b.stop()
+    await put(a, ws, "after", true)
+    await b.launch()
+    await assertConverged([a, b], ws, { changes: 21 })
+    const st = await statusOf(b)
+    assert.equal(st.replication.received, 1, "only the change made while it was away")
+  })
+})
+
 test("a node that joins late gets the full history", async (t) => {
   await withCluster(t, { nodes: 1 }, async ([a], nats) => {
     const ws = "rep-late"
