@@ -3,16 +3,23 @@
 //
 //   etherply_jetstream_bench --url nats://HOST:PORT [--messages N]
 //                            [--bytes B] [--batch K] [--latency-samples L]
+//                            [--consumers C]
 //
 // Throughput: N messages of B bytes published to a fresh stream (file
 // storage, one replica) asynchronously, K at a time, waiting for every
 // acknowledgment of a batch before the next, each with a message ID, as
 // EtherPly's publisher does (src/replication/nats_replicator.cc).
+// With --consumers C, C durable pull consumers of the stream, each on its own
+// connection, fetch 256 at a time and acknowledge each fetched batch once
+// (AckAll) while the messages are published, as EtherPly's nodes do (each
+// node's consumer receives every change, its own too): the publish rate is
+// then timed until every consumer has received every message, and reported
+// as "publish_consumed_per_s".
 // Latency: L messages published one at a time (waiting for the ack), each
 // timed from the publish call to its arrival at a push consumer of the same
 // stream in this process.
 // Output: one JSON line, {"messages":..,"bytes":..,"batch":..,"publish_per_s":..,
-//   "latency_us":{"p50":..,"p99":..,"max":..}}
+//   "latency_us":{"p50":..,"p99":..,"max":..}[,"consumers":C]}
 #include <nats/nats.h>
 
 #include <algorithm>
@@ -23,6 +30,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -60,11 +68,47 @@ void OnMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) 
   natsMsg_Destroy(msg);
 }
 
+// Drains a durable pull consumer of `stream` on its own connection until it
+// has `messages`; acknowledges each fetched batch with its last message.
+void Consume(const std::string& url, const std::string& stream, const std::string& name,
+             long messages, std::atomic<long>& received) {
+  natsConnection* nc = nullptr;
+  if (natsStatus s = natsConnection_ConnectTo(&nc, url.c_str()); s != NATS_OK)
+    Die("consumer connect", s);
+  jsCtx* js = nullptr;
+  natsConnection_JetStream(&js, nc, nullptr);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Config.AckPolicy = js_AckAll;
+  so.Config.MaxAckPending = 1024;
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_PullSubscribe(&sub, js, ("bench." + stream).c_str(), name.c_str(),
+                                      nullptr, &so, &jerr);
+      s != NATS_OK)
+    Die("pull subscribe", s);
+  long got = 0;
+  while (got < messages) {
+    natsMsgList list{nullptr, 0};
+    natsStatus s = natsSubscription_Fetch(&list, sub, 256, 1000, &jerr);
+    if (s == NATS_TIMEOUT) continue;
+    if (s != NATS_OK) Die("fetch", s);
+    if (list.Count > 0) natsMsg_Ack(list.Msgs[list.Count - 1], nullptr);
+    got += list.Count;
+    received += list.Count;
+    natsMsgList_Destroy(&list);
+  }
+  natsSubscription_Destroy(sub);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string url;
-  long messages = 100000, bytes = 150, batch = 512, samples = 2000;
+  long messages = 100000, bytes = 150, batch = 512, samples = 2000, consumers = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     if (f == "--url") url = argv[i + 1];
@@ -72,15 +116,16 @@ int main(int argc, char** argv) {
     else if (f == "--bytes") bytes = std::atol(argv[i + 1]);
     else if (f == "--batch") batch = std::atol(argv[i + 1]);
     else if (f == "--latency-samples") samples = std::atol(argv[i + 1]);
+    else if (f == "--consumers") consumers = std::atol(argv[i + 1]);
     else {
       std::fprintf(stderr, "etherply_jetstream_bench: unknown flag %s\n", f.c_str());
       return 2;
     }
   }
-  if (url.empty() || messages <= 0 || bytes <= 0 || batch <= 0 || samples <= 0) {
+  if (url.empty() || messages <= 0 || bytes <= 0 || batch <= 0 || samples <= 0 || consumers < 0) {
     std::fprintf(stderr,
                  "usage: etherply_jetstream_bench --url nats://HOST:PORT [--messages N] "
-                 "[--bytes B] [--batch K] [--latency-samples L]\n");
+                 "[--bytes B] [--batch K] [--latency-samples L] [--consumers C]\n");
     return 2;
   }
   natsConnection* nc = nullptr;
@@ -107,6 +152,11 @@ int main(int argc, char** argv) {
     Die("add stream", s);
   jsStreamInfo_Destroy(si);
 
+  std::atomic<long> consumed{0};
+  std::vector<std::thread> consumer_threads;
+  for (long c = 0; c < consumers; ++c)
+    consumer_threads.emplace_back(Consume, url, stream, "bench_consumer_" + std::to_string(c),
+                                  messages, std::ref(consumed));
   std::string payload(static_cast<size_t>(bytes), 'x');
   int64_t t0 = NowNs();
   for (long sent = 0; sent < messages;) {
@@ -127,6 +177,7 @@ int main(int argc, char** argv) {
     if (g_publish_failed) Die("a publish was refused", NATS_ERR);
     sent += n;
   }
+  for (std::thread& t : consumer_threads) t.join();  // every consumer has every message
   double seconds = (NowNs() - t0) / 1e9;
 
   // Latency: publish, wait for the ack, time the arrival at a push consumer.
@@ -169,9 +220,10 @@ int main(int argc, char** argv) {
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);
   std::printf(
-      "{\"messages\":%ld,\"bytes\":%ld,\"batch\":%ld,\"publish_per_s\":%.0f,"
-      "\"latency_us\":{\"p50\":%lld,\"p99\":%lld,\"max\":%lld}}\n",
-      messages, bytes, batch, messages / seconds, static_cast<long long>(pct(0.5)),
-      static_cast<long long>(pct(0.99)), static_cast<long long>(lat.back()));
+      "{\"messages\":%ld,\"bytes\":%ld,\"batch\":%ld,\"%s\":%.0f,"
+      "\"latency_us\":{\"p50\":%lld,\"p99\":%lld,\"max\":%lld},\"consumers\":%ld}\n",
+      messages, bytes, batch, consumers ? "publish_consumed_per_s" : "publish_per_s",
+      messages / seconds, static_cast<long long>(pct(0.5)), static_cast<long long>(pct(0.99)),
+      static_cast<long long>(lat.back()), consumers);
   return 0;
 }

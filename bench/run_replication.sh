@@ -28,7 +28,10 @@
 #                    reconnection until its outbox is empty (published and
 #                    acknowledged by JetStream), and until B has applied them
 # These are the figures to set beside raw JetStream publishing: the rate at
-# which ops already durable on one node flow through NATS to another.
+# which ops already durable on one node flow through NATS to another. A
+# second raw figure publishes the same way while two durable pull consumers
+# receive every message (as both nodes' consumers do): what the server can
+# carry when it also delivers, the fairer baseline for the end to end rate.
 #
 # Prints a markdown table (also BUILD_DIR/bench-replication.md; raw JSON lines
 # in BUILD_DIR/bench-replication.jsonl). Needs nats-server, jq, and
@@ -196,6 +199,12 @@ fi
 echo "run_replication.sh: raw JetStream" >&2
 RAW=$("$JSBENCH" --url "nats://127.0.0.1:$NATS_PORT" --messages 100000 --bytes 150 --batch 512 \
   --latency-samples 2000)
+# The same publishing while two durable pull consumers (one per node, as
+# each node's consumer receives every change) fetch and acknowledge every
+# message: the JetStream side of what replication asks of the server.
+echo "run_replication.sh: raw JetStream with 2 consumers" >&2
+RAW_CONSUMED=$("$JSBENCH" --url "nats://127.0.0.1:$NATS_PORT" --messages 100000 --bytes 150 \
+  --batch 512 --latency-samples 200 --consumers 2)
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
@@ -208,11 +217,12 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
   ' "$OUT_JSONL"
   echo
   if ((${#CATCHUP_JSON[@]})); then
-    echo "| catch-up | ops | ops/s | ratio to raw JetStream publishing |"
-    echo "|---|---:|---:|---:|"
+    echo "| catch-up | ops | ops/s | ratio to raw JetStream publishing | ratio to raw publishing with 2 consumers |"
+    echo "|---|---:|---:|---:|---:|"
     for line in "${CATCHUP_JSON[@]}"; do
-      jq -r --argjson raw "$(jq .publish_per_s <<<"$RAW")" '
-        def row(what; v): "| \(.label) \(what) | \(.ops) | \(v) | \(v / $raw * 100 | round / 100)x |";
+      jq -r --argjson raw "$(jq .publish_per_s <<<"$RAW")" \
+        --argjson raw2 "$(jq .publish_consumed_per_s <<<"$RAW_CONSUMED")" '
+        def row(what; v): "| \(.label) \(what) | \(.ops) | \(v) | \(v / $raw * 100 | round / 100)x | \(v / $raw2 * 100 | round / 100)x |";
         if .label == "catchup-apply" then row("(B applies)"; .apply_per_s)
         else row("(A publishes)"; .publish_per_s), row("(A to B, end to end)"; .end_to_end_per_s) end
       ' <<<"$line"
@@ -220,9 +230,11 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     echo
   fi
   jq -r '"Raw JetStream, same nats-server, same client library (nats.c 3.4): \(.messages) messages of \(.bytes) bytes published asynchronously \(.batch) at a time with message IDs: **\(.publish_per_s) msgs/s**; one at a time, publish → arrival at a push consumer: p50 \(.latency_us.p50 / 1000) ms, p99 \(.latency_us.p99 / 1000) ms."' <<<"$RAW"
+  jq -r '"The same publishing while two durable pull consumers (one per node) each fetch every message, 256 at a time, acknowledging each fetch once (AckAll): **\(.publish_consumed_per_s) msgs/s** published and consumed by both."' <<<"$RAW_CONSUMED"
   echo
   echo "Machine: nproc $(nproc); load average before: $load_before; after: $load_after. nats-server $("$NATS" --version | awk '{print $NF}'), JetStream file storage; two etherply nodes (defaults), all on one host over loopback."
 } | tee "$OUT_MD"
 for line in "${CATCHUP_JSON[@]}"; do echo "$line" >>"$OUT_JSONL"; done
 echo "$RAW" >>"$OUT_JSONL"
+echo "$RAW_CONSUMED" >>"$OUT_JSONL"
 exit $FAILED
