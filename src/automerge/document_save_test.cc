@@ -307,7 +307,6 @@ TEST(DocumentSave, QueuedChangesFollowTheDocumentChunk) {
   EXPECT_EQ(loaded.ToJson(), R"({"x":1})");
 }
 
-// What we write is checked like any other input: damage is found.
 // A document chunk tells its loader, before the first change, how many
 // elements each sequence gets (deleted ones included: they stay as
 // tombstones), so that the loader can size them; the object IDs it gives
@@ -353,12 +352,14 @@ TEST(DocumentSave, ShapeCountsEachSequencesElements) {
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(changes_before, 0);
-  // The document's IDs name its own actor table (kB first seen, so index 0).
+  // By actor bytes and counter: the shape's actor indices are the chunk's
+  // (sorted), not the document's (kB, first seen, is the document's 0).
   std::map<std::pair<ActorId, uint32_t>, uint64_t> expected = {
       {{kB, text.counter}, 5 + 3}, {{kB, list.counter}, 3 + 1}, {{kA, nested.counter}, 1}};
   EXPECT_EQ(seen, expected);
 }
 
+// What we write is checked like any other input: damage is found.
 TEST(DocumentSave, DamagedSavesAreRejected) {
   Document doc;
   {
