@@ -43,7 +43,10 @@ constexpr char kAnnounceSubject[] = "etherply.nodes";
 constexpr char kWorkspaceHeader[] = "Etherply-Workspace";
 constexpr char kTimestampHeader[] = "Etherply-Timestamp";
 constexpr char kSessionHeader[] = "Etherply-Session";
-constexpr int kPublishBatch = 512;
+// The publisher takes up to kPublishBatch records from the outbox at a time
+// and keeps up to kPublishWindow published ones waiting for acknowledgments.
+constexpr size_t kPublishBatch = 512;
+constexpr size_t kPublishWindow = 4 * kPublishBatch;
 constexpr int kFetchBatch = 256;
 // Stream messages being applied at once (below the consumer's MaxAckPending).
 constexpr size_t kMaxInFlight = 2 * kFetchBatch;
@@ -131,9 +134,9 @@ class NatsReplicator final : public Replicator {
       jsOptions jo;
       jsOptions_Init(&jo);
       jo.Wait = options_.request_timeout.count();
-      jo.PublishAsync.MaxPending = 4 * kPublishBatch;
-      jo.PublishAsync.ErrHandler = &NatsReplicator::OnPublishError;
-      jo.PublishAsync.ErrHandlerClosure = this;
+      jo.PublishAsync.MaxPending = kPublishWindow;
+      jo.PublishAsync.AckHandler = &NatsReplicator::OnPublishAck;
+      jo.PublishAsync.AckHandlerClosure = this;
       natsConnection_JetStream(&js_, nc_, &jo);
     }
     LogInfo("replication: node " + options_.node_id + " connecting to " + options_.nats_url);
@@ -260,13 +263,33 @@ class NatsReplicator final : public Replicator {
     std::lock_guard lock(self->mu_);
     self->cv_.notify_all();
   }
-  static void OnPublishError(jsCtx*, jsPubAckErr*, void* closure) {
-    static_cast<NatsReplicator*>(closure)->publish_failed_ = true;
+  // JetStream's answer to one asynchronous publish (a nats.c thread).
+  static void OnPublishAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr*, void* closure) {
+    auto* self = static_cast<NatsReplicator*>(closure);
+    const char* id = nullptr;
+    {
+      std::lock_guard lock(self->ack_mu_);
+      if (ack && natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id)
+        ++self->acked_[id];
+      else
+        self->publish_failed_ = true;
+    }
+    self->ack_cv_.notify_one();
+    natsMsg_Destroy(msg);
   }
 
   // --- publishing ----------------------------------------------------------
+  //
+  // A pipeline: the publisher publishes what the outbox hands out while up to
+  // kPublishWindow earlier messages wait for JetStream's acknowledgments, and
+  // removes records from the outbox oldest first as theirs arrive. After a
+  // failed publish (an error, or no acknowledgment within the request
+  // timeout) or a lost connection it lets what is in flight settle and
+  // publishes again from the oldest record left; JetStream drops the
+  // duplicates by message ID.
 
   void PublishLoop() {
+    std::deque<Outbox::Item> in_flight;  // published, oldest first
     int64_t backoff_ms = 100;
     while (!stopping_) {
       bool ready;
@@ -274,55 +297,99 @@ class NatsReplicator final : public Replicator {
         std::lock_guard lock(mu_);
         ready = stream_ready_ && Connected();
       }
-      if (!ready) {
-        if (!Sleep(200)) return;
+      if (!ready || publish_failed_) {
+        if (!in_flight.empty()) Abandon(in_flight);
+        if (!ready) {
+          if (!Sleep(200)) return;
+        } else {
+          if (!Sleep(backoff_ms)) return;
+          backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
+        }
         continue;
       }
-      std::vector<Outbox::Item> batch = outbox_->Next(kPublishBatch, std::chrono::milliseconds(500));
-      if (batch.empty()) continue;
-      if (PublishBatch(batch)) {
-        if (Status s = outbox_->Remove(batch); !s.ok())
-          LogError("replication: deleting published outbox records: " + s.ToString());
-        std::lock_guard lock(mu_);
-        published_ += batch.size();
-        backoff_ms = 100;
-      } else {
-        if (!Sleep(backoff_ms)) return;
-        backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
+      if (Retire(in_flight) > 0) backoff_ms = 100;
+      if (in_flight.size() < kPublishWindow) {
+        std::vector<Outbox::Item> items =
+            outbox_->Next(std::min(kPublishBatch, kPublishWindow - in_flight.size()),
+                          std::chrono::milliseconds(in_flight.empty() ? 500 : 0));
+        for (Outbox::Item& item : items) {
+          if (!Publish(item)) break;
+          in_flight.push_back(std::move(item));
+        }
+        if (!items.empty()) continue;
+      }
+      if (!in_flight.empty()) {
+        // Nothing new to publish, or the window is full: wait for an answer.
+        std::unique_lock lock(ack_mu_);
+        ack_cv_.wait_for(lock, std::chrono::milliseconds(2), [&] {
+          return publish_failed_ || acked_.count(automerge::HashToHex(in_flight.front().hash));
+        });
       }
     }
   }
 
-  // Publishes every item and waits for JetStream's acknowledgments.
-  bool PublishBatch(const std::vector<Outbox::Item>& batch) {
-    publish_failed_ = false;
-    for (const Outbox::Item& item : batch) {
-      natsMsg* msg = nullptr;
-      if (natsMsg_Create(&msg, publish_subject_.c_str(), nullptr, item.chunk.data(),
-                         static_cast<int>(item.chunk.size())) != NATS_OK)
-        return false;
+  // Publishes one record asynchronously; false (and publish_failed_ set) if
+  // the client refused it.
+  bool Publish(const Outbox::Item& item) {
+    natsMsg* msg = nullptr;
+    natsStatus s = natsMsg_Create(&msg, publish_subject_.c_str(), nullptr, item.chunk.data(),
+                                  static_cast<int>(item.chunk.size()));
+    if (s == NATS_OK) {
       natsMsgHeader_Set(msg, kWorkspaceHeader, item.workspace.c_str());
       natsMsgHeader_Set(msg, kTimestampHeader, std::to_string(item.timestamp).c_str());
       std::string id = automerge::HashToHex(item.hash);
       jsPubOptions po;
       jsPubOptions_Init(&po);
       po.MsgId = id.c_str();
-      natsStatus s = js_PublishMsgAsync(js_, &msg, &po);
-      if (s != NATS_OK) {
-        natsMsg_Destroy(msg);
-        LogWarn("replication: publish: " + NatsError(s));
-        return false;
+      po.MaxWait = options_.request_timeout.count();  // then OnPublishAck reports a failure
+      s = js_PublishMsgAsync(js_, &msg, &po);
+      natsMsg_Destroy(msg);  // no-op once the client owns it
+    }
+    if (s == NATS_OK) return true;
+    LogWarn("replication: publish: " + NatsError(s));
+    publish_failed_ = true;
+    return false;
+  }
+
+  // Removes the acknowledged records at the front of `in_flight` from the
+  // outbox; returns how many.
+  size_t Retire(std::deque<Outbox::Item>& in_flight) {
+    std::vector<Outbox::Item> done;
+    {
+      std::lock_guard lock(ack_mu_);
+      while (!in_flight.empty()) {
+        auto it = acked_.find(automerge::HashToHex(in_flight.front().hash));
+        if (it == acked_.end()) break;
+        if (--it->second == 0) acked_.erase(it);
+        done.push_back(std::move(in_flight.front()));
+        in_flight.pop_front();
       }
     }
+    if (done.empty()) return 0;
+    if (Status s = outbox_->Remove(done); !s.ok())
+      LogError("replication: deleting published outbox records: " + s.ToString());
+    std::lock_guard lock(mu_);
+    published_ += done.size();
+    return done.size();
+  }
+
+  // After a failure: waits (up to the request timeout) for the answers to
+  // what is in flight, removes what was acknowledged, and makes the outbox
+  // hand out the rest again.
+  void Abandon(std::deque<Outbox::Item>& in_flight) {
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = options_.request_timeout.count();
-    natsStatus s = js_PublishAsyncComplete(js_, &po);
-    if (s != NATS_OK) {
+    if (natsStatus s = js_PublishAsyncComplete(js_, &po); s != NATS_OK)
       LogWarn("replication: waiting for JetStream acknowledgments: " + NatsError(s));
-      return false;
+    Retire(in_flight);
+    in_flight.clear();
+    {
+      std::lock_guard lock(ack_mu_);
+      acked_.clear();
+      publish_failed_ = false;
     }
-    return !publish_failed_;
+    outbox_->Rewind();
   }
 
   // --- consuming -----------------------------------------------------------
@@ -851,7 +918,10 @@ class NatsReplicator final : public Replicator {
   const std::shared_ptr<InFlight> in_flight_ = std::make_shared<InFlight>();
   std::map<std::string, int64_t> last_repair_;  // control thread: workspace → ms
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> publish_failed_{false};
+  std::atomic<bool> publish_failed_{false};  // set by OnPublishAck and Publish
+  std::mutex ack_mu_;
+  std::condition_variable ack_cv_;
+  std::unordered_map<std::string, int> acked_;  // guarded by ack_mu_: message ID → answers
   std::atomic<bool> resubscribe_{false};
   std::atomic<bool> announce_{false};
   std::thread publisher_, consumer_, control_;

@@ -126,10 +126,13 @@ void Outbox::Committed(uint64_t ticket, const Status& status) {
 
 std::vector<Outbox::Item> Outbox::Next(size_t n, std::chrono::milliseconds wait) {
   std::unique_lock lock(mu_);
-  cv_.wait_for(lock, wait, [this] { return closed_ || !ready_.empty() || reload_; });
+  cv_.wait_for(lock, wait, [this] {
+    return closed_ || ready_.size() > handed_ || (ready_.empty() && reload_);
+  });
   if (closed_) return {};
   if (ready_.empty() && reload_) {
-    // Every record in memory was removed: the store holds exactly the rest.
+    // Every record in memory was removed (so none is handed out): the store
+    // holds exactly the rest.
     loading_ = true;
     lock.unlock();
     Status s = Load();
@@ -140,7 +143,7 @@ std::vector<Outbox::Item> Outbox::Next(size_t n, std::chrono::milliseconds wait)
     }
   }
   std::vector<Item> out;
-  for (size_t i = 0; i < ready_.size() && i < n; ++i) out.push_back(ready_[i]);
+  for (; handed_ < ready_.size() && out.size() < n; ++handed_) out.push_back(ready_[handed_]);
   return out;
 }
 
@@ -155,9 +158,15 @@ Status Outbox::Remove(const std::vector<Item>& items) {
   for (const Item& item : items) {
     if (ready_.empty() || ready_.front().seq != item.seq) break;
     ready_.pop_front();
+    if (handed_ > 0) --handed_;
     --backlog_;
   }
   return Status::Ok();
+}
+
+void Outbox::Rewind() {
+  std::lock_guard lock(mu_);
+  handed_ = 0;
 }
 
 void Outbox::Close() {

@@ -54,13 +54,16 @@ class Outbox {
   // The outcome of the batch that held the ticket's record.
   void Committed(uint64_t ticket, const Status& status);
 
-  // Up to `n` durable records, oldest first, waiting up to `wait` for one.
-  // They stay in the outbox until removed. Empty on timeout or Close.
+  // Up to `n` durable records that Next has not handed out yet, oldest
+  // first, waiting up to `wait` for one. They stay in the outbox until
+  // removed. Empty on timeout or Close.
   std::vector<Item> Next(size_t n, std::chrono::milliseconds wait);
-  // Deletes `items` (a prefix of what Next returned) from the store and
-  // from memory, in one unsynced write (Store::WriteUnsynced: a removal lost
-  // in a crash only means those records are published again).
+  // Deletes `items` (the oldest records Next handed out, in its order) from
+  // the store and from memory, in one unsynced write (Store::WriteUnsynced:
+  // a removal lost in a crash only means those records are published again).
   Status Remove(const std::vector<Item>& items);
+  // Makes Next hand out every record not removed again, oldest first.
+  void Rewind();
   // Wakes every Next and makes them return at once from now on.
   void Close();
 
@@ -82,6 +85,7 @@ class Outbox {
   uint64_t next_seq_ = 1;             // guarded by mu_
   std::map<uint64_t, Item> staged_;   // guarded by mu_: written, outcome unknown
   std::deque<Item> ready_;            // guarded by mu_: durable, in memory
+  size_t handed_ = 0;                 // guarded by mu_: ready_'s first ones, handed out
   bool reload_ = false;               // guarded by mu_: more wait on disk only
   bool loading_ = false;              // guarded by mu_: Next is reading the store
   bool missed_ = false;               // guarded by mu_: a record went to disk only meanwhile

@@ -47,13 +47,42 @@ TEST(Outbox, RecordsComeBackInOrderWithEverything) {
     EXPECT_EQ(items[i].chunk, std::string(AsChars(cs[i].bytes)));
   }
   EXPECT_EQ((*o)->backlog(), 3u);
-  // Next does not consume: the same records until removed.
-  EXPECT_EQ((*o)->Next(10, 0ms).size(), 3u);
+  // Each record is handed out once, but stays until removed.
+  EXPECT_TRUE((*o)->Next(10, 0ms).empty());
   ASSERT_TRUE((*o)->Remove({items[0], items[1]}).ok());
+  EXPECT_EQ((*o)->backlog(), 1u);
+  (*o)->Rewind();
   auto rest = (*o)->Next(10, 0ms);
   ASSERT_EQ(rest.size(), 1u);
   EXPECT_EQ(rest[0].hash, cs[2].hash);
-  EXPECT_EQ((*o)->backlog(), 1u);
+}
+
+// The publisher keeps publishing while earlier records wait for their
+// acknowledgments, removes the acknowledged ones, and after a failure
+// starts again from the oldest record left.
+TEST(Outbox, NextHandsOutNewRecordsWhileEarlierOnesAreInFlight) {
+  storage::MemoryStore store;
+  auto o = Outbox::Open(store);
+  ASSERT_TRUE(o.ok());
+  auto cs = Changes(5);
+  StageAll(**o, store, {cs[0], cs[1]});
+  auto first = (*o)->Next(10, 0ms);
+  ASSERT_EQ(first.size(), 2u);
+  StageAll(**o, store, {cs[2], cs[3], cs[4]});
+  auto second = (*o)->Next(2, 0ms);
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(second[0].hash, cs[2].hash);
+  EXPECT_EQ(second[1].hash, cs[3].hash);
+  ASSERT_TRUE((*o)->Remove({first[0]}).ok());
+  auto third = (*o)->Next(10, 0ms);
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(third[0].hash, cs[4].hash);
+  // A publish failed: everything not removed comes again, oldest first.
+  (*o)->Rewind();
+  auto again = (*o)->Next(10, 0ms);
+  ASSERT_EQ(again.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(again[i].hash, cs[i + 1].hash) << i;
+  EXPECT_EQ((*o)->backlog(), 4u);
 }
 
 TEST(Outbox, AFailedBatchLeavesNoRecord) {
@@ -123,6 +152,7 @@ TEST(Outbox, AFailedRemoveKeepsTheRecords) {
   store.FailWritesAfter(0);
   EXPECT_FALSE((*o)->Remove(items).ok());
   store.FailWritesAfter(-1);
+  (*o)->Rewind();
   EXPECT_EQ((*o)->Next(10, 0ms).size(), 1u);
   EXPECT_EQ((*o)->backlog(), 1u);
 }
