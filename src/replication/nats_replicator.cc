@@ -47,7 +47,7 @@ constexpr char kSessionHeader[] = "Etherply-Session";
 // and keeps up to kPublishWindow published ones waiting for acknowledgments.
 constexpr size_t kPublishBatch = 512;
 constexpr size_t kPublishWindow = 4 * kPublishBatch;
-constexpr int kFetchBatch = 256;
+constexpr int kFetchBatch = 1024;
 // Stream messages being applied at once (below the consumer's MaxAckPending).
 constexpr size_t kMaxInFlight = 2 * kFetchBatch;
 // A digest request holds about this many bytes at most.
