@@ -364,6 +364,9 @@ class NatsReplicator final : public Replicator {
         done.push_back(std::move(in_flight.front()));
         in_flight.pop_front();
       }
+      // Nothing waits for an answer now: what is left are late second
+      // answers to messages published again after a failure.
+      if (in_flight.empty()) acked_.clear();
     }
     if (done.empty()) return 0;
     if (Status s = outbox_->Remove(done); !s.ok())
