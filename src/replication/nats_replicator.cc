@@ -161,6 +161,14 @@ class NatsReplicator final : public Replicator {
       std::lock_guard lock(in_flight_->mu);
       in_flight_->closed = true;
     }
+    // Publishes still in flight are answered (or time out) before the
+    // context goes: their callback uses this object.
+    if (js_) {
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.MaxWait = options_.request_timeout.count();
+      js_PublishAsyncComplete(js_, &po);
+    }
     // Unsubscribing before closing stops the callbacks that use this object.
     for (natsSubscription* sub : {announce_sub_, digest_sub_, sync_sub_, pull_sub_})
       if (sub) {
@@ -298,7 +306,9 @@ class NatsReplicator final : public Replicator {
         ready = stream_ready_ && Connected();
       }
       if (!ready || publish_failed_) {
-        if (!in_flight.empty()) Abandon(in_flight);
+        // A failure may come with nothing in flight (the first publish of a
+        // batch refused, a late timeout): the outbox is rewound all the same.
+        if (!in_flight.empty() || publish_failed_) Abandon(in_flight);
         if (!ready) {
           if (!Sleep(200)) return;
         } else {
@@ -369,8 +379,13 @@ class NatsReplicator final : public Replicator {
       if (in_flight.empty()) acked_.clear();
     }
     if (done.empty()) return 0;
-    if (Status s = outbox_->Remove(done); !s.ok())
+    if (Status s = outbox_->Remove(done); !s.ok()) {
+      // They stay in the outbox, handed out: only a rewind offers them (and
+      // what follows them) again, to be published and removed once more.
       LogError("replication: deleting published outbox records: " + s.ToString());
+      publish_failed_ = true;
+      return 0;
+    }
     std::lock_guard lock(mu_);
     published_ += done.size();
     return done.size();

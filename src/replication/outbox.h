@@ -61,6 +61,7 @@ class Outbox {
   // Deletes `items` (the oldest records Next handed out, in its order) from
   // the store and from memory, in one unsynced write (Store::WriteUnsynced:
   // a removal lost in a crash only means those records are published again).
+  // On failure the records stay, handed out: Rewind to offer them again.
   Status Remove(const std::vector<Item>& items);
   // Makes Next hand out every record not removed again, oldest first.
   void Rewind();

@@ -3,6 +3,7 @@
 //
 // Run: ETHERPLY_BIN=build/etherply node --test tests/e2e/replication.test.mjs
 import assert from "node:assert/strict"
+import fs from "node:fs"
 import { test } from "node:test"
 import * as A from "@automerge/automerge"
 
@@ -16,15 +17,21 @@ const sorted = (a) => [...a].sort()
 /** The reference's JSON of a document (JSON.stringify(js(doc))), parsed. */
 const js = (doc) => JSON.parse(JSON.stringify(A.toJS(doc)))
 
-/** Starts `n` nodes sharing one secret, replicating over `natsUrl`. */
-async function startNodes(natsUrl, n, { args = [], prefix = "node", secret = randomSecret() } = {}) {
+/**
+ * Starts `n` nodes sharing one secret, replicating over `natsUrl`; node i
+ * gets the environment variables envOf(i) besides the test's own.
+ */
+async function startNodes(natsUrl, n, {
+  args = [], prefix = "node", secret = randomSecret(), antiEntropy = "500ms", envOf = () => ({}),
+} = {}) {
   const nodes = []
   for (let i = 0; i < n; i++) {
     nodes.push(
       await startServer({
         secret,
         args: ["--nats-url", natsUrl, "--node-id", `${prefix}${i}`, "--region", `r${i}`,
-          "--anti-entropy-interval", "500ms", ...args],
+          "--anti-entropy-interval", antiEntropy, ...args],
+        env: envOf(i),
       }),
     )
   }
@@ -32,12 +39,12 @@ async function startNodes(natsUrl, n, { args = [], prefix = "node", secret = ran
 }
 
 /** Runs fn with nodes and NATS, cleaning up; logs on failure. */
-async function withCluster(t, { nodes: n = 2, cluster = false, args = [] }, fn) {
+async function withCluster(t, { nodes: n = 2, cluster = false, args = [], antiEntropy, envOf }, fn) {
   const nats = cluster ? await startNatsCluster() : await startNats()
   const url = cluster ? nats.urls : nats.url
   let nodes = []
   try {
-    nodes = await startNodes(url, n, { args })
+    nodes = await startNodes(url, n, { args, antiEntropy, envOf })
     await fn(nodes, nats)
   } catch (e) {
     for (const node of nodes) {
@@ -193,6 +200,32 @@ test("a node stopped cleanly resumes its consumer where it was, without the stre
     await assertConverged([a, b], ws, { changes: 21 })
     const st = await statusOf(b)
     assert.equal(st.replication.received, 1, "only the change made while it was away")
+  })
+})
+
+test("a publish the NATS client refuses is made again, even with nothing else in flight", async (t) => {
+  // Node 0 runs with the fault library (tests/e2e/fault/): its NATS client
+  // refuses the first publish it is asked for, when nothing else is in
+  // flight, and the 7th. Node 0's outbox must still drain: every change
+  // published and acknowledged, none left waiting for a restart.
+  const fault = process.env.ETHERPLY_NATS_FAULT
+  assert.ok(fault && fs.existsSync(fault),
+    "ETHERPLY_NATS_FAULT names the fault library (CMake target etherply_nats_fault)")
+  const envOf = (i) => (i === 0 ? { LD_PRELOAD: fault, ETHERPLY_FAULT_PUBLISH: "1,7" } : {})
+  await withCluster(t, { nodes: 2, antiEntropy: "1h", envOf }, async ([a, b]) => {
+    const ws = "rep-refused"
+    for (let i = 0; i < 10; i++) await put(a, ws, `k${i}`, i)
+    const deadline = Date.now() + 15_000
+    let st
+    for (;;) {
+      st = (await statusOf(a)).replication
+      if (st.publish_backlog === 0 && st.published >= 10) break
+      if (Date.now() > deadline)
+        throw new Error(`node 0's outbox did not drain: ${JSON.stringify(st)}`)
+      await sleep(100)
+    }
+    await assertConverged([a, b], ws, { changes: 10 })
+    assert.match(a.log(), /replication: publish: /, "the refused publish was logged")
   })
 })
 
