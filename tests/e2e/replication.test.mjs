@@ -4,12 +4,13 @@
 // Run: ETHERPLY_BIN=build/etherply node --test tests/e2e/replication.test.mjs
 import assert from "node:assert/strict"
 import fs from "node:fs"
+import path from "node:path"
 import { test } from "node:test"
 import * as A from "@automerge/automerge"
 
 import { connect, connectWithInit } from "./lib/client.mjs"
 import { startNats, startNatsCluster } from "./lib/nats.mjs"
-import { httpRequest, randomSecret, startServer } from "./lib/server.mjs"
+import { BIN, httpRequest, randomSecret, startServer } from "./lib/server.mjs"
 import { startReceiver } from "./lib/webhook_receiver.mjs"
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -208,9 +209,9 @@ test("a publish the NATS client refuses is made again, even with nothing else in
   // refuses the first publish it is asked for, when nothing else is in
   // flight, and the 7th. Node 0's outbox must still drain: every change
   // published and acknowledged, none left waiting for a restart.
-  const fault = process.env.ETHERPLY_NATS_FAULT
-  assert.ok(fault && fs.existsSync(fault),
-    "ETHERPLY_NATS_FAULT names the fault library (CMake target etherply_nats_fault)")
+  const fault = process.env.ETHERPLY_NATS_FAULT || path.join(path.dirname(BIN), "libetherply_nats_fault.so")
+  assert.ok(fs.existsSync(fault),
+    `the fault library (CMake target etherply_nats_fault) is missing: ${fault}; set ETHERPLY_NATS_FAULT`)
   const envOf = (i) => (i === 0 ? { LD_PRELOAD: fault, ETHERPLY_FAULT_PUBLISH: "1,7" } : {})
   await withCluster(t, { nodes: 2, antiEntropy: "1h", envOf }, async ([a, b]) => {
     const ws = "rep-refused"
