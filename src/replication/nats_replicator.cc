@@ -445,13 +445,18 @@ class NatsReplicator final : public Replicator {
     jerr = static_cast<jsErrCode>(0);
     s = js_AddConsumer(&ci, js_, kStream, &cc, nullptr, &jerr);
     if (ci) jsConsumerInfo_Destroy(ci);
-    if (s != NATS_OK) {  // fine if it exists already, as it was made
+    if (s != NATS_OK) {
+      // js_AddConsumer updates an existing consumer; it fails when a setting
+      // that cannot change differs. The node then uses the consumer as it
+      // is, and says so.
       jsErrCode add_err = jerr;
       ci = nullptr;
       jerr = static_cast<jsErrCode>(0);
       if (js_GetConsumerInfo(&ci, js_, kStream, durable_.c_str(), nullptr, &jerr) != NATS_OK)
         return Status::IoError("creating consumer " + durable_ + ": " + NatsError(s, add_err));
       jsConsumerInfo_Destroy(ci);
+      LogWarn("replication: consumer " + durable_ + " kept with its own settings: " +
+              NatsError(s, add_err));
     }
     jsSubOptions so;
     jsSubOptions_Init(&so);
