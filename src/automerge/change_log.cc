@@ -27,18 +27,15 @@ std::optional<size_t> TailOf(ByteView chunk) {
   return r.position();
 }
 
-uint64_t HomeOf(const ChangeHash& h) {
-  uint64_t v;
-  std::memcpy(&v, h.data(), sizeof(v));
-  return v;
-}
-
-// A table entry's tag: bits of the hash other than those that pick the slot.
+// A table entry is (tag << 32) | (row + 1), the tag being the hash's first
+// 32 bits, which also pick its home slot: growing the table and deleting
+// move entries without reading their hashes.
 uint64_t TagOf(const ChangeHash& h) {
   uint32_t v;
-  std::memcpy(&v, h.data() + 8, sizeof(v));
+  std::memcpy(&v, h.data(), sizeof(v));
   return uint64_t{v} << 32;
 }
+uint64_t HomeOfEntry(uint64_t entry) { return entry >> 32; }
 constexpr uint64_t kRowMask = 0xffffffffu;
 
 }  // namespace
@@ -134,7 +131,7 @@ std::optional<uint32_t> ChangeLog::Find(const ChangeHash& h) const {
   if (table_.empty()) return std::nullopt;
   const size_t mask = table_.size() - 1;
   const uint64_t tag = TagOf(h);
-  for (size_t s = HomeOf(h) & mask;; s = (s + 1) & mask) {
+  for (size_t s = HomeOfEntry(tag) & mask;; s = (s + 1) & mask) {
     uint64_t v = table_[s];
     if (v == 0) return std::nullopt;
     uint32_t row = static_cast<uint32_t>((v & kRowMask) - 1);
@@ -142,27 +139,31 @@ std::optional<uint32_t> ChangeLog::Find(const ChangeHash& h) const {
   }
 }
 
+void ChangeLog::Place(uint64_t entry) {
+  const size_t mask = table_.size() - 1;
+  size_t s = HomeOfEntry(entry) & mask;
+  while (table_[s] != 0) s = (s + 1) & mask;
+  table_[s] = entry;
+}
+
 void ChangeLog::Insert(uint32_t row) {
   if ((rows_.size() + 1) * 4 > table_.size() * 3) {
     std::vector<uint64_t> old = std::move(table_);
     table_.assign(std::max<size_t>(16, old.size() * 2), 0);
     for (uint64_t v : old)
-      if (v != 0) Insert(static_cast<uint32_t>((v & kRowMask) - 1));
+      if (v != 0) Place(v);
   }
-  const size_t mask = table_.size() - 1;
-  size_t s = HomeOf(hashes_[row]) & mask;
-  while (table_[s] != 0) s = (s + 1) & mask;
-  table_[s] = TagOf(hashes_[row]) | (uint64_t{row} + 1);
+  Place(TagOf(hashes_[row]) | (uint64_t{row} + 1));
 }
 
 void ChangeLog::Erase(uint32_t row) {
   const size_t mask = table_.size() - 1;
-  size_t i = HomeOf(hashes_[row]) & mask;
+  size_t i = HomeOfEntry(TagOf(hashes_[row])) & mask;
   while ((table_[i] & kRowMask) != uint64_t{row} + 1) i = (i + 1) & mask;
   // Backward-shift deletion: move later entries of the probe run into the gap
   // when their home slot does not lie (cyclically) between the gap and them.
   for (size_t j = (i + 1) & mask; table_[j] != 0; j = (j + 1) & mask) {
-    size_t home = HomeOf(hashes_[(table_[j] & kRowMask) - 1]) & mask;
+    size_t home = HomeOfEntry(table_[j]) & mask;
     bool home_in_gap_to_j = i <= j ? (i < home && home <= j) : (i < home || home <= j);
     if (home_in_gap_to_j) continue;
     table_[i] = table_[j];

@@ -136,6 +136,7 @@ class ChangeLog {
   // Stores bytes in the arena, returning (block, offset).
   std::pair<uint32_t, uint32_t> Store(ByteView b);
   void Insert(uint32_t row);
+  void Place(uint64_t entry);  // into a table with room for it
   void Erase(uint32_t row);
   size_t SlotOf(const ChangeHash& h) const;
 
@@ -145,7 +146,8 @@ class ChangeLog {
   std::vector<uint32_t> deps_;
   std::vector<Bytes> blocks_;   // the byte arena, each block reserved once
   // Open addressing: 0 is empty, else (tag << 32) | (row + 1), the tag being
-  // bits of the hash, so that a probe rarely needs to read hashes_.
+  // the hash's first 32 bits (which also pick the home slot), so that a probe
+  // rarely needs to read hashes_ and growing never does.
   std::vector<uint64_t> table_;
   Bytes scratch_;                // Append's rebuild buffer
   std::vector<uint32_t> dep_scratch_;  // Append's dep rows
