@@ -163,12 +163,7 @@ class NatsReplicator final : public Replicator {
     }
     // Publishes still in flight are answered (or time out) before the
     // context goes: their callback uses this object.
-    if (js_) {
-      jsPubOptions po;
-      jsPubOptions_Init(&po);
-      po.MaxWait = options_.request_timeout.count();
-      js_PublishAsyncComplete(js_, &po);
-    }
+    if (js_) WaitForPublishes();
     // Unsubscribing before closing stops the callbacks that use this object.
     for (natsSubscription* sub : {announce_sub_, digest_sub_, sync_sub_, pull_sub_})
       if (sub) {
@@ -296,8 +291,15 @@ class NatsReplicator final : public Replicator {
   // publishes again from the oldest record left; JetStream drops the
   // duplicates by message ID.
 
+  // A published record and its message ID (the change hash in hex), the key
+  // of its acknowledgment.
+  struct Sent {
+    Outbox::Item item;
+    std::string id;
+  };
+
   void PublishLoop() {
-    std::deque<Outbox::Item> in_flight;  // published, oldest first
+    std::deque<Sent> in_flight;  // published, oldest first
     int64_t backoff_ms = 100;
     while (!stopping_) {
       bool ready;
@@ -323,8 +325,9 @@ class NatsReplicator final : public Replicator {
             outbox_->Next(std::min(kPublishBatch, kPublishWindow - in_flight.size()),
                           std::chrono::milliseconds(in_flight.empty() ? 500 : 0));
         for (Outbox::Item& item : items) {
-          if (!Publish(item)) break;
-          in_flight.push_back(std::move(item));
+          std::string id = automerge::HashToHex(item.hash);
+          if (!Publish(item, id)) break;
+          in_flight.push_back(Sent{std::move(item), std::move(id)});
         }
         if (!items.empty()) continue;
       }
@@ -332,22 +335,21 @@ class NatsReplicator final : public Replicator {
         // Nothing new to publish, or the window is full: wait for an answer.
         std::unique_lock lock(ack_mu_);
         ack_cv_.wait_for(lock, std::chrono::milliseconds(2), [&] {
-          return publish_failed_ || acked_.count(automerge::HashToHex(in_flight.front().hash));
+          return publish_failed_ || acked_.count(in_flight.front().id);
         });
       }
     }
   }
 
-  // Publishes one record asynchronously; false (and publish_failed_ set) if
-  // the client refused it.
-  bool Publish(const Outbox::Item& item) {
+  // Publishes one record asynchronously with message ID `id`; false (and
+  // publish_failed_ set) if the client refused it.
+  bool Publish(const Outbox::Item& item, const std::string& id) {
     natsMsg* msg = nullptr;
     natsStatus s = natsMsg_Create(&msg, publish_subject_.c_str(), nullptr, item.chunk.data(),
                                   static_cast<int>(item.chunk.size()));
     if (s == NATS_OK) {
       natsMsgHeader_Set(msg, kWorkspaceHeader, item.workspace.c_str());
       natsMsgHeader_Set(msg, kTimestampHeader, std::to_string(item.timestamp).c_str());
-      std::string id = automerge::HashToHex(item.hash);
       jsPubOptions po;
       jsPubOptions_Init(&po);
       po.MsgId = id.c_str();
@@ -363,15 +365,15 @@ class NatsReplicator final : public Replicator {
 
   // Removes the acknowledged records at the front of `in_flight` from the
   // outbox; returns how many.
-  size_t Retire(std::deque<Outbox::Item>& in_flight) {
+  size_t Retire(std::deque<Sent>& in_flight) {
     std::vector<Outbox::Item> done;
     {
       std::lock_guard lock(ack_mu_);
       while (!in_flight.empty()) {
-        auto it = acked_.find(automerge::HashToHex(in_flight.front().hash));
+        auto it = acked_.find(in_flight.front().id);
         if (it == acked_.end()) break;
         if (--it->second == 0) acked_.erase(it);
-        done.push_back(std::move(in_flight.front()));
+        done.push_back(std::move(in_flight.front().item));
         in_flight.pop_front();
       }
       // Nothing waits for an answer now: what is left are late second
@@ -391,14 +393,20 @@ class NatsReplicator final : public Replicator {
     return done.size();
   }
 
-  // After a failure: waits (up to the request timeout) for the answers to
-  // what is in flight, removes what was acknowledged, and makes the outbox
-  // hand out the rest again.
-  void Abandon(std::deque<Outbox::Item>& in_flight) {
+  // Waits (up to the request timeout) until every asynchronous publish has
+  // been answered and its callback has returned.
+  natsStatus WaitForPublishes() {
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = options_.request_timeout.count();
-    if (natsStatus s = js_PublishAsyncComplete(js_, &po); s != NATS_OK)
+    return js_PublishAsyncComplete(js_, &po);
+  }
+
+  // After a failure: waits (up to the request timeout) for the answers to
+  // what is in flight, removes what was acknowledged, and makes the outbox
+  // hand out the rest again.
+  void Abandon(std::deque<Sent>& in_flight) {
+    if (natsStatus s = WaitForPublishes(); s != NATS_OK)
       LogWarn("replication: waiting for JetStream acknowledgments: " + NatsError(s));
     Retire(in_flight);
     in_flight.clear();
