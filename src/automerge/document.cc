@@ -115,13 +115,7 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
   }
   if (created) {
     Object obj{*created, op.obj, op.insert ? Key::Elem(id) : op.key, MapObject{}};
-    if (IsSequence(*created)) {
-      obj.data = Sequence();
-      if (!expected_elements_.empty()) {
-        auto n = expected_elements_.find({actors_[id.actor], id.counter});
-        if (n != expected_elements_.end()) std::get<Sequence>(obj.data).Reserve(n->second);
-      }
-    }
+    if (IsSequence(*created)) obj.data = Sequence();
     objects_.emplace(id, std::move(obj));
     undo_.push_back(Undo{Undo::Kind::kObjectCreated, op.obj, {}, {}, id});
   }
@@ -340,27 +334,6 @@ Status Document::LoadIncremental(ByteView bytes) {
   auto changes = DecodeChangeChunks(r.rest());
   if (!changes.ok()) return changes.status();
   return Apply(std::move(*changes), 0);
-}
-
-Status Document::LoadDocumentChunk(const Chunk& chunk) {
-  // Each change is applied as soon as it is rebuilt, in row order (a
-  // topological order: a row's deps are earlier rows). Nothing is kept to
-  // undo it: on failure the caller empties the document.
-  auto sizes = [&](const DocumentShape& shape) {
-    for (const auto& [obj, n] : shape.elements)
-      if (!obj.is_root()) expected_elements_[{shape.actors[obj.actor], obj.counter}] += n;
-  };
-  Status s = ForEachDocumentChange(
-      chunk,
-      [&](StoredChange& sc) {
-        if (changes_.Contains(sc.hash)) return Status::Ok();  // a row given twice
-        Status applied = ApplyOne(sc);
-        undo_.clear();
-        return applied;
-      },
-      sizes);
-  expected_elements_.clear();
-  return s;
 }
 
 void Document::Reset() {

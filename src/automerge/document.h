@@ -206,9 +206,11 @@ class Document {
   // ApplyChanges, except that the first `ordered` changes of the batch are
   // applied in their order, when the queue is empty.
   Status Apply(std::vector<StoredChange> batch, size_t ordered);
-  // Applies a document chunk's changes in row order to an empty document.
+  // Loads a document chunk into an empty document (document_load.cc): its
+  // changes into the graph in row order, its ops straight into the op set.
   // On failure the document is left part-built: the caller must Reset it.
   Status LoadDocumentChunk(const Chunk& chunk);
+  class OpSetBuilder;
   // Back to an empty document.
   void Reset();
 
@@ -245,9 +247,6 @@ class Document {
   std::vector<Undo> undo_;
   bool in_transaction_ = false;
   std::vector<uint32_t> actor_table_;  // ApplyOne's: a change's actors as document actors
-  // While a document chunk loads: its sequences' sizes (DocumentShape), by
-  // the creating op's actor and counter, to size each one as it is created.
-  std::map<std::pair<ActorId, uint32_t>, uint64_t> expected_elements_;
 };
 
 }  // namespace etherply::automerge

@@ -8,6 +8,7 @@
 #include "automerge/columns.h"
 #include "automerge/packed_value.h"
 #include "base/deflate.h"
+#include "base/huge_pages.h"
 
 namespace etherply::automerge {
 
@@ -110,8 +111,9 @@ static_assert(sizeof(PendingOp) == 56);
 
 // The ops of a document's changes, in change order: change r's op with
 // counter k at position begin[r] + k - start[r]. They are stored in blocks
-// allocated when first written and freed once their changes are rebuilt, so
-// that the ops waiting and the op set being built are not both whole at once.
+// of one huge page (base/huge_pages.h; a small document's one block is only
+// as large as it needs), allocated when first written and freed once their
+// changes are rebuilt.
 class PendingOps {
  public:
   std::vector<OpId> preds;
@@ -119,15 +121,18 @@ class PendingOps {
 
   // The slot at pos, allocating its block.
   PendingOp& At(uint64_t pos) {
-    auto& block = blocks_[pos / kBlock];
-    if (!block) block = std::make_unique<PendingOp[]>(kBlock);
+    Block& block = blocks_[pos / kBlock];
+    if (block.empty()) block.resize(std::min<uint64_t>(kBlock, positions_ - pos / kBlock * kBlock));
     return block[pos % kBlock];
   }
   const PendingOp& Get(uint64_t pos) const { return blocks_[pos / kBlock][pos % kBlock]; }
-  void Resize(uint64_t positions) { blocks_.resize((positions + kBlock - 1) / kBlock); }
+  void Resize(uint64_t positions) {
+    positions_ = positions;
+    blocks_.resize((positions + kBlock - 1) / kBlock);
+  }
   // Frees the blocks that hold only positions before pos.
   void FreeBefore(uint64_t pos) {
-    for (size_t b = freed_; b < pos / kBlock; ++b) blocks_[b].reset();
+    for (size_t b = freed_; b < pos / kBlock; ++b) Block().swap(blocks_[b]);
     freed_ = std::max<size_t>(freed_, pos / kBlock);
   }
 
@@ -152,8 +157,10 @@ class PendingOps {
   }
 
  private:
-  static constexpr size_t kBlock = 4096;
-  std::vector<std::unique_ptr<PendingOp[]>> blocks_;
+  using Block = std::vector<PendingOp, HugePageAllocator<PendingOp>>;
+  static constexpr size_t kBlock = (size_t{2} << 20) / sizeof(PendingOp);
+  std::vector<Block> blocks_;
+  uint64_t positions_ = 0;
   size_t freed_ = 0;
   std::unordered_map<std::string, uint32_t> prop_index_;
   std::unordered_map<OpId, std::string, OpIdHash> mark_names_;  // of the ops that have one
@@ -352,7 +359,7 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk) {
 }
 
 Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange&)>& each,
-                             const std::function<void(const DocumentShape&)>& shape) {
+                             const DocumentOps* ops) {
   Reader r(chunk.body());
   auto nactors = r.Uleb();
   if (!nactors.ok() || *nactors > r.remaining()) return Status::Corruption("document actors");
@@ -488,8 +495,6 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   // name) must come after its begin, the op before it (the reference
   // refuses the document otherwise).
   std::unordered_set<OpId, OpIdHash> mark_begins;
-  // Insert ops by object: an object's ops are consecutive in document order.
-  DocumentShape sizes{actors, {}};
   // The ops are taken as they are decoded, each kept in its compact form.
   auto visit = [&](DocOp& d) -> Status {
     if (d.op.action == Action::kMark) {
@@ -515,11 +520,6 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
       group_prop_index = group_prop ? pending.Prop(*group_prop) : PendingOp::kNoProp;
       group_elem = d.op.key.is_map() ? OpId{} : (d.op.insert ? d.id : d.op.key.elem);
     }
-    if (d.op.insert) {
-      if (sizes.elements.empty() || sizes.elements.back().first != d.op.obj)
-        sizes.elements.emplace_back(d.op.obj, 0);
-      ++sizes.elements.back().second;
-    }
     auto placed = place(d.id);
     if (!placed.ok()) return placed.status();
     PendingOp& p = **placed;
@@ -539,10 +539,9 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
     return Status::Ok();
   };
   if (Status s = ReadOps(*op_cols, actors.size(), visit); !s.ok()) return s;
-  *op_cols = Columns();
+  if (!ops) *op_cols = Columns();
   if (Status s = flush_deletes(); !s.ok()) return s;
   if (filled != begin.back()) return Status::Corruption("a change's ops have gaps (missing ops)");
-  if (shape) shape(sizes);
 
   // Rebuild each change in row order (§6.5 step 3), handing it on at once.
   std::vector<ChangeHash> hashes;
@@ -583,7 +582,18 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   std::vector<ChangeHash> stored = heads;
   std::sort(stored.begin(), stored.end());
   if (computed != stored) return Status::Corruption("mismatching heads: the document's changes do not hash to its heads");
-  return Status::Ok();
+  if (!ops) return Status::Ok();
+
+  // The document itself, decoded a second time: the changes' waiting ops
+  // are freed by now, so that what a loader builds can take their memory.
+  if (Status s = ops->actors(actors); !s.ok()) return s;
+  return ReadOps(*op_cols, actors.size(), [&](DocOp& d) {
+    std::optional<std::string_view> prop;
+    if (d.op.key.is_map()) prop = *d.op.key.prop;
+    return ops->op(DocumentOp{d.op.obj, prop, d.op.key.is_map() ? OpId{} : d.op.key.elem, d.id,
+                              d.op.insert, d.op.action, d.op.value, d.succ, d.op.expand,
+                              d.op.mark_name});
+  });
 }
 
 

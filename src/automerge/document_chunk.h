@@ -54,18 +54,20 @@ Result<std::vector<StoredChange>> DecodeDocumentChunk(const Chunk& chunk);
 // soon as it is made, in the chunk's order, so that the changes of a large
 // document are never all held at once. `each` may move the change away or
 // leave it (its buffers then serve the next change). Stops at the first
-// failure of `each` and returns it. The heads are checked after the last
-// change: a caller must not trust what it was given until this returns Ok.
+// failure of `each` or `ops` and returns it.
 //
-// `shape`, when given, is called once before the first change with what the
-// chunk says of the document it builds: for each list or text object, how
-// many elements it gets (its insert ops), so that a loader can size them.
-struct DocumentShape {
-  std::span<const ActorId> actors;                    // sorted; OpIds index them
-  std::vector<std::pair<OpId, uint64_t>> elements;  // object ID, insert ops
+// When `ops` is given and the changes' heads have matched the stored ones,
+// a second pass gives the document itself: ops->actors once, then ops->op
+// for every op in document order (the grammar above), so that a loader can
+// build its op set directly instead of replaying the changes.
+struct DocumentOp;
+struct DocumentOps {
+  // The chunk's actors, sorted by bytes: the OpIds of every op index them.
+  std::function<Status(std::span<const ActorId>)> actors;
+  std::function<Status(const DocumentOp&)> op;
 };
 Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(StoredChange&)>& each,
-                             const std::function<void(const DocumentShape&)>& shape = nullptr);
+                             const DocumentOps* ops = nullptr);
 
 // One row of the change columns. deps are row indices of earlier rows.
 struct DocumentChange {
@@ -80,7 +82,7 @@ struct DocumentChange {
 
 // One row of the op columns. prop is set for a map key; otherwise elem is
 // the list element (for an insert, the element it goes after; counter 0:
-// HEAD).
+// HEAD). Deletes are not ops of a document: they appear only in succ.
 struct DocumentOp {
   OpId obj;
   std::optional<std::string_view> prop;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -307,56 +308,228 @@ TEST(DocumentSave, QueuedChangesFollowTheDocumentChunk) {
   EXPECT_EQ(loaded.ToJson(), R"({"x":1})");
 }
 
-// A document chunk tells its loader, before the first change, how many
-// elements each sequence gets (deleted ones included: they stay as
-// tombstones), so that the loader can size them; the object IDs it gives
-// index the chunk's sorted actors.
-TEST(DocumentSave, ShapeCountsEachSequencesElements) {
-  Document doc;
-  ObjId text, list, nested;
-  {
-    Transaction tx(doc, kB);
-    text = *tx.PutObject(kRoot, "text", ObjType::kText);
-    ASSERT_TRUE(tx.SpliceText(text, 0, 0, "hello").ok());
-    list = *tx.PutObject(kRoot, "list", ObjType::kList);
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(tx.Insert(list, i, int64_t{i}).ok());
-    ASSERT_TRUE(tx.Put(kRoot, "n", int64_t{1}).ok());
-    Commit(tx);
+// A document op, owned (DocumentOp refers to the reader's buffers).
+struct OwnedOp {
+  OpId obj;
+  std::optional<std::string> prop;
+  OpId elem, id;
+  bool insert;
+  Action action;
+  ScalarValue value;
+  std::vector<OpId> succ;
+  bool expand;
+  std::optional<std::string> mark_name;
+
+  explicit OwnedOp(const DocumentOp& op)
+      : obj(op.obj), elem(op.elem), id(op.id), insert(op.insert), action(op.action),
+        value(op.value), succ(op.succ.begin(), op.succ.end()), expand(op.expand),
+        mark_name(op.mark_name) {
+    if (op.prop) prop = std::string(*op.prop);
   }
-  {
-    Transaction tx(doc, kA);  // a second actor, first in byte order
-    ASSERT_TRUE(tx.SpliceText(text, 1, 2, "EY!").ok());
-    nested = *tx.InsertObject(list, 0, ObjType::kList);
-    ASSERT_TRUE(tx.Insert(nested, 0, true).ok());
-    Commit(tx);
+  DocumentOp View() const {
+    std::optional<std::string_view> p;
+    if (prop) p = *prop;
+    return DocumentOp{obj, p, elem, id, insert, action, value, succ, expand, mark_name};
   }
-  Bytes saved = doc.Save();
+};
+
+struct Visited {
+  std::vector<ActorId> actors;
+  size_t changes_before_ops = 0;
+  std::vector<OwnedOp> ops;
+};
+
+Visited VisitSaved(const Bytes& saved) {
   Reader r(saved);
   auto chunk = ReadChunk(r);
-  ASSERT_TRUE(chunk.ok());
-  std::map<std::pair<ActorId, uint32_t>, uint64_t> seen;
-  int calls = 0, changes_before = -1, changes = 0;
+  EXPECT_TRUE(chunk.ok());
+  Visited v;
+  size_t changes = 0;
+  DocumentOps visitor{[&](std::span<const ActorId> actors) {
+                        v.actors.assign(actors.begin(), actors.end());
+                        v.changes_before_ops = changes;
+                        return Status::Ok();
+                      },
+                      [&](const DocumentOp& op) {
+                        v.ops.emplace_back(op);
+                        return Status::Ok();
+                      }};
   Status s = ForEachDocumentChange(
       *chunk,
       [&](StoredChange&) {
         ++changes;
         return Status::Ok();
       },
-      [&](const DocumentShape& shape) {
-        ++calls;
-        changes_before = changes;
-        ASSERT_EQ(shape.actors.size(), 2u);
-        EXPECT_EQ(shape.actors[0], kA);
-        for (const auto& [obj, n] : shape.elements) seen[{shape.actors[obj.actor], obj.counter}] += n;
-      });
+      &visitor);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return v;
+}
+
+// The document chunk of `doc`'s changes with these ops, in this order,
+// written as given (the writer checks nothing).
+Bytes Rewrite(const Document& doc, const std::vector<ActorId>& actors, const std::vector<OwnedOp>& ops) {
+  DocumentChunkWriter w(actors);
+  const ChangeLog& log = doc.changes();
+  std::vector<std::vector<uint64_t>> deps(log.size());
+  for (size_t i = 0; i < log.size(); ++i) {
+    StoredChange sc = log[i];
+    uint32_t actor = static_cast<uint32_t>(std::find(actors.begin(), actors.end(), sc.change.actor) - actors.begin());
+    for (uint32_t d : log.deps(i)) deps[i].push_back(d);
+    std::optional<std::string_view> message;
+    if (!sc.change.message.empty() || sc.change.empty_message) message = sc.change.message;
+    w.AddChange(DocumentChange{actor, sc.change.seq, log.max_op(i), sc.change.time, message, deps[i],
+                               sc.change.extra});
+  }
+  for (const OwnedOp& op : ops) w.AddOp(op.View());
+  std::vector<std::pair<ChangeHash, uint64_t>> heads;
+  for (const ChangeHash& h : doc.heads()) heads.emplace_back(h, *doc.IndexOf(h));
+  return w.Finish(heads);
+}
+
+// After the changes (their hashes checked), a loader is given the chunk's
+// sorted actors and then every op in document order: the root's keys, then
+// each object's, a list's elements in order, each after its origin.
+TEST(DocumentSave, OpsComeAfterTheChangesInDocumentOrder) {
+  Document doc;
+  ObjId text, list;
+  {
+    Transaction tx(doc, kB);
+    text = *tx.PutObject(kRoot, "text", ObjType::kText);
+    ASSERT_TRUE(tx.SpliceText(text, 0, 0, "hello").ok());
+    list = *tx.PutObject(kRoot, "list", ObjType::kList);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(tx.Insert(list, i, int64_t{i}).ok());
+    Commit(tx);
+  }
+  {
+    Transaction tx(doc, kA);  // a second actor, first in byte order
+    ASSERT_TRUE(tx.SpliceText(text, 1, 2, "EY!").ok());
+    ASSERT_TRUE(tx.Set(list, 1, std::string("one")).ok());
+    Commit(tx);
+  }
+  Visited v = VisitSaved(doc.Save());
+  EXPECT_EQ(v.actors, (std::vector<ActorId>{kA, kB}));
+  EXPECT_EQ(v.changes_before_ops, 2u);
+  // 2 objects + 5 + 3 characters + 3 list elements + 1 set; the 2 deletes
+  // appear only as successors.
+  ASSERT_EQ(v.ops.size(), 14u);
+  EXPECT_EQ(v.ops[0].prop, "list");
+  EXPECT_EQ(v.ops[1].prop, "text");
+  std::unordered_set<OpId, OpIdHash> seen;
+  size_t successors = 0;
+  for (size_t i = 2; i < v.ops.size(); ++i) {
+    const OwnedOp& op = v.ops[i];
+    EXPECT_FALSE(op.prop);
+    EXPECT_TRUE(op.elem.is_root() || seen.count(op.elem)) << "op " << i << " before its element";
+    const OpId& prev = v.ops[i - 1].obj;  // objects in Lamport order
+    if (i > 2 && op.obj != prev) {
+      EXPECT_TRUE(prev.counter < op.obj.counter ||
+                  (prev.counter == op.obj.counter && prev.actor < op.obj.actor));
+    }
+    seen.insert(op.id);
+    successors += op.succ.size();
+  }
+  EXPECT_EQ(successors, 3u);  // two characters deleted, one list value overwritten
+  // Written back as they came, they load as the document.
+  Document loaded;
+  Status s = loaded.LoadIncremental(Rewrite(doc, v.actors, v.ops));
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(calls, 1);
-  EXPECT_EQ(changes_before, 0);
-  // By actor bytes and counter: the shape's actor indices are the chunk's
-  // (sorted), not the document's (kB, first seen, is the document's 0).
-  std::map<std::pair<ActorId, uint32_t>, uint64_t> expected = {
-      {{kB, text.counter}, 5 + 3}, {{kB, list.counter}, 3 + 1}, {{kA, nested.counter}, 1}};
-  EXPECT_EQ(seen, expected);
+  EXPECT_EQ(loaded.ToJson(), doc.ToJson());
+  EXPECT_EQ(loaded.Save(), doc.Save());
+}
+
+// The op set is built from the document's order, so an order that replaying
+// the changes would not give is corruption, even though every change hashes
+// right: the document stays empty.
+TEST(DocumentSave, OpsOutOfDocumentOrderAreRejected) {
+  Document doc;
+  ObjId text, list;
+  {
+    Transaction tx(doc, kA);
+    text = *tx.PutObject(kRoot, "text", ObjType::kText);
+    ASSERT_TRUE(tx.SpliceText(text, 0, 0, "ab").ok());
+    list = *tx.PutObject(kRoot, "list", ObjType::kList);
+    ASSERT_TRUE(tx.Insert(list, 0, int64_t{1}).ok());
+    ASSERT_TRUE(tx.Insert(list, 1, int64_t{2}).ok());
+    ASSERT_TRUE(tx.Put(kRoot, "k", int64_t{1}).ok());
+    Commit(tx);
+  }
+  Document other;
+  Merge(other, doc);
+  {
+    Transaction tx(doc, kA);
+    ASSERT_TRUE(tx.SpliceText(text, 0, 0, "x").ok());
+    ASSERT_TRUE(tx.Set(list, 0, int64_t{10}).ok());
+    ASSERT_TRUE(tx.Put(kRoot, "k", int64_t{2}).ok());
+    ASSERT_TRUE(tx.Put(kRoot, "c", int64_t{1}).ok());
+    Commit(tx);
+  }
+  {
+    Transaction tx(other, kB);  // concurrently, at the same places
+    ASSERT_TRUE(tx.SpliceText(text, 0, 0, "y").ok());
+    ASSERT_TRUE(tx.Put(kRoot, "c", int64_t{2}).ok());
+    Commit(tx);
+  }
+  Merge(doc, other);
+  Visited v = VisitSaved(doc.Save());
+  // Where each op is: find by what it is.
+  auto index_of = [&](auto pred) {
+    for (size_t i = 0; i < v.ops.size(); ++i)
+      if (pred(v.ops[i])) return i;
+    ADD_FAILURE() << "no such op";
+    return size_t{0};
+  };
+  auto char_op = [&](const char* c) {
+    return index_of([&](const OwnedOp& op) {
+      return op.insert && std::holds_alternative<std::string>(op.value) && std::get<std::string>(op.value) == c;
+    });
+  };
+  auto moved = [&](size_t from, size_t to) {
+    std::vector<OwnedOp> ops = v.ops;
+    OwnedOp op = ops[from];
+    ops.erase(ops.begin() + from);
+    ops.insert(ops.begin() + to, op);
+    return ops;
+  };
+  auto swapped = [&](size_t a, size_t b) {
+    std::vector<OwnedOp> ops = v.ops;
+    std::swap(ops[a], ops[b]);
+    return ops;
+  };
+  size_t root_k = index_of([](const OwnedOp& op) { return op.prop == "k"; });
+  size_t root_c = index_of([](const OwnedOp& op) { return op.prop == "c"; });
+  size_t list_set = index_of([](const OwnedOp& op) { return !op.prop && !op.insert; });
+  size_t list_last = index_of([&](const OwnedOp& op) {
+    return op.insert && std::holds_alternative<int64_t>(op.value) && std::get<int64_t>(op.value) == 2;
+  });
+  struct Case {
+    const char* name;
+    std::vector<OwnedOp> ops;
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {"concurrent inserts in ascending order", swapped(char_op("x"), char_op("y")), "out of order"},
+      {"an element before the one it follows", swapped(char_op("a"), char_op("b")),
+       "comes before the element it follows"},
+      // An op separated from the op it overwrites: the decoder, finding the
+      // overwrite missing from the group, takes it for a delete.
+      {"an update away from its element", moved(list_set, list_last), "two ops with one ID"},
+      {"an overwrite away from its key", moved(root_k + 1, v.ops.size() - 1), "two ops with one ID"},
+      {"a key's conflicting ops apart", moved(root_c + 1, v.ops.size() - 1), "not together"},
+      {"an object's ops before it exists", moved(char_op("a"), 0), "object that does not exist"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Document d;
+    Status s = d.LoadIncremental(Rewrite(doc, v.actors, c.ops));
+    EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+    EXPECT_NE(s.message().find(c.error), std::string::npos) << s.ToString();
+    EXPECT_TRUE(d.changes().empty());
+    EXPECT_EQ(d.ToJson(), "{}");
+  }
+  Document d;  // and the document order itself loads
+  Status s = d.LoadIncremental(Rewrite(doc, v.actors, v.ops));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(d.ToJson(), doc.ToJson());
 }
 
 // What we write is checked like any other input: damage is found.

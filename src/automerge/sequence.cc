@@ -15,7 +15,7 @@ void* BlockIndex::Get(uint64_t key) const {
 }
 
 void BlockIndex::Rehash(size_t slots) {
-  std::vector<Slot> old = std::move(slots_);
+  std::vector<Slot, HugePageAllocator<Slot>> old = std::move(slots_);
   slots_.assign(slots, Slot{0, nullptr});
   shift_ = 64 - std::countr_zero(slots);
   size_ = 0;
@@ -58,6 +58,56 @@ void BlockIndex::Erase(const OpId& id) {
   }
   slots_[i] = Slot{0, nullptr};
   --size_;
+}
+
+Sequence::Slabs::~Slabs() {
+  for (const Slab& s : slabs_) FreeLarge(s.data, s.blocks * Sequence::kMaxBlock * sizeof(Element));
+}
+
+Element* Sequence::Slabs::Take() {
+  if (!free_.empty()) {
+    Element* p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+  constexpr size_t kBlockBytes = kMaxBlock * sizeof(Element);
+  constexpr size_t kMostBlocks = (size_t{2} << 20) / kBlockBytes;
+  if (slabs_.empty() || used_ == slabs_.back().blocks) {
+    size_t blocks = slabs_.empty() ? 1 : std::min(2 * slabs_.back().blocks, kMostBlocks);
+    void* p = AllocateLarge(blocks * kBlockBytes);
+    if (!p) throw std::bad_alloc();
+    slabs_.push_back(Slab{static_cast<Element*>(p), blocks});
+    used_ = 0;
+  }
+  return slabs_.back().data + kMaxBlock * used_++;
+}
+
+bool Sequence::Slabs::GiveBack(Element* p) {
+  for (const Slab& s : slabs_) {
+    if (p >= s.data && p < s.data + s.blocks * kMaxBlock) {
+      free_.push_back(p);
+      return true;
+    }
+  }
+  return false;
+}
+
+Element* Sequence::ElementAllocator::allocate(size_t n) {
+  if (slabs && n == kMaxBlock) return slabs->Take();
+  return std::allocator<Element>().allocate(n);
+}
+
+void Sequence::ElementAllocator::deallocate(Element* p, size_t n) {
+  if (slabs && slabs->GiveBack(p)) return;
+  std::allocator<Element>().deallocate(p, n);
+}
+
+Sequence& Sequence::operator=(Sequence&& other) noexcept {
+  chunks_ = std::move(other.chunks_);  // the old blocks go before their slabs
+  where_ = std::move(other.where_);
+  visible_ = other.visible_;
+  slabs_ = std::move(other.slabs_);
+  return *this;
 }
 
 Sequence::Sequence() {
@@ -155,6 +205,28 @@ Status Sequence::Insert(const OpId& after, Element e, const OpOrder& less) {
   if (vis) AddVisible(b, 1);
   if (b->elems.size() > kMaxBlock) Split(b);
   return Status::Ok();
+}
+
+void Sequence::Append(Element e) {
+  Block* b = chunks_.back()->blocks.back().get();
+  if (b->elems.size() >= kMaxBlock) {
+    if (!slabs_) slabs_ = std::make_unique<Slabs>();
+    b = AddBlockAfter(b, std::make_unique<Block>(slabs_.get()));
+  }
+  if (b->elems.empty()) b->elems.reserve(kMaxBlock);
+  bool vis = e.visible();
+  b->elems.push_back(std::move(e));
+  if (vis) AddVisible(b, 1);
+}
+
+void Sequence::IndexAppended() {
+  size_t n = 0;
+  for (const auto& c : chunks_)
+    for (const auto& b : c->blocks) n += b->elems.size();
+  where_.Reserve(n);
+  for (const auto& c : chunks_)
+    for (const auto& b : c->blocks)
+      for (const Element& e : b->elems) where_.Set(e.id, b.get());
 }
 
 void Sequence::Remove(const OpId& id) {

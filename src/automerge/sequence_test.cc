@@ -511,6 +511,52 @@ TEST(Sequence, MatchesAModelOverRandomEdits) {
   }
 }
 
+// A sequence built by Append (a document loading: elements in document
+// order, full blocks carved from slabs) is the same as one built by inserts:
+// counted, found by ID, and edited afterwards, its blocks leaving the slabs
+// as they grow and split; replaced by another, it frees its blocks first.
+TEST(Sequence, AppendedSequenceIsCountedFoundAndEditable) {
+  Fixture f;
+  auto appended = [](uint32_t n, uint32_t actor, std::vector<OpId>& order, std::vector<OpId>& vis) {
+    Sequence s;
+    for (uint32_t c = 1; c <= n; ++c) {
+      OpId id{c, actor};
+      Element e = c % 3 == 0 ? Mark(id) : Visible(id);
+      e.origin_counter = c - 1;
+      e.origin_actor = c == 1 ? 0 : actor;
+      s.Append(std::move(e));
+      order.push_back(id);
+      if (c % 3 != 0) vis.push_back(id);
+    }
+    s.IndexAppended();
+    return s;
+  };
+  std::vector<OpId> model, visible;
+  const uint32_t n = 40000;  // up to a slab of the largest size (2 MiB: 455 blocks)
+  Sequence s = appended(n, 0, model, visible);
+  EXPECT_EQ(s.size(), n);
+  EXPECT_EQ(s.visible(), visible.size());
+  EXPECT_EQ(Order(s), model);
+  ExpectPositions(s, visible);
+
+  std::mt19937 rng(7);
+  uint32_t next = n + 1;
+  for (int i = 0; i < 3000; ++i) {
+    size_t at = rng() % model.size();
+    OpId id{next++, 1};  // greater than every ID: right after its parent
+    ASSERT_TRUE(s.Insert(model[at], Visible(id), f.less).ok());
+    model.insert(model.begin() + at + 1, id);
+  }
+  EXPECT_EQ(Order(s), model);
+  for (const OpId& id : model) ASSERT_TRUE(s.Find(id).has_value()) << id.counter;
+
+  std::vector<OpId> other, other_visible;
+  s = appended(200, 2, other, other_visible);
+  EXPECT_EQ(Order(s), other);
+  ExpectPositions(s, other_visible);
+  EXPECT_FALSE(s.Find(model[0]).has_value());
+}
+
 }  // namespace
 }  // namespace etherply::automerge
 
