@@ -297,10 +297,13 @@ Status ReadOps(const Columns& c, size_t nactors, const std::function<Status(DocO
     auto ns = succ_count.Next();
     auto exp = expand.Next();
     auto mn = mark_name.Next();
-    for (const Status& st : {oa.status(), oc.status(), ka.status(), kc.status(), ks.status(),
-                             ia.status(), ic.status(), ins.status(), act.status(), val.status(),
-                             ns.status(), exp.status(), mn.status()})
-      if (!st.ok()) return st.WithContext("op columns");
+    if (!(oa.ok() && oc.ok() && ka.ok() && kc.ok() && ks.ok() && ia.ok() && ic.ok() && ins.ok() &&
+          act.ok() && val.ok() && ns.ok() && exp.ok() && mn.ok())) {
+      for (const Status& st : {oa.status(), oc.status(), ka.status(), kc.status(), ks.status(),
+                               ia.status(), ic.status(), ins.status(), act.status(), val.status(),
+                               ns.status(), exp.status(), mn.status()})
+        if (!st.ok()) return st.WithContext("op columns");
+    }
     if (oa->has_value() || oc->has_value()) {
       std::optional<int64_t> ctr;
       if (oc->has_value()) ctr = static_cast<int64_t>(std::min<uint64_t>(**oc, INT64_MAX));
