@@ -48,17 +48,22 @@ void NormalizeActors(Change& change, const std::vector<ActorId>& table, uint32_t
     if (!op.key.is_map()) note(op.key.elem);
     for (const OpId& p : op.pred) note(p);
   }
+  // Each actor once (an op's IDs name the same few actors again and again),
+  // then by bytes.
+  std::sort(used.begin(), used.end());
+  used.erase(std::unique(used.begin(), used.end()), used.end());
   std::sort(used.begin(), used.end(),
             [&](uint32_t a, uint32_t b) { return table[a] < table[b]; });
-  used.erase(std::unique(used.begin(), used.end()), used.end());
 
   // (index in table, index in the change's actor table), by the first.
+  // The actor vectors are assigned in place: a caller that reuses `change`
+  // keeps their buffers.
   std::vector<std::pair<uint32_t, uint32_t>> remap;
   change.actor = table[author_index];
-  change.other_actors.clear();
-  for (uint32_t a : used) {
-    remap.emplace_back(a, static_cast<uint32_t>(change.other_actors.size() + 1));
-    change.other_actors.push_back(table[a]);
+  change.other_actors.resize(used.size());
+  for (size_t i = 0; i < used.size(); ++i) {
+    remap.emplace_back(used[i], static_cast<uint32_t>(i + 1));
+    change.other_actors[i] = table[used[i]];
   }
   std::sort(remap.begin(), remap.end());
   auto fix = [&](OpId& id) {
