@@ -272,10 +272,14 @@ class NatsReplicator final : public Replicator {
     const char* id = nullptr;
     {
       std::lock_guard lock(self->ack_mu_);
+      Result<automerge::ChangeHash> hash = Status::Corruption("no message ID");
       if (ack && natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id)
-        ++self->acked_[id];
-      else
+        hash = automerge::HashFromHex(id);
+      if (hash.ok()) {
+        ++self->acked_[*hash];
+      } else {
         self->publish_failed_ = true;
+      }
     }
     self->ack_cv_.notify_one();
     natsMsg_Destroy(msg);
@@ -293,13 +297,8 @@ class NatsReplicator final : public Replicator {
 
   // A published record and its message ID (the change hash in hex), the key
   // of its acknowledgment.
-  struct Sent {
-    Outbox::Item item;
-    std::string id;
-  };
-
   void PublishLoop() {
-    std::deque<Sent> in_flight;  // published, oldest first
+    std::deque<Outbox::Item> in_flight;  // published, oldest first
     int64_t backoff_ms = 100;
     while (!stopping_) {
       bool ready;
@@ -325,9 +324,8 @@ class NatsReplicator final : public Replicator {
             outbox_->Next(std::min(kPublishBatch, kPublishWindow - in_flight.size()),
                           std::chrono::milliseconds(in_flight.empty() ? 500 : 0));
         for (Outbox::Item& item : items) {
-          std::string id = automerge::HashToHex(item.hash);
-          if (!Publish(item, id)) break;
-          in_flight.push_back(Sent{std::move(item), std::move(id)});
+          if (!Publish(item)) break;
+          in_flight.push_back(std::move(item));
         }
         if (!items.empty()) continue;
       }
@@ -335,15 +333,16 @@ class NatsReplicator final : public Replicator {
         // Nothing new to publish, or the window is full: wait for an answer.
         std::unique_lock lock(ack_mu_);
         ack_cv_.wait_for(lock, std::chrono::milliseconds(2), [&] {
-          return publish_failed_ || acked_.count(in_flight.front().id);
+          return publish_failed_ || acked_.count(in_flight.front().hash);
         });
       }
     }
   }
 
-  // Publishes one record asynchronously with message ID `id`; false (and
-  // publish_failed_ set) if the client refused it.
-  bool Publish(const Outbox::Item& item, const std::string& id) {
+  // Publishes one record asynchronously, its message ID the change hash in
+  // hex; false (and publish_failed_ set) if the client refused it.
+  bool Publish(const Outbox::Item& item) {
+    const std::string id = automerge::HashToHex(item.hash);
     natsMsg* msg = nullptr;
     natsStatus s = natsMsg_Create(&msg, publish_subject_.c_str(), nullptr, item.chunk.data(),
                                   static_cast<int>(item.chunk.size()));
@@ -365,15 +364,15 @@ class NatsReplicator final : public Replicator {
 
   // Removes the acknowledged records at the front of `in_flight` from the
   // outbox; returns how many.
-  size_t Retire(std::deque<Sent>& in_flight) {
+  size_t Retire(std::deque<Outbox::Item>& in_flight) {
     std::vector<Outbox::Item> done;
     {
       std::lock_guard lock(ack_mu_);
       while (!in_flight.empty()) {
-        auto it = acked_.find(in_flight.front().id);
+        auto it = acked_.find(in_flight.front().hash);
         if (it == acked_.end()) break;
         if (--it->second == 0) acked_.erase(it);
-        done.push_back(std::move(in_flight.front().item));
+        done.push_back(std::move(in_flight.front()));
         in_flight.pop_front();
       }
       // Nothing waits for an answer now: what is left are late second
@@ -405,7 +404,7 @@ class NatsReplicator final : public Replicator {
   // After a failure: waits (up to the request timeout) for the answers to
   // what is in flight, removes what was acknowledged, and makes the outbox
   // hand out the rest again.
-  void Abandon(std::deque<Sent>& in_flight) {
+  void Abandon(std::deque<Outbox::Item>& in_flight) {
     if (natsStatus s = WaitForPublishes(); s != NATS_OK)
       LogWarn("replication: waiting for JetStream acknowledgments: " + NatsError(s));
     Retire(in_flight);
@@ -952,7 +951,8 @@ class NatsReplicator final : public Replicator {
   std::atomic<bool> publish_failed_{false};  // set by OnPublishAck and Publish
   std::mutex ack_mu_;
   std::condition_variable ack_cv_;
-  std::unordered_map<std::string, int> acked_;  // guarded by ack_mu_: message ID → answers
+  // Guarded by ack_mu_: change hash (the message ID) → answers.
+  std::unordered_map<automerge::ChangeHash, int, automerge::ChangeHashHash> acked_;
   std::atomic<bool> resubscribe_{false};
   std::atomic<bool> announce_{false};
   std::thread publisher_, consumer_, control_;
