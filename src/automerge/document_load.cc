@@ -169,6 +169,10 @@ Status Document::OpSetBuilder::Flush() {
       if (g.id == s && g.action == Action::kIncrement) return &g.amount;
     return nullptr;
   };
+  // A mark is never updated or deleted: replaying refuses an op on it, and
+  // in a document such a delete shows only as a successor of the mark.
+  if (group_ == Group::kElement && elem_.mark && ops_.front().succ_count > 0)
+    return Status::Corruption("op on a mark");
   Slot slot;
   for (GroupOp& g : ops_) {
     Op stored(g.id, g.action, std::move(g.value));

@@ -73,7 +73,10 @@ Element* Sequence::Slabs::Take() {
   constexpr size_t kBlockBytes = kMaxBlock * sizeof(Element);
   constexpr size_t kMostBlocks = (size_t{2} << 20) / kBlockBytes;
   if (slabs_.empty() || used_ == slabs_.back().blocks) {
+    // Doubling, but from 1 MiB on straight to a whole huge page's worth: a
+    // slab that large takes a 2 MiB mapping anyway (base/huge_pages.h).
     size_t blocks = slabs_.empty() ? 1 : std::min(2 * slabs_.back().blocks, kMostBlocks);
+    if (blocks * kBlockBytes >= (size_t{1} << 20)) blocks = kMostBlocks;
     void* p = AllocateLarge(blocks * kBlockBytes);
     if (!p) throw std::bad_alloc();
     slabs_.push_back(Slab{static_cast<Element*>(p), blocks});

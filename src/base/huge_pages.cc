@@ -17,6 +17,7 @@ std::size_t Mapped(std::size_t bytes) { return (bytes + kHugePage - 1) / kHugePa
 
 void* AllocateLarge(std::size_t bytes) {
   if (bytes < kLarge) return std::malloc(bytes == 0 ? 1 : bytes);
+  if (bytes > SIZE_MAX - 2 * kHugePage) return nullptr;  // rounding up would wrap
   const std::size_t size = Mapped(bytes);
   // Map one huge page more than needed and trim it to an aligned range: the
   // kernel backs only aligned 2 MiB ranges with huge pages.

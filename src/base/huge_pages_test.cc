@@ -41,6 +41,8 @@ TEST(HugePages, AnImpossibleSizeThrowsInsteadOfWrapping) {
   HugePageAllocator<uint64_t> a;
   EXPECT_THROW(a.allocate(SIZE_MAX / 4), std::bad_array_new_length);
   EXPECT_THROW(a.allocate(SIZE_MAX / 16), std::bad_alloc);  // 2^60 bytes: refused by the kernel
+  // A size whose rounding up to huge pages would wrap to a tiny mapping.
+  EXPECT_THROW(HugePageAllocator<uint8_t>().allocate(SIZE_MAX - 4096), std::bad_alloc);
 }
 
 }  // namespace
