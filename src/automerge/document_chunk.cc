@@ -74,7 +74,7 @@ struct ChangeRow {
 };
 
 struct ChangeRows {
-  std::vector<ChangeRow> rows;
+  std::vector<ChangeRow, HugePageAllocator<ChangeRow>> rows;  // large: huge pages
   std::vector<uint32_t> deps;  // row indices
   std::string bytes;           // messages and extra bytes
 
@@ -180,7 +180,7 @@ Result<ChangeRows> ReadChangeRows(const Columns& c, size_t nactors) {
   UlebDecoder dep_count(c[64]);
   ValueDecoder extra(c[86], c[87]);
   ChangeRows out;
-  std::vector<ChangeRow>& rows = out.rows;
+  auto& rows = out.rows;
   {
     UlebDecoder count(c[1]);  // one allocation of the right size
     size_t n = 0;
@@ -394,7 +394,7 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
 
   auto change_rows = ReadChangeRows(*change_cols, actors.size());
   if (!change_rows.ok()) return change_rows.status();
-  std::vector<ChangeRow>* rows = &change_rows->rows;
+  auto* rows = &change_rows->rows;
   *change_cols = Columns();
 
   // Which change owns an op: per actor, its changes by seq, each owning the
@@ -547,7 +547,7 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
   if (filled != begin.back()) return Status::Corruption("a change's ops have gaps (missing ops)");
 
   // Rebuild each change in row order (§6.5 step 3), handing it on at once.
-  std::vector<ChangeHash> hashes;
+  std::vector<ChangeHash, HugePageAllocator<ChangeHash>> hashes;
   hashes.reserve(rows->size());
   std::vector<bool> not_head(rows->size(), false);
   ChangeEncoder encoder;
