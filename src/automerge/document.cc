@@ -13,7 +13,7 @@
 namespace etherply::automerge {
 
 Document::Document() {
-  objects_.emplace(kRoot, Object{ObjType::kMap, kRoot, Key::Map(""), MapObject{}});
+  objects_.emplace(kRoot, Object::New(ObjType::kMap, kRoot, Key::Map("")));
 }
 
 Document::~Document() = default;
@@ -52,10 +52,7 @@ Status Document::ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjI
     Op* target = slot.Find(p);
     if (!target) continue;  // a pred that is not here: nothing to hide
     target->AddSucc(id);
-    // An increment adds to a counter and hides any other value (as the
-    // reference does); every other successor hides its pred.
-    bool counts = op.action == Action::kIncrement && target->action == Action::kSet &&
-                  target->value.is_counter();
+    bool counts = AddsTo(*target, op.action);
     if (counts) {
       target->AddToIncTotal(amount);
     } else if (target->blockers++ == 0 && slot.IsLive(target)) {
@@ -114,9 +111,7 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
     }
   }
   if (created) {
-    Object obj{*created, op.obj, op.insert ? Key::Elem(id) : op.key, MapObject{}};
-    if (IsSequence(*created)) obj.data = Sequence();
-    objects_.emplace(id, std::move(obj));
+    objects_.emplace(id, Object::New(*created, op.obj, op.insert ? Key::Elem(id) : op.key));
     undo_.push_back(Undo{Undo::Kind::kObjectCreated, op.obj, {}, {}, id});
   }
   return Status::Ok();
@@ -338,7 +333,7 @@ Status Document::LoadIncremental(ByteView bytes) {
 
 void Document::Reset() {
   objects_.clear();
-  objects_.emplace(kRoot, Object{ObjType::kMap, kRoot, Key::Map(""), MapObject{}});
+  objects_.emplace(kRoot, Object::New(ObjType::kMap, kRoot, Key::Map("")));
   marks_.clear();
   changes_.Truncate(0);
   actors_.clear();

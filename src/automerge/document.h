@@ -168,6 +168,13 @@ class Document {
     Key key;  // where it sits in its parent: a map key or its list element
     std::variant<MapObject, Sequence> data;
 
+    // A new, empty object: a map's keys or a list's or text's sequence.
+    static Object New(ObjType type, ObjId parent, Key key) {
+      Object o{type, parent, std::move(key), MapObject{}};
+      if (IsSequence(type)) o.data = Sequence();
+      return o;
+    }
+
     MapObject& map() { return std::get<MapObject>(data); }
     const MapObject& map() const { return std::get<MapObject>(data); }
     Sequence& seq() { return std::get<Sequence>(data); }

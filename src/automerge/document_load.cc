@@ -143,17 +143,15 @@ Status Document::OpSetBuilder::Add(const DocumentOp& op) {
   if (std::optional<ObjType> created = CreatedObjType(op.action)) {
     if (doc_.objects_.count(id)) return Status::Corruption("duplicate object ID");
     Key key = op.insert ? Key::Elem(id) : op.prop ? Key::Map(std::string(*op.prop)) : Key::Elem(Global(op.elem));
-    Object o{*created, Global(op.obj), std::move(key), MapObject{}};
-    if (IsSequence(*created)) o.data = Sequence();
-    doc_.objects_.emplace(id, std::move(o));
+    doc_.objects_.emplace(id, Object::New(*created, Global(op.obj), std::move(key)));
   }
   return Status::Ok();
 }
 
 Status Document::OpSetBuilder::Flush() {
   if (group_ == Group::kNone) return Status::Ok();
-  // An increment among the group's ops, by ID: a counter's successors that
-  // are increments add to it rather than hide it (as ApplyToSlot does).
+  // An increment among the group's ops, by ID: a successor that is one adds
+  // to a counter rather than hides it (AddsTo, as ApplyToSlot applies it).
   const bool large = ops_.size() > 8;
   if (large) {
     increments_.clear();
@@ -176,7 +174,7 @@ Status Document::OpSetBuilder::Flush() {
   Slot slot;
   for (GroupOp& g : ops_) {
     Op stored(g.id, g.action, std::move(g.value));
-    const bool counter = g.action == Action::kSet && stored.value.is_counter();
+    const bool counter = AddsTo(stored, Action::kIncrement);
     for (uint32_t i = g.succ_begin; i < g.succ_begin + g.succ_count; ++i) {
       stored.AddSucc(succ_[i]);
       const int64_t* amount = counter ? increment(succ_[i]) : nullptr;

@@ -61,6 +61,14 @@ struct Op {
 };
 static_assert(sizeof(Op) == 48);
 
+// Whether a successor with this action adds to `target` rather than hiding
+// it: an increment of a counter does (as the reference's), every other
+// successor hides its pred.
+inline bool AddsTo(const Op& target, Action successor) {
+  return successor == Action::kIncrement && target.action == Action::kSet &&
+         target.value.is_counter();
+}
+
 // Lamport order of op IDs: counter, then actor bytes. The document keeps the
 // rank of each actor in byte order so that comparing is two integer compares.
 struct OpOrder {

@@ -295,8 +295,6 @@ class NatsReplicator final : public Replicator {
   // publishes again from the oldest record left; JetStream drops the
   // duplicates by message ID.
 
-  // A published record and its message ID (the change hash in hex), the key
-  // of its acknowledgment.
   void PublishLoop() {
     std::deque<Outbox::Item> in_flight;  // published, oldest first
     int64_t backoff_ms = 100;
