@@ -348,6 +348,13 @@ test("retry: 503 with Retry-After: 2 → the retry, and any other workspace's re
     await put(a, "k", "a1")
     await rx.waitFor(() => rx.requests.length >= 1 && rx.requests[0].respondedAt !== null, 10_000, "the 503")
     const r503 = rx.requests[0]
+    // The receiver has sent the 503; wait until the server has read it, since an event
+    // that the server starts before then is rightly not held back by the pause.
+    const deadline = Date.now() + 10_000
+    while ((await stats(srv)).retried < 1) {
+      assert.ok(Date.now() < deadline, "the server did not record the 503 within 10 s")
+      await sleep(5)
+    }
     // Another workspace's event during the pause.
     await put(b, "k", "b1")
     await rx.waitFor(() => rx.delivered().length >= 2, 10_000, "both events delivered")
