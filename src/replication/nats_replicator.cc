@@ -3,8 +3,7 @@
 //
 // The outbox and its record format: outbox.h.
 // Stream messages (stream ETHERPLY, subject etherply.changes.<origin node>):
-//   data: one change chunk; headers Nats-Msg-Id = change hash (hex),
-//   Etherply-Workspace, Etherply-Timestamp (Unix microseconds).
+//   message.h.
 // Core NATS subjects:
 //   etherply.nodes            announcement:  node-id SP region
 //   etherply.digest.<node>    request:  (uleb(len) workspace uleb(n) hash{n})*
@@ -29,6 +28,7 @@
 #include "automerge/sync.h"
 #include "base/coding.h"
 #include "base/log.h"
+#include "replication/message.h"
 #include "replication/outbox.h"
 #include "replication/replicator.h"
 #include "storage/layout.h"
@@ -43,10 +43,12 @@ constexpr char kAnnounceSubject[] = "etherply.nodes";
 constexpr char kWorkspaceHeader[] = "Etherply-Workspace";
 constexpr char kTimestampHeader[] = "Etherply-Timestamp";
 constexpr char kSessionHeader[] = "Etherply-Session";
-// The publisher takes up to kPublishBatch records from the outbox at a time
-// and keeps up to kPublishWindow published ones waiting for acknowledgments.
+// The publisher takes up to kPublishBatch records from the outbox at a time,
+// packs each workspace's into messages of up to kMessageBytes of changes, and
+// keeps up to kPublishWindow published records waiting for acknowledgments.
 constexpr size_t kPublishBatch = 512;
 constexpr size_t kPublishWindow = 4 * kPublishBatch;
+constexpr size_t kMessageBytes = 64 << 10;
 constexpr int kFetchBatch = 1024;
 // Stream messages being applied at once (below the consumer's MaxAckPending).
 constexpr size_t kMaxInFlight = 2 * kFetchBatch;
@@ -287,16 +289,26 @@ class NatsReplicator final : public Replicator {
 
   // --- publishing ----------------------------------------------------------
   //
-  // A pipeline: the publisher publishes what the outbox hands out while up to
-  // kPublishWindow earlier messages wait for JetStream's acknowledgments, and
-  // removes records from the outbox oldest first as theirs arrive. After a
-  // failed publish (an error, or no acknowledgment within the request
-  // timeout) or a lost connection it lets what is in flight settle and
-  // publishes again from the oldest record left; JetStream drops the
-  // duplicates by message ID.
+  // A pipeline: the publisher publishes what the outbox hands out, each
+  // workspace's records packed into messages (message.h), while up to
+  // kPublishWindow earlier records wait for JetStream's acknowledgments, and
+  // removes records from the outbox oldest first as the acknowledgments of
+  // all their batch's messages arrive. After a failed publish (an error, or
+  // no acknowledgment within the request timeout) or a lost connection it
+  // lets what is in flight settle and publishes again from the oldest record
+  // left; JetStream drops the duplicates by message ID.
+
+  // The records of one Next, packed into `messages` messages; `ids` are
+  // those of the ones published.
+  struct Sent {
+    std::vector<Outbox::Item> items;
+    size_t messages = 0;
+    std::vector<automerge::ChangeHash> ids;
+  };
 
   void PublishLoop() {
-    std::deque<Outbox::Item> in_flight;  // published, oldest first
+    std::deque<Sent> in_flight;  // oldest first
+    size_t records = 0;          // in in_flight
     int64_t backoff_ms = 100;
     while (!stopping_) {
       bool ready;
@@ -307,7 +319,7 @@ class NatsReplicator final : public Replicator {
       if (!ready || publish_failed_) {
         // A failure may come with nothing in flight (the first publish of a
         // batch refused, a late timeout): the outbox is rewound all the same.
-        if (!in_flight.empty() || publish_failed_) Abandon(in_flight);
+        if (!in_flight.empty() || publish_failed_) Abandon(in_flight, records);
         if (!ready) {
           if (!Sleep(200)) return;
         } else {
@@ -316,37 +328,53 @@ class NatsReplicator final : public Replicator {
         }
         continue;
       }
-      if (Retire(in_flight) > 0) backoff_ms = 100;
-      if (in_flight.size() < kPublishWindow) {
-        std::vector<Outbox::Item> items =
-            outbox_->Next(std::min(kPublishBatch, kPublishWindow - in_flight.size()),
-                          std::chrono::milliseconds(in_flight.empty() ? 500 : 0));
-        for (Outbox::Item& item : items) {
-          if (!Publish(item)) break;
-          in_flight.push_back(std::move(item));
+      if (Retire(in_flight, records) > 0) backoff_ms = 100;
+      if (records < kPublishWindow) {
+        Sent sent;
+        sent.items = outbox_->Next(std::min(kPublishBatch, kPublishWindow - records),
+                                   std::chrono::milliseconds(in_flight.empty() ? 500 : 0));
+        if (!sent.items.empty()) {
+          std::vector<ChangeMessage> messages = PackChanges(sent.items, kMessageBytes);
+          sent.messages = messages.size();
+          for (const ChangeMessage& m : messages) {
+            if (!Publish(m)) break;
+            sent.ids.push_back(m.id);
+          }
+          // Pushed even if a publish failed: its batch is then never all
+          // acknowledged, so Abandon leaves it in the outbox.
+          records += sent.items.size();
+          in_flight.push_back(std::move(sent));
+          continue;
         }
-        if (!items.empty()) continue;
       }
       if (!in_flight.empty()) {
         // Nothing new to publish, or the window is full: wait for an answer.
         std::unique_lock lock(ack_mu_);
-        ack_cv_.wait_for(lock, std::chrono::milliseconds(2), [&] {
-          return publish_failed_ || acked_.count(in_flight.front().hash);
-        });
+        ack_cv_.wait_for(lock, std::chrono::milliseconds(2),
+                         [&] { return publish_failed_ || Acknowledged(in_flight.front()); });
       }
     }
   }
 
-  // Publishes one record asynchronously, its message ID the change hash in
-  // hex; false (and publish_failed_ set) if the client refused it.
-  bool Publish(const Outbox::Item& item) {
-    const std::string id = automerge::HashToHex(item.hash);
+  // Whether every message of `sent` was published and acknowledged. Called
+  // with ack_mu_ held.
+  bool Acknowledged(const Sent& sent) const {
+    if (sent.ids.size() < sent.messages) return false;
+    for (const auto& id : sent.ids)
+      if (!acked_.count(id)) return false;
+    return true;
+  }
+
+  // Publishes one message asynchronously; false (and publish_failed_ set)
+  // if the client refused it.
+  bool Publish(const ChangeMessage& m) {
+    const std::string id = automerge::HashToHex(m.id);
     natsMsg* msg = nullptr;
-    natsStatus s = natsMsg_Create(&msg, publish_subject_.c_str(), nullptr, item.chunk.data(),
-                                  static_cast<int>(item.chunk.size()));
+    natsStatus s = natsMsg_Create(&msg, publish_subject_.c_str(), nullptr, m.data.data(),
+                                  static_cast<int>(m.data.size()));
     if (s == NATS_OK) {
-      natsMsgHeader_Set(msg, kWorkspaceHeader, item.workspace.c_str());
-      natsMsgHeader_Set(msg, kTimestampHeader, std::to_string(item.timestamp).c_str());
+      natsMsgHeader_Set(msg, kWorkspaceHeader, m.workspace.c_str());
+      natsMsgHeader_Set(msg, kTimestampHeader, m.timestamps.c_str());
       jsPubOptions po;
       jsPubOptions_Init(&po);
       po.MsgId = id.c_str();
@@ -360,17 +388,20 @@ class NatsReplicator final : public Replicator {
     return false;
   }
 
-  // Removes the acknowledged records at the front of `in_flight` from the
-  // outbox; returns how many.
-  size_t Retire(std::deque<Outbox::Item>& in_flight) {
+  // Removes the records of the acknowledged batches at the front of
+  // `in_flight` from the outbox; returns how many.
+  size_t Retire(std::deque<Sent>& in_flight, size_t& records) {
     std::vector<Outbox::Item> done;
     {
       std::lock_guard lock(ack_mu_);
-      while (!in_flight.empty()) {
-        auto it = acked_.find(in_flight.front().hash);
-        if (it == acked_.end()) break;
-        if (--it->second == 0) acked_.erase(it);
-        done.push_back(std::move(in_flight.front()));
+      while (!in_flight.empty() && Acknowledged(in_flight.front())) {
+        Sent& sent = in_flight.front();
+        for (const auto& id : sent.ids) {
+          auto it = acked_.find(id);
+          if (it != acked_.end() && --it->second == 0) acked_.erase(it);
+        }
+        records -= sent.items.size();
+        std::move(sent.items.begin(), sent.items.end(), std::back_inserter(done));
         in_flight.pop_front();
       }
       // Nothing waits for an answer now: what is left are late second
@@ -402,11 +433,12 @@ class NatsReplicator final : public Replicator {
   // After a failure: waits (up to the request timeout) for the answers to
   // what is in flight, removes what was acknowledged, and makes the outbox
   // hand out the rest again.
-  void Abandon(std::deque<Outbox::Item>& in_flight) {
+  void Abandon(std::deque<Sent>& in_flight, size_t& records) {
     if (natsStatus s = WaitForPublishes(); s != NATS_OK)
       LogWarn("replication: waiting for JetStream acknowledgments: " + NatsError(s));
-    Retire(in_flight);
+    Retire(in_flight, records);
     in_flight.clear();
+    records = 0;
     {
       std::lock_guard lock(ack_mu_);
       acked_.clear();
@@ -551,7 +583,7 @@ class NatsReplicator final : public Replicator {
     std::mutex mu;
     std::condition_variable cv;
     size_t messages = 0;    // guarded by mu
-    uint64_t received = 0;  // guarded by mu: messages applied (or dropped as bad)
+    uint64_t received = 0;  // guarded by mu: changes applied (or dropped as bad)
     std::set<std::string> gaps;  // guarded by mu: workspaces with changes waiting for deps
     bool closed = false;    // guarded by mu: Stop was called
   };
@@ -565,6 +597,11 @@ class NatsReplicator final : public Replicator {
       std::vector<automerge::StoredChange> changes;
       std::vector<natsMsg*> msgs;
       Timestamps timestamps;
+    };
+    auto drop = [](natsMsg* msg, const std::string& why) {
+      LogError(std::string("replication: dropping a malformed message on ") +
+               natsMsg_GetSubject(msg) + ": " + why);
+      natsMsg_Ack(msg, nullptr);
     };
     std::map<std::string, Group> groups;
     const std::string own_subject = publish_subject_;
@@ -587,17 +624,27 @@ class NatsReplicator final : public Replicator {
       natsMsgHeader_Get(msg, kTimestampHeader, &ts);
       auto changes = automerge::DecodeChangeChunks(
           AsBytes(std::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))));
-      if (!ws || !changes.ok()) {
-        LogError(std::string("replication: dropping a malformed message on ") +
-                 natsMsg_GetSubject(msg) +
-                 (changes.ok() ? ": no workspace header" : ": " + changes.status().ToString()));
-        natsMsg_Ack(msg, nullptr);
+      if (!changes.ok()) {
+        drop(msg, changes.status().ToString());
         continue;
       }
+      if (!ws) {
+        drop(msg, "no workspace header");
+        continue;
+      }
+      std::vector<int64_t> times;
+      if (ts) {
+        auto parsed = ParseTimestamps(ts, changes->size());
+        if (!parsed.ok()) {
+          drop(msg, parsed.status().ToString());
+          continue;
+        }
+        times = std::move(*parsed);
+      }
       Group& g = groups[ws];
-      for (auto& c : *changes) {
-        if (ts) g.timestamps[c.hash] = std::strtoll(ts, nullptr, 10);
-        g.changes.push_back(std::move(c));
+      for (size_t k = 0; k < changes->size(); ++k) {
+        if (!times.empty()) g.timestamps[(*changes)[k].hash] = times[k];
+        g.changes.push_back(std::move((*changes)[k]));
       }
       g.msgs.push_back(msg);
       list.Msgs[i] = nullptr;  // the callback below owns it now
@@ -607,9 +654,10 @@ class NatsReplicator final : public Replicator {
         std::lock_guard lock(in_flight_->mu);
         in_flight_->messages += g.msgs.size();
       }
+      const size_t changes = g.changes.size();
       sink_->ApplyRemote(
           ws, std::move(g.changes), std::move(g.timestamps),
-          [in_flight = in_flight_, ws = ws, msgs = std::move(g.msgs)](Result<bool> r) {
+          [in_flight = in_flight_, ws = ws, msgs = std::move(g.msgs), changes](Result<bool> r) {
             Status s = r.ok() ? Status::Ok() : r.status();
             std::lock_guard lock(in_flight->mu);
             // A change waits for deps: a message was lost or is late (a pull
@@ -627,7 +675,7 @@ class NatsReplicator final : public Replicator {
               retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
               natsMsg_Destroy(msg);
             }
-            if (!retry) in_flight->received += msgs.size();
+            if (!retry) in_flight->received += changes;
           });
     }
   }
@@ -949,7 +997,7 @@ class NatsReplicator final : public Replicator {
   std::atomic<bool> publish_failed_{false};  // set by OnPublishAck and Publish
   std::mutex ack_mu_;
   std::condition_variable ack_cv_;
-  // Guarded by ack_mu_: change hash (the message ID) → answers.
+  // Guarded by ack_mu_: message ID → answers.
   std::unordered_map<automerge::ChangeHash, int, automerge::ChangeHashHash> acked_;
   std::atomic<bool> resubscribe_{false};
   std::atomic<bool> announce_{false};

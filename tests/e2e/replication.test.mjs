@@ -9,7 +9,7 @@ import { test } from "node:test"
 import * as A from "@automerge/automerge"
 
 import { connect, connectWithInit } from "./lib/client.mjs"
-import { startNats, startNatsCluster } from "./lib/nats.mjs"
+import { publishRaw, startNats, startNatsCluster } from "./lib/nats.mjs"
 import { BIN, httpRequest, randomSecret, startServer } from "./lib/server.mjs"
 import { startReceiver } from "./lib/webhook_receiver.mjs"
 
@@ -154,6 +154,39 @@ test("an op made on node A reaches a client of node B as an op message", async (
     assert.equal(st.replication.publish_backlog, 0)
     cb.terminate()
     ca.terminate()
+  })
+})
+
+test("a stream message of several changes applies with each change's timestamp; malformed ones are dropped and do not block the stream", async (t) => {
+  await withCluster(t, { nodes: 1 }, async ([a], nats) => {
+    const ws = "rep-raw"
+    const [c] = await connectWithInit(a.wsUrl, ws, { token: a.mintToken({ workspace: ws, sub: "reader" }) })
+    // Two changes made by the reference, as another node would send them.
+    let doc = A.change(A.init(), (d) => { d.x = "one" })
+    const first = A.getLastLocalChange(doc)
+    doc = A.change(doc, (d) => { d.y = "two" })
+    const second = A.getLastLocalChange(doc)
+    const both = Buffer.concat([first, second])
+    const subject = "etherply.changes.foreign"
+    const bad = [
+      [{ "Etherply-Workspace": ws, "Etherply-Timestamp": "1700000000000001" }, both, "does not hold 2 timestamps"],
+      [{ "Etherply-Workspace": ws, "Etherply-Timestamp": "17 x" }, both, "does not hold 2 timestamps"],
+      [{ "Etherply-Workspace": ws, "Etherply-Timestamp": "1" }, Buffer.from("not a change"), "not an Automerge chunk"],
+      [{ "Etherply-Timestamp": "1 2" }, both, "no workspace header"],
+    ]
+    let id = 0
+    for (const [headers, payload] of bad) await publishRaw(nats.url, subject, { "Nats-Msg-Id": `bad-${id++}`, ...headers }, payload)
+    await publishRaw(nats.url, subject, {
+      "Nats-Msg-Id": "good", "Etherply-Workspace": ws, "Etherply-Timestamp": "1700000000000001 1700000000000002",
+    }, both)
+    const x = await c.nextOfType("op", 15_000)
+    const y = await c.nextOfType("op", 15_000)
+    assert.deepEqual([x.payload.key, x.payload.value, x.payload.timestamp], ["x", "one", 1700000000000001])
+    assert.deepEqual([y.payload.key, y.payload.value, y.payload.timestamp], ["y", "two", 1700000000000002])
+    assert.deepEqual(js(await docOf(a, ws)), { x: "one", y: "two" })
+    for (const [, , why] of bad) assert.match(a.log(), new RegExp(`dropping a malformed message on ${subject}: .*${why}`))
+    assert.equal((await statusOf(a)).replication.received, 2, "two changes received; the malformed messages count for none")
+    c.terminate()
   })
 })
 

@@ -108,3 +108,35 @@ export async function startNatsCluster() {
     },
   }
 }
+
+/**
+ * Publishes one message with `headers` (an object) and `payload` (bytes) on
+ * core NATS at `url`, as a foreign client would, and resolves once the server
+ * has processed it (a PING answered).
+ */
+export async function publishRaw(url, subject, headers, payload) {
+  const { hostname, port } = new URL(url)
+  const head = Buffer.from(
+    `NATS/1.0\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`)
+  const body = Buffer.from(payload)
+  const sock = net.connect(Number(port), hostname)
+  try {
+    await new Promise((resolve, reject) => {
+      let seen = ""
+      sock.on("error", reject)
+      sock.on("data", (d) => {
+        seen += d.toString("latin1")
+        if (seen.startsWith("INFO") && seen.includes("\r\n") && !sock.sent) {
+          sock.sent = true
+          sock.write(`CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n`)
+          sock.write(`HPUB ${subject} ${head.length} ${head.length + body.length}\r\n`)
+          sock.write(Buffer.concat([head, body, Buffer.from("\r\nPING\r\n")]))
+        }
+        if (seen.includes("-ERR")) reject(new Error(`nats-server: ${seen.trim()}`))
+        if (seen.includes("PONG")) resolve()
+      })
+    })
+  } finally {
+    sock.destroy()
+  }
+}
