@@ -9,10 +9,16 @@ namespace etherply::replication {
 
 namespace {
 
-// The ID of a message of `hashes`: see message.h.
-automerge::ChangeHash MessageId(const std::vector<automerge::ChangeHash>& hashes) {
-  if (hashes.size() == 1) return hashes.front();
+constexpr std::string_view kIdTag{"etherply.changes/1\0", 19};
+
+// The ID of a message of `hashes` in `workspace`: see message.h.
+Sha256Digest MessageId(std::string_view workspace,
+                       const std::vector<automerge::ChangeHash>& hashes) {
   Sha256 sha;
+  sha.Update(AsBytes(kIdTag));
+  sha.Update(AsBytes(workspace));
+  const uint8_t zero = 0;
+  sha.Update(ByteView(&zero, 1));
   for (const auto& h : hashes) sha.Update(h);
   return sha.Finish();
 }
@@ -39,7 +45,7 @@ std::vector<ChangeMessage> PackChanges(const std::vector<Outbox::Item>& items, s
     m.timestamps += std::to_string(item.timestamp);
     hashes[it->second].push_back(item.hash);
   }
-  for (size_t i = 0; i < out.size(); ++i) out[i].id = MessageId(hashes[i]);
+  for (size_t i = 0; i < out.size(); ++i) out[i].id = MessageId(out[i].workspace, hashes[i]);
   return out;
 }
 

@@ -6,12 +6,15 @@
 //   headers  Etherply-Workspace  the workspace ID
 //            Etherply-Timestamp  ts *(SP ts)  the ops' Unix microseconds
 //                                (decimal), one per change, in the same order
-//            Nats-Msg-Id         hex(hash) of a message of one change; of
-//                                several, hex(SHA-256(hash_1 || ... || hash_n))
+//            Nats-Msg-Id         hex(SHA-256("etherply.changes/1" 0x00
+//                                workspace 0x00 hash_1 .. hash_n)), the
+//                                hashes as their 32 bytes
 //
-// The message ID names exactly its set of changes, so JetStream drops a
-// message published again after a failure, and never a message that holds
-// a change the first one did not.
+// The message ID names exactly its workspace and set of changes, so
+// JetStream drops a message published again after a failure, and never a
+// message that holds a change the first one did not (nor the same changes
+// made in another workspace: equal ops by one author within a second hash
+// alike).
 #pragma once
 
 #include <cstddef>
@@ -20,18 +23,18 @@
 #include <string_view>
 #include <vector>
 
-#include "automerge/types.h"
+#include "base/sha256.h"
 #include "base/status.h"
 #include "replication/outbox.h"
 
 namespace etherply::replication {
 
 struct ChangeMessage {
-  std::string workspace;
+  std::string workspace;   // the Etherply-Workspace header
   std::string data;        // the change chunks, concatenated
   std::string timestamps;  // the Etherply-Timestamp header
-  automerge::ChangeHash id{};
-  size_t changes = 0;
+  Sha256Digest id{};       // the Nats-Msg-Id header's bytes
+  size_t changes = 0;      // how many change chunks `data` holds
 };
 
 // Packs outbox records (oldest first) into messages: one per workspace, in

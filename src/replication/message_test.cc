@@ -19,7 +19,9 @@ std::vector<Outbox::Item> Records(const std::string& workspace, int n, size_t va
     automerge::Transaction tx(doc, automerge::ActorId(16, 7));
     EXPECT_TRUE(
         tx.Put(automerge::kRoot, "k", automerge::ScalarValue(std::string(value_bytes, 'x'))).ok());
-    auto c = tx.Commit({});
+    automerge::CommitOptions o;
+    o.time = 1'700'000'000;  // fixed, so that equal ops hash alike
+    auto c = tx.Commit(o);
     EXPECT_TRUE(c.ok());
     const automerge::StoredChange& sc = doc.changes().back();
     out.push_back({0, workspace, 1000 + i, sc.hash, std::string(AsChars(sc.bytes))});
@@ -37,15 +39,34 @@ std::vector<Outbox::Item> Interleave(const std::vector<Outbox::Item>& a,
   return out;
 }
 
-TEST(ChangeMessage, OneChangeIsNamedByItsHash) {
+// The message ID as message.h writes it down.
+Sha256Digest IdOf(const std::string& workspace, const std::vector<Outbox::Item>& recs) {
+  Sha256 sha;
+  sha.Update(AsBytes(std::string_view("etherply.changes/1\0", 19)));
+  sha.Update(AsBytes(workspace));
+  sha.Update(AsBytes(std::string_view("\0", 1)));
+  for (const auto& r : recs) sha.Update(r.hash);
+  return sha.Finish();
+}
+
+TEST(ChangeMessage, OneChange) {
   auto r = Records("ws", 1);
   auto m = PackChanges(r, 64 << 10);
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0].workspace, "ws");
   EXPECT_EQ(m[0].data, r[0].chunk);
   EXPECT_EQ(m[0].timestamps, "1000");
-  EXPECT_EQ(m[0].id, r[0].hash);
+  EXPECT_EQ(m[0].id, IdOf("ws", r));
   EXPECT_EQ(m[0].changes, 1u);
+}
+
+TEST(ChangeMessage, TheSameChangesInTwoWorkspacesAreTwoMessageIds) {
+  // One author's equal first op in two workspaces within a second: one hash.
+  auto a = Records("a", 1), b = Records("b", 1);
+  ASSERT_EQ(a[0].hash, b[0].hash);
+  auto m = PackChanges({a[0], b[0]}, 64 << 10);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_NE(m[0].id, m[1].id);
 }
 
 TEST(ChangeMessage, EachWorkspaceGetsItsRecordsInOrderAndTheyDecodeBack) {
@@ -59,13 +80,11 @@ TEST(ChangeMessage, EachWorkspaceGetsItsRecordsInOrderAndTheyDecodeBack) {
     ASSERT_EQ(changes->size(), recs.size());
     auto times = ParseTimestamps(msg.timestamps, recs.size());
     ASSERT_TRUE(times.ok()) << times.status().ToString();
-    Sha256 sha;
     for (size_t i = 0; i < recs.size(); ++i) {
       EXPECT_EQ((*changes)[i].hash, recs[i].hash);
       EXPECT_EQ((*times)[i], recs[i].timestamp);
-      sha.Update(recs[i].hash);
     }
-    EXPECT_EQ(msg.id, sha.Finish());
+    EXPECT_EQ(msg.id, IdOf(recs[0].workspace, recs));
   }
 }
 
@@ -76,7 +95,6 @@ TEST(ChangeMessage, TheIdNamesTheSetSoARepublishOfMoreIsNotADuplicate) {
   ASSERT_EQ(two.size(), 1u);
   ASSERT_EQ(three.size(), 1u);
   EXPECT_NE(two[0].id, three[0].id);
-  EXPECT_NE(two[0].id, r[0].hash);
   EXPECT_EQ(PackChanges({r[0], r[1]}, 64 << 10)[0].id, two[0].id);
 }
 
@@ -88,7 +106,7 @@ TEST(ChangeMessage, AWorkspaceSplitsAtTheSizeLimitAndABigChangeGoesAlone) {
   EXPECT_EQ(m[0].changes, 2u);
   EXPECT_EQ(m[1].changes, 2u);
   EXPECT_EQ(m[2].changes, 1u);
-  EXPECT_EQ(m[2].id, r[4].hash);
+  EXPECT_EQ(m[2].id, IdOf("ws", {r[4]}));
   EXPECT_EQ(m[0].timestamps, "1000 1001");
   auto alone = PackChanges(r, 10);
   ASSERT_EQ(alone.size(), 5u);

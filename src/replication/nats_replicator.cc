@@ -44,11 +44,16 @@ constexpr char kWorkspaceHeader[] = "Etherply-Workspace";
 constexpr char kTimestampHeader[] = "Etherply-Timestamp";
 constexpr char kSessionHeader[] = "Etherply-Session";
 // The publisher takes up to kPublishBatch records from the outbox at a time,
-// packs each workspace's into messages of up to kMessageBytes of changes, and
-// keeps up to kPublishWindow published records waiting for acknowledgments.
+// packs each workspace's into messages of up to kMessageBytes of changes
+// (less if the server's max_payload is smaller), and keeps up to
+// kPublishWindow published records waiting for acknowledgments.
 constexpr size_t kPublishBatch = 512;
 constexpr size_t kPublishWindow = 4 * kPublishBatch;
-constexpr size_t kMessageBytes = 64 << 10;
+constexpr size_t kMessageBytes = 16 << 10;
+// Room left in max_payload for a message's headers: the timestamps (up to
+// 20 digits and a space per record), the workspace ID, the message ID.
+constexpr size_t kHeaderRoom = 16 << 10;
+static_assert(kPublishBatch * 21 + 4096 <= kHeaderRoom);
 constexpr int kFetchBatch = 1024;
 // Stream messages being applied at once (below the consumer's MaxAckPending).
 constexpr size_t kMaxInFlight = 2 * kFetchBatch;
@@ -202,6 +207,7 @@ class NatsReplicator final : public Replicator {
     out += pull_sub_ ? "true" : "false";
     out += ",\"publish_backlog\":" + std::to_string(outbox_->backlog());
     out += ",\"published\":" + std::to_string(published_);
+    out += ",\"too_large\":" + std::to_string(too_large_);
     {
       std::lock_guard in_lock(in_flight_->mu);
       out += ",\"received\":" + std::to_string(in_flight_->received);
@@ -246,9 +252,7 @@ class NatsReplicator final : public Replicator {
     out += '"';
   }
 
-  bool Connected() const {
-    return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
-  }
+  bool Connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 
   // Sleeps up to `ms`, waking early on Stop. Returns false when stopping.
   bool Sleep(int64_t ms) {
@@ -274,11 +278,12 @@ class NatsReplicator final : public Replicator {
     const char* id = nullptr;
     {
       std::lock_guard lock(self->ack_mu_);
-      Result<automerge::ChangeHash> hash = Status::Corruption("no message ID");
+      // A message ID is 32 bytes in hex, as a change hash is.
+      Result<Sha256Digest> msg_id = Status::Corruption("no message ID");
       if (ack && natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id)
-        hash = automerge::HashFromHex(id);
-      if (hash.ok()) {
-        ++self->acked_[*hash];
+        msg_id = automerge::HashFromHex(id);
+      if (msg_id.ok()) {
+        ++self->acked_[*msg_id];
       } else {
         self->publish_failed_ = true;
       }
@@ -298,12 +303,14 @@ class NatsReplicator final : public Replicator {
   // lets what is in flight settle and publishes again from the oldest record
   // left; JetStream drops the duplicates by message ID.
 
-  // The records of one Next, packed into `messages` messages; `ids` are
-  // those of the ones published.
+  // The records of one Next and the IDs of the messages published for
+  // them; `complete` once each of their messages was published (or, too
+  // large for NATS, left out).
   struct Sent {
     std::vector<Outbox::Item> items;
-    size_t messages = 0;
-    std::vector<automerge::ChangeHash> ids;
+    std::vector<Sha256Digest> ids;
+    bool complete = false;
+    size_t too_large = 0;  // records left out
   };
 
   void PublishLoop() {
@@ -334,14 +341,25 @@ class NatsReplicator final : public Replicator {
         sent.items = outbox_->Next(std::min(kPublishBatch, kPublishWindow - records),
                                    std::chrono::milliseconds(in_flight.empty() ? 500 : 0));
         if (!sent.items.empty()) {
-          std::vector<ChangeMessage> messages = PackChanges(sent.items, kMessageBytes);
-          sent.messages = messages.size();
-          for (const ChangeMessage& m : messages) {
-            if (!Publish(m)) break;
+          const size_t limit = MessageLimit();
+          sent.complete = true;
+          for (const ChangeMessage& m : PackChanges(sent.items, limit)) {
+            if (m.data.size() > limit) {  // one change, too large to send
+              LogError("replication: a change of " + std::to_string(m.data.size()) +
+                       " bytes in workspace " + m.workspace + " is over what NATS takes (" +
+                       std::to_string(limit) + " bytes of data; raise max_payload in the " +
+                       "nats-server configuration): it is not replicated through the stream");
+              ++sent.too_large;
+              continue;
+            }
+            if (!Publish(m)) {
+              sent.complete = false;
+              break;
+            }
             sent.ids.push_back(m.id);
           }
-          // Pushed even if a publish failed: its batch is then never all
-          // acknowledged, so Abandon leaves it in the outbox.
+          // Pushed even if a publish failed: it is then never acknowledged
+          // as a whole, so Abandon leaves its records in the outbox.
           records += sent.items.size();
           in_flight.push_back(std::move(sent));
           continue;
@@ -359,10 +377,18 @@ class NatsReplicator final : public Replicator {
   // Whether every message of `sent` was published and acknowledged. Called
   // with ack_mu_ held.
   bool Acknowledged(const Sent& sent) const {
-    if (sent.ids.size() < sent.messages) return false;
+    if (!sent.complete) return false;
     for (const auto& id : sent.ids)
       if (!acked_.count(id)) return false;
     return true;
+  }
+
+  // The most change data a message may hold: kMessageBytes, or less if the
+  // server's max_payload leaves less beside kHeaderRoom.
+  size_t MessageLimit() const {
+    int64_t max_payload = natsConnection_GetMaxPayload(nc_);
+    int64_t room = max_payload - static_cast<int64_t>(kHeaderRoom);
+    return static_cast<size_t>(std::clamp<int64_t>(room, 1, kMessageBytes));
   }
 
   // Publishes one message asynchronously; false (and publish_failed_ set)
@@ -392,6 +418,7 @@ class NatsReplicator final : public Replicator {
   // `in_flight` from the outbox; returns how many.
   size_t Retire(std::deque<Sent>& in_flight, size_t& records) {
     std::vector<Outbox::Item> done;
+    size_t too_large = 0;
     {
       std::lock_guard lock(ack_mu_);
       while (!in_flight.empty() && Acknowledged(in_flight.front())) {
@@ -401,6 +428,7 @@ class NatsReplicator final : public Replicator {
           if (it != acked_.end() && --it->second == 0) acked_.erase(it);
         }
         records -= sent.items.size();
+        too_large += sent.too_large;
         std::move(sent.items.begin(), sent.items.end(), std::back_inserter(done));
         in_flight.pop_front();
       }
@@ -417,7 +445,8 @@ class NatsReplicator final : public Replicator {
       return 0;
     }
     std::lock_guard lock(mu_);
-    published_ += done.size();
+    published_ += done.size() - too_large;
+    too_large_ += too_large;
     return done.size();
   }
 
@@ -465,8 +494,7 @@ class NatsReplicator final : public Replicator {
     natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, &jerr);
     if (si) jsStreamInfo_Destroy(si);
     if (s != NATS_OK && jerr != JSStreamNameExistErr)
-      return Status::IoError("creating stream " + std::string(kStream) + ": " +
-                                 NatsError(s, jerr));
+      return Status::IoError("creating stream " + std::string(kStream) + ": " + NatsError(s, jerr));
     // The node's durable consumer is made here and the subscription binds to
     // it: nats.c deletes a consumer that its own subscribe call created when
     // that subscription is unsubscribed (Stop), and the node would then get
@@ -492,8 +520,8 @@ class NatsReplicator final : public Replicator {
       if (js_GetConsumerInfo(&ci, js_, kStream, durable_.c_str(), nullptr, &jerr) != NATS_OK)
         return Status::IoError("creating consumer " + durable_ + ": " + NatsError(s, add_err));
       jsConsumerInfo_Destroy(ci);
-      LogWarn("replication: consumer " + durable_ + " kept with its own settings: " +
-              NatsError(s, add_err));
+      LogWarn("replication: consumer " + durable_ +
+              " kept with its own settings: " + NatsError(s, add_err));
     }
     jsSubOptions so;
     jsSubOptions_Init(&so);
@@ -582,10 +610,10 @@ class NatsReplicator final : public Replicator {
   struct InFlight {
     std::mutex mu;
     std::condition_variable cv;
-    size_t messages = 0;    // guarded by mu
-    uint64_t received = 0;  // guarded by mu: changes applied (or dropped as bad)
+    size_t messages = 0;         // guarded by mu
+    uint64_t received = 0;       // guarded by mu: changes applied (or dropped as bad)
     std::set<std::string> gaps;  // guarded by mu: workspaces with changes waiting for deps
-    bool closed = false;    // guarded by mu: Stop was called
+    bool closed = false;         // guarded by mu: Stop was called
   };
 
   // Applies fetched messages, each workspace's in order (its strand keeps
@@ -628,18 +656,25 @@ class NatsReplicator final : public Replicator {
         drop(msg, changes.status().ToString());
         continue;
       }
+      if (changes->empty()) {
+        drop(msg, "no changes");
+        continue;
+      }
       if (!ws) {
         drop(msg, "no workspace header");
         continue;
       }
+      // The timestamps only date the broadcasts: without them the changes
+      // still apply, dated by their own time.
       std::vector<int64_t> times;
       if (ts) {
         auto parsed = ParseTimestamps(ts, changes->size());
-        if (!parsed.ok()) {
-          drop(msg, parsed.status().ToString());
-          continue;
+        if (parsed.ok()) {
+          times = std::move(*parsed);
+        } else {
+          LogWarn(std::string("replication: a message on ") + natsMsg_GetSubject(msg) + ": " +
+                  parsed.status().ToString() + "; its changes are dated by their own time");
         }
-        times = std::move(*parsed);
       }
       Group& g = groups[ws];
       for (size_t k = 0; k < changes->size(); ++k) {
@@ -804,7 +839,8 @@ class NatsReplicator final : public Replicator {
     for (uint64_t index = 0; !r.empty(); ++index) {
       auto ws = r.LengthPrefixed();
       auto n = ws.ok() ? r.Uleb() : Result<uint64_t>(ws.status());
-      auto heads = n.ok() && *n <= 1024 ? r.Take(*n * 32) : Result<ByteView>(Status::Corruption(""));
+      auto heads =
+          n.ok() && *n <= 1024 ? r.Take(*n * 32) : Result<ByteView>(Status::Corruption(""));
       if (!heads.ok()) break;  // a malformed digest: answer what was read
       auto mine = self->store_.Get(storage::HeadsKey(AsChars(*ws)));
       if (!mine.ok() || AsBytes(*mine).size() != heads->size() ||
@@ -845,8 +881,7 @@ class NatsReplicator final : public Replicator {
         const Bytes& out = **r ? ***r : empty;
         natsConnection_Publish(nc, to, out.data(), static_cast<int>(out.size()));
       } else if (r) {
-        LogWarn(std::string("replication: sync request for ") + ws + ": " +
-                r->status().ToString());
+        LogWarn(std::string("replication: sync request for ") + ws + ": " + r->status().ToString());
       }
     }
     natsMsg_Destroy(msg);
@@ -984,9 +1019,9 @@ class NatsReplicator final : public Replicator {
   const std::unique_ptr<Outbox> outbox_;
   const std::string publish_subject_;
   const std::string durable_;
-  Sink* sink_ = nullptr;                  // set by Start
-  natsConnection* nc_ = nullptr;          // set by Start
-  jsCtx* js_ = nullptr;                   // set by Start
+  Sink* sink_ = nullptr;                      // set by Start
+  natsConnection* nc_ = nullptr;              // set by Start
+  jsCtx* js_ = nullptr;                       // set by Start
   natsSubscription* announce_sub_ = nullptr;  // control thread, then Stop
   natsSubscription* digest_sub_ = nullptr;
   natsSubscription* sync_sub_ = nullptr;
@@ -998,20 +1033,21 @@ class NatsReplicator final : public Replicator {
   std::mutex ack_mu_;
   std::condition_variable ack_cv_;
   // Guarded by ack_mu_: message ID → answers.
-  std::unordered_map<automerge::ChangeHash, int, automerge::ChangeHashHash> acked_;
+  std::unordered_map<Sha256Digest, int, automerge::ChangeHashHash> acked_;
   std::atomic<bool> resubscribe_{false};
   std::atomic<bool> announce_{false};
   std::thread publisher_, consumer_, control_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  natsSubscription* pull_sub_ = nullptr;       // guarded by mu_
-  bool stream_ready_ = false;                  // guarded by mu_
-  std::map<std::string, Peer> peers_;          // guarded by mu_
+  natsSubscription* pull_sub_ = nullptr;               // guarded by mu_
+  bool stream_ready_ = false;                          // guarded by mu_
+  std::map<std::string, Peer> peers_;                  // guarded by mu_
   std::unordered_map<std::string, Session> sessions_;  // guarded by mu_
-  uint64_t published_ = 0;                     // guarded by mu_
-  uint64_t consumer_pending_ = 0;              // guarded by mu_
-  int64_t lag_ms_ = 0;                         // guarded by mu_
+  uint64_t published_ = 0;                             // guarded by mu_
+  uint64_t too_large_ = 0;                             // guarded by mu_: records NATS cannot take
+  uint64_t consumer_pending_ = 0;                      // guarded by mu_
+  int64_t lag_ms_ = 0;                                 // guarded by mu_
   uint64_t passes_ = 0, sessions_run_ = 0, ae_errors_ = 0;  // guarded by mu_
 };
 

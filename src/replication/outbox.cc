@@ -17,8 +17,7 @@ std::string Key(uint64_t seq) {
 }
 
 Result<Outbox::Item> Parse(std::string_view key, std::string_view value) {
-  if (key.size() != kPrefix.size() + 8)
-    return Status::Corruption("replication outbox: bad key");
+  if (key.size() != kPrefix.size() + 8) return Status::Corruption("replication outbox: bad key");
   Outbox::Item item;
   for (size_t i = kPrefix.size(); i < key.size(); ++i)
     item.seq = (item.seq << 8) | static_cast<uint8_t>(key[i]);
@@ -89,8 +88,7 @@ Status Outbox::Load() {
 
 uint64_t Outbox::Stage(std::string_view workspace, const automerge::StoredChange& change,
                        int64_t timestamp, storage::WriteBatch& batch) {
-  Item item{0, std::string(workspace), timestamp, change.hash,
-            std::string(AsChars(change.bytes))};
+  Item item{0, std::string(workspace), timestamp, change.hash, std::string(AsChars(change.bytes))};
   Bytes record;
   AppendUleb(record, item.workspace.size());
   Append(record, AsBytes(item.workspace));

@@ -83,15 +83,15 @@ class Outbox {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t next_seq_ = 1;             // guarded by mu_
-  std::map<uint64_t, Item> staged_;   // guarded by mu_: written, outcome unknown
-  std::deque<Item> ready_;            // guarded by mu_: durable, in memory
-  size_t handed_ = 0;                 // guarded by mu_: ready_'s first ones, handed out
-  bool reload_ = false;               // guarded by mu_: more wait on disk only
-  bool loading_ = false;              // guarded by mu_: Next is reading the store
-  bool missed_ = false;               // guarded by mu_: a record went to disk only meanwhile
-  size_t backlog_ = 0;                // guarded by mu_
-  bool closed_ = false;               // guarded by mu_
+  uint64_t next_seq_ = 1;            // guarded by mu_
+  std::map<uint64_t, Item> staged_;  // guarded by mu_: written, outcome unknown
+  std::deque<Item> ready_;           // guarded by mu_: durable, in memory
+  size_t handed_ = 0;                // guarded by mu_: ready_'s first ones, handed out
+  bool reload_ = false;              // guarded by mu_: more wait on disk only
+  bool loading_ = false;             // guarded by mu_: Next is reading the store
+  bool missed_ = false;              // guarded by mu_: a record went to disk only meanwhile
+  size_t backlog_ = 0;               // guarded by mu_
+  bool closed_ = false;              // guarded by mu_
 };
 
 }  // namespace etherply::replication

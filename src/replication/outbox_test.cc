@@ -15,7 +15,8 @@ std::vector<automerge::StoredChange> Changes(int n) {
   automerge::Document doc;
   for (int i = 0; i < n; ++i) {
     automerge::Transaction tx(doc, automerge::ActorId(16, 3));
-    EXPECT_TRUE(tx.Put(automerge::kRoot, "k" + std::to_string(i), automerge::ScalarValue(int64_t{i})).ok());
+    EXPECT_TRUE(
+        tx.Put(automerge::kRoot, "k" + std::to_string(i), automerge::ScalarValue(int64_t{i})).ok());
     EXPECT_TRUE(tx.Commit({}).ok());
   }
   return {doc.changes().begin(), doc.changes().end()};
@@ -166,10 +167,13 @@ TEST(Outbox, AMalformedRecordFailsOpenAndDropsNothing) {
   ASSERT_FALSE(o.ok());
   EXPECT_EQ(o.status().code(), Status::Code::kCorruption);
   int records = 0;
-  ASSERT_TRUE(store.Scan("r/o/", [&](std::string_view, std::string_view) {
-    ++records;
-    return true;
-  }).ok());
+  ASSERT_TRUE(store
+                  .Scan("r/o/",
+                        [&](std::string_view, std::string_view) {
+                          ++records;
+                          return true;
+                        })
+                  .ok());
   EXPECT_EQ(records, 1);
 }
 

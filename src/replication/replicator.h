@@ -7,9 +7,10 @@
 //      the op's own write batch (r/o/<seq>): no I/O, no waiting. The batch
 //      is written; Committed reports the outcome.
 //   2. The publisher thread publishes durable outbox records to JetStream,
-//      subject etherply.changes.<node>, the change hash as the message ID
-//      (JetStream drops duplicates), and deletes a record once JetStream
-//      acknowledged it. While NATS is away the records wait on disk.
+//      subject etherply.changes.<node>, each workspace's packed into
+//      messages whose IDs name their changes (message.h; JetStream drops
+//      duplicates), and deletes records once JetStream acknowledged the
+//      messages holding them. While NATS is away the records wait on disk.
 //   3. The consumer thread pulls the other nodes' changes through this
 //      node's durable consumer and hands them to the Sink, which applies
 //      them idempotently, stores them durably and broadcasts them; a message

@@ -161,31 +161,40 @@ test("a stream message of several changes applies with each change's timestamp; 
   await withCluster(t, { nodes: 1 }, async ([a], nats) => {
     const ws = "rep-raw"
     const [c] = await connectWithInit(a.wsUrl, ws, { token: a.mintToken({ workspace: ws, sub: "reader" }) })
-    // Two changes made by the reference, as another node would send them.
-    let doc = A.change(A.init(), (d) => { d.x = "one" })
-    const first = A.getLastLocalChange(doc)
-    doc = A.change(doc, (d) => { d.y = "two" })
-    const second = A.getLastLocalChange(doc)
-    const both = Buffer.concat([first, second])
+    // Changes made by the reference, as another node would send them.
+    let doc = A.init()
+    const made = []
+    for (const [k, v] of [["x", "one"], ["y", "two"], ["z", "three"]]) {
+      doc = A.change(doc, (d) => { d[k] = v })
+      made.push(A.getLastLocalChange(doc))
+    }
+    const [first, second, third] = made
     const subject = "etherply.changes.foreign"
-    const bad = [
-      [{ "Etherply-Workspace": ws, "Etherply-Timestamp": "1700000000000001" }, both, "does not hold 2 timestamps"],
-      [{ "Etherply-Workspace": ws, "Etherply-Timestamp": "17 x" }, both, "does not hold 2 timestamps"],
-      [{ "Etherply-Workspace": ws, "Etherply-Timestamp": "1" }, Buffer.from("not a change"), "not an Automerge chunk"],
-      [{ "Etherply-Timestamp": "1 2" }, both, "no workspace header"],
-    ]
-    let id = 0
-    for (const [headers, payload] of bad) await publishRaw(nats.url, subject, { "Nats-Msg-Id": `bad-${id++}`, ...headers }, payload)
-    await publishRaw(nats.url, subject, {
-      "Nats-Msg-Id": "good", "Etherply-Workspace": ws, "Etherply-Timestamp": "1700000000000001 1700000000000002",
-    }, both)
+    const send = (id, headers, payload) => publishRaw(nats.url, subject, { "Nats-Msg-Id": id, ...headers }, payload)
+    // A timestamp header that does not match: the change applies all the same,
+    // dated by its own time (seconds).
+    await send("bad-ts", { "Etherply-Workspace": ws, "Etherply-Timestamp": "17 x" }, first)
     const x = await c.nextOfType("op", 15_000)
+    assert.deepEqual([x.payload.key, x.payload.value], ["x", "one"])
+    assert.equal(x.payload.timestamp, A.decodeChange(first).time * 1_000_000, "the change's own time (seconds), in µs")
+    // Messages that cannot apply: dropped, logged, and the stream goes on.
+    const bad = [
+      [{ "Etherply-Workspace": ws, "Etherply-Timestamp": "1" }, Buffer.from("not a change"), "not an Automerge chunk"],
+      [{ "Etherply-Timestamp": "1" }, second, "no workspace header"],
+      [{ "Etherply-Workspace": ws }, Buffer.alloc(0), "no changes"],
+    ]
+    let n = 0
+    for (const [headers, payload] of bad) await send(`bad-${n++}`, headers, payload)
+    await send("good", { "Etherply-Workspace": ws, "Etherply-Timestamp": "1700000000000002 1700000000000003" },
+      Buffer.concat([second, third]))
     const y = await c.nextOfType("op", 15_000)
-    assert.deepEqual([x.payload.key, x.payload.value, x.payload.timestamp], ["x", "one", 1700000000000001])
+    const z = await c.nextOfType("op", 15_000)
     assert.deepEqual([y.payload.key, y.payload.value, y.payload.timestamp], ["y", "two", 1700000000000002])
-    assert.deepEqual(js(await docOf(a, ws)), { x: "one", y: "two" })
+    assert.deepEqual([z.payload.key, z.payload.value, z.payload.timestamp], ["z", "three", 1700000000000003])
+    assert.deepEqual(js(await docOf(a, ws)), { x: "one", y: "two", z: "three" })
+    assert.match(a.log(), /WARN replication: a message on etherply\.changes\.foreign: .*does not hold 1 timestamps; its changes are dated by their own time/)
     for (const [, , why] of bad) assert.match(a.log(), new RegExp(`dropping a malformed message on ${subject}: .*${why}`))
-    assert.equal((await statusOf(a)).replication.received, 2, "two changes received; the malformed messages count for none")
+    assert.equal((await statusOf(a)).replication.received, 3, "three changes received; the malformed messages count for none")
     c.terminate()
   })
 })
@@ -260,6 +269,32 @@ test("a publish the NATS client refuses is made again, even with nothing else in
     }
     await assertConverged([a, b], ws, { changes: 10 })
     assert.match(a.log(), /replication: publish: /, "the refused publish was logged")
+  })
+})
+
+test("a publish refused in the middle of a batch of several workspaces' messages is made again", async (t) => {
+  // With NATS away, node 0's outbox fills with the changes of three
+  // workspaces; when NATS is back they go out as one batch of three
+  // messages, and the fault library refuses the second. Every change must
+  // still be published and reach node 1.
+  const fault = process.env.ETHERPLY_NATS_FAULT || path.join(path.dirname(BIN), "libetherply_nats_fault.so")
+  const envOf = (i) => (i === 0 ? { LD_PRELOAD: fault, ETHERPLY_FAULT_PUBLISH: "2" } : {})
+  await withCluster(t, { nodes: 2, antiEntropy: "1h", envOf }, async ([a, b], nats) => {
+    const spaces = ["rep-batch-a", "rep-batch-b", "rep-batch-c"]
+    await nats.stop()
+    for (let i = 0; i < 4; i++) for (const ws of spaces) await put(a, ws, `k${i}`, i)
+    assert.equal((await statusOf(a)).replication.publish_backlog, 12)
+    await nats.start()
+    const deadline = Date.now() + 30_000
+    let st
+    for (;;) {
+      st = (await statusOf(a)).replication
+      if (st.publish_backlog === 0 && st.published >= 12) break
+      if (Date.now() > deadline) throw new Error(`node 0's outbox did not drain: ${JSON.stringify(st)}`)
+      await sleep(100)
+    }
+    assert.match(a.log(), /replication: publish: /, "the refused publish was logged")
+    for (const ws of spaces) assert.deepEqual(js(await assertConverged([a, b], ws, { changes: 4 })), { k0: 0, k1: 1, k2: 2, k3: 3 })
   })
 })
 
