@@ -13,7 +13,8 @@ namespace {
 
 // Arena blocks are this big; a stored chunk larger than that gets a block of
 // its own.
-constexpr size_t kBlockSize = size_t{1} << 20;
+constexpr size_t kFirstBlock = size_t{4} << 10;
+constexpr size_t kBlockSize = size_t{2} << 20;
 
 // Where the tail (the body from the message on) starts in a change chunk;
 // nullopt if the chunk does not parse that far.
@@ -148,7 +149,7 @@ void ChangeLog::Place(uint64_t entry) {
 
 void ChangeLog::Insert(uint32_t row) {
   if ((rows_.size() + 1) * 4 > table_.size() * 3) {
-    std::vector<uint64_t> old = std::move(table_);
+    Table old = std::move(table_);
     table_.assign(std::max<size_t>(16, old.size() * 2), 0);
     for (uint64_t v : old)
       if (v != 0) Place(v);
@@ -174,12 +175,16 @@ void ChangeLog::Erase(uint32_t row) {
 
 std::pair<uint32_t, uint32_t> ChangeLog::Store(ByteView b) {
   if (blocks_.empty() || blocks_.back().capacity() - blocks_.back().size() < b.size()) {
+    // Blocks double from 4 KiB to 2 MiB: a small document holds little,
+    // a large one takes whole huge pages (base/huge_pages.h).
+    size_t size =
+        blocks_.empty() ? kFirstBlock : std::min(2 * blocks_.back().capacity(), kBlockSize);
     blocks_.emplace_back();
-    blocks_.back().reserve(std::max(kBlockSize, b.size()));
+    blocks_.back().reserve(std::max(size, b.size()));
   }
-  Bytes& block = blocks_.back();
+  Block& block = blocks_.back();
   uint32_t offset = static_cast<uint32_t>(block.size());
-  etherply::Append(block, b);
+  block.insert(block.end(), b.begin(), b.end());
   return {static_cast<uint32_t>(blocks_.size() - 1), offset};
 }
 
@@ -233,14 +238,14 @@ void ChangeLog::Truncate(size_t n) {
   blocks_.resize(first.block + 1);
   blocks_[first.block].resize(first.offset);
   deps_.resize(first.deps);
-  rows_.resize(n);
-  hashes_.resize(n);
+  rows_.Truncate(n);
+  hashes_.Truncate(n);
 }
 
 size_t ChangeLog::MemoryUsage() const {
-  size_t n = rows_.size() * (sizeof(Row) + sizeof(ChangeHash)) + deps_.capacity() * 4 +
-             table_.capacity() * 8;
-  for (const Bytes& b : blocks_) n += b.capacity();
+  size_t n =
+      rows_.MemoryUsage() + hashes_.MemoryUsage() + deps_.capacity() * 4 + table_.capacity() * 8;
+  for (const Block& b : blocks_) n += b.capacity();
   return n;
 }
 

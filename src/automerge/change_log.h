@@ -8,8 +8,9 @@
 // rebuilt from the row on demand, exactly: a chunk is stored that way only if
 // rebuilding it gives back its bytes (canonical LEB128 in the header); any
 // other chunk is kept whole. Hashes live in an open-addressing table of row
-// indices. Rows, hashes and bytes grow in fixed-size blocks, so appending
-// never copies the history.
+// indices. Rows, hashes and bytes grow in blocks that end at one huge page
+// (base/block_array.h, base/huge_pages.h), so appending never copies more
+// than the first block, and a large log costs one page fault per 2 MiB.
 //
 // Rows are appended in application order (a topological order); the newest
 // rows can be taken back (Truncate), which is how a failed batch is undone.
@@ -20,7 +21,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <iterator>
 #include <optional>
 #include <span>
@@ -28,7 +28,9 @@
 
 #include "automerge/change.h"
 #include "automerge/types.h"
+#include "base/block_array.h"
 #include "base/bytes.h"
+#include "base/huge_pages.h"
 
 namespace etherply::automerge {
 
@@ -141,15 +143,17 @@ class ChangeLog {
   size_t SlotOf(const ChangeHash& h) const;
 
   const std::vector<ActorId>* actors_;
-  std::deque<Row> rows_;
-  std::deque<ChangeHash> hashes_;
+  BlockArray<Row> rows_;
+  BlockArray<ChangeHash> hashes_;
   std::vector<uint32_t> deps_;
-  std::vector<Bytes> blocks_;   // the byte arena, each block reserved once
+  using Block = std::vector<uint8_t, HugePageAllocator<uint8_t>>;
+  std::vector<Block> blocks_;  // the byte arena, each block reserved once
   // Open addressing: 0 is empty, else (tag << 32) | (row + 1), the tag being
   // the hash's first 32 bits (which also pick the home slot), so that a probe
   // rarely needs to read hashes_ and growing never does.
-  std::vector<uint64_t> table_;
-  Bytes scratch_;                // Append's rebuild buffer
+  using Table = std::vector<uint64_t, HugePageAllocator<uint64_t>>;
+  Table table_;
+  Bytes scratch_;                      // Append's rebuild buffer
   std::vector<uint32_t> dep_scratch_;  // Append's dep rows
 };
 

@@ -181,9 +181,10 @@ TEST(ChangeLog, ARowCostsFarLessThanItsChunk) {
     log.Append(sc, 0);
     prev = {sc.hash};
   }
-  // Rows, hash, table, deps and the tail: well under 150 bytes a change,
-  // against a chunk of about 90 (and a StoredChange of several hundred).
-  EXPECT_LT(log.MemoryUsage() / n, 150u) << "chunks average " << chunk_bytes / n;
+  // Rows, hash, table, deps and the tail, with the room reserved ahead (the
+  // first blocks double, base/block_array.h): under 200 bytes a change,
+  // against a chunk of about 90 and a StoredChange of several hundred.
+  EXPECT_LT(log.MemoryUsage() / n, 200u) << "chunks average " << chunk_bytes / n;
 }
 
 }  // namespace
