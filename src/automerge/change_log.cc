@@ -52,15 +52,14 @@ ByteView ChangeLog::Stored(const Row& row) const {
   return ByteView(blocks_[row.block]).subspan(row.offset, row.length);
 }
 
-void ChangeLog::Rebuild(size_t i, ByteView tail, Bytes& out) const {
+void ChangeLog::WriteHeader(size_t i, size_t tail_size, Bytes& out) const {
   const Row& row = rows_[i];
   const ChangeHash& hash = hashes_[i];
   const ActorId& actor = (*actors_)[row.actor];
   std::span<const uint32_t> dep_rows = deps(i);
   const uint64_t start = start_op(i);
   size_t body = UlebSize(dep_rows.size()) + 32 * dep_rows.size() + UlebSize(actor.size()) +
-                actor.size() + UlebSize(row.seq) + UlebSize(start) + SlebSize(row.time) +
-                tail.size();
+                actor.size() + UlebSize(row.seq) + UlebSize(start) + SlebSize(row.time) + tail_size;
   out.clear();
   out.reserve(9 + UlebSize(body) + body);
   out.insert(out.end(), std::begin(kMagic), std::end(kMagic));
@@ -74,6 +73,10 @@ void ChangeLog::Rebuild(size_t i, ByteView tail, Bytes& out) const {
   AppendUleb(out, row.seq);
   AppendUleb(out, start);
   AppendSleb(out, row.time);
+}
+
+void ChangeLog::Rebuild(size_t i, ByteView tail, Bytes& out) const {
+  WriteHeader(i, tail.size(), out);
   etherply::Append(out, tail);
 }
 
@@ -218,9 +221,9 @@ uint32_t ChangeLog::Append(ByteView chunk, const ChangeHash& hash, uint32_t acto
   std::optional<size_t> tail = fits ? TailOf(chunk) : std::nullopt;
   ByteView keep = chunk;
   if (tail) {
-    Rebuild(i, chunk.subspan(*tail), scratch_);
-    if (scratch_.size() == chunk.size() &&
-        std::equal(scratch_.begin(), scratch_.end(), chunk.begin()))
+    // The tail would be copied as it is: comparing the header is enough.
+    WriteHeader(i, chunk.size() - *tail, scratch_);
+    if (scratch_.size() == *tail && std::equal(scratch_.begin(), scratch_.end(), chunk.begin()))
       keep = chunk.subspan(*tail);
   }
   Row& stored = rows_.back();

@@ -134,6 +134,9 @@ class ChangeLog {
   // Writes the chunk of row i, given its tail (the body from the message
   // on), into out.
   void Rebuild(size_t i, ByteView tail, Bytes& out) const;
+  // Writes the chunk of row i up to its tail, for a tail of tail_size bytes,
+  // into out (reserving room for the tail).
+  void WriteHeader(size_t i, size_t tail_size, Bytes& out) const;
   ByteView Stored(const Row& row) const;
   // Stores bytes in the arena, returning (block, offset).
   std::pair<uint32_t, uint32_t> Store(ByteView b);
