@@ -11,10 +11,9 @@ namespace etherply::automerge {
 
 namespace {
 
-// Arena blocks are this big; a stored chunk larger than that gets a block of
-// its own.
+// The arena's first block; later ones grow by NextBlock (base/huge_pages.h)
+// up to 2 MiB, and a stored chunk larger than that gets a block of its own.
 constexpr size_t kFirstBlock = size_t{4} << 10;
-constexpr size_t kBlockSize = size_t{2} << 20;
 
 // Where the tail (the body from the message on) starts in a change chunk;
 // nullopt if the chunk does not parse that far.
@@ -178,10 +177,8 @@ void ChangeLog::Erase(uint32_t row) {
 
 std::pair<uint32_t, uint32_t> ChangeLog::Store(ByteView b) {
   if (blocks_.empty() || blocks_.back().capacity() - blocks_.back().size() < b.size()) {
-    // Blocks double from 4 KiB to 2 MiB: a small document holds little,
-    // a large one takes whole huge pages (base/huge_pages.h).
-    size_t size =
-        blocks_.empty() ? kFirstBlock : std::min(2 * blocks_.back().capacity(), kBlockSize);
+    // A small document holds little, a large one takes whole huge pages.
+    size_t size = blocks_.empty() ? kFirstBlock : NextBlock(blocks_.back().capacity(), 1);
     blocks_.emplace_back();
     blocks_.back().reserve(std::max(size, b.size()));
   }

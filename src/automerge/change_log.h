@@ -43,7 +43,8 @@ class ChangeLog {
   size_t size() const { return rows_.size(); }
   bool empty() const { return rows_.empty(); }
 
-  // Row i's fields. i < size().
+  // Row i's fields. i < size(). A reference is valid until the next Append
+  // or Truncate.
   const ChangeHash& hash(size_t i) const { return hashes_[i]; }
   uint32_t actor(size_t i) const { return rows_[i].actor; }
   uint64_t seq(size_t i) const { return rows_[i].seq; }

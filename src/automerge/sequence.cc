@@ -20,7 +20,8 @@ void BlockIndex::Rehash(size_t slots) {
   shift_ = 64 - std::countr_zero(slots);
   size_ = 0;
   for (const Slot& s : old)
-    if (s.key != 0) Set(OpId{static_cast<uint32_t>(s.key >> 32), static_cast<uint32_t>(s.key)}, s.value);
+    if (s.key != 0)
+      Set(OpId{static_cast<uint32_t>(s.key >> 32), static_cast<uint32_t>(s.key)}, s.value);
 }
 void BlockIndex::Reserve(size_t n) {
   size_t slots = std::max<size_t>(slots_.size(), 8);
@@ -71,12 +72,10 @@ Element* Sequence::Slabs::Take() {
     return p;
   }
   constexpr size_t kBlockBytes = kMaxBlock * sizeof(Element);
-  constexpr size_t kMostBlocks = (size_t{2} << 20) / kBlockBytes;
   if (slabs_.empty() || used_ == slabs_.back().blocks) {
-    // Doubling, but from 1 MiB on straight to a whole huge page's worth: a
-    // slab that large takes a 2 MiB mapping anyway (base/huge_pages.h).
-    size_t blocks = slabs_.empty() ? 1 : std::min(2 * slabs_.back().blocks, kMostBlocks);
-    if (blocks * kBlockBytes >= (size_t{1} << 20)) blocks = kMostBlocks;
+    // Doubling, but from 1 MiB on straight to a whole huge page's worth
+    // (base/huge_pages.h).
+    size_t blocks = slabs_.empty() ? 1 : NextBlock(slabs_.back().blocks, kBlockBytes);
     void* p = AllocateLarge(blocks * kBlockBytes);
     if (!p) throw std::bad_alloc();
     slabs_.push_back(Slab{static_cast<Element*>(p), blocks});
@@ -271,7 +270,8 @@ Sequence::Block* Sequence::AddBlockAfter(Block* b, std::unique_ptr<Block> nb) {
   Block* added = nb.get();
   added->chunk = c;
   c->blocks.insert(c->blocks.begin() + b->index + 1, std::move(nb));
-  for (size_t i = b->index + 1; i < c->blocks.size(); ++i) c->blocks[i]->index = static_cast<uint32_t>(i);
+  for (size_t i = b->index + 1; i < c->blocks.size(); ++i)
+    c->blocks[i]->index = static_cast<uint32_t>(i);
   if (c->blocks.size() > kMaxChunk) SplitChunk(c);
   return added;
 }
@@ -289,7 +289,8 @@ void Sequence::SplitChunk(Chunk* c) {
   }
   c->visible -= nc->visible;
   chunks_.insert(chunks_.begin() + c->index + 1, std::move(nc));
-  for (size_t i = c->index + 1; i < chunks_.size(); ++i) chunks_[i]->index = static_cast<uint32_t>(i);
+  for (size_t i = c->index + 1; i < chunks_.size(); ++i)
+    chunks_[i]->index = static_cast<uint32_t>(i);
 }
 
 }  // namespace etherply::automerge

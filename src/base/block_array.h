@@ -1,11 +1,12 @@
-// An array that grows at its end without moving what it holds, for large
-// append-mostly tables such as a document's change log. Its first block
-// grows by doubling (so a small array holds little) up to one huge page of
-// elements; from then on it adds a block of one huge page at a time, from
-// HugePageAllocator (base/huge_pages.h), so that a table of tens of
-// megabytes costs one page fault per 2 MiB and appending never copies more
-// than that first block. Elements are held by value; T must be trivially
-// copyable.
+// An array that grows at its end without moving what it holds once its
+// first block is full, for large append-mostly tables such as a document's
+// change log. Its first block grows by NextBlock (doubling, so that a small
+// array holds little, up to one huge page of elements); from then on it
+// adds a block of one huge page at a time, from HugePageAllocator
+// (base/huge_pages.h), so that a table of tens of megabytes costs one page
+// fault per 2 MiB and appending never copies more than that first block.
+// push_back invalidates references into the first block while it grows.
+// Elements are held by value; T must be trivially copyable.
 //
 // Thread-safety: none; reads through a const BlockArray are safe from
 // several threads if nothing writes.
@@ -26,7 +27,7 @@ class BlockArray {
 
  public:
   // Elements per full block: one huge page's worth.
-  static constexpr size_t kBlock = std::max<size_t>(1, (size_t{2} << 20) / sizeof(T));
+  static constexpr size_t kBlock = std::max<size_t>(1, kHugePageBytes / sizeof(T));
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -36,7 +37,8 @@ class BlockArray {
   T& back() { return (*this)[size_ - 1]; }
   const T& back() const { return (*this)[size_ - 1]; }
 
-  void push_back(const T& value) {
+  // By value: `value` may be an element of this array.
+  void push_back(T value) {
     if (blocks_.empty() || blocks_.back().size() == kBlock) {
       blocks_.emplace_back();
       // Only the first block grows by doubling; later ones start whole.
@@ -44,7 +46,7 @@ class BlockArray {
     }
     Block& last = blocks_.back();
     if (last.size() == last.capacity())
-      last.reserve(std::min(kBlock, std::max<size_t>(16, 2 * last.capacity())));
+      last.reserve(std::max<size_t>(16, NextBlock(last.capacity(), sizeof(T))));
     last.push_back(value);
     ++size_;
   }

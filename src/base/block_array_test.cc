@@ -43,6 +43,27 @@ TEST(BlockArray, FullBlocksDoNotMove) {
   for (uint32_t i = 0; i < a.size(); i += 101) ASSERT_EQ(a[i], W(i));
 }
 
+TEST(BlockArray, AppendingAnElementOfItselfWhileTheFirstBlockGrows) {
+  BlockArray<uint64_t> a;
+  for (uint64_t i = 0; i < 16; ++i) a.push_back(100 + i);
+  a.push_back(a[3]);  // the first block grows here
+  EXPECT_EQ(a.back(), 103u);
+}
+
+TEST(BlockArray, ThePartOfAHugePageIsNeverReservedAlone) {
+  // From 1 MiB on the first block takes a whole huge page's worth at once.
+  BlockArray<uint64_t> a;
+  size_t last = 0;
+  for (uint64_t i = 0; i < BlockArray<uint64_t>::kBlock; ++i) {
+    a.push_back(i);
+    size_t now = a.MemoryUsage();
+    if (now != last) {
+      EXPECT_TRUE(now < kLargeBytes || now == kHugePageBytes) << now;
+      last = now;
+    }
+  }
+}
+
 TEST(BlockArray, ASmallArrayHoldsLittle) {
   BlockArray<uint64_t> a;
   for (uint64_t i = 0; i < 100; ++i) a.push_back(i);

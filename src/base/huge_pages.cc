@@ -8,25 +8,25 @@
 namespace etherply {
 namespace {
 
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-constexpr std::size_t kLarge = kHugePage / 2;  // from here on, a mapping of its own
-
-std::size_t Mapped(std::size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
+std::size_t Mapped(std::size_t bytes) {
+  return (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+}
 
 }  // namespace
 
 void* AllocateLarge(std::size_t bytes) {
-  if (bytes < kLarge) return std::malloc(bytes == 0 ? 1 : bytes);
-  if (bytes > SIZE_MAX - 2 * kHugePage) return nullptr;  // rounding up would wrap
+  if (bytes < kLargeBytes) return std::malloc(bytes == 0 ? 1 : bytes);
+  if (bytes > SIZE_MAX - 2 * kHugePageBytes) return nullptr;  // rounding up would wrap
   const std::size_t size = Mapped(bytes);
   // Map one huge page more than needed and trim it to an aligned range: the
   // kernel backs only aligned 2 MiB ranges with huge pages.
-  void* raw = mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* raw = mmap(nullptr, size + kHugePageBytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
   const auto start = reinterpret_cast<std::uintptr_t>(raw);
-  const std::uintptr_t aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
+  const std::uintptr_t aligned = (start + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
   if (aligned > start) munmap(raw, aligned - start);
-  const std::uintptr_t end = start + size + kHugePage;
+  const std::uintptr_t end = start + size + kHugePageBytes;
   if (end > aligned + size) munmap(reinterpret_cast<void*>(aligned + size), end - (aligned + size));
   void* p = reinterpret_cast<void*>(aligned);
   // Advice only: without transparent huge pages the range stays ordinary.
@@ -36,7 +36,7 @@ void* AllocateLarge(std::size_t bytes) {
 
 void FreeLarge(void* p, std::size_t bytes) {
   if (!p) return;
-  if (bytes < kLarge) {
+  if (bytes < kLargeBytes) {
     std::free(p);
   } else {
     munmap(p, Mapped(bytes));

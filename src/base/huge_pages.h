@@ -10,10 +10,26 @@
 // Thread-safety: stateless; allocate and deallocate from any thread.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <new>
 
 namespace etherply {
+
+// A huge page, and the size from which an allocation takes a mapping of its
+// own (rounded up to whole huge pages).
+inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+inline constexpr std::size_t kLargeBytes = kHugePageBytes / 2;
+
+// The next block of an array that grows in blocks of `unit`-byte elements:
+// twice `current` elements, but from kLargeBytes on a whole huge page's
+// worth, since such a block takes a 2 MiB mapping anyway. The rule of every
+// array here that grows towards huge pages.
+constexpr std::size_t NextBlock(std::size_t current, std::size_t unit) {
+  const std::size_t most = std::max<std::size_t>(1, kHugePageBytes / unit);
+  const std::size_t next = std::min(2 * current, most);
+  return next * unit >= kLargeBytes ? most : next;
+}
 
 // The untyped part: `bytes` of memory, as described above; null when the
 // kernel refuses the mapping.

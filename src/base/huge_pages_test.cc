@@ -45,5 +45,15 @@ TEST(HugePages, AnImpossibleSizeThrowsInsteadOfWrapping) {
   EXPECT_THROW(HugePageAllocator<uint8_t>().allocate(SIZE_MAX - 4096), std::bad_alloc);
 }
 
+TEST(HugePages, NextBlockDoublesThenJumpsToAWholeHugePage) {
+  EXPECT_EQ(NextBlock(0, 8), 0u);
+  EXPECT_EQ(NextBlock(16, 8), 32u);
+  EXPECT_EQ(NextBlock(32768, 8), 65536u);        // 512 KiB
+  EXPECT_EQ(NextBlock(65536, 8), 262144u);       // 1 MiB would take 2 MiB anyway
+  EXPECT_EQ(NextBlock(262144, 8), 262144u);      // full blocks stay full
+  EXPECT_EQ(NextBlock(32768, 40), 52428u);       // a size that is no power of two
+  EXPECT_EQ(NextBlock(1, size_t{4} << 20), 1u);  // an element over a huge page
+}
+
 }  // namespace
 }  // namespace etherply
