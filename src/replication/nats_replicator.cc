@@ -315,7 +315,6 @@ class NatsReplicator final : public Replicator {
 
   void PublishLoop() {
     std::deque<Sent> in_flight;  // oldest first
-    size_t records = 0;          // in in_flight
     int64_t backoff_ms = 100;
     while (!stopping_) {
       bool ready;
@@ -326,7 +325,7 @@ class NatsReplicator final : public Replicator {
       if (!ready || publish_failed_) {
         // A failure may come with nothing in flight (the first publish of a
         // batch refused, a late timeout): the outbox is rewound all the same.
-        if (!in_flight.empty() || publish_failed_) Abandon(in_flight, records);
+        if (!in_flight.empty() || publish_failed_) Abandon(in_flight);
         if (!ready) {
           if (!Sleep(200)) return;
         } else {
@@ -335,7 +334,8 @@ class NatsReplicator final : public Replicator {
         }
         continue;
       }
-      if (Retire(in_flight, records) > 0) backoff_ms = 100;
+      if (Retire(in_flight) > 0) backoff_ms = 100;
+      const size_t records = Records(in_flight);
       if (records < kPublishWindow) {
         Sent sent;
         sent.items = outbox_->Next(std::min(kPublishBatch, kPublishWindow - records),
@@ -360,7 +360,6 @@ class NatsReplicator final : public Replicator {
           }
           // Pushed even if a publish failed: it is then never acknowledged
           // as a whole, so Abandon leaves its records in the outbox.
-          records += sent.items.size();
           in_flight.push_back(std::move(sent));
           continue;
         }
@@ -372,6 +371,13 @@ class NatsReplicator final : public Replicator {
                          [&] { return publish_failed_ || Acknowledged(in_flight.front()); });
       }
     }
+  }
+
+  // The records waiting for acknowledgments.
+  static size_t Records(const std::deque<Sent>& in_flight) {
+    size_t n = 0;
+    for (const Sent& sent : in_flight) n += sent.items.size();
+    return n;
   }
 
   // Whether every message of `sent` was published and acknowledged. Called
@@ -416,7 +422,7 @@ class NatsReplicator final : public Replicator {
 
   // Removes the records of the acknowledged batches at the front of
   // `in_flight` from the outbox; returns how many.
-  size_t Retire(std::deque<Sent>& in_flight, size_t& records) {
+  size_t Retire(std::deque<Sent>& in_flight) {
     std::vector<Outbox::Item> done;
     size_t too_large = 0;
     {
@@ -427,7 +433,6 @@ class NatsReplicator final : public Replicator {
           auto it = acked_.find(id);
           if (it != acked_.end() && --it->second == 0) acked_.erase(it);
         }
-        records -= sent.items.size();
         too_large += sent.too_large;
         std::move(sent.items.begin(), sent.items.end(), std::back_inserter(done));
         in_flight.pop_front();
@@ -462,12 +467,11 @@ class NatsReplicator final : public Replicator {
   // After a failure: waits (up to the request timeout) for the answers to
   // what is in flight, removes what was acknowledged, and makes the outbox
   // hand out the rest again.
-  void Abandon(std::deque<Sent>& in_flight, size_t& records) {
+  void Abandon(std::deque<Sent>& in_flight) {
     if (natsStatus s = WaitForPublishes(); s != NATS_OK)
       LogWarn("replication: waiting for JetStream acknowledgments: " + NatsError(s));
-    Retire(in_flight, records);
+    Retire(in_flight);
     in_flight.clear();
-    records = 0;
     {
       std::lock_guard lock(ack_mu_);
       acked_.clear();

@@ -103,6 +103,17 @@ async function statusOf(node) {
   return JSON.parse(r.text)
 }
 
+/** Waits until `node`'s outbox is empty with at least `published` changes published. */
+async function waitForDrain(node, published, timeoutMs) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const st = (await statusOf(node)).replication
+    if (st.publish_backlog === 0 && st.published >= published) return
+    if (Date.now() > deadline) throw new Error(`the outbox of the node on port ${node.port} did not drain: ${JSON.stringify(st)}`)
+    await sleep(100)
+  }
+}
+
 /**
  * Waits until every node's document has the same heads (and `changes`
  * changes, if given); then checks JSON and history equal in the reference.
@@ -258,15 +269,7 @@ test("a publish the NATS client refuses is made again, even with nothing else in
   await withCluster(t, { nodes: 2, antiEntropy: "1h", envOf }, async ([a, b]) => {
     const ws = "rep-refused"
     for (let i = 0; i < 10; i++) await put(a, ws, `k${i}`, i)
-    const deadline = Date.now() + 15_000
-    let st
-    for (;;) {
-      st = (await statusOf(a)).replication
-      if (st.publish_backlog === 0 && st.published >= 10) break
-      if (Date.now() > deadline)
-        throw new Error(`node 0's outbox did not drain: ${JSON.stringify(st)}`)
-      await sleep(100)
-    }
+    await waitForDrain(a, 10, 15_000)
     await assertConverged([a, b], ws, { changes: 10 })
     assert.match(a.log(), /replication: publish: /, "the refused publish was logged")
   })
@@ -285,14 +288,7 @@ test("a publish refused in the middle of a batch of several workspaces' messages
     for (let i = 0; i < 4; i++) for (const ws of spaces) await put(a, ws, `k${i}`, i)
     assert.equal((await statusOf(a)).replication.publish_backlog, 12)
     await nats.start()
-    const deadline = Date.now() + 30_000
-    let st
-    for (;;) {
-      st = (await statusOf(a)).replication
-      if (st.publish_backlog === 0 && st.published >= 12) break
-      if (Date.now() > deadline) throw new Error(`node 0's outbox did not drain: ${JSON.stringify(st)}`)
-      await sleep(100)
-    }
+    await waitForDrain(a, 12, 30_000)
     assert.match(a.log(), /replication: publish: /, "the refused publish was logged")
     for (const ws of spaces) assert.deepEqual(js(await assertConverged([a, b], ws, { changes: 4 })), { k0: 0, k1: 1, k2: 2, k3: 3 })
   })
