@@ -1,6 +1,7 @@
 #include "replication/outbox.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "base/coding.h"
 
@@ -16,11 +17,19 @@ std::string Key(uint64_t seq) {
   return k;
 }
 
-Result<Outbox::Item> Parse(std::string_view key, std::string_view value) {
+Result<uint64_t> Seq(std::string_view key) {
   if (key.size() != kPrefix.size() + 8) return Status::Corruption("replication outbox: bad key");
-  Outbox::Item item;
+  uint64_t seq = 0;
   for (size_t i = kPrefix.size(); i < key.size(); ++i)
-    item.seq = (item.seq << 8) | static_cast<uint8_t>(key[i]);
+    seq = (seq << 8) | static_cast<uint8_t>(key[i]);
+  return seq;
+}
+
+Result<Outbox::Item> Parse(std::string_view key, std::string_view value) {
+  auto seq = Seq(key);
+  if (!seq.ok()) return seq.status();
+  Outbox::Item item;
+  item.seq = *seq;
   Reader r(AsBytes(value));
   auto ws = r.LengthPrefixed();
   if (!ws.ok() || ws->empty()) return Status::Corruption("replication outbox: bad workspace");
@@ -43,46 +52,63 @@ Result<std::unique_ptr<Outbox>> Outbox::Open(storage::Store& store, size_t max_i
   if (Status s = o->Load(); !s.ok()) return s;
   std::lock_guard lock(o->mu_);
   o->backlog_ = o->ready_.size();
-  if (o->reload_) {  // count what waits on disk too
-    size_t total = 0;
-    Status s = store.Scan(kPrefix, [&](std::string_view, std::string_view) {
-      ++total;
-      return true;
-    });
+  if (o->reload_) {
+    // Count what waits on disk too, find where the sequence numbers go on,
+    // and check every record now: a malformed one fails Open, not a later
+    // Load in the middle of publishing.
+    Status bad = Status::Ok();
+    Status s =
+        store.ScanFrom(kPrefix, Key(o->scan_from_), [&](std::string_view k, std::string_view v) {
+          auto item = Parse(k, v);
+          if (!item.ok()) {
+            bad = item.status();
+            return false;
+          }
+          ++o->backlog_;
+          o->next_seq_ = std::max(o->next_seq_, item->seq + 1);
+          return true;
+        });
     if (!s.ok()) return s;
-    o->backlog_ = total;
+    if (!bad.ok()) return bad;
   }
   return o;
 }
 
 Status Outbox::Load() {
+  uint64_t from;
+  {
+    std::lock_guard lock(mu_);
+    from = scan_from_;
+  }
   std::deque<Item> loaded;
-  bool more = false;
-  uint64_t last = 0;
+  // Where the records left on disk begin, if some are.
+  std::optional<uint64_t> rest;
   Status bad = Status::Ok();
-  Status s = store_.Scan(kPrefix, [&](std::string_view key, std::string_view value) {
+  Status s = store_.ScanFrom(kPrefix, Key(from), [&](std::string_view key, std::string_view value) {
+    if (loaded.size() == max_) {
+      auto seq = Seq(key);
+      if (!seq.ok()) bad = seq.status();
+      rest = seq.ok() ? *seq : 0;
+      return false;
+    }
     auto item = Parse(key, value);
     if (!item.ok()) {
       bad = item.status();
       return false;
     }
-    last = item->seq;
-    if (loaded.size() < max_) {
-      loaded.push_back(std::move(*item));
-    } else {
-      more = true;
-    }
+    loaded.push_back(std::move(*item));
     return true;
   });
   if (!s.ok()) return s;
   if (!bad.ok()) return bad;
   std::lock_guard lock(mu_);
-  ready_ = std::move(loaded);
+  if (!loaded.empty()) next_seq_ = std::max(next_seq_, loaded.back().seq + 1);
   // A record committed during the scan may not be in it: read again later.
-  reload_ = more || missed_;
+  reload_ = rest.has_value() || missed_from_ != UINT64_MAX;
+  scan_from_ = std::min(rest.value_or(UINT64_MAX), missed_from_);
+  missed_from_ = UINT64_MAX;
   loading_ = false;
-  missed_ = false;
-  next_seq_ = std::max(next_seq_, last + 1);
+  ready_ = std::move(loaded);
   return Status::Ok();
 }
 
@@ -115,7 +141,8 @@ void Outbox::Committed(uint64_t ticket, const Status& status) {
       ready_.push_back(std::move(it->second));
     } else {
       reload_ = true;
-      if (loading_) missed_ = true;
+      scan_from_ = std::min(scan_from_, it->first);
+      if (loading_) missed_from_ = std::min(missed_from_, it->first);
     }
     cv_.notify_all();
   }

@@ -73,8 +73,9 @@ class Outbox {
 
  private:
   Outbox(storage::Store& store, size_t max_in_memory) : store_(store), max_(max_in_memory) {}
-  // Reads records from the store into ready_; sets reload_ if some were
-  // left on disk. Called with mu_ not held.
+  // Reads up to max_ records from the store into ready_, from scan_from_ on
+  // (the records before it are removed or in memory); sets reload_ if some
+  // were left on disk. Called with mu_ not held.
   Status Load();
 
   // Constant after construction.
@@ -89,9 +90,15 @@ class Outbox {
   size_t handed_ = 0;                // guarded by mu_: ready_'s first ones, handed out
   bool reload_ = false;              // guarded by mu_: more wait on disk only
   bool loading_ = false;             // guarded by mu_: Next is reading the store
-  bool missed_ = false;              // guarded by mu_: a record went to disk only meanwhile
-  size_t backlog_ = 0;               // guarded by mu_
-  bool closed_ = false;              // guarded by mu_
+  // Guarded by mu_: the lowest sequence number of the records on disk only
+  // (UINT64_MAX: none; 0 before the first Load). Load starts there, so that
+  // it never steps over removed records again.
+  uint64_t scan_from_ = 0;
+  // Guarded by mu_: the lowest sequence number that went to disk only while
+  // Load was reading (it may have passed it); UINT64_MAX if none.
+  uint64_t missed_from_ = UINT64_MAX;
+  size_t backlog_ = 0;   // guarded by mu_
+  bool closed_ = false;  // guarded by mu_
 };
 
 }  // namespace etherply::replication

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "automerge/document.h"
 #include "automerge/transaction.h"
 #include "storage/memory_store.h"
@@ -144,6 +146,101 @@ TEST(Outbox, BeyondTheMemoryBoundRecordsWaitOnDiskAndComeBackInOrder) {
   EXPECT_TRUE((*o)->Next(10, 0ms).empty());
 }
 
+// A MemoryStore that counts the records its scans hand out.
+class CountingStore : public storage::MemoryStore {
+ public:
+  Status ScanFrom(std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& f) override {
+    return MemoryStore::ScanFrom(prefix, start, [&](std::string_view k, std::string_view v) {
+      ++visited;
+      return f(k, v);
+    });
+  }
+  int visited = 0;
+};
+
+TEST(Outbox, DrainingABacklogReadsEachRecordFromTheStoreOnce) {
+  CountingStore store;
+  constexpr int kMax = 5;
+  auto o = Outbox::Open(store, kMax);
+  ASSERT_TRUE(o.ok());
+  auto cs = Changes(100);
+  StageAll(**o, store, cs);  // 5 in memory, 95 on disk only
+  store.visited = 0;
+  size_t seen = 0;
+  while (true) {
+    auto items = (*o)->Next(100, 0ms);
+    if (items.empty()) break;
+    for (const auto& i : items) EXPECT_EQ(i.hash, cs[seen++].hash);
+    ASSERT_TRUE((*o)->Remove(items).ok());
+  }
+  EXPECT_EQ(seen, cs.size());
+  // Each load reads its records and looks at the next one; none reads the
+  // removed records or the whole rest again.
+  EXPECT_LE(store.visited, 95 + 95 / kMax);
+}
+
+TEST(Outbox, ARecordCommittedOutOfOrderBeyondTheBoundIsNotSkipped) {
+  storage::MemoryStore store;
+  auto o = Outbox::Open(store, /*max_in_memory=*/1);
+  ASSERT_TRUE(o.ok());
+  auto cs = Changes(4);
+  StageAll(**o, store, {cs[0], cs[1]});  // cs[1] on disk only
+  auto first = (*o)->Next(10, 0ms);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE((*o)->Remove(first).ok());
+  auto second = (*o)->Next(10, 0ms);  // loaded from disk
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].hash, cs[1].hash);
+  // Two more staged, committed in the opposite order, both to disk only
+  // (memory holds `second`).
+  storage::WriteBatch b2, b3;
+  uint64_t t2 = (*o)->Stage("ws", cs[2], 0, b2);
+  uint64_t t3 = (*o)->Stage("ws", cs[3], 0, b3);
+  (*o)->Committed(t3, store.Write(b3));
+  (*o)->Committed(t2, store.Write(b2));
+  ASSERT_TRUE((*o)->Remove(second).ok());
+  std::vector<automerge::ChangeHash> rest;
+  for (int round = 0; round < 4; ++round) {
+    auto items = (*o)->Next(10, 0ms);
+    for (const auto& i : items) rest.push_back(i.hash);
+    ASSERT_TRUE((*o)->Remove(items).ok());
+  }
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[0], cs[2].hash);  // staging order
+  EXPECT_EQ(rest[1], cs[3].hash);
+}
+
+TEST(Outbox, ABacklogBeyondTheBoundSurvivesARestart) {
+  storage::MemoryStore store;
+  auto cs = Changes(7);
+  {
+    auto o = Outbox::Open(store, 2);
+    ASSERT_TRUE(o.ok());
+    StageAll(**o, store, {cs[0], cs[1], cs[2], cs[3], cs[4]});
+    ASSERT_TRUE((*o)->Remove((*o)->Next(1, 0ms)).ok());  // cs[0] published
+  }
+  auto o = Outbox::Open(store, 2);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ((*o)->backlog(), 4u);
+  StageAll(**o, store, {cs[5], cs[6]});
+  EXPECT_EQ((*o)->backlog(), 6u);
+  std::vector<automerge::ChangeHash> seen;
+  uint64_t last_seq = 0;
+  for (int round = 0; round < 10 && seen.size() < 6; ++round) {
+    auto items = (*o)->Next(10, 0ms);
+    for (const auto& i : items) {
+      EXPECT_GT(i.seq, last_seq);  // new sequence numbers follow the old ones
+      last_seq = i.seq;
+      seen.push_back(i.hash);
+    }
+    ASSERT_TRUE((*o)->Remove(items).ok());
+  }
+  ASSERT_EQ(seen.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(seen[i], cs[i + 1].hash) << i;
+  EXPECT_EQ((*o)->backlog(), 0u);
+}
+
 TEST(Outbox, AFailedRemoveKeepsTheRecords) {
   storage::MemoryStore store;
   auto o = Outbox::Open(store);
@@ -175,6 +272,21 @@ TEST(Outbox, AMalformedRecordFailsOpenAndDropsNothing) {
                         })
                   .ok());
   EXPECT_EQ(records, 1);
+}
+
+TEST(Outbox, AMalformedRecordBeyondTheBoundFailsOpen) {
+  storage::MemoryStore store;
+  {
+    auto o = Outbox::Open(store, 2);
+    ASSERT_TRUE(o.ok());
+    StageAll(**o, store, Changes(3));
+  }
+  storage::WriteBatch batch;  // after the three good ones
+  batch.Put(std::string("r/o/") + std::string(7, '\xff') + '\1', "\x05short");
+  ASSERT_TRUE(store.Write(batch).ok());
+  auto o = Outbox::Open(store, 2);
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), Status::Code::kCorruption);
 }
 
 TEST(Outbox, CloseWakesAWaitingNext) {

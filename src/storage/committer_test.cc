@@ -43,9 +43,9 @@ class TestStore : public Store {
     return memory_.Write(batch);
   }
   Result<std::string> Get(std::string_view key) override { return memory_.Get(key); }
-  Status Scan(std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& f) override {
-    return memory_.Scan(prefix, f);
+  Status ScanFrom(std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& f) override {
+    return memory_.ScanFrom(prefix, start, f);
   }
 
   // Every write fails (applying nothing) while on.
@@ -249,8 +249,7 @@ TEST(Committer, FailedGroupFailsEveryStreamInIt) {
   committer.Submit(1, Batch("c"), events.For("c"));
   committer.Submit(2, Batch("d"), events.For("d"));
   committer.Submit(3, Batch("e"), events.For("e"));
-  EXPECT_EQ(events.WaitFor(6),
-            (Strings{"x fail", "a fail", "b fail", "c fail", "d fail", "e ok"}));
+  EXPECT_EQ(events.WaitFor(6), (Strings{"x fail", "a fail", "b fail", "c fail", "d fail", "e ok"}));
   EXPECT_EQ(store.entered(), 3);  // only e was written
   EXPECT_EQ(store.keys(), Strings{"e"});
 }

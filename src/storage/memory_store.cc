@@ -1,5 +1,7 @@
 #include "storage/memory_store.h"
 
+#include <algorithm>
+
 namespace etherply::storage {
 
 Status MemoryStore::Write(const WriteBatch& batch) {
@@ -24,12 +26,12 @@ Result<std::string> MemoryStore::Get(std::string_view key) {
   return it->second;
 }
 
-Status MemoryStore::Scan(std::string_view prefix,
-                         const std::function<bool(std::string_view, std::string_view)>& f) {
+Status MemoryStore::ScanFrom(std::string_view prefix, std::string_view start,
+                             const std::function<bool(std::string_view, std::string_view)>& f) {
   std::vector<std::pair<std::string, std::string>> snapshot;
   {
     std::lock_guard lock(mu_);
-    for (auto it = data_.lower_bound(prefix); it != data_.end(); ++it) {
+    for (auto it = data_.lower_bound(std::max(prefix, start)); it != data_.end(); ++it) {
       if (std::string_view(it->first).substr(0, prefix.size()) != prefix) break;
       snapshot.emplace_back(it->first, it->second);
     }

@@ -15,8 +15,8 @@ class MemoryStore : public Store {
  public:
   Status Write(const WriteBatch& batch) override;
   Result<std::string> Get(std::string_view key) override;
-  Status Scan(std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& f) override;
+  Status ScanFrom(std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& f) override;
 
   // -1 (the default): never fail.
   void FailWritesAfter(int n);
@@ -25,8 +25,8 @@ class MemoryStore : public Store {
  private:
   mutable std::mutex mu_;
   std::map<std::string, std::string, std::less<>> data_;  // guarded by mu_
-  int fail_after_ = -1;                                  // guarded by mu_
-  size_t writes_ = 0;                                    // guarded by mu_
+  int fail_after_ = -1;                                   // guarded by mu_
+  size_t writes_ = 0;                                     // guarded by mu_
 };
 
 }  // namespace etherply::storage

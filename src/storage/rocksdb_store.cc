@@ -3,6 +3,8 @@
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+
 #include "storage/store.h"
 
 namespace etherply::storage {
@@ -22,22 +24,25 @@ class RocksDbStore : public Store {
   explicit RocksDbStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
 
   Status Write(const WriteBatch& batch) override {
-    return Apply(batch, /*sync=*/true);  // durable before visible: the caller acknowledges after this
+    return Apply(batch,
+                 /*sync=*/true);  // durable before visible: the caller acknowledges after this
   }
 
   Status WriteUnsynced(const WriteBatch& batch) override { return Apply(batch, /*sync=*/false); }
 
   Result<std::string> Get(std::string_view key) override {
     std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
     if (!s.ok()) return FromRocks(s, "get");
     return value;
   }
 
-  Status Scan(std::string_view prefix,
-              const std::function<bool(std::string_view, std::string_view)>& f) override {
+  Status ScanFrom(std::string_view prefix, std::string_view start,
+                  const std::function<bool(std::string_view, std::string_view)>& f) override {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+    std::string_view from = std::max(prefix, start);
+    for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
       std::string_view k(it->key().data(), it->key().size());
       if (k.substr(0, prefix.size()) != prefix) break;
       if (!f(k, std::string_view(it->value().data(), it->value().size()))) break;

@@ -57,10 +57,17 @@ class Store {
   virtual Status WriteUnsynced(const WriteBatch& batch) { return Write(batch); }
   // The value at key; kNotFound if there is none.
   virtual Result<std::string> Get(std::string_view key) = 0;
-  // Calls f(key, value) for each key that starts with prefix, in key order,
-  // until f returns false.
-  virtual Status Scan(std::string_view prefix,
-                      const std::function<bool(std::string_view, std::string_view)>& f) = 0;
+  // Calls f(key, value) for each key that starts with prefix and is not
+  // below start, in key order, until f returns false. Starting past deleted
+  // keys costs nothing for them (an LSM store would otherwise step over
+  // each deletion marker).
+  virtual Status ScanFrom(std::string_view prefix, std::string_view start,
+                          const std::function<bool(std::string_view, std::string_view)>& f) = 0;
+  // ScanFrom the first key with prefix.
+  Status Scan(std::string_view prefix,
+              const std::function<bool(std::string_view, std::string_view)>& f) {
+    return ScanFrom(prefix, prefix, f);
+  }
 };
 
 // Opens (creating if needed) a RocksDB store in dir.

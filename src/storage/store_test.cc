@@ -1,0 +1,99 @@
+#include "storage/store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/memory_store.h"
+
+namespace etherply::storage {
+namespace {
+
+// Each test runs on both stores: the fake must scan as RocksDB does.
+class StoreTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    if (!GetParam()) {
+      store_ = std::make_unique<MemoryStore>();
+      return;
+    }
+    char tmpl[] = "/tmp/etherply-store-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto s = OpenRocksDbStore(dir_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  void Put(std::vector<std::string> keys) {
+    WriteBatch b;
+    for (auto& k : keys) b.Put(k, "v" + k);
+    ASSERT_TRUE(store_->Write(b).ok());
+  }
+  std::vector<std::string> ScanFrom(std::string_view prefix, std::string_view start) {
+    std::vector<std::string> keys;
+    Status s = store_->ScanFrom(prefix, start, [&](std::string_view k, std::string_view v) {
+      EXPECT_EQ(v, "v" + std::string(k));
+      keys.emplace_back(k);
+      return true;
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return keys;
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+};
+
+using Keys = std::vector<std::string>;
+
+TEST_P(StoreTest, ScanFromStartsAtTheFirstKeyNotBelowStartWithinThePrefix) {
+  Put({"a/1", "b/1", "b/2", "b/3", "b/30", "c/1"});
+  EXPECT_EQ(ScanFrom("b/", "b/2"), (Keys{"b/2", "b/3", "b/30"}));
+  EXPECT_EQ(ScanFrom("b/", "b/25"), (Keys{"b/3", "b/30"}));
+  EXPECT_EQ(ScanFrom("b/", "a"), (Keys{"b/1", "b/2", "b/3", "b/30"}));  // start below the prefix
+  EXPECT_EQ(ScanFrom("b/", "b/4"), Keys{});                             // past every key
+  EXPECT_EQ(ScanFrom("b/", "c/1"), Keys{});                             // past the prefix
+  EXPECT_EQ(ScanFrom("", "b/3"), (Keys{"b/3", "b/30", "c/1"}));
+}
+
+TEST_P(StoreTest, ScanFromSkipsDeletedKeysAndStopsWhenToldTo) {
+  Put({"p/1", "p/2", "p/3", "p/4"});
+  WriteBatch del;
+  del.Delete("p/1");
+  del.Delete("p/3");
+  ASSERT_TRUE(store_->WriteUnsynced(del).ok());
+  EXPECT_EQ(ScanFrom("p/", "p/"), (Keys{"p/2", "p/4"}));
+  int seen = 0;
+  ASSERT_TRUE(
+      store_->ScanFrom("p/", "p/", [&](std::string_view, std::string_view) { return ++seen < 1; })
+          .ok());
+  EXPECT_EQ(seen, 1);
+}
+
+TEST_P(StoreTest, ScanIsScanFromThePrefix) {
+  Put({"a/1", "b/1", "b/2", "c/1"});
+  Keys keys;
+  ASSERT_TRUE(store_
+                  ->Scan("b/",
+                         [&](std::string_view k, std::string_view) {
+                           keys.emplace_back(k);
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(keys, (Keys{"b/1", "b/2"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(MemoryAndRocksDb, StoreTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "RocksDb" : "Memory"; });
+
+}  // namespace
+}  // namespace etherply::storage
