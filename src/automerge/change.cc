@@ -433,6 +433,7 @@ Result<std::vector<StoredChange>> DecodeChangeChunks(ByteView file) {
   auto chunks = ReadChunks(file);
   if (!chunks.ok()) return chunks.status();
   std::vector<StoredChange> out;
+  out.reserve(chunks->size());  // a document chunk may add more
   for (Chunk& c : *chunks) {
     if (c.type == ChunkType::kDocument) {
       auto changes = DecodeDocumentChunk(c);

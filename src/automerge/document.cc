@@ -250,8 +250,11 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   const uint32_t max_op_before = max_op_;
 
   // Candidates: the queue and the new changes, without ones already known.
-  std::vector<StoredChange> pending = queue_;
+  std::vector<StoredChange> pending;
+  pending.reserve(queue_.size() + batch.size());
+  pending.insert(pending.end(), queue_.begin(), queue_.end());
   std::unordered_set<ChangeHash, ChangeHashHash> seen;
+  seen.reserve(pending.capacity());
   for (const StoredChange& sc : pending) seen.insert(sc.hash);
   for (StoredChange& sc : batch)
     if (!changes_.Contains(sc.hash) && seen.insert(sc.hash).second) pending.push_back(std::move(sc));

@@ -681,10 +681,9 @@ class NatsReplicator final : public Replicator {
         }
       }
       Group& g = groups[ws];
-      for (size_t k = 0; k < changes->size(); ++k) {
-        if (!times.empty()) g.timestamps[(*changes)[k].hash] = times[k];
-        g.changes.push_back(std::move((*changes)[k]));
-      }
+      for (size_t k = 0; k < times.size(); ++k) g.timestamps[(*changes)[k].hash] = times[k];
+      g.changes.insert(g.changes.end(), std::make_move_iterator(changes->begin()),
+                       std::make_move_iterator(changes->end()));
       g.msgs.push_back(msg);
       list.Msgs[i] = nullptr;  // the callback below owns it now
     }

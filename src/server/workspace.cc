@@ -272,9 +272,12 @@ void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestam
   // Each root key the new changes touched is sent once, with its value now
   // (which merges every concurrent write), in the order of the change that
   // touched it last: the order the changes were made in, where they have one.
+  // (Finding those keys decodes each change again: not done for nobody, as
+  // when a node catches up on workspaces whose clients are elsewhere.)
   std::map<std::string, size_t> last_touch;
-  for (size_t i = from; i < changes.size(); ++i)
-    for (const std::string& key : RootKeysTouched(*doc_, changes[i])) last_touch[key] = i;
+  if (Watched())
+    for (size_t i = from; i < changes.size(); ++i)
+      for (const std::string& key : RootKeysTouched(*doc_, changes[i])) last_touch[key] = i;
   std::vector<std::pair<size_t, std::string>> keys;
   for (auto& [key, i] : last_touch) keys.emplace_back(i, key);
   std::sort(keys.begin(), keys.end());
@@ -287,6 +290,11 @@ void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestam
   }
   p.on_done = std::move(done);
   Write(from, {}, std::move(p), nullptr);
+}
+
+bool Workspace::Watched() const {
+  return !clients_.empty() || std::any_of(pending_.begin(), pending_.end(),
+                                          [](const Pending& p) { return p.joiner != nullptr; });
 }
 
 void Workspace::OnWritten(uint64_t seqno, Status status) {

@@ -133,6 +133,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // every client the broadcasts of consecutive edits as one batch; then
   // tells those edits' submitters.
   void Flush();
+  // Whether broadcasts queued now would reach anyone: a client is connected,
+  // or one is joining ahead of them.
+  bool Watched() const;
   void SendError(const std::shared_ptr<Client>& client, int code, std::string_view message);
 
   // Constant after construction.

@@ -212,6 +212,31 @@ TEST(Workspace, RemoteChangesAreStoredThenBroadcastWithTheirKeysValues) {
   EXPECT_EQ(a->messages().size(), 3u);
 }
 
+// With no client the broadcasts are not built; a client joining while such
+// changes are being written gets them in its init, and the changes after
+// its join as broadcasts.
+TEST(Workspace, RemoteChangesReachAClientThatJoinsWhileTheyAreWritten) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  Settle(f.io);
+  auto cs = RemoteChanges(4);
+  int answered = 0;
+  auto count = [&](Result<bool> r) { answered += r.ok(); };
+  auto b = std::make_shared<FakeClient>();
+  // In this order on the workspace: two changes with nobody watching, the
+  // join (behind their write), two more changes (behind the join).
+  f.hub.ApplyRemote("w", {cs[0], cs[1]}, {}, count);
+  ws->Join(b);
+  f.hub.ApplyRemote("w", {cs[2], cs[3]}, {}, count);
+  Settle(f.io);
+  EXPECT_EQ(answered, 2);
+  auto m = b->messages();
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_NE(m[0].find("\"data\":{\"r0\":0,\"r1\":1}"), std::string::npos) << m[0];
+  EXPECT_NE(m[1].find("\"key\":\"r2\""), std::string::npos) << m[1];
+  EXPECT_NE(m[2].find("\"key\":\"r3\""), std::string::npos) << m[2];
+}
+
 TEST(Workspace, RemoteChangeWithMissingDepsWaitsAndIsNotStored) {
   Fixture f;
   auto changes = RemoteChanges(2);
