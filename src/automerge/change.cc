@@ -52,8 +52,7 @@ void NormalizeActors(Change& change, const std::vector<ActorId>& table, uint32_t
   // then by bytes.
   std::sort(used.begin(), used.end());
   used.erase(std::unique(used.begin(), used.end()), used.end());
-  std::sort(used.begin(), used.end(),
-            [&](uint32_t a, uint32_t b) { return table[a] < table[b]; });
+  std::sort(used.begin(), used.end(), [&](uint32_t a, uint32_t b) { return table[a] < table[b]; });
 
   // (index in table, index in the change's actor table), by the first.
   // The actor vectors are assigned in place: a caller that reuses `change`
@@ -144,13 +143,13 @@ StoredChange ChangeEncoder::Encode(Change change) {
   }
 
   const std::pair<uint32_t, ByteView> columns[] = {
-      {kObjActor, k.obj_actor.FinishInPlace()},     {kObjCounter, k.obj_counter.FinishInPlace()},
-      {kKeyActor, k.key_actor.FinishInPlace()},     {kKeyCounter, k.key_counter.FinishInPlace()},
-      {kKeyString, k.key_string.FinishInPlace()},   {kInsert, k.insert.FinishInPlace()},
-      {kAction, k.action.FinishInPlace()},          {kValueMeta, k.value.FinishMetaInPlace()},
-      {kValueRaw, k.value.FinishRawInPlace()},      {kPredGroup, k.pred_group.FinishInPlace()},
-      {kPredActor, k.pred_actor.FinishInPlace()},   {kPredCounter, k.pred_counter.FinishInPlace()},
-      {kExpand, k.expand.FinishMaybeInPlace()},     {kMarkName, k.mark_name.FinishInPlace()},
+      {kObjActor, k.obj_actor.FinishInPlace()},   {kObjCounter, k.obj_counter.FinishInPlace()},
+      {kKeyActor, k.key_actor.FinishInPlace()},   {kKeyCounter, k.key_counter.FinishInPlace()},
+      {kKeyString, k.key_string.FinishInPlace()}, {kInsert, k.insert.FinishInPlace()},
+      {kAction, k.action.FinishInPlace()},        {kValueMeta, k.value.FinishMetaInPlace()},
+      {kValueRaw, k.value.FinishRawInPlace()},    {kPredGroup, k.pred_group.FinishInPlace()},
+      {kPredActor, k.pred_actor.FinishInPlace()}, {kPredCounter, k.pred_counter.FinishInPlace()},
+      {kExpand, k.expand.FinishMaybeInPlace()},   {kMarkName, k.mark_name.FinishInPlace()},
   };
 
   // The body's size first, so that the chunk is written in one buffer.
@@ -254,7 +253,8 @@ Status ChangeDecoder::Header(Change& c) {
 Status ChangeDecoder::Columns() {
   auto ncols = r_.Uleb();
   if (!ncols.ok()) return ncols.status().WithContext("column metadata");
-  if (*ncols > r_.remaining()) return Status::Corruption("column metadata: more columns than bytes");
+  if (*ncols > r_.remaining())
+    return Status::Corruption("column metadata: more columns than bytes");
   std::vector<std::pair<uint32_t, uint64_t>> meta;
   uint64_t total = 0;
   for (uint64_t i = 0; i < *ncols; ++i) {
@@ -274,11 +274,12 @@ Status ChangeDecoder::Columns() {
   return Status::Ok();
 }
 
-Result<OpId> ChangeDecoder::ReadOpId(std::optional<uint64_t> actor,
-                                     std::optional<uint64_t> counter, size_t nactors,
-                                     const char* what) {
-  if (!actor || !counter) return Status::Corruption(std::string(what) + ": missing actor or counter");
-  if (*actor >= nactors) return Status::Corruption(std::string(what) + ": actor index out of range");
+Result<OpId> ChangeDecoder::ReadOpId(std::optional<uint64_t> actor, std::optional<uint64_t> counter,
+                                     size_t nactors, const char* what) {
+  if (!actor || !counter)
+    return Status::Corruption(std::string(what) + ": missing actor or counter");
+  if (*actor >= nactors)
+    return Status::Corruption(std::string(what) + ": actor index out of range");
   if (*counter == 0 || *counter > kMaxCounter)
     return Status::Corruption(std::string(what) + ": counter out of range");
   return OpId{static_cast<uint32_t>(*counter), static_cast<uint32_t>(*actor)};
@@ -303,9 +304,8 @@ Status ChangeDecoder::Ops(Change& c) {
     return Status::Corruption("op counters do not fit 32 bits");
   size_t nactors = c.other_actors.size() + 1;
 
-  UlebDecoder obj_actor(col(kObjActor)), obj_counter(col(kObjCounter)),
-      key_actor(col(kKeyActor)), action(col(kAction)), pred_group(col(kPredGroup)),
-      pred_actor(col(kPredActor));
+  UlebDecoder obj_actor(col(kObjActor)), obj_counter(col(kObjCounter)), key_actor(col(kKeyActor)),
+      action(col(kAction)), pred_group(col(kPredGroup)), pred_actor(col(kPredActor));
   DeltaDecoder key_counter(col(kKeyCounter)), pred_counter(col(kPredCounter));
   StringDecoder key_string(col(kKeyString)), mark_name(col(kMarkName));
   BooleanDecoder insert(col(kInsert)), expand(col(kExpand));
@@ -338,9 +338,10 @@ Status ChangeDecoder::Ops(Change& c) {
     } else if (kc->has_value() && **kc == 0 && !ka->has_value()) {
       op.key = Key::Elem(OpId{});  // HEAD
     } else {
-      auto id = ReadOpId(*ka, kc->has_value() ? std::optional<uint64_t>(static_cast<uint64_t>(**kc))
-                                               : std::nullopt,
-                         nactors, "key element");
+      auto id = ReadOpId(
+          *ka,
+          kc->has_value() ? std::optional<uint64_t>(static_cast<uint64_t>(**kc)) : std::nullopt,
+          nactors, "key element");
       if (!id.ok()) return id.status().WithContext(where);
       op.key = Key::Elem(*id);
     }

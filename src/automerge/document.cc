@@ -12,9 +12,7 @@
 
 namespace etherply::automerge {
 
-Document::Document() {
-  objects_.emplace(kRoot, Object::New(ObjType::kMap, kRoot, Key::Map("")));
-}
+Document::Document() { objects_.emplace(kRoot, Object::New(ObjType::kMap, kRoot, Key::Map(""))); }
 
 Document::~Document() = default;
 
@@ -142,7 +140,8 @@ void Document::UndoTo(size_t mark) {
         // Ranks of the remaining actors keep their relative order; compact them.
         std::vector<uint32_t> order(actors_.size());
         std::iota(order.begin(), order.end(), 0);
-        std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) { return rank_[x] < rank_[y]; });
+        std::sort(order.begin(), order.end(),
+                  [&](uint32_t x, uint32_t y) { return rank_[x] < rank_[y]; });
         for (uint32_t r = 0; r < order.size(); ++r) rank_[order[r]] = r;
         break;
       }
@@ -240,7 +239,9 @@ Status Document::ApplyOne(StoredChange& sc) {
   return Status::Ok();
 }
 
-Status Document::ApplyChanges(std::vector<StoredChange> batch) { return Apply(std::move(batch), 0); }
+Status Document::ApplyChanges(std::vector<StoredChange> batch) {
+  return Apply(std::move(batch), 0);
+}
 
 Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   if (in_transaction_) return Status::InvalidArgument("a transaction is open");
@@ -257,7 +258,8 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   seen.reserve(pending.capacity());
   for (const StoredChange& sc : pending) seen.insert(sc.hash);
   for (StoredChange& sc : batch)
-    if (!changes_.Contains(sc.hash) && seen.insert(sc.hash).second) pending.push_back(std::move(sc));
+    if (!changes_.Contains(sc.hash) && seen.insert(sc.hash).second)
+      pending.push_back(std::move(sc));
 
   // The first `ordered` candidates in their order (each applied if ready
   // when reached), then Kahn's algorithm over the rest, in the order they
@@ -295,7 +297,8 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   }
 
   if (!failure.ok()) {
-    for (size_t i = changes_.size(); i > changes_mark; --i) by_actor_[changes_.actor(i - 1)].pop_back();
+    for (size_t i = changes_.size(); i > changes_mark; --i)
+      by_actor_[changes_.actor(i - 1)].pop_back();
     changes_.Truncate(changes_mark);
     heads_ = heads_before;
     max_op_ = max_op_before;
@@ -610,7 +613,8 @@ Result<ObjId> Document::ImportObjId(std::string_view s) const {
   if (at == std::string_view::npos || at == 0) return Status::InvalidArgument("bad object ID");
   uint64_t counter = 0;
   for (char c : s.substr(0, at)) {
-    if (c < '0' || c > '9' || counter > kMaxCounter) return Status::InvalidArgument("bad object ID");
+    if (c < '0' || c > '9' || counter > kMaxCounter)
+      return Status::InvalidArgument("bad object ID");
     counter = counter * 10 + (c - '0');
   }
   auto actor = FromHex(s.substr(at + 1));

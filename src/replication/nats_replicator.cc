@@ -130,7 +130,7 @@ class NatsReplicator final : public Replicator {
     natsOptions_SetMaxReconnect(opts, -1);
     natsOptions_SetReconnectWait(opts, 250);
     natsOptions_SetTimeout(opts, 2000);
-    natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+    natsOptions_SetRetryOnFailedConnect(opts, true, &NatsReplicator::OnReconnected, this);
     natsOptions_SetDisconnectedCB(opts, &NatsReplicator::OnDisconnected, this);
     natsOptions_SetReconnectedCB(opts, &NatsReplicator::OnReconnected, this);
     natsStatus s = natsConnection_Connect(&nc_, opts);
@@ -254,23 +254,34 @@ class NatsReplicator final : public Replicator {
 
   bool Connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 
-  // Sleeps up to `ms`, waking early on Stop. Returns false when stopping.
+  // Sleeps up to `ms`, waking early on Stop or a Wake (something a sleeper
+  // may wait for has changed: the connection, the stream). Returns false
+  // when stopping.
   bool Sleep(int64_t ms) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
+    const uint64_t wakes = wakes_;
+    cv_.wait_for(lock, std::chrono::milliseconds(ms),
+                 [&] { return stopping_.load() || wakes_ != wakes; });
     return !stopping_;
+  }
+  // Called with mu_ held.
+  void WakeLocked() {
+    ++wakes_;
+    cv_.notify_all();
   }
 
   static void OnDisconnected(natsConnection*, void* closure) {
     auto* self = static_cast<NatsReplicator*>(closure);
     LogWarn("replication: disconnected from NATS; changes wait in the outbox");
-    self->cv_.notify_all();
+    std::lock_guard lock(self->mu_);
+    self->WakeLocked();
   }
+  // Also the callback of a first connection made late (NATS was away at start).
   static void OnReconnected(natsConnection*, void* closure) {
     auto* self = static_cast<NatsReplicator*>(closure);
-    LogInfo("replication: reconnected to NATS");
+    LogInfo("replication: connected to NATS");
     std::lock_guard lock(self->mu_);
-    self->cv_.notify_all();
+    self->WakeLocked();
   }
   // JetStream's answer to one asynchronous publish (a nats.c thread).
   static void OnPublishAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr*, void* closure) {
@@ -539,7 +550,7 @@ class NatsReplicator final : public Replicator {
     std::lock_guard lock(mu_);
     pull_sub_ = sub;
     stream_ready_ = true;
-    cv_.notify_all();
+    WakeLocked();  // the publisher may go
     return Status::Ok();
   }
 
@@ -1045,6 +1056,7 @@ class NatsReplicator final : public Replicator {
   std::condition_variable cv_;
   natsSubscription* pull_sub_ = nullptr;               // guarded by mu_
   bool stream_ready_ = false;                          // guarded by mu_
+  uint64_t wakes_ = 0;                                 // guarded by mu_: see Sleep
   std::map<std::string, Peer> peers_;                  // guarded by mu_
   std::unordered_map<std::string, Session> sessions_;  // guarded by mu_
   uint64_t published_ = 0;                             // guarded by mu_

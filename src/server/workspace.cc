@@ -116,8 +116,7 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
       return;
     }
     int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
-    Edit edit = [&](automerge::Transaction& tx,
-                    const automerge::Document&) -> Result<EditOutput> {
+    Edit edit = [&](automerge::Transaction& tx, const automerge::Document&) -> Result<EditOutput> {
       if (Status s = PutJson(tx, automerge::kRoot, op.key, op.value); !s.ok()) return s;
       std::string value;
       AppendJson(value, op.value);
@@ -142,8 +141,7 @@ void Workspace::Mutate(const auth::Claims& claims, Edit edit,
 }
 
 void Workspace::Read(Query query, std::function<void(Result<std::string>)> done) {
-  net::post(strand_, [self = shared_from_this(), query = std::move(query),
-                      done = std::move(done)] {
+  net::post(strand_, [self = shared_from_this(), query = std::move(query), done = std::move(done)] {
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
     done(query(*self->doc_));
   });
@@ -216,20 +214,19 @@ void Workspace::Write(size_t from, storage::WriteBatch batch, Pending p,
   p.changes = changes.size() - from;
   uint64_t seqno = pending_base_ + pending_.size();
   pending_.push_back(std::move(p));
-  hub_.committer_.Submit(stream_, std::move(batch),
-                         [self = shared_from_this(), seqno, committed = std::move(committed)](
-                             const Status& s) {
-                           if (committed) committed(s);
-                           net::post(self->strand_, [self, seqno, s] { self->OnWritten(seqno, s); });
-                         });
+  hub_.committer_.Submit(
+      stream_, std::move(batch),
+      [self = shared_from_this(), seqno, committed = std::move(committed)](const Status& s) {
+        if (committed) committed(s);
+        net::post(self->strand_, [self, seqno, s] { self->OnWritten(seqno, s); });
+      });
 }
 
 void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
                             replication::Timestamps timestamps,
                             std::function<void(Result<bool>)> done) {
   net::post(strand_, [self = shared_from_this(), changes = std::move(changes),
-                      timestamps = std::move(timestamps),
-                      done = std::move(done)]() mutable {
+                      timestamps = std::move(timestamps), done = std::move(done)]() mutable {
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
     if (self->broken_) return done(Status::IoError("the workspace is being reloaded"));
     size_t from = self->doc_->changes().size();
@@ -285,8 +282,8 @@ void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestam
   for (const auto& [i, key] : keys) {
     auto t = timestamps.find(changes.hash(i));
     int64_t timestamp = t != timestamps.end() ? t->second : changes.time(i) * 1'000'000;
-    p.broadcasts.push_back(std::make_shared<const std::string>(
-        KeyMessage(key, doc_->RootValueJson(key), timestamp)));
+    p.broadcasts.push_back(
+        std::make_shared<const std::string>(KeyMessage(key, doc_->RootValueJson(key), timestamp)));
   }
   p.on_done = std::move(done);
   Write(from, {}, std::move(p), nullptr);
@@ -322,8 +319,8 @@ void Workspace::Flush() {
   std::vector<std::function<void(const Status&)>> acknowledged;
   auto broadcast = [&] {
     if (!batch.empty()) {
-      auto shared = std::make_shared<const std::vector<std::shared_ptr<const std::string>>>(
-          std::move(batch));
+      auto shared =
+          std::make_shared<const std::vector<std::shared_ptr<const std::string>>>(std::move(batch));
       batch.clear();
       for (auto it = clients_.begin(); it != clients_.end();) {
         if (auto c = it->second.lock()) {
@@ -461,8 +458,7 @@ void Hub::Forget(const std::string& id) {
 }
 
 void Hub::ApplyRemote(const std::string& workspace, std::vector<automerge::StoredChange> changes,
-                      replication::Timestamps timestamps,
-                      std::function<void(Result<bool>)> done) {
+                      replication::Timestamps timestamps, std::function<void(Result<bool>)> done) {
   if (!IsValidWorkspaceId(workspace))
     return done(Status::Corruption("not a workspace ID: " + workspace));
   Get(workspace)->ApplyRemote(std::move(changes), std::move(timestamps), std::move(done));
@@ -483,6 +479,5 @@ automerge::ActorId Hub::ActorFor(std::string_view sub) const {
   Sha256Digest d = h.Finish();
   return automerge::ActorId(d.begin(), d.begin() + 16);
 }
-
 
 }  // namespace etherply::server

@@ -98,8 +98,8 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // durable, then broadcast as op messages with the new value of each root
   // key they touched. No webhook events: those fire on the node where a
   // change was made.
-  void ApplyRemote(std::vector<automerge::StoredChange> changes,
-                   replication::Timestamps timestamps, std::function<void(Result<bool>)> done);
+  void ApplyRemote(std::vector<automerge::StoredChange> changes, replication::Timestamps timestamps,
+                   std::function<void(Result<bool>)> done);
   // One step of the sync protocol with a peer (replication::Sink::Sync).
   void Sync(std::shared_ptr<automerge::SyncState> state, std::optional<Bytes> message,
             std::function<void(Result<std::optional<Bytes>>)> done);
@@ -163,8 +163,8 @@ class Hub final : public replication::Sink {
  public:
   // webhooks, replicator: null when not configured.
   Hub(boost::asio::any_io_executor executor, storage::Store& store, storage::Committer& committer,
-      automerge::ActorId actor, webhooks::Webhooks* webhooks,
-      replication::Replicator* replicator, size_t warm = 64);
+      automerge::ActorId actor, webhooks::Webhooks* webhooks, replication::Replicator* replicator,
+      size_t warm = 64);
 
   std::shared_ptr<Workspace> Get(const std::string& id);
 

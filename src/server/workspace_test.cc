@@ -64,7 +64,8 @@ TEST(Workspace, OpIsStoredThenBroadcastToEveryClient) {
   ws->SubmitOp(a, Writer(), Op("k", 1));
   Settle(f.io);
   ASSERT_EQ(a->messages().size(), 2u);
-  EXPECT_EQ(a->messages()[1], "{\"type\":\"op\",\"payload\":{\"key\":\"k\",\"value\":1,\"timestamp\":1}}");
+  EXPECT_EQ(a->messages()[1],
+            "{\"type\":\"op\",\"payload\":{\"key\":\"k\",\"value\":1,\"timestamp\":1}}");
   EXPECT_EQ(b->messages(), a->messages());
   EXPECT_EQ(f.store.writes(), 1u);
 }
@@ -285,7 +286,8 @@ TEST(Workspace, CorruptRemoteChangeIsRefusedWithoutChangingAnything) {
 }
 
 // Stores changes as a workspace's records, as if written before a restart.
-void StoreRecords(storage::Store& store, const std::string& ws, const std::vector<std::string>& records) {
+void StoreRecords(storage::Store& store, const std::string& ws,
+                  const std::vector<std::string>& records) {
   storage::WriteBatch batch;
   for (size_t i = 0; i < records.size(); ++i) batch.Put(storage::ChangeKey(ws, i), records[i]);
   ASSERT_TRUE(store.Write(batch).ok());
@@ -333,11 +335,11 @@ TEST(Workspace, HubKeepsTheMostRecentlyUsedWorkspacesLoaded) {
   std::weak_ptr<Workspace> b = hub.Get("b");
   EXPECT_FALSE(a.expired());  // warm, though nobody holds them
   EXPECT_EQ(hub.loaded(), 2u);
-  hub.Get("a");               // a is now the most recent: c evicts b
+  hub.Get("a");  // a is now the most recent: c evicts b
   hub.Get("c");
   EXPECT_FALSE(a.expired());
   EXPECT_TRUE(b.expired());
-  EXPECT_EQ(hub.loaded(), 2u);               // a and c: b was unloaded
+  EXPECT_EQ(hub.loaded(), 2u);             // a and c: b was unloaded
   EXPECT_NE(hub.Get("b").get(), nullptr);  // loaded again on demand
   hub.ReleaseWarm();
   EXPECT_TRUE(a.expired());
@@ -368,7 +370,8 @@ TEST(Workspace, SyncStepsBetweenTwoHubsConverge) {
   EXPECT_EQ(stored->size(), 3u);
   // A malformed sync message is refused and stores nothing.
   std::optional<Result<std::optional<Bytes>>> out;
-  y.hub.Sync("w", sy, Bytes{0x42, 0x05}, [&](Result<std::optional<Bytes>> r) { out = std::move(r); });
+  y.hub.Sync("w", sy, Bytes{0x42, 0x05},
+             [&](Result<std::optional<Bytes>> r) { out = std::move(r); });
   Settle(y.io);
   ASSERT_TRUE(out.has_value());
   EXPECT_FALSE(out->ok());

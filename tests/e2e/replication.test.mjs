@@ -307,6 +307,30 @@ test("a node that joins late gets the full history", async (t) => {
   })
 })
 
+test("nodes started while NATS is away connect when it comes, and what they took meanwhile replicates", async (t) => {
+  const nats = await startNats()
+  let nodes = []
+  try {
+    await nats.stop()
+    nodes = await startNodes(nats.url, 2)
+    const [a, b] = nodes
+    const ws = "rep-late-nats"
+    await put(a, ws, "early", 1)
+    const st = await statusOf(a)
+    assert.equal(st.replication.connected, false)
+    assert.equal(st.replication.publish_backlog, 1)
+    await nats.start()
+    const doc = await assertConverged([a, b], ws, { changes: 1 })
+    assert.equal(js(doc).early, 1)
+  } catch (e) {
+    for (const node of nodes) for (const line of node.logTail(40).split("\n")) if (line) t.diagnostic(line)
+    throw e
+  } finally {
+    for (const node of nodes) await node.cleanup()
+    await nats.cleanup()
+  }
+})
+
 test("NATS stopped and restarted while ops continue on every node: nothing is lost", async (t) => {
   await withCluster(t, { nodes: 2 }, async ([a, b], nats) => {
     const ws = "rep-nats-down"
