@@ -133,6 +133,7 @@ class NatsReplicator final : public Replicator {
     natsOptions_SetRetryOnFailedConnect(opts, true, &NatsReplicator::OnReconnected, this);
     natsOptions_SetDisconnectedCB(opts, &NatsReplicator::OnDisconnected, this);
     natsOptions_SetReconnectedCB(opts, &NatsReplicator::OnReconnected, this);
+    natsOptions_SetClosedCB(opts, &NatsReplicator::OnClosed, this);
     natsStatus s = natsConnection_Connect(&nc_, opts);
     natsOptions_Destroy(opts);
     if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
@@ -180,6 +181,12 @@ class NatsReplicator final : public Replicator {
     if (js_) jsCtx_Destroy(js_);
     if (nc_) {
       natsConnection_Close(nc_);
+      // The connection's callbacks run on nats.c's own thread, in order, and
+      // use this object: once the closed one has run, none is left to come.
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_for(lock, std::chrono::seconds(10), [this] { return closed_; }))
+        LogWarn("replication: the NATS connection did not report its close");
+      lock.unlock();
       natsConnection_Destroy(nc_);
     }
     js_ = nullptr;
@@ -254,15 +261,20 @@ class NatsReplicator final : public Replicator {
 
   bool Connected() const { return nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
 
-  // Sleeps up to `ms`, waking early on Stop or a Wake (something a sleeper
-  // may wait for has changed: the connection, the stream). Returns false
-  // when stopping.
-  bool Sleep(int64_t ms) {
+  // Sleeps up to `ms`, waking early on Stop or a wake (something a sleeper
+  // may wait for has changed: the connection, the stream) since `since`, a
+  // Wakes() taken before the sleeper checked what it waits for, so that a
+  // wake in between is not lost. Returns false when stopping.
+  bool Sleep(int64_t ms, uint64_t since) {
     std::unique_lock lock(mu_);
-    const uint64_t wakes = wakes_;
     cv_.wait_for(lock, std::chrono::milliseconds(ms),
-                 [&] { return stopping_.load() || wakes_ != wakes; });
+                 [&] { return stopping_.load() || wakes_ != since; });
     return !stopping_;
+  }
+  bool Sleep(int64_t ms) { return Sleep(ms, Wakes()); }
+  uint64_t Wakes() const {
+    std::lock_guard lock(mu_);
+    return wakes_;
   }
   // Called with mu_ held.
   void WakeLocked() {
@@ -275,6 +287,12 @@ class NatsReplicator final : public Replicator {
     LogWarn("replication: disconnected from NATS; changes wait in the outbox");
     std::lock_guard lock(self->mu_);
     self->WakeLocked();
+  }
+  static void OnClosed(natsConnection*, void* closure) {
+    auto* self = static_cast<NatsReplicator*>(closure);
+    std::lock_guard lock(self->mu_);
+    self->closed_ = true;
+    self->cv_.notify_all();
   }
   // Also the callback of a first connection made late (NATS was away at start).
   static void OnReconnected(natsConnection*, void* closure) {
@@ -329,18 +347,20 @@ class NatsReplicator final : public Replicator {
     int64_t backoff_ms = 100;
     while (!stopping_) {
       bool ready;
+      uint64_t wakes;
       {
         std::lock_guard lock(mu_);
         ready = stream_ready_ && Connected();
+        wakes = wakes_;
       }
       if (!ready || publish_failed_) {
         // A failure may come with nothing in flight (the first publish of a
         // batch refused, a late timeout): the outbox is rewound all the same.
         if (!in_flight.empty() || publish_failed_) Abandon(in_flight);
         if (!ready) {
-          if (!Sleep(200)) return;
+          if (!Sleep(200, wakes)) return;
         } else {
-          if (!Sleep(backoff_ms)) return;
+          if (!Sleep(backoff_ms, wakes)) return;
           backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
         }
         continue;
@@ -580,13 +600,15 @@ class NatsReplicator final : public Replicator {
     while (!stopping_) {
       if (resubscribe_.exchange(false)) DropSubscription();
       natsSubscription* sub;
+      uint64_t wakes;
       {
         std::lock_guard lock(mu_);
         sub = pull_sub_;
+        wakes = wakes_;
       }
       if (!sub) {
         if (!Connected()) {
-          if (!Sleep(200)) return;
+          if (!Sleep(200, wakes)) return;
           continue;
         }
         if (Status s = SetUpStream(); !s.ok()) {
@@ -607,7 +629,7 @@ class NatsReplicator final : public Replicator {
       if (s == NATS_TIMEOUT) continue;
       if (s != NATS_OK) {
         if (!Connected()) {
-          if (!Sleep(200)) return;
+          if (!Sleep(200, wakes)) return;
           continue;
         }
         LogWarn("replication: fetch: " + NatsError(s, jerr) + "; setting up the consumer again");
@@ -747,8 +769,9 @@ class NatsReplicator final : public Replicator {
     bool subscribed = false;
     int64_t next_pass = 0;
     while (!stopping_) {
+      const uint64_t wakes = Wakes();
       if (!Connected()) {
-        if (!Sleep(200)) return;
+        if (!Sleep(200, wakes)) return;
         continue;
       }
       if (!subscribed) {
@@ -1054,10 +1077,11 @@ class NatsReplicator final : public Replicator {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  natsSubscription* pull_sub_ = nullptr;               // guarded by mu_
-  bool stream_ready_ = false;                          // guarded by mu_
-  uint64_t wakes_ = 0;                                 // guarded by mu_: see Sleep
-  std::map<std::string, Peer> peers_;                  // guarded by mu_
+  natsSubscription* pull_sub_ = nullptr;  // guarded by mu_
+  bool stream_ready_ = false;             // guarded by mu_
+  uint64_t wakes_ = 0;                    // guarded by mu_: see Sleep
+  bool closed_ = false;                   // guarded by mu_: the connection's last callback has run
+  std::map<std::string, Peer> peers_;     // guarded by mu_
   std::unordered_map<std::string, Session> sessions_;  // guarded by mu_
   uint64_t published_ = 0;                             // guarded by mu_
   uint64_t too_large_ = 0;                             // guarded by mu_: records NATS cannot take

@@ -84,7 +84,10 @@ Status Outbox::Load() {
   // Where the records left on disk begin, if some are.
   std::optional<uint64_t> rest;
   Status bad = Status::Ok();
-  Status s = store_.ScanFrom(kPrefix, Key(from), [&](std::string_view key, std::string_view value) {
+  // From the prefix itself at first, so that a malformed key below Key(0)
+  // fails Open too.
+  const std::string start = from == 0 ? std::string(kPrefix) : Key(from);
+  Status s = store_.ScanFrom(kPrefix, start, [&](std::string_view key, std::string_view value) {
     if (loaded.size() == max_) {
       auto seq = Seq(key);
       if (!seq.ok()) bad = seq.status();
@@ -103,6 +106,9 @@ Status Outbox::Load() {
   if (!bad.ok()) return bad;
   std::lock_guard lock(mu_);
   if (!loaded.empty()) next_seq_ = std::max(next_seq_, loaded.back().seq + 1);
+  // A record of a group written but not yet reported is in the store before
+  // its Committed call, which places it: not taken twice.
+  std::erase_if(loaded, [&](const Item& item) { return staged_.count(item.seq) > 0; });
   // A record committed during the scan may not be in it: read again later.
   reload_ = rest.has_value() || missed_from_ != UINT64_MAX;
   scan_from_ = std::min(rest.value_or(UINT64_MAX), missed_from_);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <utility>
 
 #include "automerge/document.h"
 #include "automerge/transaction.h"
@@ -146,18 +147,86 @@ TEST(Outbox, BeyondTheMemoryBoundRecordsWaitOnDiskAndComeBackInOrder) {
   EXPECT_TRUE((*o)->Next(10, 0ms).empty());
 }
 
-// A MemoryStore that counts the records its scans hand out.
+// A MemoryStore that counts the records its scans hand out, and can run
+// something in the middle of the next scan (after it has read its records).
 class CountingStore : public storage::MemoryStore {
  public:
   Status ScanFrom(std::string_view prefix, std::string_view start,
                   const std::function<bool(std::string_view, std::string_view)>& f) override {
     return MemoryStore::ScanFrom(prefix, start, [&](std::string_view k, std::string_view v) {
       ++visited;
+      if (auto hook = std::exchange(during_next_scan, nullptr)) hook();
       return f(k, v);
     });
   }
   int visited = 0;
+  std::function<void()> during_next_scan;
 };
+
+// Drains the outbox; returns the hashes in the order handed out.
+std::vector<automerge::ChangeHash> Drain(Outbox& o) {
+  std::vector<automerge::ChangeHash> seen;
+  for (int round = 0; round < 100; ++round) {
+    auto items = o.Next(100, 0ms);
+    if (items.empty()) break;
+    for (const auto& i : items) seen.push_back(i.hash);
+    EXPECT_TRUE(o.Remove(items).ok());
+  }
+  return seen;
+}
+
+std::vector<automerge::ChangeHash> Hashes(const std::vector<automerge::StoredChange>& cs) {
+  std::vector<automerge::ChangeHash> out;
+  for (const auto& c : cs) out.push_back(c.hash);
+  return out;
+}
+
+// Memory holds cs[0] and cs[1]; cs[2] waits on disk only.
+void StageThreeBeyondABoundOfTwo(Outbox& o, storage::Store& store,
+                                 const std::vector<automerge::StoredChange>& cs) {
+  StageAll(o, store, {cs[0], cs[1], cs[2]});
+  auto first = o.Next(10, 0ms);
+  ASSERT_EQ(first.size(), 2u);
+  ASSERT_TRUE(o.Remove(first).ok());  // memory is empty: the next Next loads
+}
+
+TEST(Outbox, ARecordCommittedWhileTheStoreIsReadComesLater) {
+  CountingStore store;
+  auto o = Outbox::Open(store, 2);
+  ASSERT_TRUE(o.ok());
+  auto cs = Changes(4);
+  StageThreeBeyondABoundOfTwo(**o, store, cs);
+  // cs[3] is written and reported while the load reads the store (after
+  // the store's snapshot: the load does not see it).
+  store.during_next_scan = [&] { StageAll(**o, store, {cs[3]}); };
+  auto seen = Drain(**o);
+  EXPECT_EQ(seen, Hashes({cs[2], cs[3]}));
+  EXPECT_EQ((*o)->backlog(), 0u);
+}
+
+TEST(Outbox, ARecordWrittenButNotYetReportedIsHandedOutOnce) {
+  storage::MemoryStore store;
+  auto o = Outbox::Open(store, 3);
+  ASSERT_TRUE(o.ok());
+  auto cs = Changes(5);
+  StageAll(**o, store, {cs[0], cs[1], cs[2], cs[3]});  // cs[3] on disk only
+  auto first = (*o)->Next(10, 0ms);
+  ASSERT_EQ(first.size(), 3u);
+  // cs[4]'s group is written; its Committed call is still to come (the
+  // committer reports a group after writing all of it).
+  storage::WriteBatch batch;
+  uint64_t ticket = (*o)->Stage("ws", cs[4], 0, batch);
+  ASSERT_TRUE(store.Write(batch).ok());
+  ASSERT_TRUE((*o)->Remove(first).ok());
+  auto loaded = (*o)->Next(10, 0ms);  // loads from the store: cs[3], and cs[4]?
+  (*o)->Committed(ticket, Status::Ok());
+  std::vector<automerge::ChangeHash> seen;
+  for (const auto& i : loaded) seen.push_back(i.hash);
+  ASSERT_TRUE((*o)->Remove(loaded).ok());
+  for (const auto& h : Drain(**o)) seen.push_back(h);
+  EXPECT_EQ(seen, Hashes({cs[3], cs[4]}));
+  EXPECT_EQ((*o)->backlog(), 0u);
+}
 
 TEST(Outbox, DrainingABacklogReadsEachRecordFromTheStoreOnce) {
   CountingStore store;
@@ -285,6 +354,21 @@ TEST(Outbox, AMalformedRecordBeyondTheBoundFailsOpen) {
   batch.Put(std::string("r/o/") + std::string(7, '\xff') + '\1', "\x05short");
   ASSERT_TRUE(store.Write(batch).ok());
   auto o = Outbox::Open(store, 2);
+  ASSERT_FALSE(o.ok());
+  EXPECT_EQ(o.status().code(), Status::Code::kCorruption);
+}
+
+TEST(Outbox, AMalformedKeyBelowTheFirstRecordFailsOpen) {
+  storage::MemoryStore store;
+  {
+    auto o = Outbox::Open(store);
+    ASSERT_TRUE(o.ok());
+    StageAll(**o, store, Changes(1));
+  }
+  storage::WriteBatch batch;
+  batch.Put(std::string("r/o/") + std::string(3, '\0'), "x");  // a short key
+  ASSERT_TRUE(store.Write(batch).ok());
+  auto o = Outbox::Open(store);
   ASSERT_FALSE(o.ok());
   EXPECT_EQ(o.status().code(), Status::Code::kCorruption);
 }
