@@ -343,34 +343,33 @@ TEST(Outbox, AMalformedRecordFailsOpenAndDropsNothing) {
   EXPECT_EQ(records, 1);
 }
 
-TEST(Outbox, AMalformedRecordBeyondTheBoundFailsOpen) {
+// Stages `good` records, adds one more record (key, value) to the store
+// behind the outbox's back, and opens the outbox again.
+Status ReopenWithAnAddedRecord(size_t max_in_memory, int good, const std::string& key,
+                               const std::string& value) {
   storage::MemoryStore store;
   {
-    auto o = Outbox::Open(store, 2);
-    ASSERT_TRUE(o.ok());
-    StageAll(**o, store, Changes(3));
+    auto o = Outbox::Open(store, max_in_memory);
+    EXPECT_TRUE(o.ok());
+    if (o.ok()) StageAll(**o, store, Changes(good));
   }
-  storage::WriteBatch batch;  // after the three good ones
-  batch.Put(std::string("r/o/") + std::string(7, '\xff') + '\1', "\x05short");
-  ASSERT_TRUE(store.Write(batch).ok());
-  auto o = Outbox::Open(store, 2);
-  ASSERT_FALSE(o.ok());
-  EXPECT_EQ(o.status().code(), Status::Code::kCorruption);
+  storage::WriteBatch batch;
+  batch.Put(key, value);
+  EXPECT_TRUE(store.Write(batch).ok());
+  auto o = Outbox::Open(store, max_in_memory);
+  return o.ok() ? Status::Ok() : o.status();
+}
+
+TEST(Outbox, AMalformedRecordBeyondTheBoundFailsOpen) {
+  // After the three good ones, with two in memory.
+  Status s = ReopenWithAnAddedRecord(2, 3, std::string("r/o/") + std::string(7, '\xff') + '\1',
+                                     "\x05short");
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
 }
 
 TEST(Outbox, AMalformedKeyBelowTheFirstRecordFailsOpen) {
-  storage::MemoryStore store;
-  {
-    auto o = Outbox::Open(store);
-    ASSERT_TRUE(o.ok());
-    StageAll(**o, store, Changes(1));
-  }
-  storage::WriteBatch batch;
-  batch.Put(std::string("r/o/") + std::string(3, '\0'), "x");  // a short key
-  ASSERT_TRUE(store.Write(batch).ok());
-  auto o = Outbox::Open(store);
-  ASSERT_FALSE(o.ok());
-  EXPECT_EQ(o.status().code(), Status::Code::kCorruption);
+  Status s = ReopenWithAnAddedRecord(100, 1, std::string("r/o/") + std::string(3, '\0'), "x");
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
 }
 
 TEST(Outbox, CloseWakesAWaitingNext) {
