@@ -106,15 +106,16 @@ start_node() {
 # process): on a machine busy with a catch-up, starting those processes took
 # 100-200 ms a poll, up to a fifth of the catch-up being timed.
 # status_field PORT FIELD: sets FIELD to a field of the node's /v1/status
-# replication object ("null" if it cannot be read).
+# replication object ("null" if it cannot be read), and STATUS to the reply.
 status_field() {
-  local fd reply=
+  local fd
   FIELD=null
+  STATUS=
   exec {fd}<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null || return 0
   printf 'GET /v1/status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
-  IFS= read -r -d '' -u "$fd" reply || true
+  IFS= read -r -d '' -u "$fd" STATUS || true
   exec {fd}>&-
-  if [[ $reply =~ \"replication\":.*\"$2\":([0-9]+|true|false) ]]; then FIELD=${BASH_REMATCH[1]}; fi
+  if [[ $STATUS =~ \"replication\":.*\"$2\":([0-9]+|true|false) ]]; then FIELD=${BASH_REMATCH[1]}; fi
   return 0
 }
 # replication PORT FIELD: prints that field.
@@ -141,7 +142,7 @@ start_node a
 start_node b
 # Wait until both see each other (announcements) and the stream is ready.
 for _ in $(seq 100); do
-  curl -s "http://127.0.0.1:$PORT_a/v1/status" | jq -e '.replication.stream_ready and (.replication.peers | length > 0)' >/dev/null 2>&1 && break
+  is_true "$PORT_a" stream_ready && [[ $STATUS =~ \"peers\":\[\{ ]] && break
   sleep 0.1
 done
 TOKEN=$("$ETHERPLY" token --sub etherply-load --scope "read write" --workspace '*' --ttl 2h)

@@ -90,8 +90,10 @@ Status Outbox::Load() {
   Status s = store_.ScanFrom(kPrefix, start, [&](std::string_view key, std::string_view value) {
     if (loaded.size() == max_) {
       auto seq = Seq(key);
-      if (!seq.ok()) bad = seq.status();
-      rest = seq.ok() ? *seq : 0;
+      if (seq.ok())
+        rest = *seq;
+      else
+        bad = seq.status();
       return false;
     }
     auto item = Parse(key, value);

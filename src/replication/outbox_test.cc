@@ -181,21 +181,15 @@ std::vector<automerge::ChangeHash> Hashes(const std::vector<automerge::StoredCha
   return out;
 }
 
-// Memory holds cs[0] and cs[1]; cs[2] waits on disk only.
-void StageThreeBeyondABoundOfTwo(Outbox& o, storage::Store& store,
-                                 const std::vector<automerge::StoredChange>& cs) {
-  StageAll(o, store, {cs[0], cs[1], cs[2]});
-  auto first = o.Next(10, 0ms);
-  ASSERT_EQ(first.size(), 2u);
-  ASSERT_TRUE(o.Remove(first).ok());  // memory is empty: the next Next loads
-}
-
 TEST(Outbox, ARecordCommittedWhileTheStoreIsReadComesLater) {
   CountingStore store;
   auto o = Outbox::Open(store, 2);
   ASSERT_TRUE(o.ok());
   auto cs = Changes(4);
-  StageThreeBeyondABoundOfTwo(**o, store, cs);
+  StageAll(**o, store, {cs[0], cs[1], cs[2]});  // cs[2] on disk only
+  auto first = (*o)->Next(10, 0ms);
+  ASSERT_EQ(first.size(), 2u);
+  ASSERT_TRUE((*o)->Remove(first).ok());  // memory is empty: the next Next loads
   // cs[3] is written and reported while the load reads the store (after
   // the store's snapshot: the load does not see it).
   store.during_next_scan = [&] { StageAll(**o, store, {cs[3]}); };
@@ -236,14 +230,7 @@ TEST(Outbox, DrainingABacklogReadsEachRecordFromTheStoreOnce) {
   auto cs = Changes(100);
   StageAll(**o, store, cs);  // 5 in memory, 95 on disk only
   store.visited = 0;
-  size_t seen = 0;
-  while (true) {
-    auto items = (*o)->Next(100, 0ms);
-    if (items.empty()) break;
-    for (const auto& i : items) EXPECT_EQ(i.hash, cs[seen++].hash);
-    ASSERT_TRUE((*o)->Remove(items).ok());
-  }
-  EXPECT_EQ(seen, cs.size());
+  EXPECT_EQ(Drain(**o), Hashes(cs));
   // Each load reads its records and looks at the next one; none reads the
   // removed records or the whole rest again.
   EXPECT_LE(store.visited, 95 + 95 / kMax);
@@ -269,15 +256,7 @@ TEST(Outbox, ARecordCommittedOutOfOrderBeyondTheBoundIsNotSkipped) {
   (*o)->Committed(t3, store.Write(b3));
   (*o)->Committed(t2, store.Write(b2));
   ASSERT_TRUE((*o)->Remove(second).ok());
-  std::vector<automerge::ChangeHash> rest;
-  for (int round = 0; round < 4; ++round) {
-    auto items = (*o)->Next(10, 0ms);
-    for (const auto& i : items) rest.push_back(i.hash);
-    ASSERT_TRUE((*o)->Remove(items).ok());
-  }
-  ASSERT_EQ(rest.size(), 2u);
-  EXPECT_EQ(rest[0], cs[2].hash);  // staging order
-  EXPECT_EQ(rest[1], cs[3].hash);
+  EXPECT_EQ(Drain(**o), Hashes({cs[2], cs[3]}));  // staging order
 }
 
 TEST(Outbox, ABacklogBeyondTheBoundSurvivesARestart) {
