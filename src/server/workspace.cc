@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 
+#include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <map>
@@ -212,14 +213,21 @@ void Workspace::Write(size_t from, storage::WriteBatch batch, Pending p,
     batch.Put(storage::ChangeKey(id_, i), std::string(AsChars(changes.bytes(i))));
   batch.Put(storage::HeadsKey(id_), HeadsRecord(*doc_));
   p.changes = changes.size() - from;
+  // A lone op (none of this workspace's in flight) may be written by this
+  // network thread itself (storage/committer.h, "Leading"), once it has left
+  // the strand; ops in flight behind one another go to the writer thread,
+  // which leaves the network threads to their broadcasts.
+  bool may_lead = pending_.empty();
   uint64_t seqno = pending_base_ + pending_.size();
   pending_.push_back(std::move(p));
-  hub_.committer_.Submit(
-      stream_, std::move(batch),
-      [self = shared_from_this(), seqno, committed = std::move(committed)](const Status& s) {
-        if (committed) committed(s);
-        net::post(self->strand_, [self, seqno, s] { self->OnWritten(seqno, s); });
-      });
+  auto written = [self = shared_from_this(), seqno,
+                  committed = std::move(committed)](const Status& s) {
+    if (committed) committed(s);
+    net::post(self->strand_, [self, seqno, s] { self->OnWritten(seqno, s); });
+  };
+  if (!may_lead) return hub_.committer_.Submit(stream_, std::move(batch), std::move(written));
+  if (hub_.committer_.SubmitMayLead(stream_, std::move(batch), std::move(written)))
+    net::defer(hub_.executor_, [committer = &hub_.committer_] { committer->Lead(); });
 }
 
 void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,

@@ -174,6 +174,8 @@ TEST(Committer, GroupsWhatQueuesDuringAWrite) {
 
 // Many threads, each its own stream: each stream's callbacks run in its
 // submission order and its records land in that order; no two writes overlap.
+// Odd threads may lead, so groups are written by them and by the writer
+// thread in turn.
 TEST(Committer, EachStreamKeepsItsOrderUnderConcurrency) {
   constexpr int kThreads = 8, kOps = 300;
   TestStore store;
@@ -186,12 +188,17 @@ TEST(Committer, EachStreamKeepsItsOrderUnderConcurrency) {
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         for (int n = 0; n < kOps; ++n) {
-          committer.Submit(t, Batch(std::to_string(t) + "/" + std::to_string(n)),
-                           [&, t, n](const Status& s) {
-                             std::lock_guard lock(mu);
-                             done[t].push_back(n);
-                             if (!s.ok()) ++failures;
-                           });
+          WriteBatch batch = Batch(std::to_string(t) + "/" + std::to_string(n));
+          auto callback = [&, t, n](const Status& s) {
+            std::lock_guard lock(mu);
+            done[t].push_back(n);
+            if (!s.ok()) ++failures;
+          };
+          if (t % 2 == 0) {
+            committer.Submit(t, std::move(batch), callback);
+          } else if (committer.SubmitMayLead(t, std::move(batch), callback)) {
+            committer.Lead();
+          }
         }
       });
     }
@@ -362,6 +369,147 @@ TEST(Committer, DestructionWritesWhatIsQueued) {
   }
   EXPECT_EQ(store.keys().size(), 1 + 2 * kQueued + 0u);
   EXPECT_FALSE(store.overlapped());
+}
+
+// Callbacks run before their group counts as written: a test that needs the
+// committer idle waits for it (a minute at most).
+void WaitUntilIdle(const Committer& committer) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!committer.idle() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  ASSERT_TRUE(committer.idle());
+}
+
+// Leading (committer.h): at one write at a time, the submitter writes its
+// batch itself, on its own thread, and the writer thread is not woken.
+TEST(Committer, LoneBatchIsWrittenByItsSubmitter) {
+  TestStore store;
+  Committer committer(store);
+  Events events;
+  std::thread::id ran_on;
+  ASSERT_TRUE(committer.SubmitMayLead(1, Batch("a"), [&](const Status& s) {
+    ran_on = std::this_thread::get_id();
+    events.Add(s.ok() ? "a ok" : "a fail");
+  }));
+  // Not woken: the writer thread leaves the batch to its leader.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(store.entered(), 0) << "the writer thread wrote a batch left to its leader";
+  committer.Lead();
+  EXPECT_EQ(events.Now(), Strings{"a ok"}) << "Lead returned before the write and its callback";
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_EQ(store.keys(), Strings{"a"});
+}
+
+// Once a group held more than one batch, the writer thread writes until
+// kLoneGroupsToLead lone groups in a row show the load is one write at a time.
+TEST(Committer, LeadsOnlyAfterLoneGroupsInARow) {
+  TestStore store;
+  Committer committer(store);
+  Events events;
+  store.HoldNextWrite();
+  committer.Submit(1, Batch("a"), events.For("a"));
+  store.WaitUntilHeld();
+  EXPECT_FALSE(committer.SubmitMayLead(1, Batch("b"), events.For("b"))) << "led during a write";
+  committer.Submit(2, Batch("c"), events.For("c"));
+  store.Release();
+  events.WaitFor(3);  // b and c: one group of two
+  WaitUntilIdle(committer);
+  for (int i = 0; i < Committer::kLoneGroupsToLead; ++i) {
+    std::string key = "lone" + std::to_string(i);
+    EXPECT_FALSE(committer.SubmitMayLead(1, Batch(key), events.For(key))) << "after " << i;
+    events.WaitFor(4 + i);
+    WaitUntilIdle(committer);
+  }
+  EXPECT_TRUE(committer.SubmitMayLead(1, Batch("led"), events.For("led")));
+  committer.Lead();
+  EXPECT_EQ(events.Now().back(), "led ok");
+  EXPECT_EQ(store.entered(), 2 + Committer::kLoneGroupsToLead + 1);
+}
+
+// A batch left to a leader is taken by the writer thread with the next
+// Submit, and Lead then finds nothing to do.
+TEST(Committer, SubmitAfterALeadersBatchWakesTheWriterForBoth) {
+  TestStore store;
+  Committer committer(store);
+  Events events;
+  ASSERT_TRUE(committer.SubmitMayLead(1, Batch("a"), events.For("a")));
+  committer.Submit(2, Batch("b"), events.For("b"));
+  EXPECT_EQ(events.WaitFor(2), (Strings{"a ok", "b ok"}));
+  EXPECT_EQ(store.entered(), 1);
+  committer.Lead();
+  EXPECT_EQ(store.entered(), 1);
+}
+
+// What is submitted while a leader writes waits for it, then goes to the
+// writer thread; the two writes never overlap.
+TEST(Committer, WhatQueuesDuringALeadersWriteGoesToTheWriterThread) {
+  TestStore store;
+  Committer committer(store);
+  Events events;
+  store.HoldNextWrite();
+  ASSERT_TRUE(committer.SubmitMayLead(1, Batch("a"), events.For("a")));
+  std::thread leader([&] { committer.Lead(); });
+  store.WaitUntilHeld();
+  std::thread::id b_ran_on;
+  EXPECT_FALSE(committer.SubmitMayLead(1, Batch("b"), [&](const Status& s) {
+    b_ran_on = std::this_thread::get_id();
+    events.Add(s.ok() ? "b ok" : "b fail");
+  }));
+  committer.Lead();  // a write is under way: nothing to do here
+  EXPECT_EQ(events.Now(), Strings{});
+  store.Release();
+  EXPECT_EQ(events.WaitFor(2), (Strings{"a ok", "b ok"}));
+  std::thread::id leader_id = leader.get_id();
+  leader.join();
+  EXPECT_NE(b_ran_on, leader_id);
+  EXPECT_NE(b_ran_on, std::this_thread::get_id());
+  EXPECT_FALSE(store.overlapped());
+  EXPECT_EQ(store.keys(), (Strings{"a", "b"}));
+}
+
+// A leader's failed write fails its stream as the writer thread's would.
+TEST(Committer, LeadersFailedWriteFailsItsStream) {
+  TestStore store;
+  Committer committer(store);
+  Events events;
+  store.FailWrites(true);
+  ASSERT_TRUE(committer.SubmitMayLead(1, Batch("a"), events.For("a")));
+  committer.Lead();
+  store.FailWrites(false);
+  EXPECT_FALSE(committer.SubmitMayLead(1, Batch("b"), events.For("b")));  // rejected at once
+  EXPECT_EQ(events.Now(), (Strings{"a fail", "b fail"}));
+  EXPECT_EQ(store.entered(), 1);
+  EXPECT_EQ(store.keys(), Strings{});
+}
+
+// A batch whose leader never calls Lead is written by the destructor; and
+// the destructor waits for a leader's write under way.
+TEST(Committer, DestructionWritesALeadersBatchAndWaitsForItsWrite) {
+  TestStore store;
+  Events events;
+  {
+    Committer committer(store);
+    ASSERT_TRUE(committer.SubmitMayLead(1, Batch("never led"), events.For("never led")));
+  }
+  EXPECT_EQ(events.Now(), Strings{"never led ok"});
+
+  auto committer = std::make_unique<Committer>(store);
+  Committer* c = committer.get();
+  store.HoldNextWrite();
+  ASSERT_TRUE(c->SubmitMayLead(1, Batch("led"), events.For("led")));
+  std::thread leader([c] { c->Lead(); });
+  store.WaitUntilHeld();
+  std::thread destroy([&] {
+    committer.reset();
+    events.Add("destroyed");
+  });
+  // If the destructor did not wait, "destroyed" would come first (and the
+  // leader would use a freed committer).
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  store.Release();
+  leader.join();
+  destroy.join();
+  EXPECT_EQ(events.Now(), (Strings{"never led ok", "led ok", "destroyed"}));
 }
 
 // A failed stream's submission is rejected only after the callbacks of its
