@@ -23,6 +23,12 @@
 # bench/repo/fanout.mjs (1 + N Repos in one node process). Both clients
 # check that every op reaches every reader exactly once.
 #
+# For the paced rows it also measures the floor of a durable op here:
+# etherply_synced_write_bench, synced writes through EtherPly's store at the
+# writer's pace (200/s), no network. An op is seen only once it is on disk,
+# so with few readers (the relay's p50 then the network alone) no server
+# here can beat the relay's p50 plus that write's p50.
+#
 # Prints a markdown table with the ratios and writes it to
 # BUILD_DIR/bench-peers.md (raw JSON lines: BUILD_DIR/bench-peers.jsonl, each
 # with the server's CPU % added). Server CPU % is the server process's CPU
@@ -36,11 +42,12 @@ BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 source "$ROOT/bench/lib.sh"
 ETHERPLY=${ETHERPLY_BIN:-$BUILD/etherply}
 LOAD=${LOAD_BIN:-$BUILD/etherply_load}
+SYNCED_WRITE=$BUILD/etherply_synced_write_bench
 SCENARIOS=${SCENARIOS:-fanout-10 fanout-100 fanout-1000 burst-100}
 OUT_MD=$BUILD/bench-peers.md
 OUT_JSONL=$BUILD/bench-peers.jsonl
 
-for bin in "$ETHERPLY" "$LOAD"; do
+for bin in "$ETHERPLY" "$LOAD" "$SYNCED_WRITE"; do
   [[ -x $bin ]] || { echo "run_peers.sh: $bin is missing: build it first" >&2; exit 1; }
 done
 command -v jq >/dev/null || { echo "run_peers.sh: jq is required" >&2; exit 1; }
@@ -125,6 +132,11 @@ for scenario in $SCENARIOS; do
     run_one "$scenario" "$server"
   done
 done
+FLOOR=
+if [[ " $SCENARIOS " == *" fanout-"* ]]; then
+  echo "run_peers.sh: synced writes at 200/s (the floor of a paced durable op)" >&2
+  FLOOR=$("$SYNCED_WRITE" "$WORK/synced-write" 1000 200)
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 {
@@ -149,6 +161,20 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
     (map(select(.server == "automerge-repo")) | first) as $a |
     "| \($e.label) | \(ratio($r.delivery_us.p50; $e.delivery_us.p50)) | \(ratio($r.delivery_us.p99; $e.delivery_us.p99)) | \(ratio($e.deliveries_per_s; $r.deliveries_per_s)) | \(ratio($a.delivery_us.p50; $e.delivery_us.p50)) | \(ratio($a.delivery_us.p99; $e.delivery_us.p99)) | \(ratio($e.deliveries_per_s; $a.deliveries_per_s)) |"
   ' "$OUT_JSONL"
+  if [[ -n $FLOOR ]]; then
+    echo
+    echo "A paced durable op (seen only once on disk) against the relay's p50 plus the p50 of a synced write through EtherPly's store at 200/s, no network ($(jq -r '.write_us | "p50 \(.p50) µs, p99 \(.p99) µs, max \(.max) µs"' <<<"$FLOOR") over 1000 writes). With few readers, where the relay's p50 is the network alone, that sum is the floor:"
+    echo
+    echo "| scenario | relay p50 ms | synced write p50 ms | sum ms | etherply p50 ms | etherply / sum | 2x relay p50 ms |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    jq -rs --argjson w "$(jq '.write_us.p50' <<<"$FLOOR")" '
+      def ms: (. / 10 | round) / 100;
+      group_by(.label)[] | select(.[0].label | startswith("fanout-")) |
+      (map(select(.server == "etherply")) | first) as $e |
+      (map(select(.server == "relay")) | first) as $r |
+      "| \($e.label) | \($r.delivery_us.p50 | ms) | \($w | ms) | \($r.delivery_us.p50 + $w | ms) | \($e.delivery_us.p50 | ms) | \($e.delivery_us.p50 / ($r.delivery_us.p50 + $w) * 100 | round / 100)x | \(2 * $r.delivery_us.p50 | ms) |"
+    ' "$OUT_JSONL"
+  fi
   echo
   echo "Servers: etherply serve defaults (--threads 2, synced RocksDB writes); relay: node $(node --version), ws $(jq -r .version "$ROOT/bench/node_modules/ws/package.json"); automerge-repo $(jq -r .version "$ROOT/bench/node_modules/@automerge/automerge-repo/package.json") with NodeFS storage. Clients: etherply_load (one thread) for etherply and the relay, bench/repo/fanout.mjs (one node process) for automerge-repo; all on the same host over loopback."
   echo "Machine: nproc $(nproc); load average before: $load_before; after: $load_after."
