@@ -333,6 +333,21 @@ TEST(Committer, CallbackMayClearFailureAndRetry) {
 
 // The destructor waits for the write under way, then writes what was queued
 // behind it and what their callbacks submit, before it returns.
+// Destroys `committer` on another thread while the store holds a write, then
+// releases the write, and adds "destroyed" once the destructor returned: if
+// it did not wait for the write, "destroyed" comes before the write's
+// callbacks. (Had the destructor not started within 20 ms, a test passes.)
+void DestroyDuringHeldWrite(std::unique_ptr<Committer>& committer, TestStore& store,
+                            Events& events) {
+  std::thread destroy([&] {
+    committer.reset();
+    events.Add("destroyed");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  store.Release();
+  destroy.join();
+}
+
 TEST(Committer, DestructionWritesWhatIsQueued) {
   constexpr int kQueued = 50;
   TestStore store;
@@ -350,15 +365,7 @@ TEST(Committer, DestructionWritesWhatIsQueued) {
       c->Submit(100, Batch(key + "+"), events.For(key + "+"));
     });
   }
-  std::thread destroy([&] {
-    committer.reset();
-    events.Add("destroyed");
-  });
-  // Give the destructor time to start waiting: if it did not wait, "destroyed"
-  // would come before the callbacks. (Had it not started yet, the test passes.)
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  store.Release();
-  destroy.join();
+  DestroyDuringHeldWrite(committer, store, events);
   auto all = events.Now();
   ASSERT_EQ(all.size(), 1 + 2 * kQueued + 1u);
   EXPECT_EQ(all.front(), "first ok");
@@ -499,16 +506,8 @@ TEST(Committer, DestructionWritesALeadersBatchAndWaitsForItsWrite) {
   ASSERT_TRUE(c->SubmitMayLead(1, Batch("led"), events.For("led")));
   std::thread leader([c] { c->Lead(); });
   store.WaitUntilHeld();
-  std::thread destroy([&] {
-    committer.reset();
-    events.Add("destroyed");
-  });
-  // If the destructor did not wait, "destroyed" would come first (and the
-  // leader would use a freed committer).
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  store.Release();
+  DestroyDuringHeldWrite(committer, store, events);  // else the leader would use a freed committer
   leader.join();
-  destroy.join();
   EXPECT_EQ(events.Now(), (Strings{"never led ok", "led ok", "destroyed"}));
 }
 
