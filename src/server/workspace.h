@@ -121,7 +121,8 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
                 std::function<void(Result<EditResult>)> done);
   // Writes the document's changes from index `from` on, with the heads
   // record and what `batch` holds already, as `p`; `committed` runs on the
-  // committer thread with the outcome.
+  // thread that writes the group (the committer's writer thread, or this
+  // network thread when it leads) with the outcome.
   void Write(size_t from, storage::WriteBatch batch, Pending p,
              std::function<void(const Status&)> committed);
   // Stores and broadcasts the changes that the document applied from index

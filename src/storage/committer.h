@@ -51,8 +51,9 @@ class Committer {
   using Callback = std::function<void(const Status&)>;
 
   explicit Committer(Store& store);
-  // Waits for a leader's write, writes what is queued, then stops the
-  // writer thread. No method may be called once it has begun.
+  // Waits for a leader's write, writes what is queued (a batch still
+  // awaiting its leader included), then stops the writer thread. Once it has
+  // begun, only the callbacks it runs may call Submit; nobody may call Lead.
   ~Committer();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
@@ -63,8 +64,11 @@ class Committer {
   void Submit(uint64_t stream, WriteBatch batch, Callback done);
   // Submit, from a thread that may block for a write. Returns true when the
   // caller is to lead (see above): the writer thread was not woken, and the
-  // caller must call Lead() soon; the batch waits until then (or until a
-  // later Submit wakes the writer thread).
+  // caller must call Lead() soon; the batch waits until then, or until a
+  // later Submit or SubmitMayLead wakes the writer thread, or destruction.
+  // Nothing bounds that wait but the caller: a Lead() queued behind long
+  // work keeps the op waiting (the server defers it to a network thread at
+  // low load, when its queue is short).
   [[nodiscard]] bool SubmitMayLead(uint64_t stream, WriteBatch batch, Callback done);
   // Writes what is queued, as one group, on the calling thread; nothing if
   // a write is under way or nothing is queued.
@@ -100,7 +104,8 @@ class Committer {
   std::unordered_set<uint64_t> failed_;  // guarded by mu_
   bool busy_ = false;  // guarded by mu_; a group is being written or its callbacks run
   // The last groups written held one batch each, this many in a row (at most
-  // kLoneGroupsToLead). Guarded by mu_.
+  // kLoneGroupsToLead; so at first, with nothing written, a submitter may
+  // lead). Guarded by mu_.
   int lone_groups_ = kLoneGroupsToLead;
   // The queue holds a batch whose submitter is to lead: the writer thread
   // leaves it alone until Lead, a later Submit or destruction. Guarded by mu_.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -153,6 +154,23 @@ WriteBatch Batch(const std::string& key) {
 
 using Strings = std::vector<std::string>;
 
+// The records that landed, by stream, from keys "stream/n", in write order.
+std::map<uint64_t, std::vector<int>> Landed(TestStore& store) {
+  std::map<uint64_t, std::vector<int>> landed;
+  for (const std::string& key : store.keys()) {
+    size_t slash = key.find('/');
+    landed[std::stoi(key.substr(0, slash))].push_back(std::stoi(key.substr(slash + 1)));
+  }
+  return landed;
+}
+
+// 0, 1, ..., count - 1.
+std::vector<int> InOrder(int count) {
+  std::vector<int> v(count);
+  for (int n = 0; n < count; ++n) v[n] = n;
+  return v;
+}
+
 // What is submitted while a write is under way goes as one group, in one
 // write, after it; writes never overlap.
 TEST(Committer, GroupsWhatQueuesDuringAWrite) {
@@ -174,8 +192,8 @@ TEST(Committer, GroupsWhatQueuesDuringAWrite) {
 
 // Many threads, each its own stream: each stream's callbacks run in its
 // submission order and its records land in that order; no two writes overlap.
-// Odd threads may lead, so groups are written by them and by the writer
-// thread in turn.
+// (Under this load groups are never lone, so nobody leads: see
+// LeadersAndTheWriterThreadTakeTurnsInOrder.)
 TEST(Committer, EachStreamKeepsItsOrderUnderConcurrency) {
   constexpr int kThreads = 8, kOps = 300;
   TestStore store;
@@ -188,17 +206,12 @@ TEST(Committer, EachStreamKeepsItsOrderUnderConcurrency) {
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         for (int n = 0; n < kOps; ++n) {
-          WriteBatch batch = Batch(std::to_string(t) + "/" + std::to_string(n));
-          auto callback = [&, t, n](const Status& s) {
-            std::lock_guard lock(mu);
-            done[t].push_back(n);
-            if (!s.ok()) ++failures;
-          };
-          if (t % 2 == 0) {
-            committer.Submit(t, std::move(batch), callback);
-          } else if (committer.SubmitMayLead(t, std::move(batch), callback)) {
-            committer.Lead();
-          }
+          committer.Submit(t, Batch(std::to_string(t) + "/" + std::to_string(n)),
+                           [&, t, n](const Status& s) {
+                             std::lock_guard lock(mu);
+                             done[t].push_back(n);
+                             if (!s.ok()) ++failures;
+                           });
         }
       });
     }
@@ -206,16 +219,10 @@ TEST(Committer, EachStreamKeepsItsOrderUnderConcurrency) {
   }  // the destructor writes what is still queued
   EXPECT_FALSE(store.overlapped());
   EXPECT_EQ(failures, 0);
-  std::map<uint64_t, std::vector<int>> landed;
-  for (const std::string& key : store.keys()) {
-    size_t slash = key.find('/');
-    landed[std::stoi(key.substr(0, slash))].push_back(std::stoi(key.substr(slash + 1)));
-  }
-  std::vector<int> in_order(kOps);
-  for (int n = 0; n < kOps; ++n) in_order[n] = n;
+  std::map<uint64_t, std::vector<int>> landed = Landed(store);
   for (int t = 0; t < kThreads; ++t) {
-    EXPECT_EQ(done[t], in_order) << "callbacks of stream " << t;
-    EXPECT_EQ(landed[t], in_order) << "records of stream " << t;
+    EXPECT_EQ(done[t], InOrder(kOps)) << "callbacks of stream " << t;
+    EXPECT_EQ(landed[t], InOrder(kOps)) << "records of stream " << t;
   }
 }
 
@@ -434,17 +441,25 @@ TEST(Committer, LeadsOnlyAfterLoneGroupsInARow) {
 }
 
 // A batch left to a leader is taken by the writer thread with the next
-// Submit, and Lead then finds nothing to do.
+// submission (which may not lead: something is queued), and Lead then finds
+// nothing to do.
 TEST(Committer, SubmitAfterALeadersBatchWakesTheWriterForBoth) {
-  TestStore store;
-  Committer committer(store);
-  Events events;
-  ASSERT_TRUE(committer.SubmitMayLead(1, Batch("a"), events.For("a")));
-  committer.Submit(2, Batch("b"), events.For("b"));
-  EXPECT_EQ(events.WaitFor(2), (Strings{"a ok", "b ok"}));
-  EXPECT_EQ(store.entered(), 1);
-  committer.Lead();
-  EXPECT_EQ(store.entered(), 1);
+  for (bool second_may_lead : {false, true}) {
+    SCOPED_TRACE(second_may_lead ? "SubmitMayLead" : "Submit");
+    TestStore store;
+    Committer committer(store);
+    Events events;
+    ASSERT_TRUE(committer.SubmitMayLead(1, Batch("a"), events.For("a")));
+    if (second_may_lead) {
+      EXPECT_FALSE(committer.SubmitMayLead(2, Batch("b"), events.For("b")));
+    } else {
+      committer.Submit(2, Batch("b"), events.For("b"));
+    }
+    EXPECT_EQ(events.WaitFor(2), (Strings{"a ok", "b ok"}));
+    EXPECT_EQ(store.entered(), 1);
+    committer.Lead();
+    EXPECT_EQ(store.entered(), 1);
+  }
 }
 
 // What is submitted while a leader writes waits for it, then goes to the
@@ -472,6 +487,65 @@ TEST(Committer, WhatQueuesDuringALeadersWriteGoesToTheWriterThread) {
   EXPECT_NE(b_ran_on, std::this_thread::get_id());
   EXPECT_FALSE(store.overlapped());
   EXPECT_EQ(store.keys(), (Strings{"a", "b"}));
+}
+
+// One stream writes one op at a time and leads when it may; another
+// submits bursts now and then, which the writer thread takes, during a
+// leader's write or between. Both streams keep their order; writes never
+// overlap; both the leader and the writer thread wrote.
+TEST(Committer, LeadersAndTheWriterThreadTakeTurnsInOrder) {
+  constexpr int kBursts = 30, kBurst = 5, kMinLeads = 20, kMaxLoneOps = 100'000;
+  TestStore store;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<uint64_t, std::vector<int>> done;
+  int failures = 0;
+  std::atomic<bool> bursts_over{false};
+  int leads = 0, lone_ops = 0;
+  {
+    Committer committer(store);
+    std::thread lone([&] {
+      for (int n = 0; n < kMaxLoneOps && (!bursts_over || leads < kMinLeads); ++n, ++lone_ops) {
+        auto callback = [&, n](const Status& s) {
+          std::lock_guard lock(mu);
+          done[1].push_back(n);
+          if (!s.ok()) ++failures;
+          cv.notify_all();
+        };
+        if (committer.SubmitMayLead(1, Batch("1/" + std::to_string(n)), callback)) {
+          ++leads;
+          committer.Lead();
+        }
+        std::unique_lock lock(mu);  // one op at a time
+        ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60),
+                                [&] { return done[1].size() > size_t(n); }));
+      }
+    });
+    std::thread bursts([&] {
+      for (int b = 0; b < kBursts; ++b) {
+        for (int i = 0; i < kBurst; ++i) {
+          int n = b * kBurst + i;
+          committer.Submit(2, Batch("2/" + std::to_string(n)), [&, n](const Status& s) {
+            std::lock_guard lock(mu);
+            done[2].push_back(n);
+            if (!s.ok()) ++failures;
+          });
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      bursts_over = true;
+    });
+    bursts.join();
+    lone.join();
+  }
+  EXPECT_GE(leads, kMinLeads) << "the lone stream never led";
+  EXPECT_FALSE(store.overlapped());
+  EXPECT_EQ(failures, 0);
+  std::map<uint64_t, std::vector<int>> landed = Landed(store);
+  for (auto [stream, count] : {std::pair<uint64_t, int>{1, lone_ops}, {2, kBursts * kBurst}}) {
+    EXPECT_EQ(done[stream], InOrder(count)) << "callbacks of stream " << stream;
+    EXPECT_EQ(landed[stream], InOrder(count)) << "records of stream " << stream;
+  }
 }
 
 // A leader's failed write fails its stream as the writer thread's would.
@@ -587,11 +661,7 @@ TEST(Committer, EachStreamKeepsItsOrderWhenWritesFail) {
     }
     for (auto& t : threads) t.join();
   }
-  std::map<uint64_t, std::vector<int>> landed;
-  for (const std::string& key : store.keys()) {
-    size_t slash = key.find('/');
-    landed[std::stoi(key.substr(0, slash))].push_back(std::stoi(key.substr(slash + 1)));
-  }
+  std::map<uint64_t, std::vector<int>> landed = Landed(store);
   for (int t = 0; t < kThreads; ++t) {
     SCOPED_TRACE("stream " + std::to_string(t));
     ASSERT_EQ(done[t].size(), size_t{kOps});
