@@ -90,7 +90,6 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -100,6 +99,7 @@
 
 #include "base/status.h"
 #include "cli/flags.h"
+#include "samples.h"
 
 namespace etherply::bench {
 namespace {
@@ -234,38 +234,6 @@ Result<LoadOptions> ParseLoadOptions(int argc, char** argv) {
   o.label = flags.Get("label").value_or("");
   return o;
 }
-
-// --- latency samples -------------------------------------------------------------
-
-struct Summary {
-  size_t n = 0;
-  double p50_us = 0, p99_us = 0, max_us = 0;
-};
-
-// Latencies in nanoseconds; summarized once, at the end.
-class Samples {
- public:
-  void Add(int64_t ns) { ns_.push_back(ns); }
-
-  // Nearest-rank percentiles. Sorts the samples.
-  Summary Summarize() {
-    Summary s;
-    s.n = ns_.size();
-    if (ns_.empty()) return s;
-    std::sort(ns_.begin(), ns_.end());
-    auto rank = [&](double q) {
-      size_t i = static_cast<size_t>(std::ceil(q * ns_.size()));
-      return ns_[std::clamp<size_t>(i, 1, ns_.size()) - 1] / 1e3;
-    };
-    s.p50_us = rank(0.50);
-    s.p99_us = rank(0.99);
-    s.max_us = ns_.back() / 1e3;
-    return s;
-  }
-
- private:
-  std::vector<int64_t> ns_;
-};
 
 // --- one WebSocket client connection ---------------------------------------------
 

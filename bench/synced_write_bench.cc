@@ -12,14 +12,13 @@
 // as an op writes them, at RATE (default 200) a second; 0: back to back.
 // Output: one JSON line,
 //   {"ops":..,"rate":..,"write_us":{"p50":..,"p99":..,"max":..}}
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
-#include <vector>
 
+#include "samples.h"
 #include "storage/store.h"
 
 using Clock = std::chrono::steady_clock;
@@ -40,8 +39,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "etherply_synced_write_bench: %s\n", store.status().ToString().c_str());
     return 1;
   }
-  std::vector<double> us;
-  us.reserve(ops);
+  etherply::bench::Samples samples;
+  samples.Reserve(ops);
   const std::string change(120, 'c'), heads(40, 'h');
   Clock::time_point start = Clock::now();
   for (long i = 0; i < ops; ++i) {
@@ -55,11 +54,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "etherply_synced_write_bench: %s\n", s.ToString().c_str());
       return 1;
     }
-    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    samples.Add(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
   }
-  std::sort(us.begin(), us.end());
-  auto at = [&](double q) { return us[std::min<size_t>(us.size() - 1, size_t(q * us.size()))]; };
+  etherply::bench::Summary s = samples.Summarize();
   std::printf("{\"ops\":%ld,\"rate\":%ld,\"write_us\":{\"p50\":%.0f,\"p99\":%.0f,\"max\":%.0f}}\n",
-              ops, rate, at(0.5), at(0.99), us.back());
+              ops, rate, s.p50_us, s.p99_us, s.max_us);
   return 0;
 }
