@@ -67,8 +67,8 @@ class Committer {
   // caller must call Lead() soon; the batch waits until then, or until a
   // later Submit or SubmitMayLead wakes the writer thread, or destruction.
   // Nothing bounds that wait but the caller: a Lead() queued behind long
-  // work keeps the op waiting (the server defers it to a network thread at
-  // low load, when its queue is short).
+  // work keeps the op waiting (the server defers it to its network threads,
+  // which its broadcast waits for anyway: doc/design.md).
   [[nodiscard]] bool SubmitMayLead(uint64_t stream, WriteBatch batch, Callback done);
   // Writes what is queued, as one group, on the calling thread; nothing if
   // a write is under way or nothing is queued.
