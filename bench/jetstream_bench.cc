@@ -33,6 +33,8 @@
 #include <thread>
 #include <vector>
 
+#include "samples.h"
+
 namespace {
 
 int64_t NowNs() {
@@ -192,7 +194,8 @@ int main(int argc, char** argv) {
                                   &jerr);
       s != NATS_OK)
     Die("subscribe", s);
-  std::vector<int64_t> lat;
+  etherply::bench::Samples lat;
+  lat.Reserve(samples);
   for (long i = 0; i < samples; ++i) {
     uint64_t before;
     {
@@ -210,10 +213,9 @@ int main(int argc, char** argv) {
     if (!arrivals.cv.wait_for(lock, std::chrono::seconds(10),
                               [&] { return arrivals.count > before; }))
       Die("a message did not arrive", NATS_TIMEOUT);
-    lat.push_back((arrivals.last_ns - start) / 1000);
+    lat.Add(arrivals.last_ns - start);
   }
-  std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) { return lat[std::min(lat.size() - 1, size_t(p * lat.size()))]; };
+  etherply::bench::Summary latency = lat.Summarize();
 
   natsSubscription_Destroy(sub);
   js_DeleteStream(js, stream.c_str(), nullptr, &jerr);
@@ -221,9 +223,8 @@ int main(int argc, char** argv) {
   natsConnection_Destroy(nc);
   std::printf(
       "{\"messages\":%ld,\"bytes\":%ld,\"batch\":%ld,\"%s\":%.0f,"
-      "\"latency_us\":{\"p50\":%lld,\"p99\":%lld,\"max\":%lld},\"consumers\":%ld}\n",
+      "\"latency_us\":{\"p50\":%.0f,\"p99\":%.0f,\"max\":%.0f},\"consumers\":%ld}\n",
       messages, bytes, batch, consumers ? "publish_consumed_per_s" : "publish_per_s",
-      messages / seconds, static_cast<long long>(pct(0.5)), static_cast<long long>(pct(0.99)),
-      static_cast<long long>(lat.back()), consumers);
+      messages / seconds, latency.p50_us, latency.p99_us, latency.max_us, consumers);
   return 0;
 }
