@@ -2,8 +2,13 @@
 
 namespace etherply::storage {
 
+namespace {
+constexpr std::string_view kChangesPrefix = "c/";
+constexpr size_t kIndexBytes = 8;
+}  // namespace
+
 std::string ChangePrefix(std::string_view workspace) {
-  std::string k = "c/";
+  std::string k(kChangesPrefix);
   k += workspace;
   k += '/';
   return k;
@@ -11,7 +16,8 @@ std::string ChangePrefix(std::string_view workspace) {
 
 std::string ChangeKey(std::string_view workspace, uint64_t index) {
   std::string k = ChangePrefix(workspace);
-  for (int shift = 56; shift >= 0; shift -= 8) k.push_back(static_cast<char>(index >> shift));
+  for (int shift = 8 * (kIndexBytes - 1); shift >= 0; shift -= 8)
+    k.push_back(static_cast<char>(index >> shift));
   return k;
 }
 
@@ -19,6 +25,15 @@ std::string HeadsKey(std::string_view workspace) {
   std::string k(kHeadsPrefix);
   k += workspace;
   return k;
+}
+
+std::string_view SequencePrefix(std::string_view key) {
+  // c/ + a workspace ID of at least one byte + / + the index.
+  if (key.starts_with(kChangesPrefix) && key.size() >= kChangesPrefix.size() + 2 + kIndexBytes &&
+      key[key.size() - kIndexBytes - 1] == '/')
+    return key.substr(0, key.size() - kIndexBytes);
+  if (key.starts_with(kHeadsPrefix) && key.size() > kHeadsPrefix.size()) return key;
+  return {};
 }
 
 Status ForEachChange(Store& store, std::string_view workspace,

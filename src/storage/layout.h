@@ -25,6 +25,13 @@ inline constexpr std::string_view kActorKey = "n/actor";
 inline constexpr std::string_view kHeadsPrefix = "h/";
 std::string HeadsKey(std::string_view workspace);
 
+// The prefix that `key` shares with the keys written just before and after
+// it, so that the store can insert it next to the last one (rocksdb_store.cc):
+// a workspace's change keys come in index order, so c/<workspace>/; its
+// heads key is rewritten with every op, so the key itself. Empty for other
+// keys.
+std::string_view SequencePrefix(std::string_view key);
+
 // Calls f(record) for each stored change record of a workspace, in the order
 // they were written, until f fails; returns f's failure or the store's.
 Status ForEachChange(Store& store, std::string_view workspace,

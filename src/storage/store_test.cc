@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "storage/layout.h"
 #include "storage/memory_store.h"
 
 namespace etherply::storage {
@@ -90,6 +93,50 @@ TEST_P(StoreTest, ScanIsScanFromThePrefix) {
                          })
                   .ok());
   EXPECT_EQ(keys, (Keys{"b/1", "b/2"}));
+}
+
+// The RocksDB store inserts each key next to the last of its SequencePrefix
+// (a hint): keys written out of that order, interleaved across workspaces,
+// and a heads key rewritten in one batch and across batches, must still read
+// back in key order with the last value.
+TEST_P(StoreTest, KeysWrittenOutOfSequenceReadBackInOrder) {
+  constexpr uint64_t kChanges = 300;
+  const std::vector<std::string> workspaces = {"a", "ab", "b", "b-2"};
+  std::vector<std::pair<std::string, uint64_t>> writes;
+  for (const std::string& ws : workspaces)
+    for (uint64_t i = 0; i < kChanges; ++i) writes.emplace_back(ws, i * 0x2f2f);  // '/' bytes too
+  std::shuffle(writes.begin(), writes.end(), std::mt19937(7));
+  for (size_t start = 0; start < writes.size(); start += 50) {
+    WriteBatch b;
+    for (size_t j = start; j < std::min(writes.size(), start + 50); ++j) {
+      const auto& [ws, index] = writes[j];
+      b.Put(ChangeKey(ws, index), "v" + ChangeKey(ws, index));
+      b.Put(HeadsKey(ws), std::to_string(j));
+    }
+    ASSERT_TRUE(store_->Write(b).ok());
+  }
+  for (const std::string& ws : workspaces) {
+    Keys expected;
+    for (uint64_t i = 0; i < kChanges; ++i) expected.push_back(ChangeKey(ws, i * 0x2f2f));
+    EXPECT_EQ(ScanFrom(ChangePrefix(ws), ""), expected) << ws;
+    size_t last = 0;
+    for (size_t j = 0; j < writes.size(); ++j)
+      if (writes[j].first == ws) last = j;
+    auto heads = store_->Get(HeadsKey(ws));
+    ASSERT_TRUE(heads.ok()) << heads.status().ToString();
+    EXPECT_EQ(*heads, std::to_string(last)) << ws;
+  }
+}
+
+TEST(Layout, SequencePrefixIsAWorkspacesChangesOrItsHeadsKey) {
+  EXPECT_EQ(SequencePrefix(ChangeKey("ws", 7)), ChangePrefix("ws"));
+  EXPECT_EQ(SequencePrefix(ChangeKey("ws", 0x2f2f2f2f2f2f2f2f)), ChangePrefix("ws"));
+  EXPECT_EQ(SequencePrefix(ChangeKey("w/s", 1)), "c/w/s/");  // IDs cannot hold '/': still the whole prefix
+  EXPECT_EQ(SequencePrefix(HeadsKey("ws")), HeadsKey("ws"));
+  EXPECT_EQ(SequencePrefix(kActorKey), "");
+  EXPECT_EQ(SequencePrefix("c/ws/1234567"), "");  // too short for a change key
+  EXPECT_EQ(SequencePrefix("h/"), "");
+  EXPECT_EQ(SequencePrefix("w/o/12345678"), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(MemoryAndRocksDb, StoreTest, ::testing::Values(false, true),
