@@ -131,7 +131,8 @@ TEST_P(StoreTest, KeysWrittenOutOfSequenceReadBackInOrder) {
 TEST(Layout, SequencePrefixIsAWorkspacesChangesOrItsHeadsKey) {
   EXPECT_EQ(SequencePrefix(ChangeKey("ws", 7)), ChangePrefix("ws"));
   EXPECT_EQ(SequencePrefix(ChangeKey("ws", 0x2f2f2f2f2f2f2f2f)), ChangePrefix("ws"));
-  EXPECT_EQ(SequencePrefix(ChangeKey("w/s", 1)), "c/w/s/");  // IDs cannot hold '/': still the whole prefix
+  // IDs cannot hold '/'; were one to, its key would still give its whole prefix.
+  EXPECT_EQ(SequencePrefix(ChangeKey("w/s", 1)), "c/w/s/");
   EXPECT_EQ(SequencePrefix(HeadsKey("ws")), HeadsKey("ws"));
   EXPECT_EQ(SequencePrefix(kActorKey), "");
   EXPECT_EQ(SequencePrefix("c/ws/1234567"), "");  // too short for a change key
