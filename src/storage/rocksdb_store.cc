@@ -94,7 +94,7 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.paranoid_checks = true;
-  // Measured: 64 writers in workspaces of their own +6–10% (doc/benchmarks.md).
+  // Measured: 64 writers in workspaces of their own +5–10% (doc/storage.md).
   // RocksDB ignores the hint for concurrent memtable writes; ours come one
   // write group at a time (storage/committer.h) anyway.
   options.memtable_insert_with_hint_prefix_extractor = std::make_shared<SequencePrefixExtractor>();
