@@ -95,8 +95,9 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
   options.create_if_missing = true;
   options.paranoid_checks = true;
   // Measured: 64 writers in workspaces of their own +5–10% (doc/storage.md).
-  // RocksDB ignores the hint for concurrent memtable writes; ours come one
-  // write group at a time (storage/committer.h) anyway.
+  // RocksDB ignores the hint for concurrent memtable writes. Ops reach the
+  // store one group at a time (storage/committer.h); the few other writers
+  // (outboxes, heads on load) RocksDB groups, and the group's leader inserts.
   options.memtable_insert_with_hint_prefix_extractor = std::make_shared<SequencePrefixExtractor>();
   options.allow_concurrent_memtable_write = false;
   rocksdb::DB* raw = nullptr;

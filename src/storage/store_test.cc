@@ -128,18 +128,6 @@ TEST_P(StoreTest, KeysWrittenOutOfSequenceReadBackInOrder) {
   }
 }
 
-TEST(Layout, SequencePrefixIsAWorkspacesChangesOrItsHeadsKey) {
-  EXPECT_EQ(SequencePrefix(ChangeKey("ws", 7)), ChangePrefix("ws"));
-  EXPECT_EQ(SequencePrefix(ChangeKey("ws", 0x2f2f2f2f2f2f2f2f)), ChangePrefix("ws"));
-  // IDs cannot hold '/'; were one to, its key would still give its whole prefix.
-  EXPECT_EQ(SequencePrefix(ChangeKey("w/s", 1)), "c/w/s/");
-  EXPECT_EQ(SequencePrefix(HeadsKey("ws")), HeadsKey("ws"));
-  EXPECT_EQ(SequencePrefix(kActorKey), "");
-  EXPECT_EQ(SequencePrefix("c/ws/1234567"), "");  // too short for a change key
-  EXPECT_EQ(SequencePrefix("h/"), "");
-  EXPECT_EQ(SequencePrefix("w/o/12345678"), "");
-}
-
 INSTANTIATE_TEST_SUITE_P(MemoryAndRocksDb, StoreTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "RocksDb" : "Memory"; });
 
