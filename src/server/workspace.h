@@ -209,9 +209,10 @@ class Hub final : public replication::Sink {
     std::optional<Recent::iterator> recent;  // its place in recent_, if warm
   };
   std::unordered_map<std::string, Entry> workspaces_;  // guarded by mu_
-  Recent recent_;                                      // guarded by mu_
   uint64_t next_stream_ = 1;                           // guarded by mu_
   size_t unloaded_since_trim_ = 0;                     // guarded by mu_
+  // Guarded by mu_. Last: the workspaces it holds call Forget as it goes.
+  Recent recent_;
 };
 
 }  // namespace etherply::server
