@@ -2,7 +2,10 @@
 # Durable ingest against RocksDB's own ceiling: EtherPly's acknowledged ops/s
 # with 1, 16 and 64 writer connections beside RocksDB's db_bench doing synced
 # writes with 1, 16 and 64 threads, and the disk's raw synced-append rate, all
-# on the same disk (TMPDIR), in one run.
+# on the same disk (TMPDIR), in one run. Each writer count runs db_bench, then
+# EtherPly's two rows on a fresh server (as db_bench gets a fresh database),
+# each for 10 s as db_bench is, so that each ratio compares runs of the same
+# length a few seconds apart on a disk whose speed drifts.
 #
 #   bench/run_ingest.sh [BUILD_DIR]        (default: build beside bench/)
 #
@@ -62,17 +65,16 @@ db_bench_run() {
 FSYNC_BEFORE=$(fsync_rate "$WORK" $FSYNC_COUNT)
 echo "run_ingest.sh: disk: $FSYNC_BEFORE synced appends/s" >&2
 declare -A DBB
+status=0
+: >"$OUT_JSONL"
 for t in $THREADS; do
   echo "run_ingest.sh: db_bench --threads=$t" >&2
   DBB[$t]=$(db_bench_run "$t")
   echo "  ${DBB[$t]}" >&2
+  SCENARIOS="ingest-$t-w1 ingestws-$t" INGEST_OPS=1000000 OUT_MD=$WORK/load.md OUT_JSONL=$WORK/load.jsonl \
+    "$ROOT/bench/run_load.sh" "$BUILD" >/dev/null || status=$?
+  cat "$WORK/load.jsonl" >>"$OUT_JSONL"
 done
-
-scenarios=""
-for t in $THREADS; do scenarios+=" ingest-$t-w1 ingestws-$t"; done
-status=0
-SCENARIOS=$scenarios OUT_MD=$WORK/load.md OUT_JSONL=$OUT_JSONL "$ROOT/bench/run_load.sh" "$BUILD" >/dev/null ||
-  status=$?
 FSYNC_AFTER=$(fsync_rate "$WORK" $FSYNC_COUNT)
 
 {
@@ -91,7 +93,7 @@ FSYNC_AFTER=$(fsync_rate "$WORK" $FSYNC_COUNT)
   done
   echo
   echo "Disk (${TMPDIR:-/tmp}): $FSYNC_BEFORE synced 4 KiB appends/s before, $FSYNC_AFTER after ($FSYNC_COUNT × write + fdatasync, dd oflag=dsync)."
-  echo "db_bench $("$DB_BENCH" --version 2>&1 | head -1 | sed 's/db_bench version //'): fillrandom --sync=1 --key_size=24 --value_size=200 --duration=10, a fresh database per row; etherply: 2000 ops per writer or 10 s, value 32 bytes, one server for all rows."
+  echo "db_bench $("$DB_BENCH" --version 2>&1 | head -1 | sed 's/db_bench version //'): fillrandom --sync=1 --key_size=24 --value_size=200 --duration=10, a fresh database per row; etherply: 10 s per row, value 32 bytes, a fresh server per writer count, run right after db_bench's row."
   echo "Checks of the load tool (every op to every connection of its workspace, once, in one order): $(jq -rs 'map(if .ok then "ok" else "\(.label) FAILED" end) | unique | join(", ")' "$OUT_JSONL")."
   echo "Machine: nproc $(nproc); load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
 } | tee "$OUT_MD"

@@ -15,7 +15,8 @@
 #   ingest-N-w64     the same with up to 64 ops in flight per writer: the most
 #                    the server ingests (closed loop, so latency here is mostly
 #                    queueing: about N x 64 / throughput)
-#                    (ingest: 2000 ops per writer, or 10 s, whichever ends first)
+#                    (ingest: INGEST_OPS ops per writer, default 2000, or 10 s,
+#                    whichever ends first)
 #   fanout-10        1 writer at 200 ops/s (1000 ops, 5 s), 10 readers, one
 #                    workspace; open loop (window 1000): the writer keeps its
 #                    pace even when broadcasts fall behind
@@ -48,6 +49,7 @@ LOAD=${LOAD_BIN:-$BUILD/etherply_load}
 SCENARIOS=${SCENARIOS:-ingest-1-w1 ingest-16-w1 ingest-64-w1 ingest-1-w64 ingest-16-w64 ingest-64-w64 fanout-10 fanout-100 fanout-1000 multi-10}
 OUT_MD=${OUT_MD:-$BUILD/bench-load.md}  # bench/run_ingest.sh writes elsewhere
 OUT_JSONL=${OUT_JSONL:-$BUILD/bench-load.jsonl}
+INGEST_OPS=${INGEST_OPS:-2000}
 FSYNC_COUNT=500
 
 for bin in "$ETHERPLY" "$LOAD"; do
@@ -75,8 +77,8 @@ scenario_args() {
   case $1 in
     ingest-*-w*)
       local writers=${1#ingest-}
-      echo "--writers ${writers%-w*} --window ${1##*-w} --ops 2000 --duration 10" ;;
-    ingestws-*) echo "--workspaces ${1#ingestws-} --writers 1 --window 1 --ops 2000 --duration 10" ;;
+      echo "--writers ${writers%-w*} --window ${1##*-w} --ops $INGEST_OPS --duration 10" ;;
+    ingestws-*) echo "--workspaces ${1#ingestws-} --writers 1 --window 1 --ops $INGEST_OPS --duration 10" ;;
     fanout-*) echo "--writers 1 --readers ${1#fanout-} --rate 200 --ops 1000 --window 1000" ;;
     multi-10) echo "--workspaces 10 --writers 4 --readers 4 --ops 1000 --duration 10" ;;
     *) echo "run_load.sh: unknown scenario $1" >&2; return 1 ;;
