@@ -117,8 +117,7 @@ class ServerProcess {
   // Returns false, with the reason in the test's output, if it does not
   // within 15 s.
   bool Start(uint16_t port = 0, std::vector<std::string> extra_args = {}) {
-    std::string log = dir_ + "/server.log";
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int fd = open(LogPath().c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     auto offset = lseek(fd, 0, SEEK_END);
     std::vector<std::string> args = {ETHERPLY_BIN, "serve",
                                      "--listen",   "127.0.0.1:" + std::to_string(port),
@@ -129,11 +128,7 @@ class ServerProcess {
     close(fd);
     const std::string marker = "etherply listening on http://127.0.0.1:";
     for (auto deadline = Clock::now() + std::chrono::seconds(15); Clock::now() < deadline;) {
-      std::ifstream in(log);
-      in.seekg(offset);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      std::string text = ss.str();
+      std::string text = Log(offset);
       if (auto at = text.find(marker); at != std::string::npos) {
         port_ = static_cast<uint16_t>(std::stoi(text.substr(at + marker.size())));
         return true;
@@ -177,9 +172,10 @@ class ServerProcess {
     return -1;
   }
 
-  // What the server logged, all its starts included.
-  std::string Log() const {
-    std::ifstream in(dir_ + "/server.log");
+  // What the server logged from byte `from` on (0: all its starts).
+  std::string Log(std::streamoff from = 0) const {
+    std::ifstream in(LogPath());
+    in.seekg(from);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
@@ -195,6 +191,8 @@ class ServerProcess {
   }
 
  private:
+  std::string LogPath() const { return dir_ + "/server.log"; }
+
   std::string dir_;
   pid_t pid_ = -1;
   uint16_t port_ = 0;
