@@ -30,6 +30,9 @@ constexpr const char* kServeUsage =
     "                              larger ones close the socket with 1009\n"
     "  --max-send-queue-bytes N    bytes queued for a client that does not read\n"
     "                              before it is closed with 1008 (default 16777216)\n"
+    "  --max-inflight-op-bytes N   a client's ops waiting for the disk before its\n"
+    "                              socket is read no further until some are\n"
+    "                              written (default 1048576)\n"
     "  --idle-timeout DURATION     close connections that send nothing for this long\n"
     "                              (default 60s)\n"
     "  --ping-interval DURATION    ping quiet connections this often (default 20s;\n"
@@ -85,7 +88,7 @@ int RunServeCommand(int argc, char** argv) {
     return 0;
   }
   Flags flags({"listen", "data-dir", "jwt-secret-file", "max-message-bytes",
-               "max-send-queue-bytes", "idle-timeout", "ping-interval", "max-connections", "threads", "warm-workspaces", "webhook-url",
+               "max-send-queue-bytes", "max-inflight-op-bytes", "idle-timeout", "ping-interval", "max-connections", "threads", "warm-workspaces", "webhook-url",
                "webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout",
                "nats-url", "node-id", "region", "nats-replicas", "anti-entropy-interval"},
               {});
@@ -115,6 +118,7 @@ int RunServeCommand(int argc, char** argv) {
   };
   for (Status s : {count("max-message-bytes", o.max_message_bytes),
                    count("max-send-queue-bytes", o.max_send_queue_bytes),
+                   count("max-inflight-op-bytes", o.max_inflight_op_bytes),
                    count("max-connections", o.max_connections), count("threads", o.threads)})
     if (!s.ok()) return Usage(kServeUsage, s);
   if (auto v = flags.Get("warm-workspaces")) {

@@ -15,6 +15,9 @@ struct ServerContext {
   webhooks::Webhooks* webhooks = nullptr;  // null when not configured
   replication::Replicator* replicator = nullptr;  // null when not configured
   std::atomic<size_t> connections{0};
+  // Connections whose reads wait for their ops to be durable
+  // (ServerOptions::max_inflight_op_bytes).
+  std::atomic<size_t> reads_paused{0};
 };
 
 }  // namespace etherply::server

@@ -149,6 +149,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       res.set(http::field::content_type, "application/json");
       res.keep_alive(req.keep_alive());
       res.body() = "{\"status\":\"ok\",\"connections\":" + std::to_string(ctx_->connections) +
+                   ",\"reads_paused\":" + std::to_string(ctx_->reads_paused) +
                    ",\"workspaces\":" + std::to_string(ctx_->hub->loaded()) +
                    ",\"replication\":" +
                    (ctx_->replicator ? ctx_->replicator->StatusJson() : std::string("null")) + "}";

@@ -3,7 +3,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <functional>
 #include <string>
+#include <thread>
 
 #include "auth/jwt.h"
 
@@ -39,5 +42,16 @@ struct Loopback {
   boost::asio::io_context client_io;
   boost::asio::ip::tcp::socket client{client_io};
 };
+
+// Waits until `done` holds (polled each millisecond, for another thread's
+// doing), for at most 10 s; whether it came to hold.
+inline bool Eventually(const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 }  // namespace etherply::server::testutil

@@ -76,6 +76,10 @@ Status Workspace::Load() {
 }
 
 Status Workspace::EnsureLoaded() {
+  if (broken()) {
+    RecoverIfIdle();
+    if (!doc_) return Status::IoError("storage failed; the workspace is being reloaded, retry");
+  }
   if (doc_) return Status::Ok();
   Status s = Load();
   if (!s.ok()) LogError("workspace " + id_ + ": load failed: " + s.ToString());
@@ -109,12 +113,13 @@ void Workspace::Leave(const Client* client) {
   net::post(strand_, [self = shared_from_this(), client] { self->clients_.erase(client); });
 }
 
-void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op) {
+void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op,
+                         std::function<void()> settled) {
   net::post(strand_, [self = shared_from_this(), client = std::move(client), claims,
-                      op = std::move(op)]() mutable {
+                      op = std::move(op), settled = std::move(settled)]() mutable {
     if (!claims.scopes.Has(auth::Scope::kWrite)) {
       self->SendError(client, 403, "this token may read but not write");
-      return;
+      return settled();
     }
     int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
     Edit edit = [&](automerge::Transaction& tx, const automerge::Document&) -> Result<EditOutput> {
@@ -124,10 +129,12 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
       return EditOutput{{OpBroadcast(op, timestamp)}, {{op.key, std::move(value)}}, timestamp};
     };
     std::weak_ptr<Client> sender = client;
-    self->DoMutate(claims, edit, [self, sender](Result<EditResult> r) {
-      if (r.ok()) return;
-      int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
-      self->SendError(sender.lock(), code, r.status().message());
+    self->DoMutate(claims, edit, [self, sender, settled = std::move(settled)](Result<EditResult> r) {
+      if (!r.ok()) {
+        int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
+        self->SendError(sender.lock(), code, r.status().message());
+      }
+      settled();
     });
   });
 }
@@ -144,13 +151,17 @@ void Workspace::Mutate(const auth::Claims& claims, Edit edit,
 void Workspace::Read(Query query, std::function<void(Result<std::string>)> done) {
   net::post(strand_, [self = shared_from_this(), query = std::move(query), done = std::move(done)] {
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
-    done(query(*self->doc_));
+    auto result = std::make_shared<Result<std::string>>(query(*self->doc_));
+    self->AfterDurable([result, done = std::move(done)](const Status& s) {
+      done(s.ok() ? std::move(*result) : Result<std::string>(s));
+    });
   });
 }
 
 void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
                          std::function<void(Result<EditResult>)> done) {
-  if (broken_ || !doc_)
+  if (broken()) RecoverIfIdle();
+  if (broken() || !doc_)
     return done(Status::IoError("storage failed; the workspace is being reloaded, retry"));
   automerge::Transaction tx(*doc_, hub_.ActorFor(claims.sub));
   auto output = edit(tx, *doc_);
@@ -236,7 +247,7 @@ void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
   net::post(strand_, [self = shared_from_this(), changes = std::move(changes),
                       timestamps = std::move(timestamps), done = std::move(done)]() mutable {
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
-    if (self->broken_) return done(Status::IoError("the workspace is being reloaded"));
+    if (self->broken()) return done(Status::IoError("the workspace is being reloaded"));
     size_t from = self->doc_->changes().size();
     if (Status s = self->doc_->ApplyChanges(std::move(changes)); !s.ok()) return done(s);
     self->AdmitRemote(from, timestamps, [self, done = std::move(done)](const Status& s) {
@@ -251,15 +262,15 @@ void Workspace::Sync(std::shared_ptr<automerge::SyncState> state, std::optional<
   net::post(strand_, [self = shared_from_this(), state = std::move(state),
                       message = std::move(message), done = std::move(done)]() mutable {
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
-    if (self->broken_) return done(Status::IoError("the workspace is being reloaded"));
-    if (!message) return done(automerge::GenerateSyncMessage(*self->doc_, *state));
+    if (self->broken()) return done(Status::IoError("the workspace is being reloaded"));
+    if (!message) return self->ReplySync(*state, std::move(done));
     size_t from = self->doc_->changes().size();
     if (Status s = automerge::ReceiveSyncMessage(*self->doc_, *state, *message); !s.ok())
       return done(s);
     // The answer follows once what was received is durable here.
-    self->AdmitRemote(from, {}, [self, state, done = std::move(done)](const Status& s) {
+    self->AdmitRemote(from, {}, [self, state, done = std::move(done)](const Status& s) mutable {
       if (!s.ok()) return done(s);
-      done(automerge::GenerateSyncMessage(*self->doc_, *state));
+      self->ReplySync(*state, std::move(done));
     });
   });
 }
@@ -267,13 +278,7 @@ void Workspace::Sync(std::shared_ptr<automerge::SyncState> state, std::optional<
 void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestamps,
                             std::function<void(const Status&)> done) {
   const auto& changes = doc_->changes();
-  if (changes.size() == from) {  // known already, or waiting for deps
-    Pending p;
-    p.on_done = std::move(done);
-    p.done = true;
-    pending_.push_back(std::move(p));
-    return Flush();
-  }
+  if (changes.size() == from) return AfterDurable(std::move(done));  // known, or waiting for deps
   // Each root key the new changes touched is sent once, with its value now
   // (which merges every concurrent write), in the order of the change that
   // touched it last: the order the changes were made in, where they have one.
@@ -307,11 +312,15 @@ void Workspace::OnWritten(uint64_t seqno, Status status) {
   p.done = true;
   p.status = status;
   if (!status.ok()) {
-    if (!broken_) LogError("workspace " + id_ + ": write failed: " + status.ToString());
-    broken_ = true;
+    if (!broken()) LogError("workspace " + id_ + ": write failed: " + status.ToString());
+    failed_from_ = std::min(failed_from_, seqno);
   }
   // The writes of one group commit each post an OnWritten; one Flush after
   // those queued by now gives each client their broadcasts as one batch.
+  PostFlush();
+}
+
+void Workspace::PostFlush() {
   if (flush_posted_) return;
   flush_posted_ = true;
   net::post(strand_, [self = shared_from_this()] {
@@ -343,12 +352,15 @@ void Workspace::Flush() {
     acknowledged.clear();
   };
   while (!pending_.empty() && pending_.front().done) {
+    // Entries ahead of the first failed write are durable (a stream's writes
+    // fail from the first failure on: storage/committer.h).
+    bool failed = pending_base_ >= failed_from_;
     Pending p = std::move(pending_.front());
     pending_.pop_front();
     ++pending_base_;
     if (p.joiner) {
       broadcast();  // what was durable before it joined is in its init
-      if (broken_) {
+      if (failed) {
         // Its init may hold changes that failed: send a fresh one after the reload.
         p.done = false;
         pending_.push_back(std::move(p));
@@ -358,9 +370,9 @@ void Workspace::Flush() {
       p.joiner->Send(p.broadcasts.front());
       continue;
     }
-    if (!p.status.ok() || broken_) {
+    if (failed) {
       broadcast();
-      p.on_done(Status::IoError("the change could not be stored; it was not applied"));
+      p.on_done(Status::IoError("storage failed; nothing in flight was applied, retry"));
       continue;
     }
     durable_changes_ += p.changes;
@@ -368,25 +380,47 @@ void Workspace::Flush() {
     acknowledged.push_back(std::move(p.on_done));
   }
   broadcast();
-  // Once nothing is in flight, make memory equal disk again.
+  RecoverIfIdle();
+}
+
+void Workspace::RecoverIfIdle() {
   bool only_joins = std::all_of(pending_.begin(), pending_.end(),
                                 [](const Pending& p) { return p.joiner != nullptr; });
-  if (broken_ && only_joins) {
-    doc_.reset();
-    Status s = Load();
-    hub_.committer_.ClearFailure(stream_);
-    if (!s.ok()) {
-      LogError("workspace " + id_ + ": reload failed: " + s.ToString());
-      return;
-    }
-    broken_ = false;
-    LogInfo("workspace " + id_ + ": reloaded from the store after a failed write");
-    for (Pending& p : pending_) {
-      p.broadcasts = {std::make_shared<const std::string>(InitMessage(*doc_))};
-      p.done = true;
-    }
-    Flush();
+  if (!broken() || !only_joins) return;
+  doc_.reset();
+  Status s = Load();
+  hub_.committer_.ClearFailure(stream_);
+  if (!s.ok()) {
+    LogError("workspace " + id_ + ": reload failed (retried on the next request): " +
+             s.ToString());
+    return;
   }
+  failed_from_ = kNoFailure;
+  LogInfo("workspace " + id_ + ": reloaded from the store after a failed write");
+  for (Pending& p : pending_) {
+    p.broadcasts = {std::make_shared<const std::string>(InitMessage(*doc_))};
+    p.done = true;
+  }
+  Flush();
+}
+
+void Workspace::AfterDurable(std::function<void(const Status&)> then) {
+  if (pending_.empty()) return then(Status::Ok());
+  Pending p;
+  p.on_done = std::move(then);
+  p.done = true;
+  pending_.push_back(std::move(p));
+  // Its turn comes in a Flush; the one that let it in may be running now.
+  PostFlush();
+}
+
+void Workspace::ReplySync(automerge::SyncState& state,
+                          std::function<void(Result<std::optional<Bytes>>)> done) {
+  auto reply = std::make_shared<Result<std::optional<Bytes>>>(
+      automerge::GenerateSyncMessage(*doc_, state));
+  AfterDurable([reply, done = std::move(done)](const Status& s) {
+    done(s.ok() ? std::move(*reply) : Result<std::optional<Bytes>>(s));
+  });
 }
 
 void Workspace::Export(std::function<void(Result<std::string>)> done) {

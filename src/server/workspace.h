@@ -9,8 +9,12 @@
 // A client that joins while ops are still in flight gets its init message
 // after they are durable, so it never sees a change that could be lost.
 // If a write fails, its sender and every op queued behind it get error
-// 500, nothing is broadcast, and the document is reloaded from the store, so
-// memory again equals disk.
+// 500, nothing of theirs is broadcast (what was durable ahead of it is), and
+// once nothing but joins is in flight the document is reloaded from the
+// store, so memory again equals disk (retried by the next request if the
+// store still fails). Reads and sync messages are answered from the document
+// as it is when they arrive, once all it holds is durable, like a joiner's
+// init: nothing leaves the server that a failed write could take back.
 //
 // Thread-safety: every public method may be called from any thread; the
 // work runs on the workspace's strand. Clients are held weakly.
@@ -66,8 +70,11 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // Adds the client; it receives its init message, then every op.
   void Join(std::shared_ptr<Client> client);
   void Leave(const Client* client);
-  // Applies an op from `client` with the rights of `claims`.
-  void SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op);
+  // Applies an op from `client` with the rights of `claims`. `settled` runs
+  // on the workspace's strand once the op is durable and its broadcast
+  // handed to the clients, or once it is refused (the client told why).
+  void SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op,
+                std::function<void()> settled);
   // The durable changes as one Automerge file (concatenated change chunks).
   void Export(std::function<void(Result<std::string>)> done);
 
@@ -117,6 +124,17 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
 
   Status EnsureLoaded();
   Status Load();
+  bool broken() const { return failed_from_ != kNoFailure; }
+  // After a failed write, once nothing but joins is in flight: reloads the
+  // document, and on success serves the joins from it.
+  void RecoverIfIdle();
+  // Runs `then` once every entry ahead of it in pending_ is handed over:
+  // with Ok, or with an error if a write ahead of it failed.
+  void AfterDurable(std::function<void(const Status&)> then);
+  // The sync message for `state` from the document now, to `done` once
+  // durable (AfterDurable).
+  void ReplySync(automerge::SyncState& state,
+                 std::function<void(Result<std::optional<Bytes>>)> done);
   void DoMutate(const auth::Claims& claims, const Edit& edit,
                 std::function<void(Result<EditResult>)> done);
   // Writes the document's changes from index `from` on, with the heads
@@ -130,6 +148,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   void AdmitRemote(size_t from, const replication::Timestamps& timestamps,
                    std::function<void(const Status&)> done);
   void OnWritten(uint64_t seqno, Status status);
+  // Queues one Flush on strand_ behind what is queued there now, unless one
+  // is queued already.
+  void PostFlush();
   // Hands what is durable, in order, to the clients: joiners their init,
   // every client the broadcasts of consecutive edits as one batch; then
   // tells those edits' submitters.
@@ -151,7 +172,10 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   std::unordered_map<const Client*, std::weak_ptr<Client>> clients_;
   std::deque<Pending> pending_;
   uint64_t pending_base_ = 0;  // sequence number of pending_.front()
-  bool broken_ = false;        // a write failed; reload once pending_ drains
+  // The sequence number of the first failed write: it and every entry after
+  // it fail. kNoFailure until a write fails; again after the reload.
+  static constexpr uint64_t kNoFailure = UINT64_MAX;
+  uint64_t failed_from_ = kNoFailure;
   bool flush_posted_ = false;  // a Flush is queued on strand_ behind OnWritten calls
 };
 

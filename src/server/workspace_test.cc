@@ -4,6 +4,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <mutex>
+#include <optional>
 
 #include "automerge/sync.h"
 #include "automerge/transaction.h"
@@ -61,7 +62,7 @@ TEST(Workspace, OpIsStoredThenBroadcastToEveryClient) {
   auto a = std::make_shared<FakeClient>(), b = std::make_shared<FakeClient>();
   ws->Join(a);
   ws->Join(b);
-  ws->SubmitOp(a, Writer(), Op("k", 1));
+  ws->SubmitOp(a, Writer(), Op("k", 1), [] {});
   Settle(f.io);
   ASSERT_EQ(a->messages().size(), 2u);
   EXPECT_EQ(a->messages()[1],
@@ -78,11 +79,11 @@ TEST(Workspace, ClientJoiningBetweenOpsGetsItsInitThenOnlyTheLaterOps) {
   auto ws = f.hub.Get("w");
   auto a = std::make_shared<FakeClient>(), b = std::make_shared<FakeClient>();
   ws->Join(a);
-  ws->SubmitOp(a, Writer(), Op("k1", 1));
-  ws->SubmitOp(a, Writer(), Op("k2", 2));
+  ws->SubmitOp(a, Writer(), Op("k1", 1), [] {});
+  ws->SubmitOp(a, Writer(), Op("k2", 2), [] {});
   ws->Join(b);
-  ws->SubmitOp(a, Writer(), Op("k3", 3));
-  ws->SubmitOp(a, Writer(), Op("k4", 4));
+  ws->SubmitOp(a, Writer(), Op("k3", 3), [] {});
+  ws->SubmitOp(a, Writer(), Op("k4", 4), [] {});
   Settle(f.io);
   auto am = a->messages(), bm = b->messages();
   ASSERT_EQ(am.size(), 5u);
@@ -126,10 +127,10 @@ TEST(Workspace, FailedWriteAnswers500BroadcastsNothingAndMemoryEqualsDisk) {
   auto a = std::make_shared<FakeClient>(), b = std::make_shared<FakeClient>();
   ws->Join(a);
   ws->Join(b);
-  ws->SubmitOp(a, Writer(), Op("kept", 1));
+  ws->SubmitOp(a, Writer(), Op("kept", 1), [] {});
   Settle(f.io);
   f.store.FailWritesAfter(0);
-  ws->SubmitOp(a, Writer(), Op("lost", 2));
+  ws->SubmitOp(a, Writer(), Op("lost", 2), [] {});
   Settle(f.io);
   // The sender is told; nobody sees the op.
   auto am = a->messages();
@@ -139,7 +140,7 @@ TEST(Workspace, FailedWriteAnswers500BroadcastsNothingAndMemoryEqualsDisk) {
   // The store works again: the next op is stored and broadcast, and a new
   // client's init shows exactly what is on disk (no "lost").
   f.store.FailWritesAfter(-1);
-  ws->SubmitOp(a, Writer(), Op("after", 3));
+  ws->SubmitOp(a, Writer(), Op("after", 3), [] {});
   Settle(f.io);
   auto c = std::make_shared<FakeClient>();
   ws->Join(c);
@@ -157,11 +158,73 @@ TEST(Workspace, ReadOnlyClientGets403AndNothingIsStored) {
   ws->Join(a);
   auth::Claims reader = Writer();
   reader.scopes = auth::Scopes{auth::Scope::kRead};
-  ws->SubmitOp(a, reader, Op("k", 1));
+  int settled = 0;
+  ws->SubmitOp(a, reader, Op("k", 1), [&] { ++settled; });
   Settle(f.io);
   ASSERT_EQ(a->messages().size(), 2u);
   EXPECT_NE(a->messages()[1].find("\"code\":403"), std::string::npos);
   EXPECT_EQ(f.store.writes(), 0u);
+  EXPECT_EQ(settled, 1);
+}
+
+// Op A is written in one group, op B in the next, and B's write fails; both
+// outcomes reach the workspace before it hands anything over. A is durable:
+// it is broadcast and its sender is not told otherwise; B is refused. A read
+// asked for after A answers once A is durable, with A; one asked for after B
+// gets an error (it would show B, which is gone). Then memory equals disk.
+TEST(Workspace, OpDurableAheadOfAFailedWriteIsBroadcastAndReadsWaitForTheDisk) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>(), b = std::make_shared<FakeClient>();
+  ws->Join(a);
+  ws->Join(b);
+  Settle(f.io);
+  auto keys = [](const automerge::Document& doc) -> Result<std::string> {
+    std::string out;
+    for (const auto& k : doc.RootKeys()) out += k + ";";
+    return out;
+  };
+  // The disk stalls under a write of another stream, so the ops queue for
+  // the writer thread (nobody leads while a write is under way).
+  f.store.HoldWrites();
+  f.committer.Submit(uint64_t{1} << 40, storage::WriteBatch{}, [](const Status&) {});
+  ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 1; }));
+  int settled = 0;
+  ws->SubmitOp(a, Writer(), Op("A", 1), [&] { ++settled; });
+  std::optional<Result<std::string>> read_a, read_b;
+  ws->Read(keys, [&](Result<std::string> r) { read_a = std::move(r); });
+  Settle(f.io);
+  EXPECT_FALSE(read_a) << "answered before A is durable";
+  f.store.PermitWrites(1);  // the other stream's write; A's group begins and waits
+  ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 2; }));
+  ws->SubmitOp(a, Writer(), Op("B", 2), [&] { ++settled; });
+  ws->Read(keys, [&](Result<std::string> r) { read_b = std::move(r); });
+  Settle(f.io);
+  EXPECT_FALSE(read_a);
+  f.store.FailWritesAfter(1);  // A's group is written, B's fails
+  f.store.ResumeWrites();
+  ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 3 && f.committer.idle(); }));
+  Settle(f.io);
+
+  const std::string echo_a = "{\"type\":\"op\",\"payload\":{\"key\":\"A\",\"value\":1,\"timestamp\":1}}";
+  auto am = a->messages(), bm = b->messages();
+  ASSERT_EQ(am.size(), 3u);
+  EXPECT_EQ(am[1], echo_a);
+  EXPECT_NE(am[2].find("\"code\":500"), std::string::npos) << am[2];
+  ASSERT_EQ(bm.size(), 2u);
+  EXPECT_EQ(bm[1], echo_a);
+  ASSERT_TRUE(read_a);
+  ASSERT_TRUE(read_a->ok()) << read_a->status().ToString();
+  EXPECT_EQ(**read_a, "A;");
+  ASSERT_TRUE(read_b);
+  EXPECT_FALSE(read_b->ok());
+  EXPECT_EQ(settled, 2);
+
+  auto c = std::make_shared<FakeClient>();
+  ws->Join(c);
+  Settle(f.io);
+  ASSERT_FALSE(c->messages().empty());
+  EXPECT_NE(c->messages()[0].find("\"data\":{\"A\":1}"), std::string::npos) << c->messages()[0];
 }
 
 // Changes made by another node's actor on a document of its own.

@@ -16,6 +16,9 @@ namespace net = boost::asio;
 
 namespace {
 constexpr auto kStallTime = std::chrono::seconds(2);
+// What an op in flight costs beside its message: the parsed op, its pending
+// entry, the callbacks (ServerOptions::max_inflight_op_bytes).
+constexpr size_t kOpOverhead = 256;
 }  // namespace
 
 WebSocketSession::WebSocketSession(beast::tcp_stream stream, std::shared_ptr<ServerContext> ctx,
@@ -32,6 +35,7 @@ WebSocketSession::WebSocketSession(beast::tcp_stream stream, std::shared_ptr<Ser
 
 WebSocketSession::~WebSocketSession() {
   --ctx_->connections;
+  if (reads_paused_) --ctx_->reads_paused;
   if (joined_) workspace_->Leave(this);
   LogInfo("disconnected " + peer_ + " workspace=" + workspace_->id() + " sub=" + claims_.sub);
 }
@@ -78,10 +82,29 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t) {
   auto op = ParseClientMessage(text);
   if (!op.ok()) {
     Send(std::make_shared<const std::string>(ErrorMessage(400, op.status().message())));
-  } else {
-    workspace_->SubmitOp(shared_from_this(), claims_, std::move(*op));
+    return DoRead();
   }
-  DoRead();
+  // Counted before it is submitted: its settle may come first otherwise.
+  size_t cost = text.size() + kOpOverhead;
+  size_t inflight = inflight_op_bytes_.fetch_add(cost) + cost;
+  workspace_->SubmitOp(shared_from_this(), claims_, std::move(*op),
+                       [weak = weak_from_this(), cost] {
+                         if (auto self = weak.lock()) self->OnOpSettled(cost);
+                       });
+  if (inflight < ctx_->options.max_inflight_op_bytes) return DoRead();
+  reads_paused_ = true;
+  ++ctx_->reads_paused;
+}
+
+void WebSocketSession::OnOpSettled(size_t cost) {
+  size_t before = inflight_op_bytes_.fetch_sub(cost);
+  size_t limit = ctx_->options.max_inflight_op_bytes;
+  if (before < limit || before - cost >= limit) return;
+  net::post(ws_.get_executor(), [self = shared_from_this()] {
+    self->reads_paused_ = false;
+    --self->ctx_->reads_paused;
+    if (!self->closing_) self->DoRead();
+  });
 }
 
 void WebSocketSession::Send(std::shared_ptr<const std::string> message) {

@@ -11,6 +11,11 @@
 // response (the session joins its workspace once accepted) nor after the
 // close frame (nor once Beast is closing).
 //
+// Reads pause while the client's ops waiting to be durable reach
+// ServerOptions::max_inflight_op_bytes, and resume when one is written: a
+// client that sends faster than the disk writes is held back by TCP, and
+// what the server holds for it stays bounded.
+//
 // Thread-safety: Send and Close may be called from any thread; everything
 // else runs on the session's strand.
 #pragma once
@@ -20,6 +25,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -49,6 +55,9 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void OnAccept(boost::beast::error_code ec);
   void DoRead();
   void OnRead(boost::beast::error_code ec, size_t bytes);
+  // An op of `cost` bytes settled (any thread): resumes reading if it was
+  // the one that takes the connection back under the limit.
+  void OnOpSettled(size_t cost);
   void CloseNow(uint16_t code, std::string reason);
   void DoClose();
   void SchedulePing();
@@ -73,7 +82,14 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   boost::beast::flat_buffer buffer_;
   bool closing_ = false;
   bool joined_ = false;
+  bool reads_paused_ = false;
   boost::beast::websocket::close_reason close_reason_;
+
+  // Bytes of this client's ops submitted and not yet settled: added on the
+  // strand as an op is read, taken back on the workspace's strand as it
+  // settles. Reads pause at the add that reaches the limit; exactly one
+  // settle then takes it back under, and that one resumes them.
+  std::atomic<size_t> inflight_op_bytes_{0};
 };
 
 }  // namespace etherply::server

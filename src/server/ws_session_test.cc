@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -28,27 +29,33 @@ std::string Message(int i, size_t size) {
   return m;
 }
 
-// A server of one session, a reader of workspace "w", on a loopback
-// connection with small socket buffers (what the kernel holds is small
-// beside the queue limit): the session's io_context runs on its own thread;
-// the test thread is the client.
+// A server of one session of workspace "w" (a reader unless `scopes` say
+// otherwise), on a loopback connection with small socket buffers (what the
+// kernel holds is small beside the queue limit): the session's io_context
+// runs on two threads of its own, as a server's does (a network thread that
+// leads a write waits for the disk); the test thread is the client.
 struct OneSession {
-  explicit OneSession(size_t max_send_queue_bytes) {
-    ctx->options.max_send_queue_bytes = max_send_queue_bytes;
+  explicit OneSession(ServerOptions options,
+                      auth::Scopes scopes = auth::Scopes{auth::Scope::kRead}) {
+    ctx->options = std::move(options);
     ctx->hub = &hub;
-    server = std::thread([this] {
-      beast::tcp_stream stream(std::move(net.server));
+    server = std::thread([this, scopes] {
+      // On a strand, as the server accepts it: two threads run the io_context.
+      boost::asio::ip::tcp::socket socket(boost::asio::make_strand(net.io),
+                                          boost::asio::ip::tcp::v4(), net.server.release());
+      beast::tcp_stream stream(std::move(socket));
       beast::flat_buffer buffer;
       beast::http::request<beast::http::string_body> request;
       beast::http::read(stream, buffer, request);
-      auto s = std::make_shared<WebSocketSession>(
-          std::move(stream), ctx, hub.Get("w"),
-          testutil::ClaimsFor("reader", auth::Scopes{auth::Scope::kRead}), "test-peer");
+      auto s = std::make_shared<WebSocketSession>(std::move(stream), ctx, hub.Get("w"),
+                                                  testutil::ClaimsFor("client", scopes), "test-peer");
       s->Run(std::move(request));
       // Only handlers and the test hold it then: it ends inside run(), and
       // its Leave runs there too.
       session.set_value(std::move(s));
+      std::thread second([this] { net.io.run(); });
       net.io.run();
+      second.join();
     });
   }
   ~OneSession() { server.join(); }
@@ -70,7 +77,9 @@ TEST(WebSocketSession, ClientFourTimesOverTheSendQueueLimitIsClosedWith1008) {
   constexpr size_t kLimit = 64 * 1024;
   constexpr int kMessages = 100;  // 100 x 16 KiB = 25x the limit
   constexpr size_t kSize = 16 * 1024;
-  OneSession server(kLimit);
+  ServerOptions options;
+  options.max_send_queue_bytes = kLimit;
+  OneSession server(options);
   Client ws(std::move(server.net.client));
   ws.handshake("127.0.0.1", "/v1/sync/w");
   beast::flat_buffer init;
@@ -101,7 +110,7 @@ TEST(WebSocketSession, ClientFourTimesOverTheSendQueueLimitIsClosedWith1008) {
 TEST(WebSocketSession, ClientThatReadsGetsEveryMessageInOrder) {
   constexpr int kMessages = 300;
   constexpr size_t kSize = 2000;  // copied and shared payloads alike: around kCopyBelow
-  OneSession server(16 << 20);
+  OneSession server(ServerOptions{});
   Client ws(std::move(server.net.client));
   ws.handshake("127.0.0.1", "/v1/sync/w");
   beast::flat_buffer init;
@@ -117,6 +126,55 @@ TEST(WebSocketSession, ClientThatReadsGetsEveryMessageInOrder) {
     ASSERT_TRUE(ws.got_text());
     ASSERT_EQ(beast::buffers_to_string(buffer.data()), Message(i, i % 2 ? kSize : 100));
   }
+  ws.close(websocket::close_code::normal);
+}
+
+// The root keys of the workspace's document, once all it holds is durable.
+size_t KeysOf(Workspace& workspace) {
+  std::promise<size_t> keys;
+  workspace.Read(
+      [](const automerge::Document& doc) -> Result<std::string> {
+        return std::to_string(doc.RootKeys().size());
+      },
+      [&](Result<std::string> r) { keys.set_value(r.ok() ? std::stoul(*r) : SIZE_MAX); });
+  return keys.get_future().get();
+}
+
+// The disk stalls while a client sends ten ops: the server reads ops until
+// those waiting reach max_inflight_op_bytes (each counts its message, about
+// 45 bytes, and 256: the fourth reaches 1,000), then pauses. Once the disk
+// is back, every op is stored and broadcast, in order, and reading resumes.
+TEST(WebSocketSession, ReadsPauseWhileTheClientsOpsWaitForTheDisk) {
+  constexpr int kOps = 10;
+  ServerOptions options;
+  options.max_inflight_op_bytes = 1000;
+  OneSession server(options, auth::Scopes{auth::Scope::kWrite});
+  Client ws(std::move(server.net.client));
+  ws.handshake("127.0.0.1", "/v1/sync/w");
+  beast::flat_buffer init;
+  ws.read(init);
+  std::shared_ptr<WebSocketSession> session = server.session.get_future().get();
+  std::shared_ptr<Workspace> workspace = server.hub.Get("w");
+
+  server.store.HoldWrites();
+  auto op = [](int i) {
+    return "{\"type\":\"op\",\"payload\":{\"key\":\"k" + std::to_string(i) + "\",\"value\":" +
+           std::to_string(i) + "}}";
+  };
+  for (int i = 0; i < kOps; ++i) ws.write(boost::asio::buffer(op(i)));
+  ASSERT_TRUE(testutil::Eventually([&] { return server.ctx->reads_paused.load() == 1; }));
+  EXPECT_EQ(server.store.writes(), 0u);
+
+  server.store.ResumeWrites();
+  for (int i = 0; i < kOps; ++i) {
+    beast::flat_buffer buffer;
+    ws.read(buffer);
+    std::string message = beast::buffers_to_string(buffer.data());
+    ASSERT_NE(message.find("\"key\":\"k" + std::to_string(i) + "\""), std::string::npos)
+        << "broadcast " << i << ": " << message;
+  }
+  EXPECT_TRUE(testutil::Eventually([&] { return server.ctx->reads_paused.load() == 0; }));
+  EXPECT_EQ(KeysOf(*workspace), size_t{kOps});
   ws.close(websocket::close_code::normal);
 }
 

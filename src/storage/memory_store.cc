@@ -5,7 +5,10 @@
 namespace etherply::storage {
 
 Status MemoryStore::Write(const WriteBatch& batch) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  ++writes_begun_;
+  permitted_.wait(lock, [&] { return !held_ || permits_ > 0; });
+  if (held_) --permits_;
   if (fail_after_ == 0) return Status::IoError("injected write failure");
   if (fail_after_ > 0) --fail_after_;
   for (const auto& r : batch.records()) {
@@ -46,9 +49,36 @@ void MemoryStore::FailWritesAfter(int n) {
   fail_after_ = n;
 }
 
+void MemoryStore::HoldWrites() {
+  std::lock_guard lock(mu_);
+  held_ = true;
+  permits_ = 0;
+}
+
+void MemoryStore::PermitWrites(size_t n) {
+  {
+    std::lock_guard lock(mu_);
+    permits_ += n;
+  }
+  permitted_.notify_all();
+}
+
+void MemoryStore::ResumeWrites() {
+  {
+    std::lock_guard lock(mu_);
+    held_ = false;
+  }
+  permitted_.notify_all();
+}
+
 size_t MemoryStore::writes() const {
   std::lock_guard lock(mu_);
   return writes_;
+}
+
+size_t MemoryStore::writes_begun() const {
+  std::lock_guard lock(mu_);
+  return writes_begun_;
 }
 
 }  // namespace etherply::storage

@@ -1,9 +1,13 @@
 // An in-memory Store for tests, with fault injection: FailWritesAfter(n)
-// makes every write after the next n fail with kIoError (applying nothing).
+// makes every write after the next n fail with kIoError (applying nothing);
+// HoldWrites() stalls the disk: each write then waits, before it is applied
+// or failed, for a permit (PermitWrites(n) grants n, ResumeWrites() ends the
+// stall).
 //
 // Thread-safety: all methods are safe to call concurrently.
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 
@@ -20,13 +24,23 @@ class MemoryStore : public Store {
 
   // -1 (the default): never fail.
   void FailWritesAfter(int n);
+  void HoldWrites();
+  void PermitWrites(size_t n);
+  void ResumeWrites();
+  // Writes applied.
   size_t writes() const;
+  // Writes begun: applied, failed, or waiting for a permit.
+  size_t writes_begun() const;
 
  private:
   mutable std::mutex mu_;
+  std::condition_variable permitted_;
   std::map<std::string, std::string, std::less<>> data_;  // guarded by mu_
   int fail_after_ = -1;                                   // guarded by mu_
+  bool held_ = false;                                     // guarded by mu_
+  size_t permits_ = 0;                                    // guarded by mu_
   size_t writes_ = 0;                                     // guarded by mu_
+  size_t writes_begun_ = 0;                               // guarded by mu_
 };
 
 }  // namespace etherply::storage

@@ -823,7 +823,7 @@ test("/v1/status: connections and workspaces in memory; a workspace unloads when
       return JSON.parse(r.text)
     }
     const before = await status()
-    assert.deepEqual(before, { status: "ok", connections: 0, workspaces: 0, replication: null })
+    assert.deepEqual(before, { status: "ok", connections: 0, reads_paused: 0, workspaces: 0, replication: null })
     const token = srv.mintToken({ workspace: "*" })
     const [a] = await h.connectWithInit("st-a", { token })
     const [b] = await h.connectWithInit("st-b", { token })
@@ -842,5 +842,29 @@ test("/v1/status: connections and workspaces in memory; a workspace unloads when
     assert.equal(after.connections, 1, "a is still connected")
     assert.equal(after.workspaces, 1, "st-b was unloaded (--warm-workspaces 0); st-a stays")
     await a.close()
+  })
+})
+
+test("a client that floods ops is read one op at a time under --max-inflight-op-bytes 1: every op stored and broadcast, in order", { timeout: 60_000 }, async (t) => {
+  // With a limit below any op, the server stops reading the writer after
+  // each op and reads on once that op is durable and broadcast: a lost
+  // resume would stall the flood here.
+  await withServer(t, { args: ["--max-inflight-op-bytes", "1"] }, async (srv, h) => {
+    const N = 500
+    const token = srv.mintToken({ workspace: "flood" })
+    const [writer] = await h.connectWithInit("flood", { token })
+    const [reader] = await h.connectWithInit("flood", { token: srv.mintToken({ workspace: "flood", scope: "read", sub: "reader" }) })
+    for (let i = 0; i < N; i++) writer.sendOp(`k${i}`, i)
+    const seen = await reader.waitForOps(N, 50_000)
+    seen.forEach((m, i) => assertOp(m, `k${i}`, i, `broadcast ${i}`))
+    assert.equal((await writer.waitForOps(N, 10_000)).length, N, "the writer gets its own ops back")
+    let status = JSON.parse((await httpRequest(`${srv.url}/v1/status`)).text)
+    for (let i = 0; i < 50 && status.reads_paused !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      status = JSON.parse((await httpRequest(`${srv.url}/v1/status`)).text)
+    }
+    assert.equal(status.reads_paused, 0, "reading resumed after the last op")
+    const init = await h.initOf("flood")
+    assert.equal(Object.keys(init.data).length, N, "every op is in the document")
   })
 })
