@@ -45,6 +45,7 @@ struct GatherWriteStream::State : std::enable_shared_from_this<State> {
   size_t in_flight = 0;     // segments (from the front) the write in flight took
   bool writing = false;
   size_t queued = 0;
+  size_t max_queued = 0;  // for Beast's writes; 0: no limit
   Clock::time_point progress;  // the socket last took bytes, or the queue last filled
   beast::error_code error;
   std::function<void(beast::error_code)> on_error;
@@ -191,6 +192,15 @@ bool GatherWriteStream::StalledFor(Clock::duration d, Clock::time_point now) con
 }
 
 beast::error_code GatherWriteStream::error() const { return state_->error; }
+
+void GatherWriteStream::SetMaxQueued(size_t bytes) { state_->max_queued = bytes; }
+
+beast::error_code GatherWriteStream::Admit(size_t n) {
+  State& s = *state_;
+  if (s.max_queued == 0 || s.queued + n <= s.max_queued) return {};
+  s.Fail(net::error::no_buffer_space);
+  return s.error;
+}
 
 void GatherWriteStream::OnError(std::function<void(beast::error_code)> handler) {
   state_->on_error = std::move(handler);

@@ -97,13 +97,17 @@ class GatherWriteStream {
 
   // Takes the whole of `buffers` (copied) into the queue, starts a write,
   // and completes, posted, with buffer_size(buffers); after a write error,
-  // takes nothing and completes with that error.
+  // takes nothing and completes with that error. Bytes that would take the
+  // queue over SetMaxQueued's limit are a write error of their own
+  // (no_buffer_space): Beast answers a ping whether or not the peer reads,
+  // so only this bounds what a peer that pings and never reads costs.
   template <class ConstBufferSequence, class WriteHandler>
   auto async_write_some(const ConstBufferSequence& buffers, WriteHandler&& handler) {
     return boost::asio::async_initiate<WriteHandler, void(boost::beast::error_code, size_t)>(
         [this](auto handler, const ConstBufferSequence& buffers) {
           boost::beast::error_code ec = error();
           size_t n = 0;
+          if (!ec) ec = Admit(boost::asio::buffer_size(buffers));
           if (!ec) {
             std::string bytes;
             bytes.reserve(boost::asio::buffer_size(buffers));
@@ -133,6 +137,10 @@ class GatherWriteStream {
 
   // Bytes taken (Beast's and Append's) and not yet written to the socket.
   size_t queued_bytes() const;
+  // The most Beast's writes may find queued (0, the default: no limit).
+  // Append is not limited here: its caller bounds it (the session's send
+  // queue limit).
+  void SetMaxQueued(size_t bytes);
   // True when bytes are queued and the socket has taken none of them for
   // longer than `d` (the reader does not read).
   bool StalledFor(Clock::duration d, Clock::time_point now = Clock::now()) const;
@@ -160,6 +168,9 @@ class GatherWriteStream {
  private:
   struct State;
   void AppendOwn(std::string bytes);  // Beast's: never discarded
+  // Whether Beast's `n` more bytes fit under SetMaxQueued's limit; if not,
+  // fails the stream (the error, also returned, ends the connection).
+  boost::beast::error_code Admit(size_t n);
   // Calls `wake` (a completion of async_flush) once the queue is empty or a
   // write failed.
   template <class Wake>

@@ -45,6 +45,10 @@ void WebSocketSession::Run(beast::http::request<beast::http::string_body> reques
   ws_.next_layer().OnError([weak = weak_from_this()](beast::error_code ec) {
     if (auto self = weak.lock()) self->OnWriteError(ec);
   });
+  // Beast's own frames (pongs, the close reply) count against the far limit
+  // too, so a client that pings and never reads is closed like one that
+  // only does not read.
+  ws_.next_layer().SetMaxQueued(4 * ctx_->options.max_send_queue_bytes);
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = ctx_->options.handshake_timeout;
   timeouts.idle_timeout = ctx_->options.idle_timeout;
@@ -180,7 +184,13 @@ void WebSocketSession::SchedulePing() {
 // ends the read, and with it the session.
 void WebSocketSession::OnWriteError(beast::error_code ec) {
   closing_ = true;
-  Fail(ec, "write");
+  ping_timer_.cancel();
+  if (ec == net::error::no_buffer_space)
+    LogWarn("closing " + peer_ + ": send queue over " +
+            std::to_string(4 * ctx_->options.max_send_queue_bytes) +
+            " bytes (client not reading)");
+  else
+    Fail(ec, "write");
   beast::error_code ignored;
   beast::get_lowest_layer(ws_).socket().close(ignored);
 }
@@ -201,7 +211,8 @@ void WebSocketSession::Drain() {
 void WebSocketSession::Fail(beast::error_code ec, const char* what) {
   ping_timer_.cancel();
   if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
-      ec == beast::error::timeout || ec == net::error::eof)
+      ec == beast::error::timeout || ec == net::error::eof ||
+      ec == net::error::no_buffer_space)  // OnWriteError said why
     return;
   if (ec == websocket::error::message_too_big) {
     LogWarn("closing " + peer_ + ": message over " + std::to_string(ctx_->options.max_message_bytes) +

@@ -7,7 +7,9 @@
 // every session, and all that is queued for the connection leaves in one
 // gather write. The queue is bounded by ServerOptions::max_send_queue_bytes:
 // a client over it whose socket has taken nothing for 2 s, or that is 4x
-// over, is closed with 1008. Nothing is queued before the handshake
+// over, is closed with 1008; Beast's own frames (pongs) that would take the
+// queue over 4x close the socket at once (a client that pings and never
+// reads). Nothing is queued before the handshake
 // response (the session joins its workspace once accepted) nor after the
 // close frame (nor once Beast is closing).
 //

@@ -105,6 +105,32 @@ TEST(WebSocketSession, ClientFourTimesOverTheSendQueueLimitIsClosedWith1008) {
   EXPECT_LT(received, kMessages);
 }
 
+// A client that sends pings and reads nothing makes the server queue pongs
+// no one takes: at 4x the limit the connection is closed, and the client's
+// sending fails long before all its pings are taken.
+TEST(WebSocketSession, ClientThatPingsAndNeverReadsIsClosedAtFourTimesTheLimit) {
+  constexpr size_t kLimit = 16 * 1024;
+  constexpr int kPings = 20000;  // 20,000 pongs of 127 bytes: 38x the 4x limit
+  ServerOptions options;
+  options.max_send_queue_bytes = kLimit;
+  OneSession server(options);
+  Client ws(std::move(server.net.client));
+  ws.handshake("127.0.0.1", "/v1/sync/w");
+  beast::flat_buffer init;
+  ws.read(init);
+  websocket::ping_data payload(std::string(125, 'p').c_str());
+  beast::error_code ec;
+  int sent = 0;
+  while (sent < kPings && !ec) {
+    ws.ping(payload, ec);
+    if (!ec) ++sent;
+  }
+  EXPECT_TRUE(ec) << "all " << sent << " pings were taken";
+  EXPECT_LT(sent, kPings);
+  server.session.get_future().get().reset();  // the session ends once its handlers are done
+  ASSERT_TRUE(testutil::Eventually([&] { return server.ctx->connections.load() == 0; }));
+}
+
 // A client that reads gets every message, however many were queued at once,
 // as long as the queue stays under 4x the limit and it keeps reading.
 TEST(WebSocketSession, ClientThatReadsGetsEveryMessageInOrder) {
