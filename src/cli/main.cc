@@ -13,7 +13,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  serve    run the sync server\n"
     "  token    mint a JWT for a client\n"
-    "  doc      inspect Automerge files (json, heads, changes)\n"
+    "  doc      inspect Automerge files (json, heads, changes, save, merge)\n"
     "  watch    print a workspace's messages as JSON lines\n"
     "  put      set a key of a workspace and wait for its broadcast\n"
     "\n"
