@@ -56,12 +56,12 @@ Result<EditPlan> PlanRestore(const automerge::Document& doc,
 Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const EditPlan& plan,
                                            int64_t timestamp_micros);
 
-// "h1,h2" -> hashes.
 // The root keys a change touched: its ops on the root, and ops on objects
 // below a root key, counted as that key.
 std::set<std::string> RootKeysTouched(const automerge::Document& doc,
                                       const automerge::StoredChange& change);
 
+// "h1,h2" -> hashes.
 Result<std::vector<automerge::ChangeHash>> ParseHeads(std::string_view comma_separated);
 
 }  // namespace etherply::server

@@ -32,13 +32,9 @@ Result<OpMessage> ParseClientMessage(std::string_view text) {
   if (!value) return Status::InvalidArgument("op payload needs a \"value\"");
   OpMessage op{std::string(key->as_string()), *value, std::nullopt};
   if (const json::value* ts = p.if_contains("timestamp"); ts && !ts->is_null()) {
-    if (ts->is_int64()) {
-      op.timestamp = ts->as_int64();
-    } else if (ts->is_uint64() || ts->is_double()) {
+    if (!ts->is_int64())
       return Status::InvalidArgument("\"timestamp\" must be an integer of Unix microseconds");
-    } else {
-      return Status::InvalidArgument("\"timestamp\" must be an integer of Unix microseconds");
-    }
+    op.timestamp = ts->as_int64();
   }
   return op;
 }
@@ -116,7 +112,10 @@ void AppendJson(std::string& out, const json::value& v) {
     case json::kind::null: out += "null"; break;
     case json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
     case json::kind::int64: out += std::to_string(v.get_int64()); break;
-    case json::kind::uint64: out += std::to_string(v.get_uint64()); break;
+    // Stored as the nearest double (Scalar): shown as what is stored.
+    case json::kind::uint64:
+      out += automerge::FormatJsNumber(static_cast<double>(v.get_uint64()));
+      break;
     case json::kind::double_: {
       double d = v.get_double();
       out += std::isfinite(d) ? automerge::FormatJsNumber(d) : "null";

@@ -2,7 +2,6 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/bind_handler.hpp>
-#include <array>
 #include <boost/beast/websocket.hpp>
 
 #include "base/log.h"
@@ -195,31 +194,17 @@ void WebSocketSession::OnWriteError(beast::error_code ec) {
   beast::get_lowest_layer(ws_).socket().close(ignored);
 }
 
-// After the close frame went out, reads and drops what the client still
-// sends (the rest of an oversized message) until the deadline set by the
-// caller: closing a socket with unread bytes makes the kernel send a reset,
-// which can destroy the close frame before the client reads it.
-void WebSocketSession::Drain() {
-  auto& tcp = beast::get_lowest_layer(ws_);
-  auto scratch = std::make_shared<std::array<char, 16384>>();
-  tcp.async_read_some(net::buffer(*scratch),
-                      [self = shared_from_this(), scratch](beast::error_code ec, size_t) {
-                        if (!ec) self->Drain();
-                      });
-}
-
 void WebSocketSession::Fail(beast::error_code ec, const char* what) {
   ping_timer_.cancel();
   if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
       ec == beast::error::timeout || ec == net::error::eof ||
       ec == net::error::no_buffer_space)  // OnWriteError said why
     return;
-  if (ec == websocket::error::message_too_big) {
-    LogWarn("closing " + peer_ + ": message over " + std::to_string(ctx_->options.max_message_bytes) +
-            " bytes (1009)");
-    beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(2));  // for the whole drain
-    return Drain();
-  }
+  // Beast has sent the close frame (1009) and torn the connection down
+  // (async_teardown: it read on until the client closed) before this.
+  if (ec == websocket::error::message_too_big)
+    return LogWarn("closed " + peer_ + ": message over " +
+                   std::to_string(ctx_->options.max_message_bytes) + " bytes (1009)");
   LogWarn(std::string("connection ") + peer_ + ": " + what + ": " + ec.message());
 }
 

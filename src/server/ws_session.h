@@ -68,7 +68,6 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   bool QueueFrame(const std::shared_ptr<const std::string>& message);
   void OnWriteError(boost::beast::error_code ec);
   void Fail(boost::beast::error_code ec, const char* what);
-  void Drain();
 
   // Constant after construction.
   std::shared_ptr<ServerContext> ctx_;

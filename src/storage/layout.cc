@@ -47,14 +47,4 @@ Status ForEachChange(Store& store, std::string_view workspace,
   return failed.ok() ? s : failed;
 }
 
-Result<std::vector<std::string>> LoadChanges(Store& store, std::string_view workspace) {
-  std::vector<std::string> out;
-  Status s = ForEachChange(store, workspace, [&](std::string_view record) {
-    out.emplace_back(record);
-    return Status::Ok();
-  });
-  if (!s.ok()) return s;
-  return out;
-}
-
 }  // namespace etherply::storage

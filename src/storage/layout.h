@@ -36,7 +36,5 @@ std::string_view SequencePrefix(std::string_view key);
 // they were written, until f fails; returns f's failure or the store's.
 Status ForEachChange(Store& store, std::string_view workspace,
                      const std::function<Status(std::string_view)>& f);
-// Every stored change record of a workspace, in order.
-Result<std::vector<std::string>> LoadChanges(Store& store, std::string_view workspace);
 
 }  // namespace etherply::storage
