@@ -90,6 +90,12 @@ void GatherWriteStream::State::OnWritten(beast::error_code ec, size_t n) {
   writing = false;
   in_flight = 0;
   if (socket == nullptr) return;
+  if (error) {  // failed while this write was in flight (Admit): drop what it held
+    segments.clear();
+    buffers.reset();
+    front_offset = 0;
+    return;
+  }
   if (ec) return Fail(ec);
   if (n > 0) progress = Clock::now();
   Consume(n);
@@ -114,9 +120,15 @@ void GatherWriteStream::State::Consume(size_t n) {
 
 void GatherWriteStream::State::Fail(beast::error_code ec) {
   error = ec;
-  segments.clear();
-  buffers.reset();
-  front_offset = 0;
+  // A write in flight still points into its segments and buffers: they go
+  // when it completes (OnWritten).
+  if (writing) {
+    segments.resize(in_flight);
+  } else {
+    segments.clear();
+    buffers.reset();
+    front_offset = 0;
+  }
   queued = 0;
   WakeFlushed();
   if (auto handler = std::move(on_error)) {

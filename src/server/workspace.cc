@@ -25,6 +25,11 @@ int64_t NowMicros() {
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// A write of the workspace failed: what was in flight behind it is refused
+// with NotApplied, what arrives before the reload with Reloading.
+Status NotApplied() { return Status::IoError("storage failed; nothing in flight was applied, retry"); }
+Status Reloading() { return Status::IoError("storage failed; the workspace is being reloaded, retry"); }
+
 std::string HeadsRecord(const automerge::Document& doc) {
   std::string out;
   for (const auto& h : doc.heads()) out += AsChars(h);
@@ -78,7 +83,7 @@ Status Workspace::Load() {
 Status Workspace::EnsureLoaded() {
   if (broken()) {
     RecoverIfIdle();
-    if (!doc_) return Status::IoError("storage failed; the workspace is being reloaded, retry");
+    if (!doc_) return Reloading();
   }
   if (doc_) return Status::Ok();
   Status s = Load();
@@ -162,7 +167,7 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
                          std::function<void(Result<EditResult>)> done) {
   if (broken()) RecoverIfIdle();
   if (broken() || !doc_)
-    return done(Status::IoError("storage failed; the workspace is being reloaded, retry"));
+    return done(Reloading());
   automerge::Transaction tx(*doc_, hub_.ActorFor(claims.sub));
   auto output = edit(tx, *doc_);
   if (!output.ok()) {
@@ -247,7 +252,7 @@ void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
   net::post(strand_, [self = shared_from_this(), changes = std::move(changes),
                       timestamps = std::move(timestamps), done = std::move(done)]() mutable {
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
-    if (self->broken()) return done(Status::IoError("the workspace is being reloaded"));
+    if (self->broken()) return done(Reloading());
     size_t from = self->doc_->changes().size();
     if (Status s = self->doc_->ApplyChanges(std::move(changes)); !s.ok()) return done(s);
     self->AdmitRemote(from, timestamps, [self, done = std::move(done)](const Status& s) {
@@ -262,7 +267,7 @@ void Workspace::Sync(std::shared_ptr<automerge::SyncState> state, std::optional<
   net::post(strand_, [self = shared_from_this(), state = std::move(state),
                       message = std::move(message), done = std::move(done)]() mutable {
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
-    if (self->broken()) return done(Status::IoError("the workspace is being reloaded"));
+    if (self->broken()) return done(Reloading());
     if (!message) return self->ReplySync(*state, std::move(done));
     size_t from = self->doc_->changes().size();
     if (Status s = automerge::ReceiveSyncMessage(*self->doc_, *state, *message); !s.ok())
@@ -372,7 +377,7 @@ void Workspace::Flush() {
     }
     if (failed) {
       broadcast();
-      p.on_done(Status::IoError("storage failed; nothing in flight was applied, retry"));
+      p.on_done(NotApplied());
       continue;
     }
     durable_changes_ += p.changes;
@@ -384,27 +389,58 @@ void Workspace::Flush() {
 }
 
 void Workspace::RecoverIfIdle() {
-  bool only_joins = std::all_of(pending_.begin(), pending_.end(),
-                                [](const Pending& p) { return p.joiner != nullptr; });
-  if (!broken() || !only_joins) return;
+  // Idle: what was durable ahead of the failure is handed over, and no write
+  // is in flight (what is left waits behind the failure: joiners, and reads
+  // and sync replies taken from the document before the reload).
+  if (!broken() || pending_base_ < failed_from_) return;
+  if (!std::all_of(pending_.begin(), pending_.end(),
+                   [](const Pending& p) { return p.joiner != nullptr || p.done; }))
+    return;
   doc_.reset();
   Status s = Load();
   hub_.committer_.ClearFailure(stream_);
   if (!s.ok()) {
     LogError("workspace " + id_ + ": reload failed (retried on the next request): " +
              s.ToString());
+    // Nobody waits for a retry that may never come: joiners are closed as
+    // when a workspace cannot be loaded, the rest refused.
+    for (Pending& p : TakePending()) {
+      if (!p.joiner) {
+        p.on_done(NotApplied());
+        continue;
+      }
+      SendError(p.joiner, 500, "the workspace cannot be loaded");
+      p.joiner->Close(1011, "workspace cannot be loaded");
+    }
     return;
   }
   failed_from_ = kNoFailure;
   LogInfo("workspace " + id_ + ": reloaded from the store after a failed write");
-  for (Pending& p : pending_) {
+  // Joiners get the document as reloaded; answers computed before the
+  // reload may show what failed, so they get the error. (No write is in
+  // flight: nothing refers to the old sequence numbers.)
+  for (Pending& p : TakePending()) {
+    if (!p.joiner) {
+      p.on_done(NotApplied());
+      continue;
+    }
     p.broadcasts = {std::make_shared<const std::string>(InitMessage(*doc_))};
     p.done = true;
+    pending_.push_back(std::move(p));
   }
   Flush();
 }
 
+std::deque<Workspace::Pending> Workspace::TakePending() {
+  std::deque<Pending> taken;
+  taken.swap(pending_);
+  pending_base_ += taken.size();
+  return taken;
+}
+
 void Workspace::AfterDurable(std::function<void(const Status&)> then) {
+  // Broken: the document may hold what failed (until the reload).
+  if (broken()) return then(NotApplied());
   if (pending_.empty()) return then(Status::Ok());
   Pending p;
   p.on_done = std::move(then);

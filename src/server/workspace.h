@@ -125,9 +125,12 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   Status EnsureLoaded();
   Status Load();
   bool broken() const { return failed_from_ != kNoFailure; }
-  // After a failed write, once nothing but joins is in flight: reloads the
-  // document, and on success serves the joins from it.
+  // After a failed write, once what was durable ahead of it is handed over
+  // and no write is in flight: reloads the document; on success serves the
+  // joiners waiting from it and fails the answers computed before.
   void RecoverIfIdle();
+  // Empties pending_ (none of it may await a write) and returns what it held.
+  std::deque<Pending> TakePending();
   // Runs `then` once every entry ahead of it in pending_ is handed over:
   // with Ok, or with an error if a write ahead of it failed.
   void AfterDurable(std::function<void(const Status&)> then);

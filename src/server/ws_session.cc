@@ -48,11 +48,10 @@ void WebSocketSession::Run(beast::http::request<beast::http::string_body> reques
   // too, so a client that pings and never reads is closed like one that
   // only does not read.
   ws_.next_layer().SetMaxQueued(4 * ctx_->options.max_send_queue_bytes);
-  websocket::stream_base::timeout timeouts{};
-  timeouts.handshake_timeout = ctx_->options.handshake_timeout;
-  timeouts.idle_timeout = ctx_->options.idle_timeout;
-  timeouts.keep_alive_pings = true;
-  ws_.set_option(timeouts);
+  timeouts_.handshake_timeout = ctx_->options.handshake_timeout;
+  timeouts_.idle_timeout = ctx_->options.idle_timeout;
+  timeouts_.keep_alive_pings = true;
+  ws_.set_option(timeouts_);
   ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(beast::http::field::server, "etherply"); }));
   ws_.read_message_max(ctx_->options.max_message_bytes);
@@ -97,6 +96,11 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t) {
   if (inflight < ctx_->options.max_inflight_op_bytes) return DoRead();
   reads_paused_ = true;
   ++ctx_->reads_paused;
+  // Beast's idle timer counts only what is read: a client the server does
+  // not read is not idle. Back on when reading resumes (a read re-arms it).
+  auto paused = timeouts_;
+  paused.idle_timeout = websocket::stream_base::none();
+  ws_.set_option(paused);
 }
 
 void WebSocketSession::OnOpSettled(size_t cost) {
@@ -106,6 +110,7 @@ void WebSocketSession::OnOpSettled(size_t cost) {
   net::post(ws_.get_executor(), [self = shared_from_this()] {
     self->reads_paused_ = false;
     --self->ctx_->reads_paused;
+    self->ws_.set_option(self->timeouts_);
     if (!self->closing_) self->DoRead();
   });
 }

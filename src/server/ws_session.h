@@ -85,6 +85,7 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   bool joined_ = false;
   bool reads_paused_ = false;
   boost::beast::websocket::close_reason close_reason_;
+  boost::beast::websocket::stream_base::timeout timeouts_{};
 
   // Bytes of this client's ops submitted and not yet settled: added on the
   // strand as an op is read, taken back on the workspace's strand as it
