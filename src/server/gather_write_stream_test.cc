@@ -326,6 +326,44 @@ TEST(GatherWriteStream, FailedWriteIsReportedOnceAndFailsLaterWrites) {
   EXPECT_EQ(errors, 1);
 }
 
+// Beast's bytes that would take the queue over SetMaxQueued's limit fail the
+// stream while a write is in flight: that write still completes on what it
+// took (its buffers are not freed under it), then everything is dropped.
+TEST(GatherWriteStream, BeastBytesOverTheLimitFailTheStreamWhileAWriteIsInFlight) {
+  constexpr size_t kLimit = 64 * 1024;
+  Loopback net_(4096, 4096);
+  GatherWriteStream out{beast::tcp_stream(std::move(net_.server))};
+  out.SetMaxQueued(kLimit);
+  int errors = 0;
+  out.OnError([&](beast::error_code) { ++errors; });
+  for (int i = 0; i < 6; ++i) out.Append(Head(10000), Payload(10000, i));
+  out.StartWrite();
+  net_.io.poll();  // the first write completes (partly); the next is in flight
+  net_.io.restart();
+  ASSERT_GT(out.queued_bytes(), 0u);
+  beast::error_code refused;
+  size_t taken = 99;
+  std::string pong(kLimit, 'p');  // more than the room left
+  out.async_write_some(net::buffer(pong), [&](beast::error_code ec, size_t n) {
+    refused = ec;
+    taken = n;
+  });
+  EXPECT_EQ(out.error(), net::error::no_buffer_space);
+  EXPECT_EQ(errors, 1);
+  EXPECT_EQ(out.queued_bytes(), 0u);
+  auto reader = std::async(std::launch::async, [&] { return ReadAll(net_.client); });
+  net_.io.run_for(std::chrono::seconds(1));  // the write in flight completes
+  EXPECT_EQ(out.queued_bytes(), 0u) << "the completion counted against an emptied queue";
+  EXPECT_EQ(out.error(), net::error::no_buffer_space);
+  out.next_layer().socket().close();
+  std::string got = reader.get();
+  EXPECT_EQ(refused, net::error::no_buffer_space);
+  EXPECT_EQ(taken, 0u);
+  EXPECT_EQ(errors, 1);
+  EXPECT_LT(got.size(), 6u * 10008) << "only what was written before the failure";
+  EXPECT_EQ(got.substr(0, 8), Head(10000));
+}
+
 // Stalled: bytes are queued and the socket took none of them for the given
 // time (the clock is passed in: no test waits for it).
 TEST(GatherWriteStream, StalledOnlyWhileBytesWaitWithoutProgress) {
