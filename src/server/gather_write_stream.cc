@@ -45,7 +45,7 @@ struct GatherWriteStream::State : std::enable_shared_from_this<State> {
   size_t in_flight = 0;     // segments (from the front) the write in flight took
   bool writing = false;
   size_t queued = 0;
-  size_t max_queued = 0;  // for Beast's writes; 0: no limit
+  size_t max_queued = 0;       // for Beast's writes; 0: no limit
   Clock::time_point progress;  // the socket last took bytes, or the queue last filled
   beast::error_code error;
   std::function<void(beast::error_code)> on_error;

@@ -27,8 +27,12 @@ int64_t NowMicros() {
 
 // A write of the workspace failed: what was in flight behind it is refused
 // with NotApplied, what arrives before the reload with Reloading.
-Status NotApplied() { return Status::IoError("storage failed; nothing in flight was applied, retry"); }
-Status Reloading() { return Status::IoError("storage failed; the workspace is being reloaded, retry"); }
+Status NotApplied() {
+  return Status::IoError("storage failed; nothing in flight was applied, retry");
+}
+Status Reloading() {
+  return Status::IoError("storage failed; the workspace is being reloaded, retry");
+}
 
 std::string HeadsRecord(const automerge::Document& doc) {
   std::string out;
@@ -134,13 +138,14 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
       return EditOutput{{OpBroadcast(op, timestamp)}, {{op.key, std::move(value)}}, timestamp};
     };
     std::weak_ptr<Client> sender = client;
-    self->DoMutate(claims, edit, [self, sender, settled = std::move(settled)](Result<EditResult> r) {
-      if (!r.ok()) {
-        int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
-        self->SendError(sender.lock(), code, r.status().message());
-      }
-      settled();
-    });
+    self->DoMutate(claims, edit,
+                   [self, sender, settled = std::move(settled)](Result<EditResult> r) {
+                     if (!r.ok()) {
+                       int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
+                       self->SendError(sender.lock(), code, r.status().message());
+                     }
+                     settled();
+                   });
   });
 }
 
@@ -166,8 +171,7 @@ void Workspace::Read(Query query, std::function<void(Result<std::string>)> done)
 void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
                          std::function<void(Result<EditResult>)> done) {
   if (broken()) RecoverIfIdle();
-  if (broken() || !doc_)
-    return done(Reloading());
+  if (broken() || !doc_) return done(Reloading());
   automerge::Transaction tx(*doc_, hub_.ActorFor(claims.sub));
   auto output = edit(tx, *doc_);
   if (!output.ok()) {
@@ -400,8 +404,7 @@ void Workspace::RecoverIfIdle() {
   Status s = Load();
   hub_.committer_.ClearFailure(stream_);
   if (!s.ok()) {
-    LogError("workspace " + id_ + ": reload failed (retried on the next request): " +
-             s.ToString());
+    LogError("workspace " + id_ + ": reload failed (retried on the next request): " + s.ToString());
     // Nobody waits for a retry that may never come: joiners are closed as
     // when a workspace cannot be loaded, the rest refused.
     for (Pending& p : TakePending()) {
@@ -452,8 +455,8 @@ void Workspace::AfterDurable(std::function<void(const Status&)> then) {
 
 void Workspace::ReplySync(automerge::SyncState& state,
                           std::function<void(Result<std::optional<Bytes>>)> done) {
-  auto reply = std::make_shared<Result<std::optional<Bytes>>>(
-      automerge::GenerateSyncMessage(*doc_, state));
+  auto reply =
+      std::make_shared<Result<std::optional<Bytes>>>(automerge::GenerateSyncMessage(*doc_, state));
   AfterDurable([reply, done = std::move(done)](const Status& s) {
     done(s.ok() ? std::move(*reply) : Result<std::optional<Bytes>>(s));
   });

@@ -235,10 +235,12 @@ TEST(Workspace, OpDurableAheadOfAFailedWriteIsBroadcastAndReadsWaitForTheDisk) {
   EXPECT_FALSE(read_a);
   f.store.FailWritesAfter(1);  // A's group is written, B's fails
   f.store.ResumeWrites();
-  ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 3 && f.committer.idle(); }));
+  ASSERT_TRUE(
+      testutil::Eventually([&] { return f.store.writes_begun() == 3 && f.committer.idle(); }));
   Settle(f.io);
 
-  const std::string echo_a = "{\"type\":\"op\",\"payload\":{\"key\":\"A\",\"value\":1,\"timestamp\":1}}";
+  const std::string echo_a =
+      "{\"type\":\"op\",\"payload\":{\"key\":\"A\",\"value\":1,\"timestamp\":1}}";
   auto am = a->messages(), bm = b->messages();
   ASSERT_EQ(am.size(), 3u);
   EXPECT_EQ(am[1], echo_a);

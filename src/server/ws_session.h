@@ -22,12 +22,12 @@
 // else runs on the session's strand.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>

@@ -47,8 +47,8 @@ struct OneSession {
       beast::flat_buffer buffer;
       beast::http::request<beast::http::string_body> request;
       beast::http::read(stream, buffer, request);
-      auto s = std::make_shared<WebSocketSession>(std::move(stream), ctx, hub.Get("w"),
-                                                  testutil::ClaimsFor("client", scopes), "test-peer");
+      auto s = std::make_shared<WebSocketSession>(
+          std::move(stream), ctx, hub.Get("w"), testutil::ClaimsFor("client", scopes), "test-peer");
       s->Run(std::move(request));
       // Only handlers and the test hold it then: it ends inside run(), and
       // its Leave runs there too.
@@ -69,6 +69,16 @@ struct OneSession {
   std::thread server;
 };
 
+// The test's client of `server`, past the handshake and its init message.
+Client Connect(OneSession& server) {
+  Client ws(std::move(server.net.client));
+  ws.handshake("127.0.0.1", "/v1/sync/w");
+  beast::flat_buffer init;
+  ws.read(init);
+  EXPECT_NE(beast::buffers_to_string(init.data()).find("\"init\""), std::string::npos);
+  return ws;
+}
+
 // The client reads nothing while the workspace sends it far more than 4x
 // the limit: it is closed with 1008 at once (no stall time involved). When
 // it reads again it finds whole messages, in order, fewer than were sent,
@@ -80,11 +90,7 @@ TEST(WebSocketSession, ClientFourTimesOverTheSendQueueLimitIsClosedWith1008) {
   ServerOptions options;
   options.max_send_queue_bytes = kLimit;
   OneSession server(options);
-  Client ws(std::move(server.net.client));
-  ws.handshake("127.0.0.1", "/v1/sync/w");
-  beast::flat_buffer init;
-  ws.read(init);
-  EXPECT_NE(beast::buffers_to_string(init.data()).find("\"init\""), std::string::npos);
+  Client ws = Connect(server);
   {
     std::shared_ptr<WebSocketSession> session = server.session.get_future().get();
     for (int i = 0; i < kMessages; ++i)
@@ -114,10 +120,7 @@ TEST(WebSocketSession, ClientThatPingsAndNeverReadsIsClosedAtFourTimesTheLimit) 
   ServerOptions options;
   options.max_send_queue_bytes = kLimit;
   OneSession server(options);
-  Client ws(std::move(server.net.client));
-  ws.handshake("127.0.0.1", "/v1/sync/w");
-  beast::flat_buffer init;
-  ws.read(init);
+  Client ws = Connect(server);
   websocket::ping_data payload(std::string(125, 'p').c_str());
   beast::error_code ec;
   int sent = 0;
@@ -137,10 +140,7 @@ TEST(WebSocketSession, ClientThatReadsGetsEveryMessageInOrder) {
   constexpr int kMessages = 300;
   constexpr size_t kSize = 2000;  // copied and shared payloads alike: around kCopyBelow
   OneSession server(ServerOptions{});
-  Client ws(std::move(server.net.client));
-  ws.handshake("127.0.0.1", "/v1/sync/w");
-  beast::flat_buffer init;
-  ws.read(init);
+  Client ws = Connect(server);
   {
     std::shared_ptr<WebSocketSession> session = server.session.get_future().get();
     for (int i = 0; i < kMessages; ++i)
@@ -175,17 +175,14 @@ TEST(WebSocketSession, ReadsPauseWhileTheClientsOpsWaitForTheDisk) {
   ServerOptions options;
   options.max_inflight_op_bytes = 1000;
   OneSession server(options, auth::Scopes{auth::Scope::kWrite});
-  Client ws(std::move(server.net.client));
-  ws.handshake("127.0.0.1", "/v1/sync/w");
-  beast::flat_buffer init;
-  ws.read(init);
+  Client ws = Connect(server);
   std::shared_ptr<WebSocketSession> session = server.session.get_future().get();
   std::shared_ptr<Workspace> workspace = server.hub.Get("w");
 
   server.store.HoldWrites();
   auto op = [](int i) {
-    return "{\"type\":\"op\",\"payload\":{\"key\":\"k" + std::to_string(i) + "\",\"value\":" +
-           std::to_string(i) + "}}";
+    return "{\"type\":\"op\",\"payload\":{\"key\":\"k" + std::to_string(i) +
+           "\",\"value\":" + std::to_string(i) + "}}";
   };
   for (int i = 0; i < kOps; ++i) ws.write(boost::asio::buffer(op(i)));
   ASSERT_TRUE(testutil::Eventually([&] { return server.ctx->reads_paused.load() == 1; }));
