@@ -22,15 +22,23 @@ class FakeClient : public Client {
     std::lock_guard lock(mu_);
     messages_.push_back(*message);
   }
-  void Close(uint16_t, std::string_view) override {}
+  void Close(uint16_t code, std::string_view) override {
+    std::lock_guard lock(mu_);
+    close_code_ = code;
+  }
   std::vector<std::string> messages() {
     std::lock_guard lock(mu_);
     return messages_;
+  }
+  uint16_t close_code() {  // 0: not closed
+    std::lock_guard lock(mu_);
+    return close_code_;
   }
 
  private:
   std::mutex mu_;
   std::vector<std::string> messages_;
+  uint16_t close_code_ = 0;
 };
 
 auth::Claims Writer() { return testutil::ClaimsFor("alice", auth::Scopes{auth::Scope::kWrite}); }
@@ -419,6 +427,50 @@ TEST(Workspace, CorruptStoredChangeFailsTheLoadWith500) {
   ASSERT_EQ(a->messages().size(), 1u);
   EXPECT_NE(a->messages()[0].find("\"code\":500"), std::string::npos) << a->messages()[0];
   EXPECT_EQ(f.store.writes(), writes);
+}
+
+// A write fails and the reload after it fails too (a stored change is
+// unreadable): a client joining then is told and closed with 1011, not left
+// waiting. Once the store is readable again, the next op reloads the
+// workspace and is stored and broadcast.
+TEST(Workspace, FailedReloadClosesJoinersAndTheNextOpRetriesIt) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>();
+  ws->Join(a);
+  ws->SubmitOp(a, Writer(), Op("kept", 1), [] {});
+  Settle(f.io);
+  auto record = f.store.Get(storage::ChangeKey("w", 0));
+  ASSERT_TRUE(record.ok());
+  auto put = [&](std::string value) {
+    storage::WriteBatch b;
+    b.Put(storage::ChangeKey("w", 0), std::move(value));
+    ASSERT_TRUE(f.store.Write(b).ok());
+  };
+  put("not a change");
+  f.store.FailWritesAfter(0);
+  auto c = std::make_shared<FakeClient>();
+  ws->SubmitOp(a, Writer(), Op("lost", 2), [] {});
+  ws->Join(c);
+  Settle(f.io);
+  ASSERT_EQ(a->messages().size(), 3u);
+  EXPECT_NE(a->messages()[2].find("\"code\":500"), std::string::npos) << a->messages()[2];
+  ASSERT_EQ(c->messages().size(), 1u);
+  EXPECT_NE(c->messages()[0].find("\"code\":500"), std::string::npos) << c->messages()[0];
+  EXPECT_EQ(c->close_code(), 1011);
+
+  f.store.FailWritesAfter(-1);
+  put(*record);
+  ws->SubmitOp(a, Writer(), Op("after", 3), [] {});
+  Settle(f.io);
+  ASSERT_EQ(a->messages().size(), 4u);
+  EXPECT_NE(a->messages()[3].find("\"key\":\"after\""), std::string::npos) << a->messages()[3];
+  auto d = std::make_shared<FakeClient>();
+  ws->Join(d);
+  Settle(f.io);
+  ASSERT_EQ(d->messages().size(), 1u);
+  EXPECT_NE(d->messages()[0].find("\"data\":{\"after\":3,\"kept\":1}"), std::string::npos)
+      << d->messages()[0];
 }
 
 TEST(Workspace, HubKeepsTheMostRecentlyUsedWorkspacesLoaded) {
