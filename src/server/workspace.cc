@@ -100,12 +100,15 @@ void Workspace::SendError(const std::shared_ptr<Client>& client, int code,
   if (client) client->Send(std::make_shared<const std::string>(ErrorMessage(code, message)));
 }
 
+void Workspace::RefuseJoin(const std::shared_ptr<Client>& client) {
+  SendError(client, 500, "the workspace cannot be loaded");
+  client->Close(1011, "workspace cannot be loaded");
+}
+
 void Workspace::Join(std::shared_ptr<Client> client) {
   net::post(strand_, [self = shared_from_this(), client = std::move(client)] {
     if (Status s = self->EnsureLoaded(); !s.ok()) {
-      self->SendError(client, 500, "the workspace cannot be loaded");
-      client->Close(1011, "workspace cannot be loaded");
-      return;
+      return self->RefuseJoin(client);
     }
     // The init reflects every change applied so far; it is sent once those
     // are durable (Flush), and the client receives ops from then on.
@@ -403,35 +406,28 @@ void Workspace::RecoverIfIdle() {
   doc_.reset();
   Status s = Load();
   hub_.committer_.ClearFailure(stream_);
-  if (!s.ok()) {
+  if (s.ok()) {
+    failed_from_ = kNoFailure;
+    LogInfo("workspace " + id_ + ": reloaded from the store after a failed write");
+  } else {
     LogError("workspace " + id_ + ": reload failed (retried on the next request): " + s.ToString());
-    // Nobody waits for a retry that may never come: joiners are closed as
-    // when a workspace cannot be loaded, the rest refused.
-    for (Pending& p : TakePending()) {
-      if (!p.joiner) {
-        p.on_done(NotApplied());
-        continue;
-      }
-      SendError(p.joiner, 500, "the workspace cannot be loaded");
-      p.joiner->Close(1011, "workspace cannot be loaded");
-    }
-    return;
   }
-  failed_from_ = kNoFailure;
-  LogInfo("workspace " + id_ + ": reloaded from the store after a failed write");
-  // Joiners get the document as reloaded; answers computed before the
-  // reload may show what failed, so they get the error. (No write is in
-  // flight: nothing refers to the old sequence numbers.)
+  // Answers computed before the reload may show what failed: they get the
+  // error. Joiners get the document as reloaded, or, if it could not be,
+  // are closed rather than left waiting for a retry that may never come.
+  // (No write is in flight: nothing refers to the old sequence numbers.)
   for (Pending& p : TakePending()) {
     if (!p.joiner) {
       p.on_done(NotApplied());
-      continue;
+    } else if (!s.ok()) {
+      RefuseJoin(p.joiner);
+    } else {
+      p.broadcasts = {std::make_shared<const std::string>(InitMessage(*doc_))};
+      p.done = true;
+      pending_.push_back(std::move(p));
     }
-    p.broadcasts = {std::make_shared<const std::string>(InitMessage(*doc_))};
-    p.done = true;
-    pending_.push_back(std::move(p));
   }
-  Flush();
+  if (s.ok()) Flush();  // (after a failed reload, Flush would try it again at once)
 }
 
 std::deque<Workspace::Pending> Workspace::TakePending() {

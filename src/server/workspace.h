@@ -10,9 +10,9 @@
 // after they are durable, so it never sees a change that could be lost.
 // If a write fails, its sender and every op queued behind it get error
 // 500, nothing of theirs is broadcast (what was durable ahead of it is), and
-// once nothing but joins is in flight the document is reloaded from the
-// store, so memory again equals disk (retried by the next request if the
-// store still fails). Reads and sync messages are answered from the document
+// once no write is in flight the document is reloaded from the store, so
+// memory again equals disk (retried by the next request if the store still
+// fails; joiners waiting are then closed). Reads and sync messages are answered from the document
 // as it is when they arrive, once all it holds is durable, like a joiner's
 // init: nothing leaves the server that a failed write could take back.
 //
@@ -127,7 +127,8 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   bool broken() const { return failed_from_ != kNoFailure; }
   // After a failed write, once what was durable ahead of it is handed over
   // and no write is in flight: reloads the document; on success serves the
-  // joiners waiting from it and fails the answers computed before.
+  // joiners waiting from it (closes them if it fails) and fails the answers
+  // computed before.
   void RecoverIfIdle();
   // Empties pending_ (none of it may await a write) and returns what it held.
   std::deque<Pending> TakePending();
@@ -162,6 +163,8 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // or one is joining ahead of them.
   bool Watched() const;
   void SendError(const std::shared_ptr<Client>& client, int code, std::string_view message);
+  // Tells a joiner the document cannot be loaded, and closes it (1011).
+  void RefuseJoin(const std::shared_ptr<Client>& client);
 
   // Constant after construction.
   const std::string id_;

@@ -15,6 +15,8 @@ namespace net = boost::asio;
 
 namespace {
 constexpr auto kStallTime = std::chrono::seconds(2);
+// Over this many times max_send_queue_bytes a client is closed at once.
+constexpr size_t kFarOver = 4;
 // What an op in flight costs beside its message: the parsed op, its pending
 // entry, the callbacks (ServerOptions::max_inflight_op_bytes).
 constexpr size_t kOpOverhead = 256;
@@ -47,7 +49,7 @@ void WebSocketSession::Run(beast::http::request<beast::http::string_body> reques
   // Beast's own frames (pongs, the close reply) count against the far limit
   // too, so a client that pings and never reads is closed like one that
   // only does not read.
-  ws_.next_layer().SetMaxQueued(4 * ctx_->options.max_send_queue_bytes);
+  ws_.next_layer().SetMaxQueued(kFarOver * ctx_->options.max_send_queue_bytes);
   timeouts_.handshake_timeout = ctx_->options.handshake_timeout;
   timeouts_.idle_timeout = ctx_->options.idle_timeout;
   timeouts_.keep_alive_pings = true;
@@ -55,7 +57,8 @@ void WebSocketSession::Run(beast::http::request<beast::http::string_body> reques
   ws_.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(beast::http::field::server, "etherply"); }));
   ws_.read_message_max(ctx_->options.max_message_bytes);
-  ws_.async_accept(request, beast::bind_front_handler(&WebSocketSession::OnAccept, shared_from_this()));
+  ws_.async_accept(request,
+                   beast::bind_front_handler(&WebSocketSession::OnAccept, shared_from_this()));
 }
 
 void WebSocketSession::OnAccept(beast::error_code ec) {
@@ -76,7 +79,8 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t) {
   if (ec) return Fail(ec, "read");
   if (!ws_.got_text()) {
     buffer_.consume(buffer_.size());
-    Send(std::make_shared<const std::string>(ErrorMessage(400, "binary messages are not supported")));
+    Send(std::make_shared<const std::string>(
+        ErrorMessage(400, "binary messages are not supported")));
     return DoRead();
   }
   std::string text(static_cast<const char*>(buffer_.data().data()), buffer_.size());
@@ -136,12 +140,12 @@ bool WebSocketSession::QueueFrame(const std::shared_ptr<const std::string>& mess
   GatherWriteStream& out = ws_.next_layer();
   out.Append(EncodeTextFrameHeader(message->size()).view(), message);
   // Over the limit, a client is closed if it is stalled (its socket has
-  // taken nothing for kStallTime) or far over (4x): a client that reads is
+  // taken nothing for kStallTime) or far over (kFarOver): a client that reads is
   // not punished for a burst, one that does not read cannot grow the queue
   // without bound.
   size_t limit = ctx_->options.max_send_queue_bytes;
   size_t queued = out.queued_bytes();
-  if (queued > limit && (queued > 4 * limit || out.StalledFor(kStallTime))) {
+  if (queued > limit && (queued > kFarOver * limit || out.StalledFor(kStallTime))) {
     LogWarn("closing " + peer_ + ": send queue over " + std::to_string(limit) +
             " bytes (client not reading)");
     CloseNow(1008, "send queue full: the client is not reading");
@@ -191,7 +195,7 @@ void WebSocketSession::OnWriteError(beast::error_code ec) {
   ping_timer_.cancel();
   if (ec == net::error::no_buffer_space)
     LogWarn("closing " + peer_ + ": send queue over " +
-            std::to_string(4 * ctx_->options.max_send_queue_bytes) +
+            std::to_string(kFarOver * ctx_->options.max_send_queue_bytes) +
             " bytes (client not reading)");
   else
     Fail(ec, "write");
