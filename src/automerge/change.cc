@@ -297,7 +297,9 @@ Status ChangeDecoder::Ops(Change& c) {
     while (!actions.done()) {
       auto a = actions.Next();
       if (!a.ok()) return a.status().WithContext("action column");
-      ++nops;
+      if (++nops > kMaxChangeOps)
+        return Status::Corruption("more ops than a change may hold (" +
+                                  std::to_string(kMaxChangeOps) + ")");
     }
   }
   if (nops > 0 && c.start_op + nops - 1 > kMaxCounter)
@@ -397,11 +399,36 @@ Status ChangeDecoder::Ops(Change& c) {
   return Status::Ok();
 }
 
+// FORMAT.md §3.1: the other actors are exactly the actors but the author
+// that the ops name (in obj, key or pred), sorted, each once. The reference
+// panics on one that no op names, and cannot load again what it saves of a
+// change whose table is otherwise (neither can we: the document chunk keeps
+// no actor table per change), so such a change is refused here.
+Status CheckActorTable(const Change& c) {
+  for (size_t i = 0; i < c.other_actors.size(); ++i) {
+    if (c.other_actors[i] == c.actor)
+      return Status::Corruption("other actors: the author is among them");
+    if (i > 0 && !(c.other_actors[i - 1] < c.other_actors[i]))
+      return Status::Corruption("other actors: not sorted, or one repeated");
+  }
+  std::vector<bool> named(c.other_actors.size() + 1);
+  for (const ChangeOp& op : c.ops) {
+    if (!op.obj.is_root()) named[op.obj.actor] = true;
+    if (!op.key.is_map() && op.key.elem.counter != 0) named[op.key.elem.actor] = true;
+    for (const OpId& p : op.pred) named[p.actor] = true;
+  }
+  for (size_t i = 1; i < named.size(); ++i)
+    if (!named[i])
+      return Status::Corruption("other actors: actor " + std::to_string(i) + " is named by no op");
+  return Status::Ok();
+}
+
 Result<Change> ChangeDecoder::Decode() {
   Change c;
   if (Status s = Header(c); !s.ok()) return s;
   if (Status s = Columns(); !s.ok()) return s;
   if (Status s = Ops(c); !s.ok()) return s;
+  if (Status s = CheckActorTable(c); !s.ok()) return s;
   c.extra.assign(r_.rest().begin(), r_.rest().end());
   c.num_ops = c.ops.size();
   return c;

@@ -711,6 +711,41 @@ TEST(Change, PredActorIndexOutOfRangeFails) {
   ExpectCorrupt({r}, "second pred actor 2 with one other actor", h);
 }
 
+// FORMAT.md §3.1. The reference panics ("called `Option::unwrap()` on a
+// `None` value") on a change with an other actor that no op names; a
+// document holding one whose table breaks the other rules loads, but what
+// it saves does not load again (its heads mismatch), in the reference as here.
+TEST(Change, OtherActorNamedByNoOpFails) {
+  Header h;
+  h.others = {B("bb")};
+  ExpectCorrupt(BodyOf(h, std::vector<Row>{}), "an other actor and no ops");
+  ExpectCorrupt({MapRow("a", int64_t{1})}, "an other actor that the op does not name", h);
+  Row named = MapRow("a", int64_t{1});
+  named.pred = {{1, 1}};
+  h.others = {B("bb"), B("cc")};
+  ExpectCorrupt({named}, "the second of two other actors named by no op", h);
+}
+
+TEST(Change, OtherActorsOutOfOrderOrRepeatedFail) {
+  Row r = MapRow("a", int64_t{1});
+  r.pred = {{1, 1}, {2, 1}};
+  Header h;
+  h.others = {B("bb"), B("cc")};
+  ASSERT_TRUE(DecodeBody(BodyOf(h, {r})).ok()) << "two other actors, sorted, both named";
+  h.others = {B("cc"), B("bb")};
+  ExpectCorrupt({r}, "other actors out of order", h);
+  h.others = {B("bb"), B("bb")};
+  ExpectCorrupt({r}, "an other actor twice", h);
+}
+
+TEST(Change, AuthorAmongOtherActorsFails) {
+  Row r = MapRow("a", int64_t{1});
+  r.pred = {{1, 1}};
+  Header h;
+  h.others = {h.actor};
+  ExpectCorrupt({r}, "the author as an other actor", h);
+}
+
 TEST(Change, ObjCounterAbove32BitsFails) {
   Row r = MapRow("a", int64_t{1});
   r.obj_actor = 0;
@@ -798,6 +833,26 @@ TEST(Change, UnknownAction48Fails) {
   ExpectCorrupt({r}, "action 48");
   r.action = UINT64_MAX;
   ExpectCorrupt({r}, "action 2^64-1");
+}
+
+// A run-length bomb: the action column's one run declares more ops than a
+// change may hold (a fuzzer's find: a run of billions hung the decoder).
+TEST(Change, MoreOpsThanAChangeMayHoldFail) {
+  std::vector<Column> cols = ColumnsOf({MapRow("a", int64_t{1})});
+  Bytes run;
+  AppendSleb(run, static_cast<int64_t>(kMaxChangeOps + 1));
+  AppendUleb(run, 1);  // set
+  SetColumn(cols, 66, run);
+  auto sc = DecodeBody(BodyOf(Header{}, cols));
+  ASSERT_FALSE(sc.ok());
+  EXPECT_EQ(sc.status().code(), Code::kCorruption);
+  EXPECT_NE(sc.status().message().find("more ops than a change may hold"), std::string::npos)
+      << sc.status().ToString();
+  run.clear();
+  AppendSleb(run, INT64_MAX);
+  AppendUleb(run, 1);
+  SetColumn(cols, 66, run);
+  ExpectCorrupt(BodyOf(Header{}, cols), "a run of 2^63-1 actions");
 }
 
 TEST(Change, NullActionFails) {

@@ -27,6 +27,15 @@ inline constexpr uint8_t kMagic[4] = {0x85, 0x6f, 0x4a, 0x83};
 // Inflated bodies larger than this are rejected (a decompression-bomb guard).
 inline constexpr size_t kMaxInflatedSize = size_t{1} << 30;
 
+// The same guard for run-length encoding, with which a few bytes of columns
+// declare billions of rows: a change chunk of more ops, or a document chunk
+// of more changes or more op IDs (its ops and their succ entries), is
+// refused (kCorruption) once its rows pass the limit, so that what a chunk
+// costs to decode is bounded by these, not by what it claims.
+inline constexpr uint64_t kMaxChangeOps = uint64_t{1} << 24;
+inline constexpr uint64_t kMaxDocumentChanges = uint64_t{1} << 24;
+inline constexpr uint64_t kMaxDocumentOpIds = uint64_t{1} << 25;
+
 // One verified chunk. A compressed change is returned inflated, as the
 // equivalent type-01 chunk.
 struct Chunk {

@@ -184,8 +184,10 @@ Result<ChangeRows> ReadChangeRows(const Columns& c, size_t nactors) {
   {
     UlebDecoder count(c[1]);  // one allocation of the right size
     size_t n = 0;
-    while (!count.done() && count.Next().ok()) ++n;
-    if (n > UINT32_MAX) return Status::Corruption("too many changes in a document");
+    while (!count.done() && count.Next().ok())
+      if (++n > kMaxDocumentChanges)
+        return Status::Corruption("more changes than a document chunk may hold (" +
+                                  std::to_string(kMaxDocumentChanges) + ")");
     rows.reserve(n);
   }
   while (!actor.done()) {
@@ -442,7 +444,9 @@ Status ForEachDocumentChange(const Chunk& chunk, const std::function<Status(Stor
     auto row = owner(id);
     if (!row) return Status::Corruption("an op fits no change (its counter is above maxOp)");
     start[*row] = std::min<uint64_t>(start[*row], id.counter);
-    ++ids;
+    if (++ids > kMaxDocumentOpIds)
+      return Status::Corruption("more op IDs than a document chunk may hold (" +
+                                std::to_string(kMaxDocumentOpIds) + ")");
     return Status::Ok();
   });
   if (!scan.ok()) return scan;

@@ -789,6 +789,56 @@ TEST(DocumentSave, OpsThatDoNotFitTheirChangesAreRejected) {
   }
 }
 
+// Run-length bombs: a few bytes of columns declaring more changes, or more
+// op IDs, than a document chunk may hold are refused once the rows pass the
+// limit (chunk.h), not decoded row by row to the end.
+TEST(DocumentSave, ChunksDeclaringMoreRowsThanTheLimitsAreRejected) {
+  // body := actors heads change_meta op_meta change_data op_data (no heads,
+  // so no head index), the columns given as (spec, bytes).
+  using Cols = std::vector<std::pair<uint32_t, Bytes>>;
+  auto chunk = [](const Cols& change_cols, const Cols& op_cols) {
+    Bytes body;
+    AppendUleb(body, 1);
+    AppendUleb(body, kA.size());
+    body.insert(body.end(), kA.begin(), kA.end());
+    AppendUleb(body, 0);  // heads
+    for (const Cols* cols : {&change_cols, &op_cols}) {
+      AppendUleb(body, cols->size());
+      for (const auto& [spec, data] : *cols) {
+        AppendUleb(body, spec);
+        AppendUleb(body, data.size());
+      }
+    }
+    for (const Cols* cols : {&change_cols, &op_cols})
+      for (const auto& [spec, data] : *cols) body.insert(body.end(), data.begin(), data.end());
+    return WriteChunk(ChunkType::kDocument, body).bytes;
+  };
+  auto run = [](uint64_t n, int64_t value, bool sleb) {
+    Bytes b;
+    AppendSleb(b, static_cast<int64_t>(n));
+    sleb ? AppendSleb(b, value) : AppendUleb(b, static_cast<uint64_t>(value));
+    return b;
+  };
+  auto expect_refused = [](const Bytes& bytes, const std::string& why) {
+    Document d;
+    Status s = d.LoadIncremental(bytes);
+    EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+    EXPECT_NE(s.message().find(why), std::string::npos) << s.ToString();
+    EXPECT_TRUE(d.changes().empty());
+  };
+  // Changes: the actor column alone, one run of actor 0.
+  expect_refused(chunk({{1, run(kMaxDocumentChanges + 1, 0, false)}}, {}),
+                 "more changes than a document chunk may hold");
+  expect_refused(chunk({{1, run(INT64_MAX, 0, false)}}, {}),
+                 "more changes than a document chunk may hold");
+  // Op IDs: one change (seq 1, maxOp 2^31), then ops whose IDs are one run
+  // of actor 0 and one run of counter deltas of 1.
+  Cols change = {{1, run(1, 0, false)}, {3, run(1, 1, true)}, {19, run(1, int64_t{1} << 31, true)}};
+  expect_refused(chunk(change, {{33, run(kMaxDocumentOpIds + 1, 0, false)},
+                                {35, run(kMaxDocumentOpIds + 1, 1, true)}}),
+                 "more op IDs than a document chunk may hold");
+}
+
 TEST(DocumentSave, WriterOmitsEmptyColumns) {
   DocumentChunkWriter w({kA});
   const ScalarValue value = std::string("v");

@@ -40,8 +40,6 @@ namespace {
 constexpr uint8_t kStateType = 0x43;
 constexpr uint8_t kBitfieldMarker = 0x80;
 constexpr uint8_t kLegacyV2Byte = 0x02;
-constexpr uint32_t kBitsPerEntry = 10;
-constexpr uint32_t kNumProbes = 7;
 // More probes than this are refused: each costs a step per hash looked up,
 // and a peer could otherwise make every lookup take billions of steps.
 constexpr uint32_t kMaxProbes = 64;

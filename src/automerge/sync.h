@@ -145,10 +145,9 @@ struct SyncState {
 // there is nothing to say (the peer is up to date, or we await its reply).
 // Updates `state` (sent hashes, last sent heads, in flight).
 //
-// Where the reference sends a whole document chunk in a v2 message (the
-// peer has no heads, or more than a third of our changes are to go), this
-// sends every change chunk concatenated in the one v2 entry, which the
-// reference loads the same way.
+// When a v2 peer has no heads, or more than a third of our changes are to go,
+// the changes go as the reference sends them: one v2 entry holding the whole
+// document chunk (Document::Save).
 std::optional<Bytes> GenerateSyncMessage(const Document& doc, SyncState& state);
 
 // Applies a message from the peer: its changes to `doc` (changes whose deps

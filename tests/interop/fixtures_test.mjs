@@ -19,7 +19,9 @@
 //                              before its deps and must be queued.
 //   invalid/*                  `doc json` rejects the file: non-zero exit, a message
 //                              on stderr, nothing on stdout, no crash (signal or
-//                              sanitizer report) and no hang (10 s).
+//                              sanitizer report) and no hang (10 s). The shared
+//                              fixtures' and ours beside this script (found by
+//                              fuzzing; each one the reference refuses too).
 // Closing line: `N passed, N failed[, N skipped]`; exit status 1 on any failure.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { cpus, tmpdir } from "node:os"
@@ -51,6 +53,7 @@ const WITH_DOCUMENTS = opts["with-documents"] || ["1", "true", "yes"].includes(p
 const FIXTURES = resolve(opts.fixtures ?? process.env.ETHERPLY_FIXTURES ?? join(here, "../../../shared/automerge/fixtures"))
 const TIMEOUT_MS = Number(opts.timeout) * 1000
 const INVALID_TIMEOUT_MS = 10000
+const OUR_INVALID = join(here, "invalid")
 
 const listDir = (dir) => readdirSync(join(FIXTURES, dir)).sort()
 
@@ -104,10 +107,10 @@ function readableTests(dir, name, tmp) {
 }
 
 /** An invalid file is rejected cleanly by `doc json`. */
-function invalidTest(name) {
-  const path = join(FIXTURES, "invalid", name)
+function invalidTest(dir, name) {
+  const path = join(dir, name)
   return {
-    name: `invalid/${name}`,
+    name: `${dir === OUR_INVALID ? "interop/" : ""}invalid/${name}`,
     run: async () => {
       const problems = []
       try {
@@ -134,7 +137,8 @@ async function main() {
   try {
     const tests = [
       ...["valid", "docs"].flatMap((dir) => listDir(dir).flatMap((name) => readableTests(dir, name, tmp))),
-      ...listDir("invalid").map(invalidTest),
+      ...listDir("invalid").map((name) => invalidTest(join(FIXTURES, "invalid"), name)),
+      ...readdirSync(OUR_INVALID).sort().map((name) => invalidTest(OUR_INVALID, name)),
     ]
     const reporter = new Reporter()
     const results = await mapLimit(tests, Number(opts.jobs), async (t) => {
