@@ -4,7 +4,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: setup build test test-asan bench run clean
+.PHONY: setup build test test-asan bench fuzz run clean
 
 setup:
 	@scripts/setup.sh
@@ -16,8 +16,8 @@ build: setup
 # The sanitizer build runs the unit tests and the fixture suite under ASan and UBSan.
 test-asan: setup
 	@cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETHERPLY_SANITIZE=ON >/dev/null
-	@cmake --build $(BUILD)-asan -j $(JOBS) --target etherply etherply_unit_tests etherply_client_tests
-	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^(Columns|Coding|PackedValue|Op\.|Slot|Deflate|Chunk|Change|Document|Json|Jwt|Sequence|BlockIndex|BlockArray|HugePages|Sync|Bloom|Outbox|Committer|Layout|MemoryAndRocksDb/StoreTest|Webhooks|Workspace|GatherWriteStream|WsFrame|WebSocketSession|Client|interop\.fixtures)'
+	@cmake --build $(BUILD)-asan -j $(JOBS) --target etherply etherply_unit_tests etherply_client_tests etherply_fuzz_change_chunk etherply_fuzz_sync_message etherply_fuzz_client_input
+	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^(Columns|Coding|PackedValue|Op\.|Slot|Deflate|Chunk|Change|Document|Json|Jwt|Sequence|BlockIndex|BlockArray|HugePages|Sync|Bloom|Outbox|Committer|Layout|MemoryAndRocksDb/StoreTest|Webhooks|Workspace|GatherWriteStream|WsFrame|WebSocketSession|Client|interop\.fixtures|fuzz\.)'
 
 test: build test-asan
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
@@ -33,8 +33,13 @@ bench: build
 	@bench/run_replication.sh $(BUILD)
 	@bench/run_growth.sh $(BUILD)
 
+# Searches for new findings with libFuzzer for FUZZ_SECONDS a target (fuzz/run.sh).
+fuzz:
+	@scripts/setup.sh clang
+	@fuzz/run.sh
+
 run: build
 	@scripts/run-dev.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan build-fuzz

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on Debian 12, and nothing that is
 # already there: Debian packages with apt-get, the reference's npm packages with
-# npm ci (pinned by tests/interop/package-lock.json).
+# npm ci (pinned by tests/interop/package-lock.json). Packages named as
+# arguments are installed too (`make fuzz`: clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,7 @@ packages=(
   libnats-dev nats-server
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   nodejs npm
+  "$@"
 )
 
 missing=()
