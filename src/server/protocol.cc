@@ -46,7 +46,7 @@ Result<ScalarValue> Scalar(const json::value& v) {
     case json::kind::null: return ScalarValue(std::monostate{});
     case json::kind::bool_: return ScalarValue(v.get_bool());
     case json::kind::int64: return ScalarValue(v.get_int64());
-    case json::kind::uint64: return ScalarValue(static_cast<double>(v.get_uint64()));
+    case json::kind::uint64: return ScalarValue(automerge::Uint{v.get_uint64()});  // above int64
     case json::kind::double_: return ScalarValue(v.get_double());
     case json::kind::string: return ScalarValue(std::string(v.get_string()));
     default: return Status::InvalidArgument("not a scalar");
@@ -112,10 +112,7 @@ void AppendJson(std::string& out, const json::value& v) {
     case json::kind::null: out += "null"; break;
     case json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
     case json::kind::int64: out += std::to_string(v.get_int64()); break;
-    // Stored as the nearest double (Scalar): shown as what is stored.
-    case json::kind::uint64:
-      out += automerge::FormatJsNumber(static_cast<double>(v.get_uint64()));
-      break;
+    case json::kind::uint64: out += std::to_string(v.get_uint64()); break;
     case json::kind::double_: {
       double d = v.get_double();
       out += std::isfinite(d) ? automerge::FormatJsNumber(d) : "null";

@@ -32,7 +32,8 @@ Result<OpMessage> ParseClientMessage(std::string_view text);
 
 // Sets root key `key` to `value` in the transaction: objects become maps,
 // arrays lists, strings plain string values, integers that fit int64 ints,
-// other numbers f64.
+// larger ones that fit uint64 uints (exact, as the document's JSON shows
+// them), other numbers f64.
 Status PutJson(automerge::Transaction& tx, const automerge::ObjId& obj, std::string_view key,
                const boost::json::value& value);
 

@@ -172,7 +172,7 @@ TEST(Workspace, FailedWriteAnswers500BroadcastsNothingAndMemoryEqualsDisk) {
 
 // An integer above int64 is stored as the nearest double: the broadcast
 // shows that double, as the init of a client that joins later does.
-TEST(Workspace, IntegerAboveInt64IsBroadcastAsItIsStored) {
+TEST(Workspace, IntegerAboveInt64IsStoredAndBroadcastExactly) {
   Fixture f;
   auto ws = f.hub.Get("w");
   auto a = std::make_shared<FakeClient>();
@@ -184,10 +184,10 @@ TEST(Workspace, IntegerAboveInt64IsBroadcastAsItIsStored) {
   Settle(f.io);
   ASSERT_EQ(a->messages().size(), 2u);
   EXPECT_EQ(a->messages()[1],
-            "{\"type\":\"op\",\"payload\":{\"key\":\"big\",\"value\":18446744073709552000,"
+            "{\"type\":\"op\",\"payload\":{\"key\":\"big\",\"value\":18446744073709551615,"
             "\"timestamp\":1}}");
   ASSERT_EQ(b->messages().size(), 1u);
-  EXPECT_NE(b->messages()[0].find("\"data\":{\"big\":18446744073709552000}"), std::string::npos)
+  EXPECT_NE(b->messages()[0].find("\"data\":{\"big\":18446744073709551615}"), std::string::npos)
       << b->messages()[0];
 }
 
