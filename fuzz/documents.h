@@ -1,12 +1,25 @@
 // Documents and document properties shared by the Automerge fuzz targets.
 #pragma once
 
+#include <optional>
+
 #include "automerge/change.h"
+#include "automerge/chunk.h"
 #include "automerge/document.h"
 #include "automerge/transaction.h"
 #include "fuzz.h"
 
 namespace etherply::fuzz {
+
+// The chunk that change_chunk's and history's input stands for: its first
+// byte's low bit picks the type (0 document, 1 change), the rest is the body,
+// wrapped with the right checksum so that mutations reach the decoders.
+// Nullopt for an empty input.
+inline std::optional<Bytes> ChunkOf(const uint8_t* data, size_t size) {
+  if (size == 0) return std::nullopt;
+  auto type = (data[0] & 1) ? automerge::ChunkType::kChange : automerge::ChunkType::kDocument;
+  return automerge::WriteChunk(type, ByteView(data + 1, size - 1)).bytes;
+}
 
 // A small document to apply input to: a map key, a list and a text, from
 // two actors, the second's change concurrent with the first's.

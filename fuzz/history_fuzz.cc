@@ -1,7 +1,7 @@
 // Fuzz target: the history API (server/history.h) on documents of any
 // history, as peers may have made them.
 //
-// Input: as change_chunk_fuzz.cc's, a type byte and a chunk body, loaded
+// Input: as change_chunk_fuzz.cc's (documents.h, ChunkOf), loaded
 // into a filled document. For (at most the first 8 of) its changes:
 // the history page after it, the state at it, its undo and a restore to it,
 // each edit applied in a transaction of its own.
@@ -9,7 +9,6 @@
 // makes the document read as the state at that change did.
 #include <boost/json/parse.hpp>
 
-#include "automerge/chunk.h"
 #include "documents.h"
 #include "server/history.h"
 
@@ -26,11 +25,11 @@ boost::json::value DataOf(const std::string& state) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size == 0) return 0;
-  ChunkType type = (data[0] & 1) ? ChunkType::kChange : ChunkType::kDocument;
+  std::optional<Bytes> chunk = fuzz::ChunkOf(data, size);
+  if (!chunk) return 0;
   Document doc;
   fuzz::FillDocument(doc);
-  if (!doc.LoadIncremental(WriteChunk(type, ByteView(data + 1, size - 1)).bytes).ok()) return 0;
+  if (!doc.LoadIncremental(*chunk).ok()) return 0;
   const ActorId editor{9, 9, 9};
   size_t n = std::min<size_t>(doc.changes().size(), 8);
   for (size_t i = 0; i < n; ++i) {

@@ -170,8 +170,8 @@ TEST(Workspace, FailedWriteAnswers500BroadcastsNothingAndMemoryEqualsDisk) {
   EXPECT_EQ(b->messages().size(), 3u);
 }
 
-// An integer above int64 is stored as the nearest double: the broadcast
-// shows that double, as the init of a client that joins later does.
+// An integer above int64 is stored as a uint, exactly: the broadcast shows
+// every digit, as the init of a client that joins later does.
 TEST(Workspace, IntegerAboveInt64IsStoredAndBroadcastExactly) {
   Fixture f;
   auto ws = f.hub.Get("w");
