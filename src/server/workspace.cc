@@ -97,7 +97,24 @@ Status Workspace::EnsureLoaded() {
 
 void Workspace::SendError(const std::shared_ptr<Client>& client, int code,
                           std::string_view message) {
-  if (client) client->Send(std::make_shared<const std::string>(ErrorMessage(code, message)));
+  if (client) SendReply(client, std::make_shared<const std::string>(ErrorMessage(code, message)));
+}
+
+void Workspace::Reply(std::shared_ptr<Client> client, std::shared_ptr<const std::string> message) {
+  net::post(strand_, [self = shared_from_this(), client = std::move(client),
+                      message = std::move(message)]() mutable {
+    self->SendReply(client, std::move(message));
+  });
+}
+
+void Workspace::SendReply(const std::shared_ptr<Client>& client,
+                          std::shared_ptr<const std::string> message) {
+  // Not among the clients: maybe joining, its init still to come (behind
+  // writes in flight, or a reload).
+  if (!clients_.count(client.get()))
+    for (Pending& p : pending_)
+      if (p.joiner == client) return p.replies.push_back(std::move(message));
+  client->Send(std::move(message));
 }
 
 void Workspace::RefuseJoin(const std::shared_ptr<Client>& client) {
@@ -380,6 +397,7 @@ void Workspace::Flush() {
       }
       clients_[p.joiner.get()] = p.joiner;
       p.joiner->Send(p.broadcasts.front());
+      for (auto& r : p.replies) p.joiner->Send(std::move(r));
       continue;
     }
     if (failed) {
@@ -414,12 +432,16 @@ void Workspace::RecoverIfIdle() {
   }
   // Answers computed before the reload may show what failed: they get the
   // error. Joiners get the document as reloaded, or, if it could not be,
-  // are closed rather than left waiting for a retry that may never come.
+  // are closed rather than left waiting for a retry that may never come;
+  // they are dealt with first, so that an error for their ops finds them
+  // waiting for that init, and follows it (SendReply).
   // (No write is in flight: nothing refers to the old sequence numbers.)
+  std::vector<std::function<void(const Status&)>> answers;
   for (Pending& p : TakePending()) {
     if (!p.joiner) {
-      p.on_done(NotApplied());
+      answers.push_back(std::move(p.on_done));
     } else if (!s.ok()) {
+      for (auto& r : p.replies) p.joiner->Send(std::move(r));
       RefuseJoin(p.joiner);
     } else {
       p.broadcasts = {std::make_shared<const std::string>(InitMessage(*doc_))};
@@ -427,6 +449,7 @@ void Workspace::RecoverIfIdle() {
       pending_.push_back(std::move(p));
     }
   }
+  for (auto& answer : answers) answer(NotApplied());
   if (s.ok()) Flush();  // (after a failed reload, Flush would try it again at once)
 }
 

@@ -75,6 +75,10 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // handed to the clients, or once it is refused (the client told why).
   void SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op,
                 std::function<void()> settled);
+  // Sends `message`, an answer to something `client` sent (an error), to
+  // that client alone: at once, or right after its init if that is still to
+  // come, for a client's first message is its init (doc/protocol.md).
+  void Reply(std::shared_ptr<Client> client, std::shared_ptr<const std::string> message);
   // The durable changes as one Automerge file (concatenated change chunks).
   void Export(std::function<void(Result<std::string>)> done);
 
@@ -117,7 +121,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
     std::vector<std::shared_ptr<const std::string>> broadcasts;
     std::function<void(const Status&)> on_done;  // edits: told the outcome
     std::shared_ptr<Client> joiner;              // joins: gets broadcasts[0] (its init)
-    size_t changes = 0;                          // changes it writes
+    // Joins: answers to what the joiner sent before its init, sent after it.
+    std::vector<std::shared_ptr<const std::string>> replies;
+    size_t changes = 0;  // changes it writes
     bool done = false;
     Status status;
   };
@@ -163,6 +169,8 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // or one is joining ahead of them.
   bool Watched() const;
   void SendError(const std::shared_ptr<Client>& client, int code, std::string_view message);
+  // Reply, on strand_.
+  void SendReply(const std::shared_ptr<Client>& client, std::shared_ptr<const std::string> message);
   // Tells a joiner the document cannot be loaded, and closes it (1011).
   void RefuseJoin(const std::shared_ptr<Client>& client);
 

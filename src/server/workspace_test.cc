@@ -3,43 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
-#include <mutex>
 #include <optional>
 
 #include "automerge/sync.h"
 #include "automerge/transaction.h"
 #include "server/server_testutil.h"
+#include "server/workspace_testutil.h"
 #include "storage/layout.h"
 #include "storage/memory_store.h"
 
 namespace etherply::server {
 namespace {
 
-// A client that keeps what the workspace sends it.
-class FakeClient : public Client {
- public:
-  void Send(std::shared_ptr<const std::string> message) override {
-    std::lock_guard lock(mu_);
-    messages_.push_back(*message);
-  }
-  void Close(uint16_t code, std::string_view) override {
-    std::lock_guard lock(mu_);
-    close_code_ = code;
-  }
-  std::vector<std::string> messages() {
-    std::lock_guard lock(mu_);
-    return messages_;
-  }
-  uint16_t close_code() {  // 0: not closed
-    std::lock_guard lock(mu_);
-    return close_code_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> messages_;
-  uint16_t close_code_ = 0;
-};
+using testutil::FakeClient;
 
 auth::Claims Writer() { return testutil::ClaimsFor("alice", auth::Scopes{auth::Scope::kWrite}); }
 
@@ -267,6 +243,40 @@ TEST(Workspace, OpDurableAheadOfAFailedWriteIsBroadcastAndReadsWaitForTheDisk) {
   Settle(f.io);
   ASSERT_FALSE(c->messages().empty());
   EXPECT_NE(c->messages()[0].find("\"data\":{\"A\":1}"), std::string::npos) << c->messages()[0];
+}
+
+// A client's first message is its init (doc/protocol.md), even when what it
+// sent is answered before that init can go: here its init waits for a write
+// in flight, which fails, and then for the reload.
+TEST(Workspace, AnswersToAClientComeAfterItsInit) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>(), b = std::make_shared<FakeClient>();
+  ws->Join(a);
+  Settle(f.io);
+  // The disk stalls under a write of another stream, so the ops queue.
+  f.store.HoldWrites();
+  f.committer.Submit(uint64_t{1} << 40, storage::WriteBatch{}, [](const Status&) {});
+  ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 1; }));
+  ws->SubmitOp(a, Writer(), Op("lost", 1), [] {});
+  ws->Join(b);  // its init waits for "lost"
+  ws->SubmitOp(b, testutil::ClaimsFor("bob", auth::Scopes{auth::Scope::kRead}), Op("r", 2), [] {});
+  ws->Reply(b, std::make_shared<const std::string>("reply"));
+  ws->SubmitOp(b, Writer(), Op("w", 3), [] {});
+  Settle(f.io);
+  EXPECT_TRUE(b->messages().empty());
+  f.store.FailWritesAfter(1);  // the other stream's write; the ops' group fails
+  f.store.ResumeWrites();
+  ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
+  Settle(f.io);
+
+  auto bm = b->messages();
+  ASSERT_EQ(bm.size(), 4u);
+  EXPECT_NE(bm[0].find("\"type\":\"init\",\"data\":{}"), std::string::npos) << bm[0];
+  EXPECT_NE(bm[1].find("\"code\":403"), std::string::npos) << bm[1];
+  EXPECT_EQ(bm[2], "reply");
+  EXPECT_NE(bm[3].find("\"code\":500"), std::string::npos) << bm[3];
+  EXPECT_EQ(StoredChanges(f.store, "w"), 0u);
 }
 
 // Changes made by another node's actor on a document of its own.

@@ -79,15 +79,14 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t) {
   if (ec) return Fail(ec, "read");
   if (!ws_.got_text()) {
     buffer_.consume(buffer_.size());
-    Send(std::make_shared<const std::string>(
-        ErrorMessage(400, "binary messages are not supported")));
+    ReplyError(400, "binary messages are not supported");
     return DoRead();
   }
   std::string text(static_cast<const char*>(buffer_.data().data()), buffer_.size());
   buffer_.consume(buffer_.size());
   auto op = ParseClientMessage(text);
   if (!op.ok()) {
-    Send(std::make_shared<const std::string>(ErrorMessage(400, op.status().message())));
+    ReplyError(400, op.status().message());
     return DoRead();
   }
   // Counted before it is submitted: its settle may come first otherwise.
@@ -105,6 +104,11 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t) {
   auto paused = timeouts_;
   paused.idle_timeout = websocket::stream_base::none();
   ws_.set_option(paused);
+}
+
+void WebSocketSession::ReplyError(int code, std::string_view message) {
+  workspace_->Reply(shared_from_this(),
+                    std::make_shared<const std::string>(ErrorMessage(code, message)));
 }
 
 void WebSocketSession::OnOpSettled(size_t cost) {

@@ -57,6 +57,8 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void OnAccept(boost::beast::error_code ec);
   void DoRead();
   void OnRead(boost::beast::error_code ec, size_t bytes);
+  // An error answering what the client sent, after its init (Workspace::Reply).
+  void ReplyError(int code, std::string_view message);
   // An op of `cost` bytes settled (any thread): resumes reading if it was
   // the one that takes the connection back under the limit.
   void OnOpSettled(size_t cost);
