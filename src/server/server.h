@@ -32,11 +32,12 @@ struct ServerOptions {
   // does not read cannot make the server hold unbounded memory, and the
   // others are not slowed.
   size_t max_send_queue_bytes = 16 << 20;
-  // Bytes of one client's ops that may wait to be durable (each op counts
-  // its message and 256 bytes of bookkeeping); at the limit the server stops
-  // reading the client's socket until some are written, so a client that
-  // sends faster than the disk writes is slowed by TCP, not held in memory.
-  // An op alone is always read, whatever its size.
+  // Bytes of one client's messages that may wait for their answer: ops to
+  // be durable, refused ones for their error to follow the answers ahead of
+  // it (each counts its message and 256 bytes of bookkeeping); at the limit
+  // the server stops reading the client's socket until some are answered,
+  // so a client that sends faster than the disk writes is slowed by TCP,
+  // not held in memory. A message alone is always read, whatever its size.
   size_t max_inflight_op_bytes = 1 << 20;
   // A connection that sends nothing for this long is closed. The server
   // pings quiet connections every ping_interval (and at least every half

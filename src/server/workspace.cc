@@ -34,6 +34,10 @@ Status Reloading() {
   return Status::IoError("storage failed; the workspace is being reloaded, retry");
 }
 
+std::shared_ptr<const std::string> SharedError(int code, std::string_view message) {
+  return std::make_shared<const std::string>(ErrorMessage(code, message));
+}
+
 std::string HeadsRecord(const automerge::Document& doc) {
   std::string out;
   for (const auto& h : doc.heads()) out += AsChars(h);
@@ -95,30 +99,39 @@ Status Workspace::EnsureLoaded() {
   return s;
 }
 
-void Workspace::SendError(const std::shared_ptr<Client>& client, int code,
-                          std::string_view message) {
-  if (client) SendReply(client, std::make_shared<const std::string>(ErrorMessage(code, message)));
-}
-
-void Workspace::Reply(std::shared_ptr<Client> client, std::shared_ptr<const std::string> message) {
+void Workspace::Reply(std::shared_ptr<Client> client, std::shared_ptr<const std::string> message,
+                      std::function<void()> settled) {
   net::post(strand_, [self = shared_from_this(), client = std::move(client),
-                      message = std::move(message)]() mutable {
-    self->SendReply(client, std::move(message));
+                      message = std::move(message), settled = std::move(settled)]() mutable {
+    self->SendReply(client, std::move(message), std::move(settled));
   });
 }
 
 void Workspace::SendReply(const std::shared_ptr<Client>& client,
-                          std::shared_ptr<const std::string> message) {
-  // Not among the clients: maybe joining, its init still to come (behind
-  // writes in flight, or a reload).
+                          std::shared_ptr<const std::string> message,
+                          std::function<void()> settled) {
+  auto send = [self = shared_from_this(), client, message = std::move(message),
+               settled = std::move(settled)](const Status&) {
+    if (client) self->SendOrHold(client, message);
+    if (settled) settled();
+  };
+  // Behind what is queued, so that a client's ops are answered (their
+  // broadcast, or an error) in the order it sent them, and after its init.
+  InTurn(std::move(send));
+}
+
+void Workspace::SendOrHold(const std::shared_ptr<Client>& client,
+                           std::shared_ptr<const std::string> message) {
+  // A joiner whose init waits for the reload after a failed write (Flush)
+  // gets the answers to what it sent after that init.
   if (!clients_.count(client.get()))
     for (Pending& p : pending_)
-      if (p.joiner == client) return p.replies.push_back(std::move(message));
+      if (p.joiner == client && !p.done) return p.replies.push_back(std::move(message));
   client->Send(std::move(message));
 }
 
 void Workspace::RefuseJoin(const std::shared_ptr<Client>& client) {
-  SendError(client, 500, "the workspace cannot be loaded");
+  client->Send(SharedError(500, "the workspace cannot be loaded"));
   client->Close(1011, "workspace cannot be loaded");
 }
 
@@ -147,8 +160,8 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
   net::post(strand_, [self = shared_from_this(), client = std::move(client), claims,
                       op = std::move(op), settled = std::move(settled)]() mutable {
     if (!claims.scopes.Has(auth::Scope::kWrite)) {
-      self->SendError(client, 403, "this token may read but not write");
-      return settled();
+      return self->SendReply(client, SharedError(403, "this token may read but not write"),
+                             std::move(settled));
     }
     int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
     Edit edit = [&](automerge::Transaction& tx, const automerge::Document&) -> Result<EditOutput> {
@@ -159,12 +172,11 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
     };
     std::weak_ptr<Client> sender = client;
     self->DoMutate(claims, edit,
-                   [self, sender, settled = std::move(settled)](Result<EditResult> r) {
-                     if (!r.ok()) {
-                       int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
-                       self->SendError(sender.lock(), code, r.status().message());
-                     }
-                     settled();
+                   [self, sender, settled = std::move(settled)](Result<EditResult> r) mutable {
+                     if (r.ok()) return settled();
+                     int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
+                     self->SendReply(sender.lock(), SharedError(code, r.status().message()),
+                                     std::move(settled));
                    });
   });
 }
@@ -397,7 +409,6 @@ void Workspace::Flush() {
       }
       clients_[p.joiner.get()] = p.joiner;
       p.joiner->Send(p.broadcasts.front());
-      for (auto& r : p.replies) p.joiner->Send(std::move(r));
       continue;
     }
     if (failed) {
@@ -431,26 +442,25 @@ void Workspace::RecoverIfIdle() {
     LogError("workspace " + id_ + ": reload failed (retried on the next request): " + s.ToString());
   }
   // Answers computed before the reload may show what failed: they get the
-  // error. Joiners get the document as reloaded, or, if it could not be,
-  // are closed rather than left waiting for a retry that may never come;
-  // they are dealt with first, so that an error for their ops finds them
-  // waiting for that init, and follows it (SendReply).
+  // error. Joiners get the document as reloaded (nothing is in flight: it is
+  // all durable), then what they were answered meanwhile; or, if it could
+  // not be reloaded, are closed rather than left waiting for a retry that
+  // may never come. Joiners first, so that the errors follow their init.
   // (No write is in flight: nothing refers to the old sequence numbers.)
   std::vector<std::function<void(const Status&)>> answers;
   for (Pending& p : TakePending()) {
     if (!p.joiner) {
       answers.push_back(std::move(p.on_done));
-    } else if (!s.ok()) {
-      for (auto& r : p.replies) p.joiner->Send(std::move(r));
-      RefuseJoin(p.joiner);
-    } else {
-      p.broadcasts = {std::make_shared<const std::string>(InitMessage(*doc_))};
-      p.done = true;
-      pending_.push_back(std::move(p));
+      continue;
     }
+    if (s.ok()) {
+      clients_[p.joiner.get()] = p.joiner;
+      p.joiner->Send(std::make_shared<const std::string>(InitMessage(*doc_)));
+    }
+    for (auto& r : p.replies) p.joiner->Send(std::move(r));
+    if (!s.ok()) RefuseJoin(p.joiner);
   }
   for (auto& answer : answers) answer(NotApplied());
-  if (s.ok()) Flush();  // (after a failed reload, Flush would try it again at once)
 }
 
 std::deque<Workspace::Pending> Workspace::TakePending() {
@@ -463,6 +473,10 @@ std::deque<Workspace::Pending> Workspace::TakePending() {
 void Workspace::AfterDurable(std::function<void(const Status&)> then) {
   // Broken: the document may hold what failed (until the reload).
   if (broken()) return then(NotApplied());
+  InTurn(std::move(then));
+}
+
+void Workspace::InTurn(std::function<void(const Status&)> then) {
   if (pending_.empty()) return then(Status::Ok());
   Pending p;
   p.on_done = std::move(then);

@@ -76,9 +76,12 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   void SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op,
                 std::function<void()> settled);
   // Sends `message`, an answer to something `client` sent (an error), to
-  // that client alone: at once, or right after its init if that is still to
-  // come, for a client's first message is its init (doc/protocol.md).
-  void Reply(std::shared_ptr<Client> client, std::shared_ptr<const std::string> message);
+  // that client alone, after the answers to what it sent before (the
+  // broadcasts of its ops in flight) and after its init, which is always a
+  // client's first message (doc/protocol.md). `settled` runs on the
+  // workspace's strand once it is handed over.
+  void Reply(std::shared_ptr<Client> client, std::shared_ptr<const std::string> message,
+             std::function<void()> settled);
   // The durable changes as one Automerge file (concatenated change chunks).
   void Export(std::function<void(Result<std::string>)> done);
 
@@ -121,7 +124,8 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
     std::vector<std::shared_ptr<const std::string>> broadcasts;
     std::function<void(const Status&)> on_done;  // edits: told the outcome
     std::shared_ptr<Client> joiner;              // joins: gets broadcasts[0] (its init)
-    // Joins: answers to what the joiner sent before its init, sent after it.
+    // Joins waiting for a reload (not done): answers to what the joiner
+    // sent, to follow its init.
     std::vector<std::shared_ptr<const std::string>> replies;
     size_t changes = 0;  // changes it writes
     bool done = false;
@@ -138,9 +142,12 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   void RecoverIfIdle();
   // Empties pending_ (none of it may await a write) and returns what it held.
   std::deque<Pending> TakePending();
-  // Runs `then` once every entry ahead of it in pending_ is handed over:
-  // with Ok, or with an error if a write ahead of it failed.
+  // Runs `then` once every entry now in pending_ is handed over: with Ok,
+  // or with an error if a write among them failed (at once if one has).
   void AfterDurable(std::function<void(const Status&)> then);
+  // The same, but while a failed write awaits the reload, `then` too waits
+  // its turn (getting the error) instead of running at once.
+  void InTurn(std::function<void(const Status&)> then);
   // The sync message for `state` from the document now, to `done` once
   // durable (AfterDurable).
   void ReplySync(automerge::SyncState& state,
@@ -168,9 +175,14 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // Whether broadcasts queued now would reach anyone: a client is connected,
   // or one is joining ahead of them.
   bool Watched() const;
-  void SendError(const std::shared_ptr<Client>& client, int code, std::string_view message);
-  // Reply, on strand_.
-  void SendReply(const std::shared_ptr<Client>& client, std::shared_ptr<const std::string> message);
+  // Reply, on strand_: queued behind pending_, then SendOrHold (a null
+  // client: only `settled`).
+  void SendReply(const std::shared_ptr<Client>& client, std::shared_ptr<const std::string> message,
+                 std::function<void()> settled);
+  // Sends now, or holds the message for after the client's init if that
+  // waits for a reload.
+  void SendOrHold(const std::shared_ptr<Client>& client,
+                  std::shared_ptr<const std::string> message);
   // Tells a joiner the document cannot be loaded, and closes it (1011).
   void RefuseJoin(const std::shared_ptr<Client>& client);
 

@@ -10,8 +10,9 @@
 // changes name the ops they came from. Then, with the store healed and
 // nothing in flight, the promises of doc/design.md ("Durable before
 // visible") must hold:
-//  - every op is answered exactly once: by its own broadcast (acknowledged)
-//    or by an error, 403 to a read-only client;
+//  - every op is answered exactly once, in the order its client sent them:
+//    by its own broadcast (acknowledged) or by an error, 403 to a read-only
+//    client;
 //  - an acknowledged op is on disk, once; an op answered with an error is
 //    not; nothing is on disk that nobody sent;
 //  - each client gets one init, the state after some prefix of the stored
@@ -130,16 +131,20 @@ class Simulation {
       ASSERT_EQ(init.at("type"), "init") << messages[0] << log_;
       std::optional<size_t> j = prefix_of(StateOf(init.at("data").as_object()));
       ASSERT_TRUE(j) << "init is no stored prefix: " << messages[0] << log_;
+      std::set<int64_t> sent(sc.sent.begin(), sc.sent.end());
       std::vector<int64_t> seen;
-      size_t errors = 0;
+      // The answers to its ops as they came: its own op's value when the op
+      // came back (acknowledged), nullopt for an error.
+      std::vector<std::optional<int64_t>> answers;
       for (size_t m = 1; m < messages.size(); ++m) {
         auto msg = boost::json::parse(messages[m]).as_object();
         if (msg.at("type") == "op") {
           seen.push_back(msg.at("payload").at("value").as_int64());
+          if (sent.count(seen.back())) answers.push_back(seen.back());
         } else {
           ASSERT_EQ(msg.at("type"), "error") << messages[m] << log_;
           EXPECT_EQ(msg.at("code").as_int64(), sc.writer ? 500 : 403) << messages[m] << log_;
-          ++errors;
+          answers.push_back(std::nullopt);
         }
       }
       // Exactly the stored changes after its init's prefix, in order.
@@ -147,26 +152,21 @@ class Simulation {
       std::vector<int64_t> expected;
       for (size_t i = *j; i < end; ++i) expected.push_back(stored[i].second);
       EXPECT_EQ(seen, expected) << "broadcasts after init at " << *j << log_;
-      if (sc.connected) {
-        EXPECT_EQ(end, stored.size()) << "a connected client missed ops" << log_;
-      }
-      // Each own op: acknowledged (its broadcast came back) and stored, or
-      // answered with an error and not stored.
-      std::set<int64_t> own(seen.begin(), seen.end());
-      size_t acknowledged = 0;
-      for (int64_t v : sc.sent) {
+      for (int64_t v : sc.sent)
         if (sc.writer) sent_by_writers.insert(v);
-        if (own.count(v)) {
-          ++acknowledged;
-        } else if (sc.connected) {  // (else its broadcast may have come after it left)
-          EXPECT_FALSE(position.count(v)) << "op " << v << " failed yet is stored" << log_;
+      // (A client that left may miss its ops' broadcasts.)
+      if (!sc.connected) continue;
+      EXPECT_EQ(end, stored.size()) << "a connected client missed ops" << log_;
+      // Each op answered once, in the order sent: acknowledged, or refused
+      // and not stored.
+      ASSERT_EQ(answers.size(), sc.sent.size()) << log_;
+      for (size_t i = 0; i < answers.size(); ++i) {
+        if (answers[i]) {
+          EXPECT_EQ(*answers[i], sc.sent[i]) << "answers out of order" << log_;
+        } else {
+          EXPECT_FALSE(position.count(sc.sent[i]))
+              << "op " << sc.sent[i] << " refused yet stored" << log_;
         }
-      }
-      if (sc.connected) {
-        EXPECT_EQ(acknowledged + errors, sc.sent.size()) << log_;
-      }
-      if (!sc.writer) {
-        EXPECT_EQ(acknowledged, 0u) << log_;
       }
     }
     for (const auto& [key, value] : stored)

@@ -51,6 +51,15 @@ struct Fixture {
   Hub hub{io.get_executor(), store, committer, automerge::ActorId(16, 7), nullptr, nullptr};
 };
 
+// Stalls the disk under a write of another stream, so that the workspace's
+// writes queue for the writer thread (nobody leads while a write is under
+// way) until the store's writes are permitted or resumed.
+void StallTheDisk(Fixture& f) {
+  f.store.HoldWrites();
+  f.committer.Submit(uint64_t{1} << 40, storage::WriteBatch{}, [](const Status&) {});
+  ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 1; }));
+}
+
 TEST(Workspace, OpIsStoredThenBroadcastToEveryClient) {
   Fixture f;
   auto ws = f.hub.Get("w");
@@ -200,11 +209,7 @@ TEST(Workspace, OpDurableAheadOfAFailedWriteIsBroadcastAndReadsWaitForTheDisk) {
     for (const auto& k : doc.RootKeys()) out += k + ";";
     return out;
   };
-  // The disk stalls under a write of another stream, so the ops queue for
-  // the writer thread (nobody leads while a write is under way).
-  f.store.HoldWrites();
-  f.committer.Submit(uint64_t{1} << 40, storage::WriteBatch{}, [](const Status&) {});
-  ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 1; }));
+  ASSERT_NO_FATAL_FAILURE(StallTheDisk(f));
   int settled = 0;
   ws->SubmitOp(a, Writer(), Op("A", 1), [&] { ++settled; });
   std::optional<Result<std::string>> read_a, read_b;
@@ -254,17 +259,17 @@ TEST(Workspace, AnswersToAClientComeAfterItsInit) {
   auto a = std::make_shared<FakeClient>(), b = std::make_shared<FakeClient>();
   ws->Join(a);
   Settle(f.io);
-  // The disk stalls under a write of another stream, so the ops queue.
-  f.store.HoldWrites();
-  f.committer.Submit(uint64_t{1} << 40, storage::WriteBatch{}, [](const Status&) {});
-  ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 1; }));
-  ws->SubmitOp(a, Writer(), Op("lost", 1), [] {});
+  ASSERT_NO_FATAL_FAILURE(StallTheDisk(f));
+  int settled = 0;
+  auto count = [&] { ++settled; };
+  ws->SubmitOp(a, Writer(), Op("lost", 1), count);
   ws->Join(b);  // its init waits for "lost"
-  ws->SubmitOp(b, testutil::ClaimsFor("bob", auth::Scopes{auth::Scope::kRead}), Op("r", 2), [] {});
-  ws->Reply(b, std::make_shared<const std::string>("reply"));
-  ws->SubmitOp(b, Writer(), Op("w", 3), [] {});
+  ws->SubmitOp(b, testutil::ClaimsFor("bob", auth::Scopes{auth::Scope::kRead}), Op("r", 2), count);
+  ws->Reply(b, std::make_shared<const std::string>("reply"), count);
+  ws->SubmitOp(b, Writer(), Op("w", 3), count);
   Settle(f.io);
   EXPECT_TRUE(b->messages().empty());
+  EXPECT_EQ(settled, 0);       // answered, and so settled, in their turn
   f.store.FailWritesAfter(1);  // the other stream's write; the ops' group fails
   f.store.ResumeWrites();
   ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
@@ -276,7 +281,33 @@ TEST(Workspace, AnswersToAClientComeAfterItsInit) {
   EXPECT_NE(bm[1].find("\"code\":403"), std::string::npos) << bm[1];
   EXPECT_EQ(bm[2], "reply");
   EXPECT_NE(bm[3].find("\"code\":500"), std::string::npos) << bm[3];
+  EXPECT_EQ(settled, 4);
   EXPECT_EQ(StoredChanges(f.store, "w"), 0u);
+}
+
+// An answer to what a client sent (as a 400 of its session) follows the
+// answers to what it sent before: the broadcast of its op in flight.
+TEST(Workspace, AnswersComeInTheOrderOfWhatTheyAnswer) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>();
+  ws->Join(a);
+  Settle(f.io);
+  ASSERT_NO_FATAL_FAILURE(StallTheDisk(f));
+  bool settled = false;
+  ws->SubmitOp(a, Writer(), Op("k", 1), [] {});
+  ws->Reply(a, std::make_shared<const std::string>("reply"), [&] { settled = true; });
+  Settle(f.io);
+  EXPECT_EQ(a->messages().size(), 1u);
+  EXPECT_FALSE(settled);
+  f.store.ResumeWrites();
+  ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
+  Settle(f.io);
+  auto am = a->messages();
+  ASSERT_EQ(am.size(), 3u);
+  EXPECT_NE(am[1].find("\"key\":\"k\""), std::string::npos) << am[1];
+  EXPECT_EQ(am[2], "reply");
+  EXPECT_TRUE(settled);
 }
 
 // Changes made by another node's actor on a document of its own.

@@ -17,7 +17,7 @@ namespace {
 constexpr auto kStallTime = std::chrono::seconds(2);
 // Over this many times max_send_queue_bytes a client is closed at once.
 constexpr size_t kFarOver = 4;
-// What an op in flight costs beside its message: the parsed op, its pending
+// What a message in flight costs beside its text: the parsed op, its pending
 // entry, the callbacks (ServerOptions::max_inflight_op_bytes).
 constexpr size_t kOpOverhead = 256;
 }  // namespace
@@ -77,25 +77,24 @@ void WebSocketSession::DoRead() {
 
 void WebSocketSession::OnRead(beast::error_code ec, size_t) {
   if (ec) return Fail(ec, "read");
-  if (!ws_.got_text()) {
-    buffer_.consume(buffer_.size());
-    ReplyError(400, "binary messages are not supported");
-    return DoRead();
-  }
   std::string text(static_cast<const char*>(buffer_.data().data()), buffer_.size());
   buffer_.consume(buffer_.size());
-  auto op = ParseClientMessage(text);
-  if (!op.ok()) {
-    ReplyError(400, op.status().message());
-    return DoRead();
-  }
-  // Counted before it is submitted: its settle may come first otherwise.
+  // Every message is in flight until answered (an op: once durable and
+  // broadcast; a bad one: once its error is handed over, after the answers
+  // ahead of it). Counted before it is handed on: its settle may come first
+  // otherwise.
   size_t cost = text.size() + kOpOverhead;
   size_t inflight = inflight_op_bytes_.fetch_add(cost) + cost;
-  workspace_->SubmitOp(shared_from_this(), claims_, std::move(*op),
-                       [weak = weak_from_this(), cost] {
-                         if (auto self = weak.lock()) self->OnOpSettled(cost);
-                       });
+  auto settled = [weak = weak_from_this(), cost] {
+    if (auto self = weak.lock()) self->OnOpSettled(cost);
+  };
+  if (!ws_.got_text()) {
+    ReplyError(400, "binary messages are not supported", std::move(settled));
+  } else if (auto op = ParseClientMessage(text); !op.ok()) {
+    ReplyError(400, op.status().message(), std::move(settled));
+  } else {
+    workspace_->SubmitOp(shared_from_this(), claims_, std::move(*op), std::move(settled));
+  }
   if (inflight < ctx_->options.max_inflight_op_bytes) return DoRead();
   reads_paused_ = true;
   ++ctx_->reads_paused;
@@ -106,9 +105,11 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t) {
   ws_.set_option(paused);
 }
 
-void WebSocketSession::ReplyError(int code, std::string_view message) {
+void WebSocketSession::ReplyError(int code, std::string_view message,
+                                  std::function<void()> settled) {
   workspace_->Reply(shared_from_this(),
-                    std::make_shared<const std::string>(ErrorMessage(code, message)));
+                    std::make_shared<const std::string>(ErrorMessage(code, message)),
+                    std::move(settled));
 }
 
 void WebSocketSession::OnOpSettled(size_t cost) {

@@ -13,10 +13,10 @@
 // response (the session joins its workspace once accepted) nor after the
 // close frame (nor once Beast is closing).
 //
-// Reads pause while the client's ops waiting to be durable reach
-// ServerOptions::max_inflight_op_bytes, and resume when one is written: a
-// client that sends faster than the disk writes is held back by TCP, and
-// what the server holds for it stays bounded.
+// Reads pause while the client's messages waiting for their answer (ops:
+// to be durable) reach ServerOptions::max_inflight_op_bytes, and resume when
+// one is answered: a client that sends faster than the disk writes is held
+// back by TCP, and what the server holds for it stays bounded.
 //
 // Thread-safety: Send and Close may be called from any thread; everything
 // else runs on the session's strand.
@@ -57,8 +57,8 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void OnAccept(boost::beast::error_code ec);
   void DoRead();
   void OnRead(boost::beast::error_code ec, size_t bytes);
-  // An error answering what the client sent, after its init (Workspace::Reply).
-  void ReplyError(int code, std::string_view message);
+  // An error answering what the client sent (Workspace::Reply).
+  void ReplyError(int code, std::string_view message, std::function<void()> settled);
   // An op of `cost` bytes settled (any thread): resumes reading if it was
   // the one that takes the connection back under the limit.
   void OnOpSettled(size_t cost);
