@@ -3,10 +3,12 @@
 //
 // Each run (one seed) drives a Hub over a MemoryStore with random steps:
 // clients join and leave; writers and read-only clients send ops, one at a
-// time or in bursts that commit in groups; reads; the store fails its next
-// writes and heals; the server restarts over the same store; the io_context
-// runs a few handlers or until idle, so that all of these interleave with
-// writes in flight. Every op carries a value no other op has, so the stored
+// time or in bursts that commit in groups; another node's changes arrive,
+// concurrent with the local ones (redelivered until acknowledged); reads;
+// the store fails its next writes and heals; the server restarts over the
+// same store; the io_context runs a few handlers or until idle, so that all
+// of these interleave with writes in flight. Every op carries a value no
+// other op has (local ones positive, remote ones negative), so the stored
 // changes name the ops they came from. Then, with the store healed and
 // nothing in flight, the promises of doc/design.md ("Durable before
 // visible") must hold:
@@ -16,8 +18,11 @@
 //  - an acknowledged op is on disk, once; an op answered with an error is
 //    not; nothing is on disk that nobody sent;
 //  - each client gets one init, the state after some prefix of the stored
-//    changes, then exactly the stored changes after that prefix, in order,
-//    none missing or repeated: all of them if it is still connected;
+//    changes, then exactly the stored local ops after that prefix, in order,
+//    none missing or repeated: all of them if it is still connected, and
+//    then its init and every broadcast, applied in order, make the stored
+//    document's state;
+//  - an acknowledged remote change is stored;
 //  - a read answers the state after some prefix of the stored changes;
 //  - the workspace's export is the stored changes, and they load.
 //
@@ -34,6 +39,7 @@
 #include <thread>
 
 #include "automerge/change.h"
+#include "automerge/transaction.h"
 #include "server/server_testutil.h"
 #include "server/workspace.h"
 #include "server/workspace_testutil.h"
@@ -49,6 +55,8 @@ using State = std::map<std::string, int64_t>;
 constexpr int kSeeds = 200;
 constexpr int kSteps = 160;
 constexpr char kWorkspace[] = "sim";
+// The timestamp of remote changes' broadcasts; a local op's is its value.
+constexpr int64_t kRemoteTimestamp = 0;
 
 // Runs `io` until nothing is left to do: no handler ready, nothing queued or
 // being written in the committer (whose callbacks post back to `io` before
@@ -94,31 +102,37 @@ class Simulation {
 
   // The checks of the file's comment; failures name the step log.
   void Check() {
-    // The stored changes, in order: each the op whose value it sets.
-    std::vector<std::pair<std::string, int64_t>> stored;
+    // The stored changes, in order, each of one op: a local op's value is
+    // positive, a remote change's negative. prefix[j]: the document's state
+    // after the first j.
+    std::vector<int64_t> stored;
+    std::set<automerge::ChangeHash> stored_hashes;
+    std::vector<State> prefix(1);
+    automerge::Document doc;
     Status s = storage::ForEachChange(store_, kWorkspace, [&](std::string_view record) {
       auto changes = automerge::DecodeChangeChunks(AsBytes(record));
       if (!changes.ok()) return changes.status();
       if (changes->size() != 1 || changes->front().change.ops.size() != 1)
         return Status::Corruption("not a change of one op");
-      const automerge::ChangeOp& op = changes->front().change.ops.front();
-      stored.emplace_back(op.key.prop.value_or(""), std::get<int64_t>(op.value));
+      stored.push_back(std::get<int64_t>(changes->front().change.ops.front().value));
+      stored_hashes.insert(changes->front().hash);
+      if (Status a = doc.ApplyChanges(std::move(*changes)); !a.ok()) return a;
+      prefix.push_back(StateOf(boost::json::parse(doc.ToJson()).as_object()));
       return Status::Ok();
     });
     ASSERT_TRUE(s.ok()) << s.ToString() << log_;
-    std::vector<State> prefix(1);  // prefix[j]: the state after the first j changes
     std::map<int64_t, size_t> position;
-    for (const auto& [key, value] : stored) {
-      prefix.push_back(prefix.back());
-      prefix.back()[key] = value;
+    for (int64_t value : stored)
       EXPECT_TRUE(position.emplace(value, position.size()).second)
           << "value " << value << " stored twice" << log_;
-    }
     auto prefix_of = [&](const State& state) -> std::optional<size_t> {
       for (size_t j = 0; j < prefix.size(); ++j)
         if (prefix[j] == state) return j;
       return std::nullopt;
     };
+    for (size_t i = 0; i < remote_acknowledged_; ++i)
+      EXPECT_TRUE(stored_hashes.count(remote_.changes().hash(i)))
+          << "remote change " << i << " acknowledged, not stored" << log_;
 
     std::set<int64_t> sent_by_writers;
     for (size_t c = 0; c < clients_.size(); ++c) {
@@ -132,31 +146,40 @@ class Simulation {
       std::optional<size_t> j = prefix_of(StateOf(init.at("data").as_object()));
       ASSERT_TRUE(j) << "init is no stored prefix: " << messages[0] << log_;
       std::set<int64_t> sent(sc.sent.begin(), sc.sent.end());
-      std::vector<int64_t> seen;
+      State state = StateOf(init.at("data").as_object());
+      std::vector<int64_t> seen;  // the local ops broadcast to it
       // The answers to its ops as they came: its own op's value when the op
       // came back (acknowledged), nullopt for an error.
       std::vector<std::optional<int64_t>> answers;
       for (size_t m = 1; m < messages.size(); ++m) {
         auto msg = boost::json::parse(messages[m]).as_object();
         if (msg.at("type") == "op") {
-          seen.push_back(msg.at("payload").at("value").as_int64());
-          if (sent.count(seen.back())) answers.push_back(seen.back());
+          const auto& payload = msg.at("payload").as_object();
+          int64_t value = payload.at("value").as_int64();
+          state[std::string(payload.at("key").as_string())] = value;
+          if (payload.at("timestamp").as_int64() == kRemoteTimestamp) continue;
+          EXPECT_EQ(payload.at("timestamp").as_int64(), value) << messages[m] << log_;
+          seen.push_back(value);
+          if (sent.count(value)) answers.push_back(value);
         } else {
           ASSERT_EQ(msg.at("type"), "error") << messages[m] << log_;
           EXPECT_EQ(msg.at("code").as_int64(), sc.writer ? 500 : 403) << messages[m] << log_;
           answers.push_back(std::nullopt);
         }
       }
-      // Exactly the stored changes after its init's prefix, in order.
-      size_t end = std::min(stored.size(), *j + seen.size());
+      // Exactly the stored local ops after its init's prefix, in order.
       std::vector<int64_t> expected;
-      for (size_t i = *j; i < end; ++i) expected.push_back(stored[i].second);
+      for (size_t i = *j; i < stored.size() && expected.size() < seen.size(); ++i)
+        if (stored[i] > 0) expected.push_back(stored[i]);
       EXPECT_EQ(seen, expected) << "broadcasts after init at " << *j << log_;
       for (int64_t v : sc.sent)
         if (sc.writer) sent_by_writers.insert(v);
       // (A client that left may miss its ops' broadcasts.)
       if (!sc.connected) continue;
-      EXPECT_EQ(end, stored.size()) << "a connected client missed ops" << log_;
+      size_t local_after =
+          std::count_if(stored.begin() + *j, stored.end(), [](int64_t v) { return v > 0; });
+      EXPECT_EQ(seen.size(), local_after) << "a connected client missed ops" << log_;
+      EXPECT_EQ(state, prefix.back()) << "a connected client's view of the document" << log_;
       // Each op answered once, in the order sent: acknowledged, or refused
       // and not stored.
       ASSERT_EQ(answers.size(), sc.sent.size()) << log_;
@@ -169,8 +192,8 @@ class Simulation {
         }
       }
     }
-    for (const auto& [key, value] : stored)
-      EXPECT_TRUE(sent_by_writers.count(value))
+    for (int64_t value : stored)
+      EXPECT_TRUE(value < 0 || sent_by_writers.count(value))
           << "stored " << value << ", sent by no writer" << log_;
     for (const std::string& r : reads_)
       EXPECT_TRUE(prefix_of(StateOf(boost::json::parse(r).as_object())))
@@ -182,12 +205,12 @@ class Simulation {
     auto last = Join(true);
     Drain(io_, *committer_);
     ASSERT_TRUE(exported && exported->ok()) << log_;
-    automerge::Document doc;
-    ASSERT_TRUE(doc.LoadIncremental(AsBytes(**exported)).ok()) << log_;
-    EXPECT_EQ(doc.changes().size(), stored.size()) << log_;
+    automerge::Document loaded;
+    ASSERT_TRUE(loaded.LoadIncremental(AsBytes(**exported)).ok()) << log_;
+    EXPECT_EQ(loaded.changes().size(), stored.size()) << log_;
     auto init = boost::json::parse(clients_[last].client->messages().at(0)).as_object();
     EXPECT_EQ(StateOf(init.at("data").as_object()), prefix.back()) << log_;
-    EXPECT_EQ(StateOf(boost::json::parse(doc.ToJson()).as_object()), prefix.back()) << log_;
+    EXPECT_EQ(StateOf(boost::json::parse(loaded.ToJson()).as_object()), prefix.back()) << log_;
   }
 
  private:
@@ -224,6 +247,27 @@ class Simulation {
     ws_->SubmitOp(sc.client, claims, OpMessage{key, boost::json::value(value), value},
                   [settled = sc.settled] { ++*settled; });
     Note("op " + std::to_string(value) + " " + key + " from " + std::to_string(c));
+  }
+
+  // Another node changes a key, then sends every change of its own not yet
+  // acknowledged, as its stream redelivers what was not.
+  void SendRemote() {
+    int64_t value = next_remote_value_--;
+    std::string key = "k" + std::to_string(rng_() % 4);
+    automerge::Transaction tx(remote_, automerge::ActorId(16, 9));
+    ASSERT_TRUE(tx.Put(automerge::kRoot, key, automerge::ScalarValue{value}).ok());
+    ASSERT_TRUE(tx.Commit({.time = 0}).ok());
+    std::vector<automerge::StoredChange> changes;
+    replication::Timestamps timestamps;
+    size_t end = remote_.changes().size();
+    for (size_t i = remote_acknowledged_; i < end; ++i) {
+      changes.push_back(remote_.changes()[i]);
+      timestamps[remote_.changes().hash(i)] = kRemoteTimestamp;
+    }
+    ws_->ApplyRemote(std::move(changes), std::move(timestamps), [this, end](Result<bool> r) {
+      if (r.ok() && !*r) remote_acknowledged_ = std::max(remote_acknowledged_, end);
+    });
+    Note("remote " + std::to_string(value) + " " + key);
   }
 
   std::optional<size_t> AnyConnected() {
@@ -267,7 +311,9 @@ class Simulation {
       Note("restart");
       Stop();
       Start();
-    } else if (roll < 86) {
+    } else if (roll < 77) {
+      SendRemote();
+    } else if (roll < 90) {
       unsigned n = 1 + rng_() % 5;
       io_.restart();
       for (unsigned i = 0; i < n; ++i) io_.poll_one();
@@ -289,6 +335,9 @@ class Simulation {
   std::vector<SimClient> clients_;
   std::vector<std::string> reads_;
   int64_t next_value_ = 1;
+  automerge::Document remote_;      // the other node's document
+  size_t remote_acknowledged_ = 0;  // its first changes, stored here
+  int64_t next_remote_value_ = -1;
   std::string log_ = "\nsteps:";
 };
 
