@@ -4,7 +4,8 @@
 // Each run (one seed) drives a Hub over a MemoryStore with random steps:
 // clients join and leave; writers and read-only clients send ops, one at a
 // time or in bursts that commit in groups; another node's changes arrive,
-// concurrent with the local ones (redelivered until acknowledged); reads;
+// concurrent with the local ones (redelivered until acknowledged), and that
+// node runs the sync protocol with the server; reads;
 // the store fails its next writes and heals; the server restarts over the
 // same store; the io_context runs a few handlers or until idle, so that all
 // of these interleave with writes in flight. Every op carries a value no
@@ -22,7 +23,9 @@
 //    none missing or repeated: all of them if it is still connected, and
 //    then its init and every broadcast, applied in order, make the stored
 //    document's state;
-//  - an acknowledged remote change is stored;
+//  - an acknowledged remote change is stored, and once the other node and
+//    the server have run the sync protocol to its end, both hold the same
+//    changes;
 //  - a read answers the state after some prefix of the stored changes;
 //  - the workspace's export is the stored changes, and they load.
 //
@@ -39,6 +42,7 @@
 #include <thread>
 
 #include "automerge/change.h"
+#include "automerge/sync.h"
 #include "automerge/transaction.h"
 #include "server/server_testutil.h"
 #include "server/workspace.h"
@@ -211,6 +215,23 @@ class Simulation {
     auto init = boost::json::parse(clients_[last].client->messages().at(0)).as_object();
     EXPECT_EQ(StateOf(init.at("data").as_object()), prefix.back()) << log_;
     EXPECT_EQ(StateOf(boost::json::parse(loaded.ToJson()).as_object()), prefix.back()) << log_;
+
+    // Synced to the end, the other node and the store hold the same changes.
+    ASSERT_NO_FATAL_FAILURE(SyncToEnd());
+    std::set<automerge::ChangeHash> now;
+    s = storage::ForEachChange(store_, kWorkspace, [&](std::string_view record) {
+      auto changes = automerge::DecodeChangeChunks(AsBytes(record));
+      if (!changes.ok()) return changes.status();
+      for (const auto& c : *changes) now.insert(c.hash);
+      return Status::Ok();
+    });
+    ASSERT_TRUE(s.ok()) << s.ToString() << log_;
+    std::set<automerge::ChangeHash> theirs;
+    for (size_t i = 0; i < remote_.changes().size(); ++i) theirs.insert(remote_.changes().hash(i));
+    size_t missing = 0;
+    for (const auto& h : theirs) missing += !now.count(h);
+    EXPECT_EQ(missing, 0u) << "changes of the other node not stored after a sync" << log_;
+    EXPECT_EQ(now.size(), theirs.size()) << "stored changes the other node lacks" << log_;
   }
 
  private:
@@ -219,6 +240,11 @@ class Simulation {
     hub_ = std::make_unique<Hub>(io_.get_executor(), store_, *committer_, automerge::ActorId(16, 7),
                                  nullptr, nullptr);
     ws_ = hub_->Get(kWorkspace);
+    ResetSync();  // a new session with the restarted server
+  }
+  void ResetSync() {
+    peer_sync_ = automerge::SyncState();
+    server_sync_ = std::make_shared<automerge::SyncState>();
   }
   void Stop() {
     Drain(io_, *committer_);
@@ -270,6 +296,43 @@ class Simulation {
     Note("remote " + std::to_string(value) + " " + key);
   }
 
+  // One step of the sync protocol between the other node and the server,
+  // one at a time; a refused one (the server reloading) begins a new session.
+  void SyncStep() {
+    if (sync_in_flight_) return;
+    sync_in_flight_ = true;
+    auto message = automerge::GenerateSyncMessage(remote_, peer_sync_);
+    ws_->Sync(server_sync_, std::move(message),
+              [this, session = server_sync_](Result<std::optional<Bytes>> r) {
+                sync_in_flight_ = false;
+                if (session != server_sync_) return;  // from before a restart
+                if (!r.ok()) return ResetSync();
+                if (*r) {
+                  Status s = automerge::ReceiveSyncMessage(remote_, peer_sync_, **r);
+                  EXPECT_TRUE(s.ok()) << s.ToString() << log_;
+                }
+              });
+    Note("sync");
+  }
+
+  // Sync steps, each waited for, until neither side has anything to send.
+  void SyncToEnd() {
+    ResetSync();
+    for (int round = 0; round < 64; ++round) {
+      auto message = automerge::GenerateSyncMessage(remote_, peer_sync_);
+      std::optional<Result<std::optional<Bytes>>> reply;
+      ws_->Sync(server_sync_, message,
+                [&](Result<std::optional<Bytes>> r) { reply = std::move(r); });
+      Drain(io_, *committer_);
+      ASSERT_TRUE(reply && reply->ok()) << log_;
+      if (**reply) {
+        ASSERT_TRUE(automerge::ReceiveSyncMessage(remote_, peer_sync_, ***reply).ok());
+      }
+      if (!message && !**reply) return;
+    }
+    FAIL() << "the sync did not end" << log_;
+  }
+
   std::optional<size_t> AnyConnected() {
     std::vector<size_t> connected;
     for (size_t c = 0; c < clients_.size(); ++c)
@@ -313,7 +376,9 @@ class Simulation {
       Start();
     } else if (roll < 77) {
       SendRemote();
-    } else if (roll < 90) {
+    } else if (roll < 80) {
+      SyncStep();
+    } else if (roll < 91) {
       unsigned n = 1 + rng_() % 5;
       io_.restart();
       for (unsigned i = 0; i < n; ++i) io_.poll_one();
@@ -337,6 +402,9 @@ class Simulation {
   int64_t next_value_ = 1;
   automerge::Document remote_;      // the other node's document
   size_t remote_acknowledged_ = 0;  // its first changes, stored here
+  automerge::SyncState peer_sync_;  // its side of the sync session
+  std::shared_ptr<automerge::SyncState> server_sync_;
+  bool sync_in_flight_ = false;
   int64_t next_remote_value_ = -1;
   std::string log_ = "\nsteps:";
 };
