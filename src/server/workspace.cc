@@ -117,7 +117,7 @@ void Workspace::SendReply(const std::shared_ptr<Client>& client,
   };
   // Behind what is queued, so that a client's ops are answered (their
   // broadcast, or an error) in the order it sent them, and after its init.
-  InTurn(std::move(send));
+  InTurn(std::move(send), /*reply=*/true);
 }
 
 void Workspace::SendOrHold(const std::shared_ptr<Client>& client,
@@ -411,9 +411,9 @@ void Workspace::Flush() {
       p.joiner->Send(p.broadcasts.front());
       continue;
     }
-    if (failed) {
+    if (failed || p.reply) {
       broadcast();
-      p.on_done(NotApplied());
+      p.on_done(failed ? NotApplied() : Status::Ok());
       continue;
     }
     durable_changes_ += p.changes;
@@ -476,10 +476,11 @@ void Workspace::AfterDurable(std::function<void(const Status&)> then) {
   InTurn(std::move(then));
 }
 
-void Workspace::InTurn(std::function<void(const Status&)> then) {
+void Workspace::InTurn(std::function<void(const Status&)> then, bool reply) {
   if (pending_.empty()) return then(Status::Ok());
   Pending p;
   p.on_done = std::move(then);
+  p.reply = reply;
   p.done = true;
   pending_.push_back(std::move(p));
   // Its turn comes in a Flush; the one that let it in may be running now.

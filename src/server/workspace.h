@@ -128,6 +128,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
     // sent, to follow its init.
     std::vector<std::shared_ptr<const std::string>> replies;
     size_t changes = 0;  // changes it writes
+    // A reply: on_done sends to a client, after the broadcasts ahead of it
+    // and before those behind it.
+    bool reply = false;
     bool done = false;
     Status status;
   };
@@ -146,8 +149,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // or with an error if a write among them failed (at once if one has).
   void AfterDurable(std::function<void(const Status&)> then);
   // The same, but while a failed write awaits the reload, `then` too waits
-  // its turn (getting the error) instead of running at once.
-  void InTurn(std::function<void(const Status&)> then);
+  // its turn (getting the error) instead of running at once. A `reply`
+  // runs between the broadcasts ahead of it and those behind it.
+  void InTurn(std::function<void(const Status&)> then, bool reply = false);
   // The sync message for `state` from the document now, to `done` once
   // durable (AfterDurable).
   void ReplySync(automerge::SyncState& state,

@@ -285,8 +285,9 @@ TEST(Workspace, AnswersToAClientComeAfterItsInit) {
   EXPECT_EQ(StoredChanges(f.store, "w"), 0u);
 }
 
-// An answer to what a client sent (as a 400 of its session) follows the
-// answers to what it sent before: the broadcast of its op in flight.
+// An answer to what a client sent (as a 400 of its session) comes between
+// the answers to what it sent before and after: the broadcasts of its ops,
+// even when both are written in one group.
 TEST(Workspace, AnswersComeInTheOrderOfWhatTheyAnswer) {
   Fixture f;
   auto ws = f.hub.Get("w");
@@ -297,6 +298,7 @@ TEST(Workspace, AnswersComeInTheOrderOfWhatTheyAnswer) {
   bool settled = false;
   ws->SubmitOp(a, Writer(), Op("k", 1), [] {});
   ws->Reply(a, std::make_shared<const std::string>("reply"), [&] { settled = true; });
+  ws->SubmitOp(a, Writer(), Op("k2", 2), [] {});  // written in one group with "k"
   Settle(f.io);
   EXPECT_EQ(a->messages().size(), 1u);
   EXPECT_FALSE(settled);
@@ -304,9 +306,10 @@ TEST(Workspace, AnswersComeInTheOrderOfWhatTheyAnswer) {
   ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
   Settle(f.io);
   auto am = a->messages();
-  ASSERT_EQ(am.size(), 3u);
+  ASSERT_EQ(am.size(), 4u);
   EXPECT_NE(am[1].find("\"key\":\"k\""), std::string::npos) << am[1];
   EXPECT_EQ(am[2], "reply");
+  EXPECT_NE(am[3].find("\"key\":\"k2\""), std::string::npos) << am[3];
   EXPECT_TRUE(settled);
 }
 
