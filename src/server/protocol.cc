@@ -164,12 +164,12 @@ std::string KeyMessage(std::string_view key, const std::optional<std::string>& v
   return out;
 }
 
-std::string ErrorMessage(int code, std::string_view message) {
+std::shared_ptr<const std::string> ErrorMessage(int code, std::string_view message) {
   json::object msg;
   msg["type"] = "error";
   msg["code"] = code;
   msg["message"] = message;
-  return json::serialize(msg);
+  return std::make_shared<const std::string>(json::serialize(msg));
 }
 
 }  // namespace etherply::server

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ std::string OpBroadcast(const OpMessage& op, int64_t timestamp);
 // deleted ({"key":K,"value":null,"deleted":true,...}).
 std::string KeyMessage(std::string_view key, const std::optional<std::string>& value_json,
                        int64_t timestamp);
-std::string ErrorMessage(int code, std::string_view message);
+// An error message, shared as Client::Send takes it.
+std::shared_ptr<const std::string> ErrorMessage(int code, std::string_view message);
 
 }  // namespace etherply::server

@@ -34,10 +34,6 @@ Status Reloading() {
   return Status::IoError("storage failed; the workspace is being reloaded, retry");
 }
 
-std::shared_ptr<const std::string> SharedError(int code, std::string_view message) {
-  return std::make_shared<const std::string>(ErrorMessage(code, message));
-}
-
 std::string HeadsRecord(const automerge::Document& doc) {
   std::string out;
   for (const auto& h : doc.heads()) out += AsChars(h);
@@ -112,12 +108,12 @@ void Workspace::SendReply(const std::shared_ptr<Client>& client,
                           std::function<void()> settled) {
   auto send = [self = shared_from_this(), client, message = std::move(message),
                settled = std::move(settled)](const Status&) {
-    if (client) self->SendOrHold(client, message);
+    self->SendOrHold(client, message);
     if (settled) settled();
   };
   // Behind what is queued, so that a client's ops are answered (their
   // broadcast, or an error) in the order it sent them, and after its init.
-  InTurn(std::move(send), /*reply=*/true);
+  InTurn(std::move(send));
 }
 
 void Workspace::SendOrHold(const std::shared_ptr<Client>& client,
@@ -131,7 +127,7 @@ void Workspace::SendOrHold(const std::shared_ptr<Client>& client,
 }
 
 void Workspace::RefuseJoin(const std::shared_ptr<Client>& client) {
-  client->Send(SharedError(500, "the workspace cannot be loaded"));
+  client->Send(ErrorMessage(500, "the workspace cannot be loaded"));
   client->Close(1011, "workspace cannot be loaded");
 }
 
@@ -160,7 +156,7 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
   net::post(strand_, [self = shared_from_this(), client = std::move(client), claims,
                       op = std::move(op), settled = std::move(settled)]() mutable {
     if (!claims.scopes.Has(auth::Scope::kWrite)) {
-      return self->SendReply(client, SharedError(403, "this token may read but not write"),
+      return self->SendReply(client, ErrorMessage(403, "this token may read but not write"),
                              std::move(settled));
     }
     int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
@@ -170,13 +166,15 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
       AppendJson(value, op.value);
       return EditOutput{{OpBroadcast(op, timestamp)}, {{op.key, std::move(value)}}, timestamp};
     };
+    // DoMutate answers in turn: the error goes out at once.
     std::weak_ptr<Client> sender = client;
     self->DoMutate(claims, edit,
-                   [self, sender, settled = std::move(settled)](Result<EditResult> r) mutable {
-                     if (r.ok()) return settled();
-                     int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
-                     self->SendReply(sender.lock(), SharedError(code, r.status().message()),
-                                     std::move(settled));
+                   [self, sender, settled = std::move(settled)](Result<EditResult> r) {
+                     if (auto c = sender.lock(); c && !r.ok()) {
+                       int code = r.status().code() == Status::Code::kInvalidArgument ? 400 : 500;
+                       self->SendOrHold(c, ErrorMessage(code, r.status().message()));
+                     }
+                     settled();
                    });
   });
 }
@@ -202,19 +200,23 @@ void Workspace::Read(Query query, std::function<void(Result<std::string>)> done)
 
 void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
                          std::function<void(Result<EditResult>)> done) {
+  // Refused: told in turn, after what is ahead of it.
+  auto refuse = [&](Status why) {
+    InTurn([why = std::move(why), done = std::move(done)](const Status&) { done(why); });
+  };
   if (broken()) RecoverIfIdle();
-  if (broken() || !doc_) return done(Reloading());
+  if (broken() || !doc_) return refuse(Reloading());
   automerge::Transaction tx(*doc_, hub_.ActorFor(claims.sub));
   auto output = edit(tx, *doc_);
   if (!output.ok()) {
     tx.Rollback();
-    return done(output.status());
+    return refuse(output.status());
   }
   automerge::CommitOptions opts;
   opts.time = NowMicros() / 1'000'000;
   opts.author = Bytes(claims.sub.begin(), claims.sub.end());
   auto hash = tx.Commit(opts);
-  if (!hash.ok()) return done(hash.status());
+  if (!hash.ok()) return refuse(hash.status());
 
   Pending p;
   for (std::string& b : output->broadcasts)
@@ -411,7 +413,7 @@ void Workspace::Flush() {
       p.joiner->Send(p.broadcasts.front());
       continue;
     }
-    if (failed || p.reply) {
+    if (failed || p.in_turn) {
       broadcast();
       p.on_done(failed ? NotApplied() : Status::Ok());
       continue;
@@ -476,11 +478,11 @@ void Workspace::AfterDurable(std::function<void(const Status&)> then) {
   InTurn(std::move(then));
 }
 
-void Workspace::InTurn(std::function<void(const Status&)> then, bool reply) {
+void Workspace::InTurn(std::function<void(const Status&)> then) {
   if (pending_.empty()) return then(Status::Ok());
   Pending p;
   p.on_done = std::move(then);
-  p.reply = reply;
+  p.in_turn = true;
   p.done = true;
   pending_.push_back(std::move(p));
   // Its turn comes in a Flush; the one that let it in may be running now.

@@ -128,9 +128,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
     // sent, to follow its init.
     std::vector<std::shared_ptr<const std::string>> replies;
     size_t changes = 0;  // changes it writes
-    // A reply: on_done sends to a client, after the broadcasts ahead of it
-    // and before those behind it.
-    bool reply = false;
+    // Only waits its turn (InTurn): on_done runs after the broadcasts
+    // ahead of it and before those behind it.
+    bool in_turn = false;
     bool done = false;
     Status status;
   };
@@ -145,17 +145,20 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   void RecoverIfIdle();
   // Empties pending_ (none of it may await a write) and returns what it held.
   std::deque<Pending> TakePending();
-  // Runs `then` once every entry now in pending_ is handed over: with Ok,
-  // or with an error if a write among them failed (at once if one has).
+  // Runs `then` once every entry now in pending_ is handed over, before
+  // anything queued behind it: with Ok, or with an error if a write among
+  // them failed.
+  void InTurn(std::function<void(const Status&)> then);
+  // InTurn for an answer taken from the document: if a write has failed,
+  // at once with the error (the document may hold what failed until the
+  // reload).
   void AfterDurable(std::function<void(const Status&)> then);
-  // The same, but while a failed write awaits the reload, `then` too waits
-  // its turn (getting the error) instead of running at once. A `reply`
-  // runs between the broadcasts ahead of it and those behind it.
-  void InTurn(std::function<void(const Status&)> then, bool reply = false);
   // The sync message for `state` from the document now, to `done` once
   // durable (AfterDurable).
   void ReplySync(automerge::SyncState& state,
                  std::function<void(Result<std::optional<Bytes>>)> done);
+  // Mutate on the strand, the document loaded. `done` runs in the edit's
+  // turn: once durable and broadcast, or refused after what is ahead of it.
   void DoMutate(const auth::Claims& claims, const Edit& edit,
                 std::function<void(Result<EditResult>)> done);
   // Writes the document's changes from index `from` on, with the heads
@@ -179,8 +182,7 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // Whether broadcasts queued now would reach anyone: a client is connected,
   // or one is joining ahead of them.
   bool Watched() const;
-  // Reply, on strand_: queued behind pending_, then SendOrHold (a null
-  // client: only `settled`).
+  // Reply, on strand_: queued behind pending_, then SendOrHold.
   void SendReply(const std::shared_ptr<Client>& client, std::shared_ptr<const std::string> message,
                  std::function<void()> settled);
   // Sends now, or holds the message for after the client's init if that

@@ -313,6 +313,28 @@ TEST(Workspace, AnswersComeInTheOrderOfWhatTheyAnswer) {
   EXPECT_TRUE(settled);
 }
 
+// The 500 of an op whose write fails answers it in its turn: ahead of the
+// answer to a message the client sent after it.
+TEST(Workspace, AFailedWritesErrorComesBeforeTheAnswersBehindIt) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = std::make_shared<FakeClient>();
+  ws->Join(a);
+  Settle(f.io);
+  ASSERT_NO_FATAL_FAILURE(StallTheDisk(f));
+  f.store.FailWritesAfter(1);  // the stall's write passes; the op's fails
+  ws->SubmitOp(a, Writer(), Op("k", 1), [] {});
+  ws->Reply(a, std::make_shared<const std::string>("reply"), [] {});
+  Settle(f.io);
+  f.store.ResumeWrites();
+  ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
+  Settle(f.io);
+  auto am = a->messages();
+  ASSERT_EQ(am.size(), 3u);
+  EXPECT_NE(am[1].find("\"code\":500"), std::string::npos) << am[1];
+  EXPECT_EQ(am[2], "reply");
+}
+
 // Changes made by another node's actor on a document of its own.
 std::vector<automerge::StoredChange> RemoteChanges(int n, std::string_view key_prefix = "r") {
   automerge::Document doc;

@@ -107,9 +107,7 @@ void WebSocketSession::OnRead(beast::error_code ec, size_t) {
 
 void WebSocketSession::ReplyError(int code, std::string_view message,
                                   std::function<void()> settled) {
-  workspace_->Reply(shared_from_this(),
-                    std::make_shared<const std::string>(ErrorMessage(code, message)),
-                    std::move(settled));
+  workspace_->Reply(shared_from_this(), ErrorMessage(code, message), std::move(settled));
 }
 
 void WebSocketSession::OnOpSettled(size_t cost) {
