@@ -3,26 +3,34 @@
 //
 // Each run (one seed) drives a Hub over a MemoryStore with random steps:
 // clients join and leave; writers and read-only clients send ops, one at a
-// time or in bursts that commit in groups; another node's changes arrive,
+// time or in bursts that commit in groups, and bad messages among them (the
+// session's 400); HTTP edits (history's undo and restore) change keys, make
+// no change, or fail; another node's changes arrive,
 // concurrent with the local ones (redelivered until acknowledged), and that
 // node runs the sync protocol with the server; reads;
-// the store fails its next writes and heals; the server restarts over the
+// the store fails its next writes, or its reads (a reload, or a load after
+// a restart, then fails: the joiners waiting are refused and closed), and
+// heals; the server restarts over the
 // same store; the io_context runs a few handlers or until idle, so that all
 // of these interleave with writes in flight. Every op carries a value no
 // other op has (local ones positive, remote ones negative), so the stored
 // changes name the ops they came from. Then, with the store healed and
 // nothing in flight, the promises of doc/design.md ("Durable before
 // visible") must hold:
-//  - every op is answered exactly once, in the order its client sent them:
-//    by its own broadcast (acknowledged) or by an error, 403 to a read-only
-//    client;
+//  - every message is answered exactly once, in the order its client sent
+//    them: an op by its own broadcast (acknowledged) or by an error (403 to
+//    a read-only client), a bad message by a 400;
 //  - an acknowledged op is on disk, once; an op answered with an error is
 //    not; nothing is on disk that nobody sent;
-//  - each client gets one init, the state after some prefix of the stored
+//  - a client refused for a failed load gets errors only: its refusal, and
+//    answers to the first of what it sent, in order, those ops not stored;
+//  - each other client gets one init, the state after some prefix of the stored
 //    changes, then exactly the stored local ops after that prefix, in order,
-//    none missing or repeated: all of them if it is still connected, and
+//    (ops and HTTP edits), none missing or repeated: all of them if it is
+//    still connected, and
 //    then its init and every broadcast, applied in order, make the stored
 //    document's state;
+//  - an HTTP edit that succeeds is stored, one that fails is not;
 //  - an acknowledged remote change is stored, and once the other node and
 //    the server have run the sync protocol to its end, both hold the same
 //    changes;
@@ -61,6 +69,8 @@ constexpr int kSteps = 160;
 constexpr char kWorkspace[] = "sim";
 // The timestamp of remote changes' broadcasts; a local op's is its value.
 constexpr int64_t kRemoteTimestamp = 0;
+// What a client's bad message is recorded as among the values it sent.
+constexpr int64_t kBadMessage = 0;
 
 // Runs `io` until nothing is left to do: no handler ready, nothing queued or
 // being written in the committer (whose callbacks post back to `io` before
@@ -87,8 +97,8 @@ State StateOf(const boost::json::object& data) {
 struct SimClient {
   std::shared_ptr<testutil::FakeClient> client = std::make_shared<testutil::FakeClient>();
   bool writer = true;
-  bool connected = true;  // until it leaves or the server restarts
-  std::vector<int64_t> sent;
+  bool connected = true;      // until it leaves or the server restarts
+  std::vector<int64_t> sent;  // op values, or kBadMessage
   std::shared_ptr<size_t> settled = std::make_shared<size_t>(0);
 };
 
@@ -101,6 +111,7 @@ class Simulation {
     for (int i = 0; i < steps; ++i) Step();
     Note("heal, drain");
     store_.FailWritesAfter(-1);
+    store_.FailReadsAfter(-1);
     Drain(io_, *committer_);
   }
 
@@ -144,6 +155,28 @@ class Simulation {
       SCOPED_TRACE("client " + std::to_string(c));
       EXPECT_EQ(*sc.settled, sc.sent.size()) << "every op is settled once" << log_;
       auto messages = sc.client->messages();
+      for (int64_t v : sc.sent)
+        if (sc.writer) sent_by_writers.insert(v);
+      if (sc.client->close_code() != 0) {
+        // Refused: errors only. Those before its refusal answer the first
+        // of what it sent, in order (held for the init it waited for);
+        // what it sent after them is unknown to it, as when a connection
+        // drops, and may be stored or not.
+        EXPECT_EQ(sc.client->close_code(), 1011) << log_;
+        EXPECT_LE(messages.size(), sc.sent.size() + 1) << log_;
+        size_t refusals = 0;
+        for (size_t m = 0; m < messages.size(); ++m) {
+          auto msg = boost::json::parse(messages[m]).as_object();
+          ASSERT_EQ(msg.at("type"), "error") << messages[m] << log_;
+          if (msg.at("message") == "the workspace cannot be loaded") ++refusals;
+          if (refusals > 0) continue;
+          int64_t v = sc.sent.at(m);
+          EXPECT_EQ(msg.at("code") == 400, v == kBadMessage) << "answers out of order" << log_;
+          EXPECT_FALSE(position.count(v)) << "a refused op " << v << " stored" << log_;
+        }
+        EXPECT_EQ(refusals, 1u) << log_;
+        continue;
+      }
       ASSERT_FALSE(messages.empty()) << "no init" << log_;
       auto init = boost::json::parse(messages[0]).as_object();
       ASSERT_EQ(init.at("type"), "init") << messages[0] << log_;
@@ -152,9 +185,13 @@ class Simulation {
       std::set<int64_t> sent(sc.sent.begin(), sc.sent.end());
       State state = StateOf(init.at("data").as_object());
       std::vector<int64_t> seen;  // the local ops broadcast to it
-      // The answers to its ops as they came: its own op's value when the op
-      // came back (acknowledged), nullopt for an error.
-      std::vector<std::optional<int64_t>> answers;
+      // The answers to what it sent, as they came: its own op's value when
+      // the op came back (acknowledged), else the error's code.
+      struct Answer {
+        std::optional<int64_t> value;
+        int64_t code = 0;
+      };
+      std::vector<Answer> answers;
       for (size_t m = 1; m < messages.size(); ++m) {
         auto msg = boost::json::parse(messages[m]).as_object();
         if (msg.at("type") == "op") {
@@ -164,11 +201,12 @@ class Simulation {
           if (payload.at("timestamp").as_int64() == kRemoteTimestamp) continue;
           EXPECT_EQ(payload.at("timestamp").as_int64(), value) << messages[m] << log_;
           seen.push_back(value);
-          if (sent.count(value)) answers.push_back(value);
+          if (sent.count(value)) answers.push_back({value});
         } else {
           ASSERT_EQ(msg.at("type"), "error") << messages[m] << log_;
-          EXPECT_EQ(msg.at("code").as_int64(), sc.writer ? 500 : 403) << messages[m] << log_;
-          answers.push_back(std::nullopt);
+          int64_t code = msg.at("code").as_int64();
+          EXPECT_TRUE(code == 400 || code == (sc.writer ? 500 : 403)) << messages[m] << log_;
+          answers.push_back({std::nullopt, code});
         }
       }
       // Exactly the stored local ops after its init's prefix, in order.
@@ -176,8 +214,6 @@ class Simulation {
       for (size_t i = *j; i < stored.size() && expected.size() < seen.size(); ++i)
         if (stored[i] > 0) expected.push_back(stored[i]);
       EXPECT_EQ(seen, expected) << "broadcasts after init at " << *j << log_;
-      for (int64_t v : sc.sent)
-        if (sc.writer) sent_by_writers.insert(v);
       // (A client that left may miss its ops' broadcasts.)
       if (!sc.connected) continue;
       size_t local_after =
@@ -188,13 +224,36 @@ class Simulation {
       // and not stored.
       ASSERT_EQ(answers.size(), sc.sent.size()) << log_;
       for (size_t i = 0; i < answers.size(); ++i) {
-        if (answers[i]) {
-          EXPECT_EQ(*answers[i], sc.sent[i]) << "answers out of order" << log_;
+        if (answers[i].value) {
+          EXPECT_EQ(*answers[i].value, sc.sent[i]) << "answers out of order" << log_;
+        } else if (sc.sent[i] == kBadMessage) {
+          EXPECT_EQ(answers[i].code, 400) << "answer " << i << " out of order" << log_;
         } else {
+          EXPECT_NE(answers[i].code, 400) << "answer " << i << " out of order" << log_;
           EXPECT_FALSE(position.count(sc.sent[i]))
               << "op " << sc.sent[i] << " refused yet stored" << log_;
         }
       }
+    }
+    for (const EditCall& e : edits_) {
+      SCOPED_TRACE("edit " + std::to_string(e.value));
+      ASSERT_TRUE(e.outcome) << "an edit not answered" << log_;
+      if (!e.outcome->ok()) {
+        EXPECT_FALSE(position.count(e.value)) << "an edit failed, yet stored" << log_;
+        continue;
+      }
+      EXPECT_FALSE(e.fail) << "a failing edit succeeded" << log_;
+      const Workspace::EditResult& r = **e.outcome;
+      for (const auto& h : r.heads)
+        EXPECT_TRUE(stored_hashes.count(h)) << "an edit's heads not stored" << log_;
+      if (e.value == kBadMessage) {
+        EXPECT_FALSE(r.change) << "an edit that records nothing made a change" << log_;
+        continue;
+      }
+      ASSERT_TRUE(r.change) << log_;
+      EXPECT_TRUE(stored_hashes.count(*r.change)) << "an edit done, not stored" << log_;
+      EXPECT_TRUE(position.count(e.value)) << log_;
+      sent_by_writers.insert(e.value);
     }
     for (int64_t value : stored)
       EXPECT_TRUE(value < 0 || sent_by_writers.count(value))
@@ -275,6 +334,38 @@ class Simulation {
     Note("op " + std::to_string(value) + " " + key + " from " + std::to_string(c));
   }
 
+  // A message the session refuses (not JSON, say): it answers with a 400
+  // through the workspace, in turn.
+  void SendBad(size_t c) {
+    SimClient& sc = clients_[c];
+    sc.sent.push_back(kBadMessage);
+    ws_->Reply(sc.client, ErrorMessage(400, "bad message"), [settled = sc.settled] { ++*settled; });
+    Note("bad message from " + std::to_string(c));
+  }
+
+  // An edit over HTTP (as history's undo and restore make): sets a key, or
+  // records nothing (its value is then kBadMessage), or fails after a put.
+  void SendEdit() {
+    unsigned kind = rng_() % 4;
+    int64_t value = kind == 0 ? kBadMessage : next_value_++;
+    bool fail = kind == 1;
+    std::string key = "k" + std::to_string(rng_() % 4);
+    Workspace::Edit edit = [=](automerge::Transaction& tx,
+                               const automerge::Document&) -> Result<Workspace::EditOutput> {
+      if (value == kBadMessage) return Workspace::EditOutput{};
+      if (Status s = tx.Put(automerge::kRoot, key, automerge::ScalarValue{value}); !s.ok())
+        return s;
+      if (fail) return Status::InvalidArgument("the edit fails after its put");
+      return Workspace::EditOutput{
+          {OpBroadcast(OpMessage{key, boost::json::value(value), value}, value)}, {}, value};
+    };
+    size_t i = edits_.size();
+    edits_.push_back({value, fail, std::nullopt});
+    ws_->Mutate(testutil::ClaimsFor("admin", auth::Scopes{auth::Scope::kWrite}), edit,
+                [this, i](Result<Workspace::EditResult> r) { edits_[i].outcome = std::move(r); });
+    Note("edit " + std::to_string(value) + " " + key + (fail ? " (fails)" : ""));
+  }
+
   // Another node changes a key, then sends every change of its own not yet
   // acknowledged, as its stream redelivers what was not.
   void SendRemote() {
@@ -335,8 +426,11 @@ class Simulation {
 
   std::optional<size_t> AnyConnected() {
     std::vector<size_t> connected;
-    for (size_t c = 0; c < clients_.size(); ++c)
+    for (size_t c = 0; c < clients_.size(); ++c) {
+      // A joiner refused (its load failed) is closed: it sends nothing more.
+      if (clients_[c].client->close_code() != 0) clients_[c].connected = false;
       if (clients_[c].connected) connected.push_back(c);
+    }
     if (connected.empty()) return std::nullopt;
     return connected[rng_() % connected.size()];
   }
@@ -346,8 +440,10 @@ class Simulation {
     if (roll < 25) {
       if (auto c = AnyConnected()) SendOp(*c);
     } else if (roll < 35) {
+      // A burst commits in groups: a bad message among its ops is answered
+      // between their broadcasts.
       for (unsigned n = 2 + rng_() % 7; n > 0; --n)
-        if (auto c = AnyConnected()) SendOp(*c);
+        if (auto c = AnyConnected()) rng_() % 6 == 0 ? SendBad(*c) : SendOp(*c);
     } else if (roll < 45) {
       size_t c = Join(rng_() % 5 != 0);
       Note("join " + std::to_string(c) + (clients_[c].writer ? " (writer)" : " (reader)"));
@@ -361,24 +457,33 @@ class Simulation {
       int n = static_cast<int>(rng_() % 3);
       store_.FailWritesAfter(n);
       Note("fail writes after " + std::to_string(n));
-    } else if (roll < 63) {
+    } else if (roll < 60) {
+      int n = static_cast<int>(rng_() % 8);
+      store_.FailReadsAfter(n);
+      Note("fail reads after " + std::to_string(n));
+    } else if (roll < 66) {
       store_.FailWritesAfter(-1);
+      store_.FailReadsAfter(-1);
       Note("heal");
-    } else if (roll < 68) {
+    } else if (roll < 70) {
       ws_->Read([](const automerge::Document& d) -> Result<std::string> { return d.ToJson(); },
                 [this](Result<std::string> r) {
                   if (r.ok()) reads_.push_back(std::move(*r));
                 });
       Note("read");
-    } else if (roll < 71) {
+    } else if (roll < 73) {
       Note("restart");
       Stop();
       Start();
-    } else if (roll < 77) {
+    } else if (roll < 78) {
       SendRemote();
-    } else if (roll < 80) {
+    } else if (roll < 81) {
       SyncStep();
-    } else if (roll < 91) {
+    } else if (roll < 84) {
+      if (auto c = AnyConnected()) SendBad(*c);
+    } else if (roll < 87) {
+      SendEdit();
+    } else if (roll < 95) {
       unsigned n = 1 + rng_() % 5;
       io_.restart();
       for (unsigned i = 0; i < n; ++i) io_.poll_one();
@@ -399,6 +504,12 @@ class Simulation {
   std::shared_ptr<Workspace> ws_;
   std::vector<SimClient> clients_;
   std::vector<std::string> reads_;
+  struct EditCall {
+    int64_t value;  // kBadMessage: the edit records nothing
+    bool fail;      // the edit fails
+    std::optional<Result<Workspace::EditResult>> outcome;
+  };
+  std::vector<EditCall> edits_;
   int64_t next_value_ = 1;
   automerge::Document remote_;      // the other node's document
   size_t remote_acknowledged_ = 0;  // its first changes, stored here

@@ -1,5 +1,8 @@
 // An in-memory Store for tests, with fault injection: FailWritesAfter(n)
 // makes every write after the next n fail with kIoError (applying nothing);
+// FailReadsAfter(n) makes reads fail with kIoError once n more records are
+// read (a Get reads one; a scan stops with the error where it reaches the
+// limit, having passed on the records before it);
 // HoldWrites() stalls the disk: each write then waits, before it is applied
 // or failed, for a permit (PermitWrites(n) grants n, ResumeWrites() ends the
 // stall).
@@ -24,6 +27,7 @@ class MemoryStore : public Store {
 
   // -1 (the default): never fail.
   void FailWritesAfter(int n);
+  void FailReadsAfter(int n);
   void HoldWrites();
   void PermitWrites(size_t n);
   void ResumeWrites();
@@ -37,6 +41,7 @@ class MemoryStore : public Store {
   std::condition_variable permitted_;
   std::map<std::string, std::string, std::less<>> data_;  // guarded by mu_
   int fail_after_ = -1;                                   // guarded by mu_
+  int fail_reads_after_ = -1;                             // guarded by mu_
   bool held_ = false;                                     // guarded by mu_
   size_t permits_ = 0;                                    // guarded by mu_
   size_t writes_ = 0;                                     // guarded by mu_
