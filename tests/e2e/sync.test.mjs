@@ -358,6 +358,36 @@ test("malformed messages get error 400, the socket stays open, nothing is stored
   })
 })
 
+test("a client's messages are answered in the order it sent them: ops, 400s and 403s interleaved, sent without waiting", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-answer-order"
+    const [w] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
+    const [ro] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, scope: "read", sub: "ro" }) })
+    // A fixed pattern, so a failure names the message: o = op, b = bad.
+    const pattern = "oobobbooobobooobbbobooooboobbo"
+    for (let i = 0; i < pattern.length; i++) {
+      if (pattern[i] === "o") w.sendOp(`k${i % 5}`, i)
+      else w.sendRaw(i % 2 ? "not json" : '{"type":"op","payload":{"key":"k"}}')
+      if (pattern[i] === "o") ro.sendOp("ro", i)
+      else ro.sendRaw("[1]")
+    }
+    for (let i = 0; i < pattern.length; i++) {
+      if (pattern[i] === "o") assertOp(await w.next(), `k${i % 5}`, i, `writer's message ${i}`)
+      else assertError(await w.next(), 400, `writer's message ${i}`)
+    }
+    // The read-only client also sees the writer's ops: its answers are the
+    // errors among them, in order.
+    const answers = []
+    while (answers.length < pattern.length) {
+      const m = await ro.next()
+      if (m.type === "error") answers.push(m.code)
+    }
+    assert.deepEqual(answers, [...pattern].map((c) => (c === "o" ? 403 : 400)))
+    const init = await h.initOf(ws)
+    assert.equal(init.data.ro, undefined)
+  })
+})
+
 test("timestamps: server time in microseconds when absent, the client's when given", { timeout: 30_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-time"
