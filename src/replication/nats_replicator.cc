@@ -653,21 +653,56 @@ class NatsReplicator final : public Replicator {
     bool closed = false;         // guarded by mu: Stop was called
   };
 
+  // A stream message's changes, decoded, or why it can never apply.
+  struct Decoded {
+    std::string workspace;
+    std::vector<automerge::StoredChange> changes;
+    std::vector<int64_t> timestamps;  // empty: dated by the changes' own time
+  };
+  static Result<Decoded> Decode(natsMsg* msg, bool warn) {
+    const char* ws = nullptr;
+    const char* ts = nullptr;
+    natsMsgHeader_Get(msg, kWorkspaceHeader, &ws);
+    natsMsgHeader_Get(msg, kTimestampHeader, &ts);
+    auto changes = automerge::DecodeChangeChunks(
+        AsBytes(std::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))));
+    if (!changes.ok()) return changes.status();
+    if (changes->empty()) return Status::Corruption("no changes");
+    if (!ws) return Status::Corruption("no workspace header");
+    Decoded d{ws, std::move(*changes), {}};
+    // The timestamps only date the broadcasts: without them the changes
+    // still apply, dated by their own time.
+    if (ts) {
+      auto parsed = ParseTimestamps(ts, d.changes.size());
+      if (parsed.ok()) {
+        d.timestamps = std::move(*parsed);
+      } else if (warn) {
+        LogWarn(std::string("replication: a message on ") + natsMsg_GetSubject(msg) + ": " +
+                parsed.status().ToString() + "; its changes are dated by their own time");
+      }
+    }
+    return d;
+  }
+
+  // Messages of one workspace, applied as one batch of changes.
+  struct Group {
+    std::vector<automerge::StoredChange> changes;
+    Timestamps timestamps;
+    std::vector<natsMsg*> msgs;  // owned until acknowledged
+    void Add(Decoded d, natsMsg* msg) {
+      for (size_t k = 0; k < d.timestamps.size(); ++k)
+        timestamps[d.changes[k].hash] = d.timestamps[k];
+      changes.insert(changes.end(), std::make_move_iterator(d.changes.begin()),
+                     std::make_move_iterator(d.changes.end()));
+      msgs.push_back(msg);
+    }
+  };
+
   // Applies fetched messages, each workspace's in order (its strand keeps
   // the order across batches), without waiting: the next fetch overlaps
   // with these writes, so the group committer joins them. A message is
   // acknowledged once its changes are durable here (or can never apply).
   void Apply(natsMsgList& list) {
-    struct Group {
-      std::vector<automerge::StoredChange> changes;
-      std::vector<natsMsg*> msgs;
-      Timestamps timestamps;
-    };
-    auto drop = [](natsMsg* msg, const std::string& why) {
-      LogError(std::string("replication: dropping a malformed message on ") +
-               natsMsg_GetSubject(msg) + ": " + why);
-      natsMsg_Ack(msg, nullptr);
-    };
     std::map<std::string, Group> groups;
     const std::string own_subject = publish_subject_;
     for (int i = 0; i < list.Count; ++i) {
@@ -683,72 +718,70 @@ class NatsReplicator final : public Replicator {
         natsMsg_Ack(msg, nullptr);
         continue;
       }
-      const char* ws = nullptr;
-      const char* ts = nullptr;
-      natsMsgHeader_Get(msg, kWorkspaceHeader, &ws);
-      natsMsgHeader_Get(msg, kTimestampHeader, &ts);
-      auto changes = automerge::DecodeChangeChunks(
-          AsBytes(std::string_view(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))));
-      if (!changes.ok()) {
-        drop(msg, changes.status().ToString());
+      auto decoded = Decode(msg, /*warn=*/true);
+      if (!decoded.ok()) {
+        LogError(std::string("replication: dropping a malformed message on ") +
+                 natsMsg_GetSubject(msg) + ": " + decoded.status().ToString());
+        natsMsg_Ack(msg, nullptr);
         continue;
       }
-      if (changes->empty()) {
-        drop(msg, "no changes");
-        continue;
-      }
-      if (!ws) {
-        drop(msg, "no workspace header");
-        continue;
-      }
-      // The timestamps only date the broadcasts: without them the changes
-      // still apply, dated by their own time.
-      std::vector<int64_t> times;
-      if (ts) {
-        auto parsed = ParseTimestamps(ts, changes->size());
-        if (parsed.ok()) {
-          times = std::move(*parsed);
-        } else {
-          LogWarn(std::string("replication: a message on ") + natsMsg_GetSubject(msg) + ": " +
-                  parsed.status().ToString() + "; its changes are dated by their own time");
-        }
-      }
-      Group& g = groups[ws];
-      for (size_t k = 0; k < times.size(); ++k) g.timestamps[(*changes)[k].hash] = times[k];
-      g.changes.insert(g.changes.end(), std::make_move_iterator(changes->begin()),
-                       std::make_move_iterator(changes->end()));
-      g.msgs.push_back(msg);
-      list.Msgs[i] = nullptr;  // the callback below owns it now
+      std::string ws = decoded->workspace;
+      groups[ws].Add(std::move(*decoded), msg);
+      list.Msgs[i] = nullptr;  // the group owns it now
     }
-    for (auto& [ws, g] : groups) {
-      {
-        std::lock_guard lock(in_flight_->mu);
-        in_flight_->messages += g.msgs.size();
-      }
-      const size_t changes = g.changes.size();
-      sink_->ApplyRemote(
-          ws, std::move(g.changes), std::move(g.timestamps),
-          [in_flight = in_flight_, ws = ws, msgs = std::move(g.msgs), changes](Result<bool> r) {
-            Status s = r.ok() ? Status::Ok() : r.status();
-            std::lock_guard lock(in_flight->mu);
-            // A change waits for deps: a message was lost or is late (a pull
-            // request can expire with a message in flight; JetStream sends
-            // it again only after the ack wait). Ask the peers now.
-            if (r.ok() && *r) in_flight->gaps.insert(ws);
-            in_flight->messages -= msgs.size();
-            in_flight->cv.notify_all();
-            if (in_flight->closed) return;  // the connection is gone: they come again
-            bool retry = !s.ok() && s.code() != Status::Code::kCorruption;
-            if (!s.ok())
-              LogError("replication: applying changes: " + s.ToString() +
-                       (retry ? "; will retry" : "; dropped"));
-            for (natsMsg* msg : msgs) {
-              retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
-              natsMsg_Destroy(msg);
-            }
-            if (!retry) in_flight->received += changes;
-          });
+    for (auto& [ws, g] : groups) ApplyGroup(sink_, in_flight_, ws, std::move(g));
+  }
+
+  // Hands a group to the Sink and acknowledges its messages by the outcome:
+  // applied or never applicable (corrupt), acknowledged; a storage error,
+  // refused, to come again. A group of several messages that is corrupt is
+  // applied again one message at a time, so that a message that can never
+  // apply takes only itself down. Static: the callback may outlive Stop.
+  static void ApplyGroup(Sink* sink, const std::shared_ptr<InFlight>& in_flight,
+                         const std::string& ws, Group g) {
+    {
+      std::lock_guard lock(in_flight->mu);
+      in_flight->messages += g.msgs.size();
     }
+    const size_t changes = g.changes.size();
+    sink->ApplyRemote(ws, std::move(g.changes), std::move(g.timestamps),
+                      [sink, in_flight, ws, msgs = std::move(g.msgs), changes](Result<bool> r) {
+                        Status s = r.ok() ? Status::Ok() : r.status();
+                        bool split = s.code() == Status::Code::kCorruption && msgs.size() > 1;
+                        if (split) {
+                          std::unique_lock lock(in_flight->mu);
+                          bool closed = in_flight->closed;
+                          lock.unlock();
+                          if (!closed) {
+                            LogWarn("replication: " + std::to_string(msgs.size()) +
+                                    " messages of " + ws + " cannot apply together (" +
+                                    s.ToString() + "); applying each alone");
+                            // Counted in flight again before these are counted out.
+                            for (natsMsg* msg : msgs) {
+                              Group one;
+                              one.Add(*Decode(msg, /*warn=*/false), msg);  // decoded once already
+                              ApplyGroup(sink, in_flight, ws, std::move(one));
+                            }
+                          }
+                        }
+                        std::lock_guard lock(in_flight->mu);
+                        // A change waits for deps: a message was lost or is late (a pull
+                        // request can expire with a message in flight; JetStream sends
+                        // it again only after the ack wait). Ask the peers now.
+                        if (r.ok() && *r) in_flight->gaps.insert(ws);
+                        in_flight->messages -= msgs.size();
+                        in_flight->cv.notify_all();
+                        if (in_flight->closed || split) return;  // they come again, or went alone
+                        bool retry = !s.ok() && s.code() != Status::Code::kCorruption;
+                        if (!s.ok())
+                          LogError("replication: applying changes: " + s.ToString() +
+                                   (retry ? "; will retry" : "; dropped"));
+                        for (natsMsg* msg : msgs) {
+                          retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
+                          natsMsg_Destroy(msg);
+                        }
+                        if (!retry) in_flight->received += changes;
+                      });
   }
 
   // Waits while the most messages are in flight; false when stopping.

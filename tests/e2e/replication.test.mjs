@@ -210,6 +210,48 @@ test("a stream message of several changes applies with each change's timestamp; 
   })
 })
 
+test("a message that cannot apply, fetched in one batch with good ones of its workspace, drops only itself", async (t) => {
+  await withCluster(t, { nodes: 1 }, async ([a], nats) => {
+    const ws = "rep-poison"
+    // A change the document refuses: its deps cut off the change before it
+    // (the second change of its actor, which sets a key of a map the first
+    // made), so it is ready to apply yet refers to an unknown object.
+    let doc = A.init()
+    doc = A.change(doc, (d) => { d.m = {} })
+    doc = A.change(doc, (d) => { d.m.k = 1 })
+    const decoded = A.decodeChange(A.getLastLocalChange(doc))
+    decoded.deps = []
+    const poison = A.encodeChange(decoded)
+    const good = []
+    for (const key of ["before", "after"]) {
+      let other = A.init()
+      other = A.change(other, (d) => { d[key] = key })
+      good.push(A.getLastLocalChange(other))
+    }
+    // Published while the node is away, so that one fetch takes all three.
+    await a.stop()
+    const subject = "etherply.changes.foreign"
+    const send = (id, payload) =>
+      publishRaw(nats.url, subject, { "Nats-Msg-Id": id, "Etherply-Workspace": ws }, payload)
+    await send("good-before", good[0])
+    await send("poison", poison)
+    await send("good-after", good[1])
+    await a.launch()
+    const deadline = Date.now() + 15_000
+    let data = {}
+    while (Date.now() < deadline) {
+      data = js(await docOf(a, ws))
+      if (data.before && data.after) break
+      await sleep(200)
+    }
+    assert.deepEqual(data, { before: "before", after: "after" }, "both good messages applied, the poison not")
+    // (The three came in one fetch: the batch failed, then each went alone.)
+    assert.match(a.log(), /3 messages of rep-poison cannot apply together/)
+    assert.match(a.log(), /replication: applying changes: .*dropped/)
+    assert.equal((await statusOf(a)).replication.received, 3, "every message settled: two applied, one dropped")
+  })
+})
+
 test("three nodes with concurrent writers on the same keys converge to one document", async (t) => {
   await withCluster(t, { nodes: 3 }, async (nodes) => {
     const ws = "rep-concurrent"
