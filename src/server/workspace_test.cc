@@ -49,6 +49,14 @@ struct Fixture {
   storage::MemoryStore store;
   storage::Committer committer{store};
   Hub hub{io.get_executor(), store, committer, automerge::ActorId(16, 7), nullptr, nullptr};
+
+  // A client joined to `ws`, its init received.
+  std::shared_ptr<FakeClient> Joined(const std::shared_ptr<Workspace>& ws) {
+    auto c = std::make_shared<FakeClient>();
+    ws->Join(c);
+    Settle(io);
+    return c;
+  }
 };
 
 // Stalls the disk under a write of another stream, so that the workspace's
@@ -58,6 +66,13 @@ void StallTheDisk(Fixture& f) {
   f.store.HoldWrites();
   f.committer.Submit(uint64_t{1} << 40, storage::WriteBatch{}, [](const Status&) {});
   ASSERT_TRUE(testutil::Eventually([&] { return f.store.writes_begun() == 1; }));
+}
+
+// Ends StallTheDisk, and runs until every write is done and answered.
+void ResumeTheDisk(Fixture& f) {
+  f.store.ResumeWrites();
+  ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
+  Settle(f.io);
 }
 
 TEST(Workspace, OpIsStoredThenBroadcastToEveryClient) {
@@ -271,9 +286,7 @@ TEST(Workspace, AnswersToAClientComeAfterItsInit) {
   EXPECT_TRUE(b->messages().empty());
   EXPECT_EQ(settled, 0);       // answered, and so settled, in their turn
   f.store.FailWritesAfter(1);  // the other stream's write; the ops' group fails
-  f.store.ResumeWrites();
-  ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
-  Settle(f.io);
+  ASSERT_NO_FATAL_FAILURE(ResumeTheDisk(f));
 
   auto bm = b->messages();
   ASSERT_EQ(bm.size(), 4u);
@@ -291,9 +304,7 @@ TEST(Workspace, AnswersToAClientComeAfterItsInit) {
 TEST(Workspace, AnswersComeInTheOrderOfWhatTheyAnswer) {
   Fixture f;
   auto ws = f.hub.Get("w");
-  auto a = std::make_shared<FakeClient>();
-  ws->Join(a);
-  Settle(f.io);
+  auto a = f.Joined(ws);
   ASSERT_NO_FATAL_FAILURE(StallTheDisk(f));
   bool settled = false;
   ws->SubmitOp(a, Writer(), Op("k", 1), [] {});
@@ -302,9 +313,7 @@ TEST(Workspace, AnswersComeInTheOrderOfWhatTheyAnswer) {
   Settle(f.io);
   EXPECT_EQ(a->messages().size(), 1u);
   EXPECT_FALSE(settled);
-  f.store.ResumeWrites();
-  ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
-  Settle(f.io);
+  ASSERT_NO_FATAL_FAILURE(ResumeTheDisk(f));
   auto am = a->messages();
   ASSERT_EQ(am.size(), 4u);
   EXPECT_NE(am[1].find("\"key\":\"k\""), std::string::npos) << am[1];
@@ -318,17 +327,13 @@ TEST(Workspace, AnswersComeInTheOrderOfWhatTheyAnswer) {
 TEST(Workspace, AFailedWritesErrorComesBeforeTheAnswersBehindIt) {
   Fixture f;
   auto ws = f.hub.Get("w");
-  auto a = std::make_shared<FakeClient>();
-  ws->Join(a);
-  Settle(f.io);
+  auto a = f.Joined(ws);
   ASSERT_NO_FATAL_FAILURE(StallTheDisk(f));
   f.store.FailWritesAfter(1);  // the stall's write passes; the op's fails
   ws->SubmitOp(a, Writer(), Op("k", 1), [] {});
   ws->Reply(a, std::make_shared<const std::string>("reply"), [] {});
   Settle(f.io);
-  f.store.ResumeWrites();
-  ASSERT_TRUE(testutil::Eventually([&] { return f.committer.idle(); }));
-  Settle(f.io);
+  ASSERT_NO_FATAL_FAILURE(ResumeTheDisk(f));
   auto am = a->messages();
   ASSERT_EQ(am.size(), 3u);
   EXPECT_NE(am[1].find("\"code\":500"), std::string::npos) << am[1];
@@ -367,9 +372,7 @@ Status ApplyRemote(Fixture& f, const std::string& ws, std::vector<automerge::Sto
 TEST(Workspace, RemoteChangesAreStoredThenBroadcastWithTheirKeysValues) {
   Fixture f;
   auto ws = f.hub.Get("w");
-  auto a = std::make_shared<FakeClient>();
-  ws->Join(a);
-  Settle(f.io);
+  auto a = f.Joined(ws);
   ASSERT_TRUE(ApplyRemote(f, "w", RemoteChanges(2)).ok());
   auto m = a->messages();
   ASSERT_EQ(m.size(), 3u);
@@ -424,9 +427,7 @@ TEST(Workspace, RemoteChangeWithMissingDepsWaitsAndIsNotStored) {
 TEST(Workspace, FailedRemoteWriteIsReportedAndLeavesNothingBehind) {
   Fixture f;
   auto ws = f.hub.Get("w");
-  auto a = std::make_shared<FakeClient>();
-  ws->Join(a);
-  Settle(f.io);
+  auto a = f.Joined(ws);
   f.store.FailWritesAfter(0);
   Status s = ApplyRemote(f, "w", RemoteChanges(1));
   EXPECT_EQ(s.code(), Status::Code::kIoError);  // not acknowledged: NATS delivers it again
