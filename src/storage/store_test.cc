@@ -128,6 +128,28 @@ TEST_P(StoreTest, KeysWrittenOutOfSequenceReadBackInOrder) {
   }
 }
 
+// The fake's injected read failures, which the workspace simulation uses:
+// n records pass, then every read fails until FailReadsAfter(-1).
+TEST(MemoryStore, FailReadsAfterPassesThatManyRecordsThenFailsEveryRead) {
+  MemoryStore store;
+  WriteBatch b;
+  for (std::string k : {"p1", "p2", "p3"}) b.Put(k, "v");
+  ASSERT_TRUE(store.Write(b).ok());
+  store.FailReadsAfter(3);
+  ASSERT_TRUE(store.Get("p1").ok());  // one record read
+  std::vector<std::string> seen;
+  Status s = store.ScanFrom("p", "", [&](std::string_view k, std::string_view) {
+    seen.emplace_back(k);
+    return true;
+  });
+  EXPECT_EQ(s.code(), Status::Code::kIoError) << s.ToString();
+  EXPECT_EQ(seen, (std::vector<std::string>{"p1", "p2"}));
+  EXPECT_EQ(store.Get("p3").status().code(), Status::Code::kIoError);
+  store.FailReadsAfter(-1);
+  EXPECT_TRUE(store.Get("p3").ok());
+  EXPECT_TRUE(store.Write(b).ok()) << "writes are not affected";
+}
+
 INSTANTIATE_TEST_SUITE_P(MemoryAndRocksDb, StoreTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "RocksDb" : "Memory"; });
 
