@@ -251,6 +251,8 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   const uint32_t max_op_before = max_op_;
 
   // Candidates: the queue and the new changes, without ones already known.
+  const size_t queued_before = queue_.size();
+  const size_t ordered_asked = ordered;
   std::vector<StoredChange> pending;
   pending.reserve(queue_.size() + batch.size());
   pending.insert(pending.end(), queue_.begin(), queue_.end());
@@ -277,10 +279,14 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   std::vector<bool> applied(pending.size(), false);
   std::deque<size_t> ready;
   Status failure;
+  size_t failed_at = 0;
   auto apply = [&](size_t i, bool queue_waiters) {
     ChangeHash hash = pending[i].hash;
     failure = ApplyOne(pending[i]);
-    if (!failure.ok()) return;
+    if (!failure.ok()) {
+      failed_at = i;
+      return;
+    }
     applied[i] = true;
     if (auto w = waiters.find(hash); w != waiters.end())
       for (size_t j : w->second)
@@ -303,7 +309,17 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
     heads_ = heads_before;
     max_op_ = max_op_before;
     UndoTo(undo_mark);
-    return failure;
+    if (failed_at >= queued_before) return failure;
+    // A queued change, its deps here now, that cannot apply: malformed, it
+    // never will. Dropped, and the new changes applied again without it.
+    // (ApplyOne rewrote the ops of those it tried: they decode again.)
+    dropped_.push_back(
+        failure.WithContext("queued change " + HashToHex(pending[failed_at].hash) + " dropped"));
+    queue_.erase(queue_.begin() + failed_at);
+    std::vector<StoredChange> again(std::make_move_iterator(pending.begin() + queued_before),
+                                    std::make_move_iterator(pending.end()));
+    for (StoredChange& sc : again) sc.change.ops.clear();
+    return Apply(std::move(again), ordered_asked);
   }
   std::vector<StoredChange> still_waiting;
   for (size_t i = 0; i < pending.size(); ++i)

@@ -7,7 +7,10 @@
 //  - ApplyChanges takes changes in any order: a change whose deps are not all
 //    present waits in a queue until they arrive; a change already known is
 //    ignored. It is atomic: if any change in the batch fails, the document,
-//    its queue included, is exactly as it was before the call.
+//    its queue included, is exactly as it was before the call. A change
+//    queued by an earlier call that fails once its deps are here is
+//    malformed and can never apply: it leaves the queue, and the call goes
+//    on without it (the reference, too, drops a queued change that fails).
 //  - Local edits go through a Transaction (transaction.h).
 //  - Object IDs cross the API as ObjIds; as text they are "_root" or
 //    "<counter>@<actor hex>", as the reference writes them.
@@ -22,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -73,9 +77,10 @@ class Document {
   // --- history --------------------------------------------------------------
 
   // Applies changes as described above. Returns kCorruption (with the change
-  // hash in the message) for a change that is malformed for this document: an
-  // op on a missing object or element, a key of the wrong kind, a sequence
-  // number out of order.
+  // hash in the message) for a change of `changes` that is malformed for
+  // this document: an op on a missing object or element, a key of the wrong
+  // kind, a sequence number out of order. (A queued one is dropped instead:
+  // the changes that complete its deps are not refused for it.)
   Status ApplyChanges(std::vector<StoredChange> changes);
   // Parses a file of concatenated change chunks and applies them.
   Status LoadIncremental(ByteView bytes);
@@ -100,6 +105,9 @@ class Document {
   // What the document lacks to reach `start` (a peer's heads, in sync).
   std::vector<ChangeHash> MissingDepsFrom(const std::vector<ChangeHash>& start) const;
   size_t queued() const { return queue_.size(); }
+  // Why each queued change dropped since the last call (ApplyChanges) failed,
+  // oldest first; empties the list. For the caller to report.
+  std::vector<Status> TakeDropped() { return std::exchange(dropped_, {}); }
   uint32_t max_op() const { return max_op_; }
 
   // --- reading ----------------------------------------------------------------
@@ -250,6 +258,7 @@ class Document {
   std::vector<ChangeHash> heads_;
   uint32_t max_op_ = 0;
   std::vector<StoredChange> queue_;
+  std::vector<Status> dropped_;  // TakeDropped
 
   std::vector<Undo> undo_;
   bool in_transaction_ = false;

@@ -1204,6 +1204,42 @@ TEST(Document, ApplyChangesRejectsASeqOutOfOrder) {
   ExpectSame(before, doc);
 }
 
+// A queued change that fails once its deps arrive is dropped, so that it
+// does not refuse the changes that complete them, now or on any later try.
+TEST(Document, AQueuedChangeThatFailsIsDroppedAndItsDepsApply) {
+  Document src;
+  {
+    Transaction tx(src, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "a", int64_t{1}).ok());
+    MustCommit(tx);
+  }
+  const StoredChange a1 = src.changes()[0];
+  // After a1, an op on an object that does not exist; and a good change
+  // that waits for a1 as well.
+  const StoredChange bad = HandMade(kC, 1, 2, {a1.hash}, {PutOp(ObjId{9, 0}, "x", int64_t{1})});
+  const StoredChange good = HandMade(kB, 1, 2, {a1.hash}, {PutOp(kRoot, "b", int64_t{2})});
+  Document doc;
+  ASSERT_TRUE(doc.ApplyChanges({bad, good}).ok());
+  ASSERT_EQ(doc.queued(), 2u);
+
+  Status s = doc.ApplyChanges({a1});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(doc.queued(), 0u);
+  EXPECT_EQ(doc.changes().size(), 2u);
+  EXPECT_FALSE(doc.HasChange(bad.hash));
+  EXPECT_EQ(doc.ToJson(), "{\"a\":1,\"b\":2}");
+  auto dropped = doc.TakeDropped();
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(dropped[0].code(), Code::kCorruption);
+  EXPECT_NE(dropped[0].message().find(HashToHex(bad.hash)), std::string::npos)
+      << dropped[0].ToString();
+  EXPECT_TRUE(doc.TakeDropped().empty());
+  // Sent again, it fails as any malformed change of a batch does.
+  const Snapshot before = Snap(doc);
+  EXPECT_EQ(doc.ApplyChanges({bad}).code(), Code::kCorruption);
+  ExpectSame(before, doc);
+}
+
 TEST(Document, ApplyChangesWhileATransactionIsOpenFails) {
   Document src;
   BuildBase(src);
