@@ -292,7 +292,9 @@ void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
     if (self->broken()) return done(Reloading());
     size_t from = self->doc_->changes().size();
-    if (Status s = self->doc_->ApplyChanges(std::move(changes)); !s.ok()) return done(s);
+    Status applied = self->doc_->ApplyChanges(std::move(changes));
+    self->LogDropped();
+    if (!applied.ok()) return done(applied);
     self->AdmitRemote(from, timestamps, [self, done = std::move(done)](const Status& s) {
       if (!s.ok()) return done(s);
       done(self->doc_ && self->doc_->queued() > 0);
@@ -308,8 +310,9 @@ void Workspace::Sync(std::shared_ptr<automerge::SyncState> state, std::optional<
     if (self->broken()) return done(Reloading());
     if (!message) return self->ReplySync(*state, std::move(done));
     size_t from = self->doc_->changes().size();
-    if (Status s = automerge::ReceiveSyncMessage(*self->doc_, *state, *message); !s.ok())
-      return done(s);
+    Status received = automerge::ReceiveSyncMessage(*self->doc_, *state, *message);
+    self->LogDropped();
+    if (!received.ok()) return done(received);
     // The answer follows once what was received is durable here.
     self->AdmitRemote(from, {}, [self, state, done = std::move(done)](const Status& s) mutable {
       if (!s.ok()) return done(s);
@@ -343,6 +346,10 @@ void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestam
   }
   p.on_done = std::move(done);
   Write(from, {}, std::move(p), nullptr);
+}
+
+void Workspace::LogDropped() {
+  for (const Status& s : doc_->TakeDropped()) LogError("workspace " + id_ + ": " + s.ToString());
 }
 
 bool Workspace::Watched() const {

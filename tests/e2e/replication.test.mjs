@@ -252,6 +252,38 @@ test("a message that cannot apply, fetched in one batch with good ones of its wo
   })
 })
 
+test("a change that waits for its deps and then cannot apply is dropped; the change it waited for applies", async (t) => {
+  await withCluster(t, { nodes: 1 }, async ([a], nats) => {
+    const ws = "rep-queued-poison"
+    let doc = A.init()
+    doc = A.change(doc, (d) => { d.first = 1 })
+    const first = A.getLastLocalChange(doc)
+    const firstHash = A.decodeChange(first).hash
+    // After `first`, an op on an object that exists nowhere.
+    const actor = "ab".repeat(16)
+    const poison = A.encodeChange({
+      actor, seq: 1, startOp: 2, time: 0, message: null, deps: [firstHash],
+      ops: [{ action: "set", obj: `9@${actor}`, key: "x", datatype: "int", value: 1, pred: [] }],
+    })
+    const subject = "etherply.changes.foreign"
+    const send = (id, payload) =>
+      publishRaw(nats.url, subject, { "Nats-Msg-Id": id, "Etherply-Workspace": ws }, payload)
+    // The poison arrives first and waits in the queue for `first`.
+    await send("poison", poison)
+    const deadline = Date.now() + 15_000
+    while ((await statusOf(a)).replication.received < 1 && Date.now() < deadline) await sleep(100)
+    await send("first", first)
+    let data = {}
+    while (Date.now() < deadline) {
+      data = js(await docOf(a, ws))
+      if (data.first) break
+      await sleep(200)
+    }
+    assert.deepEqual(data, { first: 1 }, "the change the poison waited for applied")
+    assert.match(a.log(), new RegExp(`workspace ${ws}: corruption: queued change [0-9a-f]{64} dropped`))
+  })
+})
+
 test("three nodes with concurrent writers on the same keys converge to one document", async (t) => {
   await withCluster(t, { nodes: 3 }, async (nodes) => {
     const ws = "rep-concurrent"
