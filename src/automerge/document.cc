@@ -252,7 +252,6 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
 
   // Candidates: the queue and the new changes, without ones already known.
   const size_t queued_before = queue_.size();
-  const size_t ordered_asked = ordered;
   std::vector<StoredChange> pending;
   pending.reserve(queue_.size() + batch.size());
   pending.insert(pending.end(), queue_.begin(), queue_.end());
@@ -277,16 +276,26 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
     }
   }
   std::vector<bool> applied(pending.size(), false);
+  std::vector<bool> dropped(pending.size(), false);
+  std::vector<Status> dropped_why;
   std::deque<size_t> ready;
   Status failure;
-  size_t failed_at = 0;
   auto apply = [&](size_t i, bool queue_waiters) {
     ChangeHash hash = pending[i].hash;
-    failure = ApplyOne(pending[i]);
-    if (!failure.ok()) {
-      failed_at = i;
+    const size_t mark = undo_.size();
+    Status s = ApplyOne(pending[i]);
+    if (!s.ok() && i < queued_before) {
+      // Queued by an earlier call, its deps here now, and it cannot apply:
+      // malformed, it never will. Undone and dropped (as the reference
+      // drops it), so that the changes that complete its deps are not
+      // refused for it; its own waiters keep waiting.
+      UndoTo(mark);
+      dropped[i] = true;
+      dropped_why.push_back(s.WithContext("queued change " + HashToHex(hash) + " dropped"));
       return;
     }
+    failure = s;
+    if (!failure.ok()) return;
     applied[i] = true;
     if (auto w = waiters.find(hash); w != waiters.end())
       for (size_t j : w->second)
@@ -309,21 +318,12 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
     heads_ = heads_before;
     max_op_ = max_op_before;
     UndoTo(undo_mark);
-    if (failed_at >= queued_before) return failure;
-    // A queued change, its deps here now, that cannot apply: malformed, it
-    // never will. Dropped, and the new changes applied again without it.
-    // (ApplyOne rewrote the ops of those it tried: they decode again.)
-    dropped_.push_back(
-        failure.WithContext("queued change " + HashToHex(pending[failed_at].hash) + " dropped"));
-    queue_.erase(queue_.begin() + failed_at);
-    std::vector<StoredChange> again(std::make_move_iterator(pending.begin() + queued_before),
-                                    std::make_move_iterator(pending.end()));
-    for (StoredChange& sc : again) sc.change.ops.clear();
-    return Apply(std::move(again), ordered_asked);
+    return failure;
   }
   std::vector<StoredChange> still_waiting;
   for (size_t i = 0; i < pending.size(); ++i)
-    if (!applied[i]) still_waiting.push_back(std::move(pending[i]));
+    if (!applied[i] && !dropped[i]) still_waiting.push_back(std::move(pending[i]));
+  for (Status& why : dropped_why) dropped_.push_back(std::move(why));
   queue_ = std::move(still_waiting);
   undo_.clear();
   return Status::Ok();

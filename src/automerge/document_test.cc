@@ -1214,20 +1214,24 @@ TEST(Document, AQueuedChangeThatFailsIsDroppedAndItsDepsApply) {
     MustCommit(tx);
   }
   const StoredChange a1 = src.changes()[0];
-  // After a1, an op on an object that does not exist; and a good change
-  // that waits for a1 as well.
-  const StoredChange bad = HandMade(kC, 1, 2, {a1.hash}, {PutOp(ObjId{9, 0}, "x", int64_t{1})});
+  // After a1: a change whose first op is good and second names an object
+  // that does not exist; one that waits for it; a good one.
+  const StoredChange bad =
+      HandMade(kC, 1, 2, {a1.hash},
+               {PutOp(kRoot, "y", int64_t{7}), PutOp(ObjId{9, 0}, "x", int64_t{1})});
+  const StoredChange after_bad = HandMade(kC, 2, 4, {bad.hash}, {PutOp(kRoot, "z", int64_t{3})});
   const StoredChange good = HandMade(kB, 1, 2, {a1.hash}, {PutOp(kRoot, "b", int64_t{2})});
   Document doc;
-  ASSERT_TRUE(doc.ApplyChanges({bad, good}).ok());
-  ASSERT_EQ(doc.queued(), 2u);
+  ASSERT_TRUE(doc.ApplyChanges({bad, after_bad, good}).ok());
+  ASSERT_EQ(doc.queued(), 3u);
 
   Status s = doc.ApplyChanges({a1});
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(doc.queued(), 0u);
   EXPECT_EQ(doc.changes().size(), 2u);
   EXPECT_FALSE(doc.HasChange(bad.hash));
-  EXPECT_EQ(doc.ToJson(), "{\"a\":1,\"b\":2}");
+  EXPECT_EQ(doc.queued(), 1u) << "the change after the bad one still waits for it";
+  EXPECT_EQ(doc.MissingDeps(), std::vector<ChangeHash>{bad.hash});
+  EXPECT_EQ(doc.ToJson(), "{\"a\":1,\"b\":2}") << "the bad change's first op undone";
   auto dropped = doc.TakeDropped();
   ASSERT_EQ(dropped.size(), 1u);
   EXPECT_EQ(dropped[0].code(), Code::kCorruption);
