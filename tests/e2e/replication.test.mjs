@@ -115,6 +115,28 @@ async function waitForDrain(node, published, timeoutMs) {
 }
 
 /**
+ * Waits until `node`'s stream and consumer exist: a message published
+ * before then reaches no stream and is lost.
+ */
+async function waitForStream(node, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs
+  while (!(await statusOf(node)).replication.stream_ready) {
+    if (Date.now() > deadline) throw new Error(`the node on port ${node.port} has no stream`)
+    await sleep(50)
+  }
+}
+
+/**
+ * Waits until `node` has logged a line matching `re`: its log is read from a
+ * pipe, which may lag behind what the node has answered over HTTP.
+ */
+async function assertLogs(node, re, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs
+  while (!re.test(node.log()) && Date.now() < deadline) await sleep(50)
+  assert.match(node.log(), re)
+}
+
+/**
  * Waits until every node's document has the same heads (and `changes`
  * changes, if given); then checks JSON and history equal in the reference.
  */
@@ -229,6 +251,7 @@ test("a message that cannot apply, fetched in one batch with good ones of its wo
       good.push(A.getLastLocalChange(other))
     }
     // Published while the node is away, so that one fetch takes all three.
+    await waitForStream(a)
     await a.stop()
     const subject = "etherply.changes.foreign"
     const send = (id, payload) =>
@@ -246,8 +269,8 @@ test("a message that cannot apply, fetched in one batch with good ones of its wo
     }
     assert.deepEqual(data, { before: "before", after: "after" }, "both good messages applied, the poison not")
     // (The three came in one fetch: the batch failed, then each went alone.)
-    assert.match(a.log(), /3 messages of rep-poison cannot apply together/)
-    assert.match(a.log(), /replication: applying changes: .*dropped/)
+    await assertLogs(a, /3 messages of rep-poison cannot apply together/)
+    await assertLogs(a, /replication: applying changes: .*dropped/)
     assert.equal((await statusOf(a)).replication.received, 3, "every message settled: two applied, one dropped")
   })
 })
@@ -269,6 +292,7 @@ test("a change that waits for its deps and then cannot apply is dropped; the cha
     const send = (id, payload) =>
       publishRaw(nats.url, subject, { "Nats-Msg-Id": id, "Etherply-Workspace": ws }, payload)
     // The poison arrives first and waits in the queue for `first`.
+    await waitForStream(a)
     await send("poison", poison)
     const deadline = Date.now() + 15_000
     while ((await statusOf(a)).replication.received < 1 && Date.now() < deadline) await sleep(100)
@@ -280,7 +304,7 @@ test("a change that waits for its deps and then cannot apply is dropped; the cha
       await sleep(200)
     }
     assert.deepEqual(data, { first: 1 }, "the change the poison waited for applied")
-    assert.match(a.log(), new RegExp(`workspace ${ws}: corruption: queued change [0-9a-f]{64} dropped`))
+    await assertLogs(a, new RegExp(`workspace ${ws}: corruption: queued change [0-9a-f]{64} dropped`))
   })
 })
 
