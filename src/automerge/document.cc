@@ -323,9 +323,10 @@ Status Document::Apply(std::vector<StoredChange> batch, size_t ordered) {
   std::vector<StoredChange> still_waiting;
   for (size_t i = 0; i < pending.size(); ++i)
     if (!applied[i] && !dropped[i]) still_waiting.push_back(std::move(pending[i]));
-  for (Status& why : dropped_why) dropped_.push_back(std::move(why));
   queue_ = std::move(still_waiting);
   undo_.clear();
+  if (on_dropped_)
+    for (const Status& why : dropped_why) on_dropped_(why);
   return Status::Ok();
 }
 

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -105,9 +106,11 @@ class Document {
   // What the document lacks to reach `start` (a peer's heads, in sync).
   std::vector<ChangeHash> MissingDepsFrom(const std::vector<ChangeHash>& start) const;
   size_t queued() const { return queue_.size(); }
-  // Why each queued change dropped since the last call (ApplyChanges) failed,
-  // oldest first; empties the list. For the caller to report.
-  std::vector<Status> TakeDropped() { return std::exchange(dropped_, {}); }
+  // Called with why, once ApplyChanges or LoadIncremental has succeeded, for
+  // each change an earlier call queued that it dropped as malformed (see
+  // above); for the owner to report. None by default.
+  using DropHandler = std::function<void(const Status& why)>;
+  void OnDropped(DropHandler handler) { on_dropped_ = std::move(handler); }
   uint32_t max_op() const { return max_op_; }
 
   // --- reading ----------------------------------------------------------------
@@ -258,7 +261,7 @@ class Document {
   std::vector<ChangeHash> heads_;
   uint32_t max_op_ = 0;
   std::vector<StoredChange> queue_;
-  std::vector<Status> dropped_;  // TakeDropped
+  DropHandler on_dropped_;
 
   std::vector<Undo> undo_;
   bool in_transaction_ = false;

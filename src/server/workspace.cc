@@ -80,6 +80,9 @@ Status Workspace::Load() {
     }
   }
   durable_changes_ = doc->changes().size();
+  // Another node's change that waited for its deps and then proved bad.
+  doc->OnDropped(
+      [this](const Status& why) { LogError("workspace " + id_ + ": " + why.ToString()); });
   doc_ = std::move(doc);
   return Status::Ok();
 }
@@ -293,7 +296,6 @@ void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
     if (self->broken()) return done(Reloading());
     size_t from = self->doc_->changes().size();
     Status applied = self->doc_->ApplyChanges(std::move(changes));
-    self->LogDropped();
     if (!applied.ok()) return done(applied);
     self->AdmitRemote(from, timestamps, [self, done = std::move(done)](const Status& s) {
       if (!s.ok()) return done(s);
@@ -311,7 +313,6 @@ void Workspace::Sync(std::shared_ptr<automerge::SyncState> state, std::optional<
     if (!message) return self->ReplySync(*state, std::move(done));
     size_t from = self->doc_->changes().size();
     Status received = automerge::ReceiveSyncMessage(*self->doc_, *state, *message);
-    self->LogDropped();
     if (!received.ok()) return done(received);
     // The answer follows once what was received is durable here.
     self->AdmitRemote(from, {}, [self, state, done = std::move(done)](const Status& s) mutable {
@@ -346,10 +347,6 @@ void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestam
   }
   p.on_done = std::move(done);
   Write(from, {}, std::move(p), nullptr);
-}
-
-void Workspace::LogDropped() {
-  for (const Status& s : doc_->TakeDropped()) LogError("workspace " + id_ + ": " + s.ToString());
 }
 
 bool Workspace::Watched() const {

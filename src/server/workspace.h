@@ -179,9 +179,6 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // every client the broadcasts of consecutive edits as one batch; then
   // tells those edits' submitters.
   void Flush();
-  // Logs the queued changes the document dropped as malformed (another
-  // node's changes that proved bad once their deps arrived).
-  void LogDropped();
   // Whether broadcasts queued now would reach anyone: a client is connected,
   // or one is joining ahead of them.
   bool Watched() const;
