@@ -218,6 +218,7 @@ class NatsReplicator final : public Replicator {
     {
       std::lock_guard in_lock(in_flight_->mu);
       out += ",\"received\":" + std::to_string(in_flight_->received);
+      out += ",\"dropped\":" + std::to_string(in_flight_->dropped + (sink_ ? sink_->dropped() : 0));
     }
     out += ",\"consumer_pending\":" + std::to_string(consumer_pending_);
     out += ",\"lag_ms\":" + std::to_string(lag_ms_);
@@ -649,6 +650,7 @@ class NatsReplicator final : public Replicator {
     std::condition_variable cv;
     size_t messages = 0;         // guarded by mu
     uint64_t received = 0;       // guarded by mu: changes applied (or dropped as bad)
+    uint64_t dropped = 0;        // guarded by mu: messages dropped as never applicable
     std::set<std::string> gaps;  // guarded by mu: workspaces with changes waiting for deps
     bool closed = false;         // guarded by mu: Stop was called
   };
@@ -658,8 +660,11 @@ class NatsReplicator final : public Replicator {
     std::string workspace;
     std::vector<automerge::StoredChange> changes;
     std::vector<int64_t> timestamps;  // empty: dated by the changes' own time
+    // Why a timestamp header was ignored: the changes still apply, dated by
+    // their own time (the timestamps only date the broadcasts).
+    Status bad_timestamps;
   };
-  static Result<Decoded> Decode(natsMsg* msg, bool warn) {
+  static Result<Decoded> Decode(natsMsg* msg) {
     const char* ws = nullptr;
     const char* ts = nullptr;
     natsMsgHeader_Get(msg, kWorkspaceHeader, &ws);
@@ -669,17 +674,13 @@ class NatsReplicator final : public Replicator {
     if (!changes.ok()) return changes.status();
     if (changes->empty()) return Status::Corruption("no changes");
     if (!ws) return Status::Corruption("no workspace header");
-    Decoded d{ws, std::move(*changes), {}};
-    // The timestamps only date the broadcasts: without them the changes
-    // still apply, dated by their own time.
+    Decoded d{ws, std::move(*changes), {}, {}};
     if (ts) {
       auto parsed = ParseTimestamps(ts, d.changes.size());
-      if (parsed.ok()) {
+      if (parsed.ok())
         d.timestamps = std::move(*parsed);
-      } else if (warn) {
-        LogWarn(std::string("replication: a message on ") + natsMsg_GetSubject(msg) + ": " +
-                parsed.status().ToString() + "; its changes are dated by their own time");
-      }
+      else
+        d.bad_timestamps = parsed.status();
     }
     return d;
   }
@@ -718,13 +719,18 @@ class NatsReplicator final : public Replicator {
         natsMsg_Ack(msg, nullptr);
         continue;
       }
-      auto decoded = Decode(msg, /*warn=*/true);
+      auto decoded = Decode(msg);
       if (!decoded.ok()) {
         LogError(std::string("replication: dropping a malformed message on ") +
                  natsMsg_GetSubject(msg) + ": " + decoded.status().ToString());
         natsMsg_Ack(msg, nullptr);
+        std::lock_guard lock(in_flight_->mu);
+        ++in_flight_->dropped;
         continue;
       }
+      if (!decoded->bad_timestamps.ok())
+        LogWarn(std::string("replication: a message on ") + natsMsg_GetSubject(msg) + ": " +
+                decoded->bad_timestamps.ToString() + "; its changes are dated by their own time");
       std::string ws = decoded->workspace;
       groups[ws].Add(std::move(*decoded), msg);
       list.Msgs[i] = nullptr;  // the group owns it now
@@ -732,11 +738,8 @@ class NatsReplicator final : public Replicator {
     for (auto& [ws, g] : groups) ApplyGroup(sink_, in_flight_, ws, std::move(g));
   }
 
-  // Hands a group to the Sink and acknowledges its messages by the outcome:
-  // applied or never applicable (corrupt), acknowledged; a storage error,
-  // refused, to come again. A group of several messages that is corrupt is
-  // applied again one message at a time, so that a message that can never
-  // apply takes only itself down. Static: the callback may outlive Stop.
+  // Hands a group to the Sink, to be settled by the outcome (Settle).
+  // Static, as Settle is: the callback may outlive Stop.
   static void ApplyGroup(Sink* sink, const std::shared_ptr<InFlight>& in_flight,
                          const std::string& ws, Group g) {
     {
@@ -746,42 +749,53 @@ class NatsReplicator final : public Replicator {
     const size_t changes = g.changes.size();
     sink->ApplyRemote(ws, std::move(g.changes), std::move(g.timestamps),
                       [sink, in_flight, ws, msgs = std::move(g.msgs), changes](Result<bool> r) {
-                        Status s = r.ok() ? Status::Ok() : r.status();
-                        bool split = s.code() == Status::Code::kCorruption && msgs.size() > 1;
-                        if (split) {
-                          std::unique_lock lock(in_flight->mu);
-                          bool closed = in_flight->closed;
-                          lock.unlock();
-                          if (!closed) {
-                            LogWarn("replication: " + std::to_string(msgs.size()) +
-                                    " messages of " + ws + " cannot apply together (" +
-                                    s.ToString() + "); applying each alone");
-                            // Counted in flight again before these are counted out.
-                            for (natsMsg* msg : msgs) {
-                              Group one;
-                              one.Add(*Decode(msg, /*warn=*/false), msg);  // decoded once already
-                              ApplyGroup(sink, in_flight, ws, std::move(one));
-                            }
-                          }
-                        }
-                        std::lock_guard lock(in_flight->mu);
-                        // A change waits for deps: a message was lost or is late (a pull
-                        // request can expire with a message in flight; JetStream sends
-                        // it again only after the ack wait). Ask the peers now.
-                        if (r.ok() && *r) in_flight->gaps.insert(ws);
-                        in_flight->messages -= msgs.size();
-                        in_flight->cv.notify_all();
-                        if (in_flight->closed || split) return;  // they come again, or went alone
-                        bool retry = !s.ok() && s.code() != Status::Code::kCorruption;
-                        if (!s.ok())
-                          LogError("replication: applying changes: " + s.ToString() +
-                                   (retry ? "; will retry" : "; dropped"));
-                        for (natsMsg* msg : msgs) {
-                          retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
-                          natsMsg_Destroy(msg);
-                        }
-                        if (!retry) in_flight->received += changes;
+                        Settle(sink, in_flight, ws, msgs, changes, r);
                       });
+  }
+
+  // Acknowledges a group's messages by the outcome of applying them:
+  // applied or never applicable (corrupt), acknowledged; a storage error,
+  // refused, to come again. A group of several messages that is corrupt is
+  // applied again one message at a time, so that a message that can never
+  // apply takes only itself down. After Stop, the messages are left alone:
+  // they come again.
+  static void Settle(Sink* sink, const std::shared_ptr<InFlight>& in_flight, const std::string& ws,
+                     const std::vector<natsMsg*>& msgs, size_t changes, const Result<bool>& r) {
+    const Status s = r.ok() ? Status::Ok() : r.status();
+    const bool split = s.code() == Status::Code::kCorruption && msgs.size() > 1;
+    if (split && !Closed(*in_flight)) {
+      LogWarn("replication: " + std::to_string(msgs.size()) + " messages of " + ws +
+              " cannot apply together (" + s.ToString() + "); applying each alone");
+      // Counted in flight again before these are counted out below.
+      for (natsMsg* msg : msgs) {
+        Group one;
+        one.Add(*Decode(msg), msg);  // decoded once already
+        ApplyGroup(sink, in_flight, ws, std::move(one));
+      }
+    }
+    std::lock_guard lock(in_flight->mu);
+    // A change waits for deps: a message was lost or is late (a pull
+    // request can expire with a message in flight; JetStream sends it again
+    // only after the ack wait). Ask the peers now.
+    if (r.ok() && *r) in_flight->gaps.insert(ws);
+    in_flight->messages -= msgs.size();
+    in_flight->cv.notify_all();
+    if (in_flight->closed || split) return;  // they come again, or went alone
+    const bool retry = !s.ok() && s.code() != Status::Code::kCorruption;
+    if (!s.ok())
+      LogError("replication: applying changes: " + s.ToString() +
+               (retry ? "; will retry" : "; dropped"));
+    for (natsMsg* msg : msgs) {
+      retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
+      natsMsg_Destroy(msg);
+    }
+    if (retry) return;
+    in_flight->received += changes;
+    if (!s.ok()) in_flight->dropped += msgs.size();
+  }
+  static bool Closed(InFlight& in_flight) {
+    std::lock_guard lock(in_flight.mu);
+    return in_flight.closed;
   }
 
   // Waits while the most messages are in flight; false when stopping.

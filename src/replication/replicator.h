@@ -71,6 +71,10 @@ class Sink {
   virtual void Sync(const std::string& workspace, std::shared_ptr<automerge::SyncState> state,
                     std::optional<Bytes> message,
                     std::function<void(Result<std::optional<Bytes>>)> done) = 0;
+  // How many changes, taken by ApplyRemote or Sync and queued for their
+  // deps, were dropped once those arrived because they could not apply
+  // (malformed). Thread-safe.
+  virtual uint64_t dropped() const = 0;
 };
 
 struct Options {

@@ -81,8 +81,10 @@ Status Workspace::Load() {
   }
   durable_changes_ = doc->changes().size();
   // Another node's change that waited for its deps and then proved bad.
-  doc->OnDropped(
-      [this](const Status& why) { LogError("workspace " + id_ + ": " + why.ToString()); });
+  doc->OnDropped([this](const Status& why) {
+    LogError("workspace " + id_ + ": " + why.ToString());
+    ++hub_.dropped_;
+  });
   doc_ = std::move(doc);
   return Status::Ok();
 }

@@ -20,6 +20,7 @@
 // work runs on the workspace's strand. Clients are held weakly.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/strand.hpp>
 #include <deque>
@@ -237,6 +238,7 @@ class Hub final : public replication::Sink {
   void Sync(const std::string& workspace, std::shared_ptr<automerge::SyncState> state,
             std::optional<Bytes> message,
             std::function<void(Result<std::optional<Bytes>>)> done) override;
+  uint64_t dropped() const override { return dropped_; }
 
   // The Automerge actor that writes a token subject's ops on this node: the
   // first 16 bytes of SHA-256(node actor ‖ sub). One actor per (node, sub)
@@ -255,6 +257,7 @@ class Hub final : public replication::Sink {
   const automerge::ActorId actor_;  // the node's actor ID
   webhooks::Webhooks* const webhooks_;
   replication::Replicator* const replicator_;
+  std::atomic<uint64_t> dropped_{0};  // dropped(): counted by the workspaces
 
   mutable std::mutex mu_;
   const size_t warm_;

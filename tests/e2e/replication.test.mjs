@@ -228,6 +228,7 @@ test("a stream message of several changes applies with each change's timestamp; 
     assert.match(a.log(), /WARN replication: a message on etherply\.changes\.foreign: .*does not hold 1 timestamps; its changes are dated by their own time/)
     for (const [, , why] of bad) assert.match(a.log(), new RegExp(`dropping a malformed message on ${subject}: .*${why}`))
     assert.equal((await statusOf(a)).replication.received, 3, "three changes received; the malformed messages count for none")
+    assert.equal((await statusOf(a)).replication.dropped, bad.length, "each malformed message counted as dropped")
     c.terminate()
   })
 })
@@ -271,7 +272,9 @@ test("a message that cannot apply, fetched in one batch with good ones of its wo
     // (The three came in one fetch: the batch failed, then each went alone.)
     await assertLogs(a, /3 messages of rep-poison cannot apply together/)
     await assertLogs(a, /replication: applying changes: .*dropped/)
-    assert.equal((await statusOf(a)).replication.received, 3, "every message settled: two applied, one dropped")
+    const { replication } = await statusOf(a)
+    assert.equal(replication.received, 3, "every message settled: two applied, one dropped")
+    assert.equal(replication.dropped, 1, "the poison alone counted as dropped")
   })
 })
 
@@ -305,6 +308,7 @@ test("a change that waits for its deps and then cannot apply is dropped; the cha
     }
     assert.deepEqual(data, { first: 1 }, "the change the poison waited for applied")
     await assertLogs(a, new RegExp(`workspace ${ws}: corruption: queued change [0-9a-f]{64} dropped`))
+    assert.equal((await statusOf(a)).replication.dropped, 1, "the dropped change counted")
   })
 })
 
