@@ -88,11 +88,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -181,11 +183,10 @@ Status ParseWsUrl(std::string_view url, LoadOptions& o) {
 }
 
 Result<LoadOptions> ParseLoadOptions(int argc, char** argv) {
-  cli::Flags flags(
-      {"url", "token", "writers", "readers", "workspaces", "ops", "rate", "window", "value-bytes",
-       "duration", "drain-timeout", "connect-parallel", "workspace-prefix", "label",
-       "reader-url", "first-op"},
-      {});
+  cli::Flags flags({"url", "token", "writers", "readers", "workspaces", "ops", "rate", "window",
+                    "value-bytes", "duration", "drain-timeout", "connect-parallel",
+                    "workspace-prefix", "label", "reader-url", "first-op"},
+                   {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return s;
   if (!flags.positional().empty())
     return Status::InvalidArgument("unexpected argument " + flags.positional()[0]);
@@ -222,10 +223,9 @@ Result<LoadOptions> ParseLoadOptions(int argc, char** argv) {
   for (Status s :
        {count("writers", o.writers, 0), count("readers", o.readers, 0),
         count("workspaces", o.workspaces, 1), count("ops", o.ops, 1), count("rate", o.rate, 0),
-        count("first-op", o.first_op, 0),
-        count("window", o.window, 1), count("value-bytes", o.value_bytes, 0),
-        count("connect-parallel", o.connect_parallel, 1), duration("duration", o.duration_s),
-        duration("drain-timeout", o.drain_timeout_s)})
+        count("first-op", o.first_op, 0), count("window", o.window, 1),
+        count("value-bytes", o.value_bytes, 0), count("connect-parallel", o.connect_parallel, 1),
+        duration("duration", o.duration_s), duration("drain-timeout", o.drain_timeout_s)})
     if (!s.ok()) return s;
   if (o.writers == 0) return Status::InvalidArgument("--writers must be at least 1");
   if (o.drain_timeout_s == 0) return Status::InvalidArgument("--drain-timeout must be positive");
@@ -414,6 +414,111 @@ std::optional<OpKey> ParseOpKey(std::string_view key) {
   return k;
 }
 
+// The fields of a server message that the run reads, taken by Boost.JSON's
+// streaming parser without building the document (a DOM per message was
+// the largest part of this tool's CPU, which it shares with the server):
+// "type" at the top level, and "key" and "timestamp" of an op's "payload".
+// The parser still checks the whole message is valid JSON.
+struct MessageFields {
+  std::string type;
+  bool has_payload = false;          // "payload" is an object
+  std::optional<std::string> key;    // payload.key, a string
+  std::optional<int64_t> timestamp;  // payload.timestamp, an integer
+};
+
+class FieldsHandler {
+ public:
+  static constexpr size_t max_object_size = size_t(-1);
+  static constexpr size_t max_array_size = size_t(-1);
+  static constexpr size_t max_key_size = size_t(-1);
+  static constexpr size_t max_string_size = size_t(-1);
+
+  MessageFields fields;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    if (depth_ == 1 && field_ == Field::kPayload) fields.has_payload = true;
+    return Enter();
+  }
+  bool on_object_end(size_t, boost::system::error_code&) { return Leave(); }
+  bool on_array_begin(boost::system::error_code&) { return Enter(); }
+  bool on_array_end(size_t, boost::system::error_code&) { return Leave(); }
+  bool on_key_part(std::string_view s, size_t, boost::system::error_code&) {
+    part_.append(s);
+    return true;
+  }
+  bool on_key(std::string_view s, size_t, boost::system::error_code&) {
+    std::string_view key = Whole(s);
+    field_ = Field::kOther;
+    if (depth_ == 1 && key == "type") field_ = Field::kType;
+    if (depth_ == 1 && key == "payload") field_ = Field::kPayload;
+    if (depth_ == 2 && in_payload_ && key == "key") field_ = Field::kKey;
+    if (depth_ == 2 && in_payload_ && key == "timestamp") field_ = Field::kTimestamp;
+    part_.clear();
+    return true;
+  }
+  bool on_string_part(std::string_view s, size_t, boost::system::error_code&) {
+    if (field_ == Field::kType || field_ == Field::kKey) part_.append(s);
+    return true;
+  }
+  bool on_string(std::string_view s, size_t, boost::system::error_code&) {
+    if (field_ == Field::kType) fields.type = Whole(s);
+    if (field_ == Field::kKey) fields.key = std::string(Whole(s));
+    part_.clear();
+    return Scalar();
+  }
+  bool on_number_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(int64_t v, std::string_view, boost::system::error_code&) {
+    if (field_ == Field::kTimestamp) fields.timestamp = v;
+    return Scalar();
+  }
+  bool on_uint64(uint64_t, std::string_view, boost::system::error_code&) { return Scalar(); }
+  bool on_double(double, std::string_view, boost::system::error_code&) { return Scalar(); }
+  bool on_bool(bool, boost::system::error_code&) { return Scalar(); }
+  bool on_null(boost::system::error_code&) { return Scalar(); }
+  bool on_comment_part(std::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(std::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  enum class Field { kOther, kType, kPayload, kKey, kTimestamp };
+  bool Enter() {
+    if (depth_ == 1) in_payload_ = field_ == Field::kPayload;
+    ++depth_;
+    field_ = Field::kOther;
+    return true;
+  }
+  bool Leave() {
+    if (--depth_ == 1) in_payload_ = false;
+    field_ = Field::kOther;
+    return true;
+  }
+  bool Scalar() {
+    field_ = Field::kOther;
+    return true;
+  }
+  // A key or string the parser gave in parts (it spans its buffer): joined.
+  std::string_view Whole(std::string_view last) {
+    if (part_.empty()) return last;
+    part_.append(last);
+    return part_;
+  }
+
+  int depth_ = 0;                // objects and arrays open
+  bool in_payload_ = false;      // inside the top-level "payload" object
+  Field field_ = Field::kOther;  // what the next value is
+  std::string part_;
+};
+
+// The fields of `text`, or nullopt if it is not valid JSON.
+std::optional<MessageFields> ParseMessageFields(std::string_view text) {
+  json::basic_parser<FieldsHandler> parser{json::parse_options{}};
+  boost::system::error_code ec;
+  size_t n = parser.write_some(false, text.data(), text.size(), ec);
+  if (ec || n != text.size()) return std::nullopt;
+  return std::move(parser.handler().fields);
+}
+
 class LoadRun {
  public:
   explicit LoadRun(LoadOptions options)
@@ -503,21 +608,12 @@ class LoadRun {
   void OnMessage(Peer& peer, std::string_view text, int64_t received_ns) {
     if (finished_) return;
     last_progress_ns_ = received_ns;
-    // Parsed into a buffer on the stack: no heap allocation for a message
-    // of the usual size.
-    unsigned char scratch[4096];
-    json::monotonic_resource arena(scratch, sizeof scratch);
-    boost::system::error_code ec;
-    json::value msg = json::parse(text, ec, &arena);
-    const json::object* obj = ec ? nullptr : msg.if_object();
-    const json::value* type = obj ? obj->if_contains("type") : nullptr;
-    if (!type || !type->is_string()) return Unexpected(text);
-    std::string_view kind = type->get_string();
-    if (kind == "init") return OnInit(peer);
-    if (kind == "error") return OnServerError(peer, *obj);
-    const json::value* payload = obj->if_contains("payload");
-    if (kind != "op" || !peer.synced || !payload || !payload->is_object()) return Unexpected(text);
-    OnOp(peer, payload->get_object(), received_ns);
+    std::optional<MessageFields> msg = ParseMessageFields(text);
+    if (!msg || msg->type.empty()) return Unexpected(text);
+    if (msg->type == "init") return OnInit(peer);
+    if (msg->type == "error") return OnServerError(peer, text);
+    if (msg->type != "op" || !peer.synced || !msg->has_payload) return Unexpected(text);
+    OnOp(peer, *msg, text, received_ns);
   }
 
   void Unexpected(std::string_view text) {
@@ -533,10 +629,11 @@ class LoadRun {
     if (++synced_ == peers_.size()) StartSending();
   }
 
-  void OnServerError(Peer& peer, const json::object& msg) {
+  void OnServerError(Peer& peer, std::string_view msg) {
     ++errors_;
     if (errors_ <= 3)
-      std::fprintf(stderr, "etherply_load: server error: %s\n", json::serialize(msg).c_str());
+      std::fprintf(stderr, "etherply_load: server error: %.*s\n", static_cast<int>(msg.size()),
+                   msg.data());
     if (!peer.sender) return;
     // An error answers one op of this writer, which will not be broadcast.
     WorkspaceState& ws = workspaces_[peer.workspace];
@@ -547,21 +644,20 @@ class LoadRun {
     CheckComplete();
   }
 
-  void OnOp(Peer& peer, const json::object& payload, int64_t received_ns) {
-    const json::value* key = payload.if_contains("key");
-    std::optional<OpKey> k = key && key->is_string() ? ParseOpKey(key->get_string()) : std::nullopt;
+  void OnOp(Peer& peer, const MessageFields& msg, std::string_view text, int64_t received_ns) {
+    std::optional<OpKey> k = msg.key ? ParseOpKey(*msg.key) : std::nullopt;
     if (k && k->n < o_.first_op) k.reset();
     if (k) k->n -= o_.first_op;
-    if (!k || k->writer >= writer_peers_.size()) return Unexpected(json::serialize(payload));
+    if (!k || k->writer >= writer_peers_.size()) return Unexpected(text);
     Peer& writer = *writer_peers_[k->writer];
     if (writer.workspace != peer.workspace || k->n >= writer.sender->send_ns.size())
-      return Unexpected(json::serialize(payload));
+      return Unexpected(text);
     CheckOrder(peer, writer.local_writer, k->n);
     if (!MarkSeen(peer, writer.local_writer, k->n)) return;
     last_reception_ns_ = received_ns;
     int64_t latency_ns = received_ns - writer.sender->send_ns[k->n];
     if (&peer == &writer) {
-      OnAcknowledged(writer, k->n, payload, received_ns);
+      OnAcknowledged(writer, k->n, msg.timestamp, received_ns);
     } else if (!peer.sender) {
       delivery_.Add(latency_ns);
       ++deliveries_;
@@ -599,12 +695,13 @@ class LoadRun {
     return true;
   }
 
-  void OnAcknowledged(Peer& writer, uint64_t n, const json::object& payload, int64_t received_ns) {
+  void OnAcknowledged(Peer& writer, uint64_t n, std::optional<int64_t> timestamp,
+                      int64_t received_ns) {
     Sender& s = *writer.sender;
     int64_t sent_ns = s.send_ns[n];
     broadcast_.Add(received_ns - sent_ns);
-    if (const json::value* ts = payload.if_contains("timestamp"); ts && ts->is_int64()) {
-      int64_t applied_ns = ts->get_int64() * 1000 - wall_offset_ns_;  // on the steady scale
+    if (timestamp) {
+      int64_t applied_ns = *timestamp * 1000 - wall_offset_ns_;  // on the steady scale
       send_to_apply_.Add(applied_ns - sent_ns);
       apply_to_broadcast_.Add(received_ns - applied_ns);
     }
