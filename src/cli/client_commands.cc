@@ -50,10 +50,11 @@ constexpr const char* kPutUsage =
     "\n"
     "Sets KEY to the JSON value in the workspace of URL\n"
     "(ws://HOST[:PORT]/v1/sync/WORKSPACE[?token=TOKEN]): connects, waits for\n"
-    "the init message, sends the op, and waits until the server broadcasts it\n"
-    "back (the first op with this key and an equal value). Prints that op as a\n"
-    "JSON line on stdout and exits 0. JSON is any JSON value: 42, true, null,\n"
-    "'\"text\"' (a string needs its quotes), '{\"a\":[1,2]}'.\n"
+    "the init message, sends the op stamped with this machine's clock, and\n"
+    "waits until the server broadcasts it back (the op with its key, value and\n"
+    "stamp). Prints that op as a JSON line on stdout and exits 0. JSON is any\n"
+    "JSON value: 42, true, null, '\"text\"' (a string needs its quotes),\n"
+    "'{\"a\":[1,2]}'.\n"
     "\n"
     "Exits 1, with the reason on stderr, if JSON does not parse, the server\n"
     "refuses the token (401) or the workspace (403), answers the op with an\n"
@@ -108,39 +109,6 @@ std::string ErrorLine(int code, const std::string& message) {
   m["code"] = code;
   m["message"] = message;
   return json::serialize(m);
-}
-
-// Equal as JSON values, numbers by value: the server writes numbers as
-// JavaScript does, so 1.0 comes back as 1 and 1e3 as 1000.
-bool SameJson(const json::value& a, const json::value& b) {
-  if (a.is_number() && b.is_number()) {
-    if (!a.is_double() && !b.is_double()) {
-      if (a.is_int64() && b.is_int64()) return a.get_int64() == b.get_int64();
-      if (a.is_uint64() && b.is_uint64()) return a.get_uint64() == b.get_uint64();
-      const json::value& i = a.is_int64() ? a : b;  // one int64, one uint64
-      const json::value& u = a.is_int64() ? b : a;
-      return i.get_int64() >= 0 && static_cast<uint64_t>(i.get_int64()) == u.get_uint64();
-    }
-    return a.to_number<double>() == b.to_number<double>();
-  }
-  if (a.kind() != b.kind()) return false;
-  if (a.is_array()) {
-    const json::array &x = a.get_array(), &y = b.get_array();
-    if (x.size() != y.size()) return false;
-    for (size_t i = 0; i < x.size(); ++i)
-      if (!SameJson(x[i], y[i])) return false;
-    return true;
-  }
-  if (a.is_object()) {
-    const json::object &x = a.get_object(), &y = b.get_object();
-    if (x.size() != y.size()) return false;
-    for (const auto& kv : x) {
-      const json::value* other = y.if_contains(kv.key());
-      if (!other || !SameJson(kv.value(), *other)) return false;
-    }
-    return true;
-  }
-  return a == b;
 }
 
 }  // namespace
@@ -249,31 +217,25 @@ int RunPutCommand(int argc, char** argv) {
     cv.notify_all();
   };
   ClientCallbacks cb;
+  // The op's outcome: its broadcast (printed), the server's error, or the
+  // connection lost after it was sent (it may or may not have been applied).
+  auto done = [&](const Status& outcome, std::string_view answer) {
+    std::lock_guard<std::mutex> l(mu);
+    if (outcome.ok()) return finish(true, std::string(answer));
+    std::string what = outcome.message();
+    if (answer.empty() && !last_problem.ok()) what += " (" + last_problem.ToString() + ")";
+    finish(false, what);
+  };
   cb.on_state = [&](State s, const Status& why) {
     std::lock_guard<std::mutex> l(mu);
     if (!why.ok()) last_problem = why;
     if (s == State::kSynced && !sent) {
-      if (Status st = put_client->Put(key, value); !st.ok()) return finish(false, st.ToString());
+      if (Status st = put_client->Put(key, value, std::nullopt, done); !st.ok())
+        return finish(false, st.ToString());
       sent = true;
-    } else if (s == State::kDisconnected && sent) {
-      finish(false,
-             "the connection dropped after the op was sent; it may or may not have been "
-             "applied: " +
-                 why.ToString());
     } else if (s == State::kError) {
       finish(false, why.message());
     }
-  };
-  cb.on_op = [&](const json::object& payload, std::string_view line) {
-    std::lock_guard<std::mutex> l(mu);
-    const json::value* k = payload.if_contains("key");
-    const json::value* v = payload.if_contains("value");
-    if (sent && k && k->is_string() && k->as_string() == key && v && SameJson(*v, value))
-      finish(true, std::string(line));
-  };
-  cb.on_error = [&](int code, const std::string& message) {
-    std::lock_guard<std::mutex> l(mu);
-    finish(false, "the server answered " + std::to_string(code) + ": " + message);
   };
 
   SyncClient client(options, std::move(cb));

@@ -119,6 +119,37 @@ const char* StateName(State state) {
   return "Unknown";
 }
 
+bool SameJson(const json::value& a, const json::value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (!a.is_double() && !b.is_double()) {
+      if (a.is_int64() && b.is_int64()) return a.get_int64() == b.get_int64();
+      if (a.is_uint64() && b.is_uint64()) return a.get_uint64() == b.get_uint64();
+      const json::value& i = a.is_int64() ? a : b;  // one int64, one uint64
+      const json::value& u = a.is_int64() ? b : a;
+      return i.get_int64() >= 0 && static_cast<uint64_t>(i.get_int64()) == u.get_uint64();
+    }
+    return a.to_number<double>() == b.to_number<double>();
+  }
+  if (a.kind() != b.kind()) return false;
+  if (a.is_array()) {
+    const json::array &x = a.get_array(), &y = b.get_array();
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i)
+      if (!SameJson(x[i], y[i])) return false;
+    return true;
+  }
+  if (a.is_object()) {
+    const json::object &x = a.get_object(), &y = b.get_object();
+    if (x.size() != y.size()) return false;
+    for (const auto& kv : x) {
+      const json::value* other = y.if_contains(kv.key());
+      if (!other || !SameJson(kv.value(), *other)) return false;
+    }
+    return true;
+  }
+  return a == b;
+}
+
 Result<SyncUrl> ParseSyncUrl(std::string_view text) {
   auto parsed = urls::parse_uri(text);
   if (!parsed)
@@ -200,6 +231,15 @@ std::chrono::milliseconds Backoff::Delay(int retry) {
 // ---------------------------------------------------------------------------
 
 struct SyncClient::Impl {
+  // An op put on a connection and not yet answered: what its broadcast
+  // carries.
+  struct Unanswered {
+    std::string key;
+    json::value value;
+    int64_t timestamp;
+    OpDone done;  // may be empty
+  };
+
   // One WebSocket connection (one attempt). Held by shared_ptr so that
   // completion handlers keep it, and the bytes they write, alive.
   struct Connection {
@@ -209,6 +249,7 @@ struct SyncClient::Impl {
     bool open = false;               // the handshake has succeeded
     std::deque<std::string> outbox;  // outbox.front() is being written if writing
     bool writing = false;
+    std::deque<Unanswered> unanswered;  // ops sent or queued here, oldest first
   };
 
   // How an attempt ended.
@@ -252,12 +293,18 @@ struct SyncClient::Impl {
     int failures = 0;  // attempts since the last Synced (or Start) that failed
     while (!stopping) {
       Outcome out = co_await Attempt();
+      std::deque<Unanswered> unanswered = std::move(conn->unanswered);
       conn.reset();
       if (out.kind == Outcome::kRefused) {
         SetState(State::kError, out.status);
         co_return;
       }
       SetState(State::kDisconnected, stopping ? Status::Ok() : out.status);
+      const Status lost =
+          Status::IoError(std::string(stopping ? "the client stopped" : "the connection ended") +
+                          " before the server answered: the op may or may not have been applied");
+      for (Unanswered& op : unanswered)
+        if (op.done) op.done(lost, {});
       if (stopping) break;
       if (out.synced) {
         retry = 0;
@@ -343,7 +390,7 @@ struct SyncClient::Impl {
       }
       std::string text = beast::buffers_to_string(buffer.data());
       buffer.consume(buffer.size());
-      if (Status s = Dispatch(text, c->generation, synced); !s.ok()) {
+      if (Status s = Dispatch(text, *c, synced); !s.ok()) {
         stream.close();
         co_return Outcome{Outcome::kFailed, s, synced};
       }
@@ -352,7 +399,7 @@ struct SyncClient::Impl {
 
   // Hands one server message to its callback. kCorruption if it breaks the
   // protocol; unknown types are ignored, for servers newer than the client.
-  Status Dispatch(const std::string& text, uint64_t gen, bool& synced) {
+  Status Dispatch(const std::string& text, Connection& c, bool& synced) {
     auto v = ParseJson(text, kMaxMessageDepth);
     if (!v.ok() || !v->is_object())
       return Status::Corruption("a server message is not a JSON object");
@@ -365,7 +412,7 @@ struct SyncClient::Impl {
       if (callbacks.on_init) callbacks.on_init(msg, text);
       if (!synced) {
         synced = true;
-        SetState(State::kSynced, Status::Ok(), gen);
+        SetState(State::kSynced, Status::Ok(), c.generation);
       }
     } else if (type->as_string() == "op") {
       const json::value* payload = msg.if_contains("payload");
@@ -373,18 +420,57 @@ struct SyncClient::Impl {
           payload && payload->is_object() ? payload->as_object().if_contains("key") : nullptr;
       if (!key || !key->is_string()) return Status::Corruption("an op message has no payload key");
       if (callbacks.on_op) callbacks.on_op(payload->as_object(), text);
+      if (!c.unanswered.empty() && Answers(payload->as_object(), c.unanswered.front()))
+        Answer(c, Status::Ok(), text);
     } else if (type->as_string() == "error") {
       const json::value* code = msg.if_contains("code");
       const json::value* message = msg.if_contains("message");
       if (!code || !code->is_int64() || !message || !message->is_string())
         return Status::Corruption("an error message has no code or message");
-      if (callbacks.on_error)
-        callbacks.on_error(static_cast<int>(code->as_int64()), std::string(message->as_string()));
+      const int status = static_cast<int>(code->as_int64());
+      const std::string why(message->as_string());
+      if (callbacks.on_error) callbacks.on_error(status, why);
+      // An error answers the oldest message not yet answered: ops are all
+      // this client sends.
+      if (!c.unanswered.empty()) {
+        std::string what = "the server answered " + std::to_string(status) + ": " + why;
+        Answer(
+            c,
+            status == 400 || status == 403 ? Status::InvalidArgument(what) : Status::IoError(what),
+            text);
+      }
     }
     return Status::Ok();
   }
 
-  void Enqueue(const std::shared_ptr<Connection>& c, std::string text) {
+  // Whether a broadcast is the one of `op`.
+  static bool Answers(const json::object& payload, const Unanswered& op) {
+    const json::value* key = payload.if_contains("key");
+    const json::value* value = payload.if_contains("value");
+    const json::value* timestamp = payload.if_contains("timestamp");
+    return key && key->as_string() == op.key && value && SameJson(*value, op.value) && timestamp &&
+           timestamp->is_int64() && timestamp->get_int64() == op.timestamp;
+  }
+
+  // Pops the oldest unanswered op and tells its `done`.
+  static void Answer(Connection& c, const Status& outcome, std::string_view answer) {
+    Unanswered op = std::move(c.unanswered.front());
+    c.unanswered.pop_front();
+    if (op.done) op.done(outcome, answer);
+  }
+
+  // Put's stamp: the clock in Unix microseconds, past the last stamp.
+  int64_t NextStamp() {
+    std::lock_guard<std::mutex> l(mu);
+    int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    last_stamp = std::max(now, last_stamp + 1);
+    return last_stamp;
+  }
+
+  void Enqueue(const std::shared_ptr<Connection>& c, std::string text, Unanswered op) {
+    c->unanswered.push_back(std::move(op));
     c->outbox.push_back(std::move(text));
     if (!c->writing) DoWrite(c);
   }
@@ -447,6 +533,7 @@ struct SyncClient::Impl {
   State state = State::kDisconnected;  // guarded by mu
   uint64_t synced_generation = 0;      // guarded by mu: the connection of the last Synced
   size_t queued_bytes = 0;             // guarded by mu: accepted by Put(), not yet written
+  int64_t last_stamp = 0;              // guarded by mu: NextStamp's last
   bool started = false;                // guarded by mu
   bool stop_requested = false;         // guarded by mu
 };
@@ -506,15 +593,17 @@ void SyncClient::Stop() {
 }
 
 Status SyncClient::Put(std::string_view key, const json::value& value,
-                       std::optional<int64_t> timestamp) {
+                       std::optional<int64_t> timestamp, OpDone done) {
   Impl& m = *impl_;
   if (key.empty()) return Status::InvalidArgument("an op's key must not be empty");
   if (!IsFiniteJson(value))
     return Status::InvalidArgument("an op's value holds NaN or an infinity, which JSON cannot");
+  Impl::Unanswered op{std::string(key), value, timestamp ? *timestamp : m.NextStamp(),
+                      std::move(done)};
   json::object payload;
   payload["key"] = key;
   payload["value"] = value;
-  if (timestamp) payload["timestamp"] = *timestamp;
+  payload["timestamp"] = op.timestamp;
   json::object message;
   message["type"] = "op";
   message["payload"] = std::move(payload);
@@ -534,10 +623,14 @@ Status SyncClient::Put(std::string_view key, const json::value& value,
     m.queued_bytes += text.size();
     gen = m.synced_generation;
   }
-  net::post(m.ioc, [&m, gen, text = std::move(text)]() mutable {
-    if (!m.conn || m.conn->generation != gen || !m.conn->open || m.stopping)
-      return m.Unqueue(gen, text.size());  // that connection is gone: the op is lost
-    m.Enqueue(m.conn, std::move(text));
+  net::post(m.ioc, [&m, gen, text = std::move(text), op = std::move(op)]() mutable {
+    if (!m.conn || m.conn->generation != gen || !m.conn->open || m.stopping) {
+      m.Unqueue(gen, text.size());  // that connection is gone: the op is lost
+      if (op.done)
+        op.done(Status::IoError("the connection ended before the op was sent: not applied"), {});
+      return;
+    }
+    m.Enqueue(m.conn, std::move(text), std::move(op));
   });
   return Status::Ok();
 }

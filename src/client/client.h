@@ -44,6 +44,16 @@
 // it is written. The server's broadcast of the op, which comes back to the
 // sender too, is the confirmation that it was applied.
 //
+// Each op's outcome goes to the `done` given to Put(). The server answers a
+// client's ops in the order they were sent, each by its broadcast or by an
+// error (doc/protocol.md), so the client keeps its unanswered ops in that
+// order: an error answers the oldest; a broadcast answers it if it carries
+// the oldest op's key, value (numbers by value) and timestamp. Put() stamps
+// an op with the client's clock (Unix microseconds, increasing from one op to
+// the next) unless given a timestamp, so that an op of another client is
+// taken for this one's only if it sets the same key to the same value with
+// the same microsecond.
+//
 // Transport: plain ws:// only. wss:// (TLS) is future work; ParseSyncUrl
 // refuses it with kUnsupported.
 #pragma once
@@ -174,6 +184,22 @@ struct ClientCallbacks {
   std::function<void(int code, const std::string& message)> on_error;
 };
 
+// How an op given to Put() ended, on the client's thread, once:
+//  - OK: its broadcast came back: it is durable and sent to every client of
+//    the workspace. `answer` is the broadcast as received (on_op has seen it).
+//  - kInvalidArgument: the server refused it (400, or 403 for a token
+//    without write scope); kIoError: the server could not apply it (500).
+//    `answer` is the error message as received (on_error has seen it).
+//  - kIoError with an empty `answer`: no answer came. Either the op was
+//    never sent (its connection was gone), or the connection ended or the
+//    client stopped after it was sent, and the op may or may not have been
+//    applied: the message says which.
+using OpDone = std::function<void(const Status& outcome, std::string_view answer)>;
+
+// Equal as JSON values, numbers by value: the server writes numbers as
+// JavaScript does, so 1.0 comes back as 1 and 1e3 as 1000.
+bool SameJson(const boost::json::value& a, const boost::json::value& b);
+
 class SyncClient {
  public:
   SyncClient(ClientOptions options, ClientCallbacks callbacks);
@@ -197,14 +223,16 @@ class SyncClient {
   // after the callback returns. Idempotent.
   void Stop();
 
-  // Sends {"type":"op","payload":{"key":key,"value":value[,"timestamp":t]}}
-  // on the current connection. OK means accepted for sending, not applied:
-  // wait for the broadcast. Fails with kInvalidArgument for an empty key, a
-  // value holding NaN or an infinity, or an op over max_message_bytes; with kIoError when the
-  // client is not Synced (nothing is queued for later) or when max_send_queue_bytes are already
-  // waiting.
+  // Sends {"type":"op","payload":{"key":key,"value":value,"timestamp":t}}
+  // on the current connection, t being `timestamp` or the client's clock.
+  // OK means accepted for sending, not applied: `done`, if given, is told
+  // the outcome (see OpDone). Fails, sending nothing and calling nothing,
+  // with kInvalidArgument for an empty key, a value holding NaN or an
+  // infinity, or an op over max_message_bytes; with kIoError when the client
+  // is not Synced (nothing is queued for later) or when
+  // max_send_queue_bytes are already waiting.
   Status Put(std::string_view key, const boost::json::value& value,
-             std::optional<int64_t> timestamp = std::nullopt);
+             std::optional<int64_t> timestamp = std::nullopt, OpDone done = nullptr);
 
   State state() const;
 

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -700,6 +701,132 @@ TEST(Client, ReadOnlyPutGetsError403AndStaysSynced) {
   EXPECT_TRUE(rec.ops().empty());
   EXPECT_EQ(client.state(), kSynced);
   EXPECT_EQ(rec.states().back(), kSynced);
+}
+
+// Starts `client`, whose callbacks are `rec`'s, and waits until it is Synced.
+void StartSynced(SyncClient& client, Recorder& rec) {
+  ASSERT_TRUE(client.Start().ok());
+  ASSERT_TRUE(rec.WaitForState(kSynced));
+}
+
+// What Put's `done` is told, in the order the server answers.
+class Outcomes {
+ public:
+  OpDone Done(std::string label) {
+    return [this, label = std::move(label)](const Status& outcome, std::string_view answer) {
+      std::lock_guard<std::mutex> l(mu_);
+      got_.push_back({label, outcome, std::string(answer)});
+      cv_.notify_all();
+    };
+  }
+  struct Got {
+    std::string label;
+    Status outcome;
+    std::string answer;
+  };
+  // Waits until `n` outcomes are in (10 s at most), and returns them.
+  std::vector<Got> WaitFor(size_t n) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, std::chrono::seconds(10), [&] { return got_.size() >= n; });
+    return got_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Got> got_;
+};
+
+// Each op's own broadcast answers it, though another client's ops on the
+// same keys, some with the same values, come between.
+TEST(Client, PutsDoneIsToldItsOwnBroadcast) {
+  ServerProcess server;
+  ASSERT_TRUE(server.Start());
+  Recorder a_rec, b_rec;
+  const ClientOptions options = Options(server.Url("w1"), MintToken("read write", "w1"));
+  SyncClient a(options, a_rec.Callbacks());
+  SyncClient b(options, b_rec.Callbacks());
+  StartSynced(a, a_rec);
+  StartSynced(b, b_rec);
+
+  constexpr int kOps = 50;
+  Outcomes outcomes;
+  for (int i = 0; i < kOps; ++i) {
+    // b sets the key a sets next, to the same value, with a stamp of its own.
+    ASSERT_TRUE(b.Put("k" + std::to_string(i % 5), i, int64_t{1000} + i).ok());
+    ASSERT_TRUE(
+        a.Put("k" + std::to_string(i % 5), i, std::nullopt, outcomes.Done(std::to_string(i))).ok());
+  }
+  auto got = outcomes.WaitFor(kOps);
+  ASSERT_EQ(got.size(), size_t{kOps});
+  ASSERT_TRUE(a_rec.WaitForOps(2 * kOps));
+  for (int i = 0; i < kOps; ++i) {
+    EXPECT_EQ(got[i].label, std::to_string(i));
+    ASSERT_TRUE(got[i].outcome.ok()) << got[i].outcome.ToString();
+    json::value answer = json::parse(got[i].answer);
+    EXPECT_EQ(answer.at("payload").at("key"), json::value("k" + std::to_string(i % 5)));
+    EXPECT_EQ(answer.at("payload").at("value"), i);
+    EXPECT_NE(answer.at("payload").at("timestamp"), 1000 + i) << "b's op taken for a's";
+  }
+  // The answers are a's own broadcasts: their stamps increase, op by op.
+  for (int i = 1; i < kOps; ++i)
+    EXPECT_GT(json::parse(got[i].answer).at("payload").at("timestamp").as_int64(),
+              json::parse(got[i - 1].answer).at("payload").at("timestamp").as_int64());
+  EXPECT_TRUE(a_rec.errors().empty());
+}
+
+// A server, and one client of its workspace w1.
+class OneClient : public ::testing::Test {
+ protected:
+  // Starts the server, then the client with a token of `scope`, and waits
+  // until the client is Synced.
+  void Start(const std::string& scope) {
+    ASSERT_TRUE(server.Start());
+    client = std::make_unique<SyncClient>(Options(server.Url("w1"), MintToken(scope, "w1")),
+                                          rec.Callbacks());
+    StartSynced(*client, rec);
+  }
+
+  // Declared in this order so that the client goes first: its callbacks
+  // use rec and outcomes.
+  ServerProcess server;
+  Recorder rec;
+  Outcomes outcomes;
+  std::unique_ptr<SyncClient> client;
+};
+
+TEST_F(OneClient, PutsDoneIsToldTheServersRefusal) {
+  Start("read");
+  ASSERT_TRUE(client->Put("a", 1, std::nullopt, outcomes.Done("a")).ok());
+  ASSERT_TRUE(client->Put("b", 2, std::nullopt, outcomes.Done("b")).ok());
+  auto got = outcomes.WaitFor(2);
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& g : got) {
+    EXPECT_EQ(g.outcome.code(), Status::Code::kInvalidArgument) << g.outcome.ToString();
+    EXPECT_NE(g.outcome.message().find("403"), std::string::npos) << g.outcome.ToString();
+    EXPECT_EQ(json::parse(g.answer).at("code"), 403);
+  }
+  EXPECT_EQ(got[0].label, "a");
+  EXPECT_EQ(got[1].label, "b");
+  EXPECT_EQ(rec.errors().size(), 2u);  // on_error saw them too
+}
+
+// A server that hangs never answers: on Stop, the op sent is told that it
+// may or may not have been applied.
+TEST_F(OneClient, PutsDoneIsToldWhenNoAnswerCame) {
+  Start("write");
+  server.Pause();
+  ASSERT_TRUE(client->Put("k", 1, std::nullopt, outcomes.Done("k")).ok());
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_TRUE(outcomes.WaitFor(0).empty());
+  client->Stop();
+  auto got = outcomes.WaitFor(1);
+  server.Resume();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].outcome.code(), Status::Code::kIoError);
+  EXPECT_NE(got[0].outcome.message().find("may or may not have been applied"), std::string::npos)
+      << got[0].outcome.ToString();
+  EXPECT_TRUE(got[0].answer.empty());
 }
 
 // 503 (too many connections) is the server's trouble, not the client's:

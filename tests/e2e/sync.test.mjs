@@ -5,13 +5,14 @@
 // Run: ETHERPLY_BIN=build/etherply node --test tests/e2e/
 // See README.md for what each test proves.
 import assert from "node:assert/strict"
+import { execFile } from "node:child_process"
 import net from "node:net"
 import { test } from "node:test"
 import * as A from "@automerge/automerge"
 
 import { connect, connectWithInit, tryConnect } from "./lib/client.mjs"
 import { withServer } from "./lib/harness.mjs"
-import { httpRequest, startServer } from "./lib/server.mjs"
+import { BIN, httpRequest, startServer } from "./lib/server.mjs"
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const HEX64 = /^[0-9a-f]{64}$/
@@ -896,5 +897,35 @@ test("a client that floods ops is read one op at a time under --max-inflight-op-
     assert.equal(status.reads_paused, 0, "reading resumed after the last op")
     const init = await h.initOf("flood")
     assert.equal(Object.keys(init.data).length, N, "every op is in the document")
+  })
+})
+
+test("etherply put: exit 0 with its own op's broadcast; exit 1 with the server's refusal", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const put = (key, json, scope) =>
+      new Promise((resolve) => {
+        const url = `${srv.wsUrl}/v1/sync/cli`
+        const token = srv.mintToken({ workspace: "cli", scope, sub: "cli" })
+        execFile(BIN, ["put", url, key, json, "--token", token], (error, stdout, stderr) =>
+          resolve({ code: error ? error.code : 0, stdout, stderr }))
+      })
+    // A watcher writes the same key to the same value while the command
+    // runs: the command still prints its own op (its own stamp).
+    const [other] = await h.connectWithInit("cli", { token: srv.mintToken({ workspace: "cli", sub: "other" }) })
+    for (let i = 0; i < 20; i++) other.sendOp("k", { n: 1 })
+    const ok = await put("k", '{"n":1.0}', "read write")
+    assert.equal(ok.code, 0, ok.stderr)
+    const line = JSON.parse(ok.stdout)
+    assert.equal(line.type, "op")
+    assert.equal(line.payload.key, "k")
+    assert.deepEqual(line.payload.value, { n: 1 }, "1.0 comes back as 1 and is taken for the op's own")
+    assert.ok(Number.isInteger(line.payload.timestamp))
+
+    const refused = await put("k", "2", "read")
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /the server answered 403: /)
+    assert.equal(refused.stdout, "")
+    const init = await h.initOf("cli")
+    assert.deepEqual(init.data, { k: { n: 1 } }, "the refused op changed nothing")
   })
 })
