@@ -237,6 +237,13 @@ int RunPutCommand(int argc, char** argv) {
       finish(false, why.message());
     }
   };
+  // An error before the op is sent answers no op of ours: the server could
+  // not load the workspace (and closes the connection) or refused the
+  // handshake. The command ends with it rather than retrying until --timeout.
+  cb.on_error = [&](int code, const std::string& message) {
+    std::lock_guard<std::mutex> l(mu);
+    if (!sent) finish(false, "the server answered " + std::to_string(code) + ": " + message);
+  };
 
   SyncClient client(options, std::move(cb));
   put_client = &client;

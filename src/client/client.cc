@@ -293,6 +293,7 @@ struct SyncClient::Impl {
     int failures = 0;  // attempts since the last Synced (or Start) that failed
     while (!stopping) {
       Outcome out = co_await Attempt();
+      // Ops are put only on a Synced connection: a refused handshake has none.
       std::deque<Unanswered> unanswered = std::move(conn->unanswered);
       conn.reset();
       if (out.kind == Outcome::kRefused) {
@@ -611,27 +612,30 @@ Status SyncClient::Put(std::string_view key, const json::value& value,
   if (text.size() > m.options.max_message_bytes)
     return Status::InvalidArgument("the op is " + std::to_string(text.size()) +
                                    " bytes, over max_message_bytes");
-  uint64_t gen;
-  {
-    std::lock_guard<std::mutex> l(m.mu);
-    if (m.stop_requested) return Status::IoError("the client is stopped");
-    if (m.state != State::kSynced)
-      return Status::IoError(std::string("not synced (state ") + StateName(m.state) +
-                             "); ops are not queued while disconnected");
-    if (m.queued_bytes + text.size() > m.options.max_send_queue_bytes)
-      return Status::IoError("the send queue is full (max_send_queue_bytes)");
-    m.queued_bytes += text.size();
-    gen = m.synced_generation;
-  }
-  net::post(m.ioc, [&m, gen, text = std::move(text), op = std::move(op)]() mutable {
-    if (!m.conn || m.conn->generation != gen || !m.conn->open || m.stopping) {
-      m.Unqueue(gen, text.size());  // that connection is gone: the op is lost
-      if (op.done)
-        op.done(Status::IoError("the connection ended before the op was sent: not applied"), {});
-      return;
-    }
-    m.Enqueue(m.conn, std::move(text), std::move(op));
-  });
+  std::lock_guard<std::mutex> l(m.mu);
+  if (m.stop_requested) return Status::IoError("the client is stopped");
+  if (m.state != State::kSynced)
+    return Status::IoError(std::string("not synced (state ") + StateName(m.state) +
+                           "); ops are not queued while disconnected");
+  if (m.queued_bytes + text.size() > m.options.max_send_queue_bytes)
+    return Status::IoError("the send queue is full (max_send_queue_bytes)");
+  m.queued_bytes += text.size();
+  // Posted with mu held: Synced means the client's thread is running, and
+  // Stop() (which takes mu first) posts its shutdown behind this, so the
+  // handler runs and `done` is told, whatever happens next.
+  net::post(
+      m.ioc, [&m, gen = m.synced_generation, text = std::move(text), op = std::move(op)]() mutable {
+        if (!m.conn || m.conn->generation != gen || !m.conn->open || m.stopping) {
+          m.Unqueue(gen, text.size());  // that connection is gone: the op is lost
+          if (op.done)
+            op.done(Status::IoError(
+                        std::string(m.stopping ? "the client stopped" : "the connection ended") +
+                        " before the op was sent: not applied"),
+                    {});
+          return;
+        }
+        m.Enqueue(m.conn, std::move(text), std::move(op));
+      });
   return Status::Ok();
 }
 

@@ -190,10 +190,11 @@ struct ClientCallbacks {
 //  - kInvalidArgument: the server refused it (400, or 403 for a token
 //    without write scope); kIoError: the server could not apply it (500).
 //    `answer` is the error message as received (on_error has seen it).
-//  - kIoError with an empty `answer`: no answer came. Either the op was
-//    never sent (its connection was gone), or the connection ended or the
-//    client stopped after it was sent, and the op may or may not have been
-//    applied: the message says which.
+//  - kIoError with an empty `answer`: no answer came. The message says
+//    "not applied" if the op was never handed to a connection (the one it
+//    was put on had ended, or the client had stopped), and "may or may not
+//    have been applied" if the connection ended or the client stopped while
+//    the op was on it, written or not.
 using OpDone = std::function<void(const Status& outcome, std::string_view answer)>;
 
 // Equal as JSON values, numbers by value: the server writes numbers as

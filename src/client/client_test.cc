@@ -743,6 +743,7 @@ TEST(Client, PutsDoneIsToldItsOwnBroadcast) {
   ServerProcess server;
   ASSERT_TRUE(server.Start());
   Recorder a_rec, b_rec;
+  Outcomes outcomes;  // before the clients, whose ops may tell it as they go
   const ClientOptions options = Options(server.Url("w1"), MintToken("read write", "w1"));
   SyncClient a(options, a_rec.Callbacks());
   SyncClient b(options, b_rec.Callbacks());
@@ -750,7 +751,6 @@ TEST(Client, PutsDoneIsToldItsOwnBroadcast) {
   StartSynced(b, b_rec);
 
   constexpr int kOps = 50;
-  Outcomes outcomes;
   for (int i = 0; i < kOps; ++i) {
     // b sets the key a sets next, to the same value, with a stamp of its own.
     ASSERT_TRUE(b.Put("k" + std::to_string(i % 5), i, int64_t{1000} + i).ok());
@@ -809,6 +809,24 @@ TEST_F(OneClient, PutsDoneIsToldTheServersRefusal) {
   EXPECT_EQ(got[0].label, "a");
   EXPECT_EQ(got[1].label, "b");
   EXPECT_EQ(rec.errors().size(), 2u);  // on_error saw them too
+}
+
+// The server dies with an op unanswered: the op may or may not have been
+// applied (here it was not: the server was stopped before it read it).
+TEST_F(OneClient, PutsDoneIsToldWhenTheConnectionEndsFirst) {
+  Start("write");
+  server.Pause();
+  ASSERT_TRUE(client->Put("k", 1, std::nullopt, outcomes.Done("k")).ok());
+  std::this_thread::sleep_for(milliseconds(100));
+  server.Kill();
+  auto got = outcomes.WaitFor(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].outcome.code(), Status::Code::kIoError);
+  EXPECT_NE(got[0].outcome.message().find("the connection ended before the server answered"),
+            std::string::npos)
+      << got[0].outcome.ToString();
+  EXPECT_NE(got[0].outcome.message().find("may or may not have been applied"), std::string::npos);
+  EXPECT_TRUE(got[0].answer.empty());
 }
 
 // A server that hangs never answers: on Stop, the op sent is told that it

@@ -909,17 +909,28 @@ test("etherply put: exit 0 with its own op's broadcast; exit 1 with the server's
         execFile(BIN, ["put", url, key, json, "--token", token], (error, stdout, stderr) =>
           resolve({ code: error ? error.code : 0, stdout, stderr }))
       })
-    // A watcher writes the same key to the same value while the command
-    // runs: the command still prints its own op (its own stamp).
+    // Another client sets the same key to the same value, with small
+    // timestamps of its own, keeping 200 such ops in flight all the while
+    // the command runs (one more for each message it gets): some of them are
+    // always queued ahead of the command's op, so their broadcasts reach the
+    // command first. The command still prints its own op, stamped with the
+    // clock.
     const [other] = await h.connectWithInit("cli", { token: srv.mintToken({ workspace: "cli", sub: "other" }) })
-    for (let i = 0; i < 20; i++) other.sendOp("k", { n: 1 })
-    const ok = await put("k", '{"n":1.0}', "read write")
+    let stamp = 0
+    let flooding = true
+    const sendOne = () => other.sendOp("k", { n: 1 }, ++stamp)
+    other.ws.on("message", () => { if (flooding) sendOne() })
+    for (let i = 0; i < 200; i++) sendOne()
+    const before = Date.now() * 1000
+    const ok = await put("k", '{"n":1.0}', "read write").finally(() => { flooding = false })
+    const after = Date.now() * 1000
     assert.equal(ok.code, 0, ok.stderr)
     const line = JSON.parse(ok.stdout)
     assert.equal(line.type, "op")
     assert.equal(line.payload.key, "k")
     assert.deepEqual(line.payload.value, { n: 1 }, "1.0 comes back as 1 and is taken for the op's own")
-    assert.ok(Number.isInteger(line.payload.timestamp))
+    assert.ok(line.payload.timestamp >= before && line.payload.timestamp <= after,
+      `the command's own op (stamped ${line.payload.timestamp}), not one of the other client's (1..${stamp})`)
 
     const refused = await put("k", "2", "read")
     assert.equal(refused.code, 1)
