@@ -297,8 +297,7 @@ void Workspace::ApplyRemote(std::vector<automerge::StoredChange> changes,
     if (Status s = self->EnsureLoaded(); !s.ok()) return done(s);
     if (self->broken()) return done(Reloading());
     size_t from = self->doc_->changes().size();
-    Status applied = self->doc_->ApplyChanges(std::move(changes));
-    if (!applied.ok()) return done(applied);
+    if (Status s = self->doc_->ApplyChanges(std::move(changes)); !s.ok()) return done(s);
     self->AdmitRemote(from, timestamps, [self, done = std::move(done)](const Status& s) {
       if (!s.ok()) return done(s);
       done(self->doc_ && self->doc_->queued() > 0);
@@ -314,8 +313,8 @@ void Workspace::Sync(std::shared_ptr<automerge::SyncState> state, std::optional<
     if (self->broken()) return done(Reloading());
     if (!message) return self->ReplySync(*state, std::move(done));
     size_t from = self->doc_->changes().size();
-    Status received = automerge::ReceiveSyncMessage(*self->doc_, *state, *message);
-    if (!received.ok()) return done(received);
+    if (Status s = automerge::ReceiveSyncMessage(*self->doc_, *state, *message); !s.ok())
+      return done(s);
     // The answer follows once what was received is durable here.
     self->AdmitRemote(from, {}, [self, state, done = std::move(done)](const Status& s) mutable {
       if (!s.ok()) return done(s);
