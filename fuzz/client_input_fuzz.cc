@@ -25,7 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!op->key.empty());
     automerge::Document doc;
     automerge::Transaction tx(doc, automerge::ActorId{1, 2, 3});
-    if (server::PutJson(tx, automerge::kRoot, op->key, op->value).ok()) {
+    auto put =
+        server::PutJson(tx, automerge::kRoot, op->key, op->value, automerge::PutMode::kAlways);
+    if (put.ok()) {
       FUZZ_CHECK(tx.Commit().ok());
       std::string sent;
       server::AppendJson(sent, op->value);

@@ -270,6 +270,53 @@ TEST(Document, PuttingAValueResolvesAConflict) {
   EXPECT_EQ(a.Get(kRoot, "k")->v, Value{ScalarValue(int64_t{2})}.v);
 }
 
+TEST(Document, PutAlwaysRecordsASetOverWhatShows) {
+  Document a, b;
+  {
+    Transaction tx(a, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "k", int64_t{1}).ok());
+    MustCommit(tx);
+  }
+  {
+    Transaction tx(b, kB);
+    ASSERT_TRUE(tx.Put(kRoot, "k", int64_t{2}).ok());
+    MustCommit(tx);
+  }
+  Merge(a, b);
+  ASSERT_EQ(a.GetAll(kRoot, "k").size(), 2u);
+  auto last_op = [&] {
+    auto change = ReadChange(a.changes().back());
+    EXPECT_TRUE(change.ok());
+    return change.ok() ? change->ops.at(0) : ChangeOp{};
+  };
+  {
+    // The winner's value over a conflict: a set over both ops, not the
+    // reference's delete of the loser.
+    Transaction tx(a, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "k", int64_t{2}, PutMode::kAlways).ok());
+    EXPECT_EQ(tx.pending_ops(), 1u);
+    MustCommit(tx);
+    ChangeOp op = last_op();
+    EXPECT_EQ(op.action, Action::kSet);
+    EXPECT_EQ(op.pred.size(), 2u);
+  }
+  ASSERT_EQ(a.GetAll(kRoot, "k").size(), 1u);
+  {
+    // The value that shows alone: a set over it, where Put records nothing.
+    Transaction tx(a, kA);
+    ASSERT_TRUE(tx.Put(kRoot, "k", int64_t{2}).ok());
+    EXPECT_EQ(tx.pending_ops(), 0u);
+    ASSERT_TRUE(tx.Put(kRoot, "k", int64_t{2}, PutMode::kAlways).ok());
+    EXPECT_EQ(tx.pending_ops(), 1u);
+    MustCommit(tx);
+    ChangeOp op = last_op();
+    EXPECT_EQ(op.action, Action::kSet);
+    EXPECT_EQ(op.pred.size(), 1u);
+  }
+  EXPECT_EQ(a.ToJson(), "{\"k\":2}");
+  EXPECT_EQ(a.changes().size(), 4u);
+}
+
 TEST(Document, ConcurrentDeleteAndPut) {
   Document a;
   {

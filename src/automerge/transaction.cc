@@ -73,22 +73,22 @@ ScalarValue Shown(const Op& op) {
   return op.value.Get();
 }
 
-// How a put of `value` over the ops at a slot is recorded, as the reference
-// does it: if the value already shows alone, nothing; if it shows with
-// conflicts, a delete of the losing ops; otherwise a set over every
-// visible op.
+// How a put of `value` over the ops at a slot is recorded (PutMode): as
+// the reference does it, if the value already shows alone, nothing; if it
+// shows with conflicts, a delete of the losing ops; otherwise, and always
+// with kAlways, a set over every visible op.
 struct PutPlan {
   bool skip = false;
   Action action = Action::kSet;
   std::vector<OpId> pred;
 };
 
-PutPlan PlanPut(const Slot* slot, const ScalarValue& value) {
+PutPlan PlanPut(const Slot* slot, const ScalarValue& value, PutMode mode) {
   PutPlan plan;
   if (!slot || slot->live().empty()) return plan;
   std::span<const Op> live = slot->live();
   const Op& winner = live.back();
-  if (winner.action == Action::kSet && Shown(winner) == value) {
+  if (mode == PutMode::kAsReference && winner.action == Action::kSet && Shown(winner) == value) {
     if (live.size() == 1) return PutPlan{true};
     plan.action = Action::kDelete;
     for (size_t i = 0; i + 1 < live.size(); ++i) plan.pred.push_back(live[i].id);
@@ -100,10 +100,10 @@ PutPlan PlanPut(const Slot* slot, const ScalarValue& value) {
 
 }  // namespace
 
-Status Transaction::Put(const ObjId& obj, std::string_view key, ScalarValue value) {
+Status Transaction::Put(const ObjId& obj, std::string_view key, ScalarValue value, PutMode mode) {
   auto t = Resolve(obj, false);
   if (!t.ok()) return t.status();
-  PutPlan plan = PlanPut(MapSlot(*t, key), value);
+  PutPlan plan = PlanPut(MapSlot(*t, key), value, mode);
   if (plan.skip) return Status::Ok();
   if (plan.action == Action::kDelete) value = std::monostate{};
   return Record(ChangeOp{obj, Key::Map(std::string(key)), false, plan.action, std::move(value),
@@ -196,7 +196,7 @@ Status Transaction::Set(const ObjId& obj, size_t index, ScalarValue value) {
   auto pos = Element(obj, index);
   if (!pos.ok()) return pos.status();
   const automerge::Element& el = doc_->objects_.at(obj).seq().At(*pos);
-  PutPlan plan = PlanPut(&el.slot, value);
+  PutPlan plan = PlanPut(&el.slot, value, PutMode::kAsReference);
   if (plan.skip) return Status::Ok();
   if (plan.action == Action::kDelete) value = std::monostate{};
   return Record(ChangeOp{obj, Key::Elem(el.id), false, plan.action, std::move(value),

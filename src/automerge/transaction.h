@@ -7,8 +7,9 @@
 // destroying an uncommitted Transaction, takes every edit back.
 //
 // Edits follow the reference's rules: putting the value a key already holds
-// (with no conflict) and deleting an absent map key record nothing; a commit
-// with nothing recorded makes no change. Indexes count visible elements; in
+// (with no conflict) and deleting an absent map key record nothing, unless
+// the put says PutMode::kAlways; a commit with nothing recorded makes no
+// change. Indexes count visible elements; in
 // text they count Unicode code points. Every edit fails with
 // kInvalidArgument, changing nothing, on a missing object, an object of the
 // wrong type, or an index out of range.
@@ -30,6 +31,16 @@ struct CommitOptions {
   std::optional<Bytes> author;
 };
 
+// How Put records a value the key already shows.
+enum class PutMode {
+  // As the reference: nothing if it shows alone; if it shows with
+  // conflicting values, a delete of those.
+  kAsReference,
+  // A set over every visible op of the key, whatever they hold: the put is
+  // a change of its own (the server's ops: one op, one change).
+  kAlways,
+};
+
 class Transaction {
  public:
   // Fails (asserts) if another transaction is open on doc.
@@ -38,7 +49,8 @@ class Transaction {
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
 
-  Status Put(const ObjId& obj, std::string_view key, ScalarValue value);
+  Status Put(const ObjId& obj, std::string_view key, ScalarValue value,
+             PutMode mode = PutMode::kAsReference);
   Result<ObjId> PutObject(const ObjId& obj, std::string_view key, ObjType type);
   Status Delete(const ObjId& obj, std::string_view key);
   Status Increment(const ObjId& obj, std::string_view key, int64_t by);

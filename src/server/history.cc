@@ -214,7 +214,10 @@ Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const Edi
     if (e.value_json) {
       auto parsed = ParseJson(*e.value_json, 1024);
       if (!parsed.ok()) return Status::Corruption("a stored value is not JSON");
-      if (Status s = PutJson(tx, automerge::kRoot, e.key, *parsed); !s.ok()) return s;
+      if (Status s =
+              PutJson(tx, automerge::kRoot, e.key, *parsed, automerge::PutMode::kAsReference);
+          !s.ok())
+        return s;
     } else {
       if (Status s = tx.Delete(automerge::kRoot, e.key); !s.ok()) return s;
     }

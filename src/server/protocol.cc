@@ -55,9 +55,12 @@ Result<ScalarValue> Scalar(const json::value& v) {
 
 Status FillList(automerge::Transaction& tx, const automerge::ObjId& list, const json::array& a);
 
+// `map` is new: how a put over a value is recorded does not matter.
 Status FillMap(automerge::Transaction& tx, const automerge::ObjId& map, const json::object& o) {
   for (const auto& kv : o)
-    if (Status s = PutJson(tx, map, kv.key(), kv.value()); !s.ok()) return s;
+    if (Status s = PutJson(tx, map, kv.key(), kv.value(), automerge::PutMode::kAsReference);
+        !s.ok())
+      return s;
   return Status::Ok();
 }
 
@@ -79,7 +82,7 @@ Status FillList(automerge::Transaction& tx, const automerge::ObjId& list, const 
 }  // namespace
 
 Status PutJson(automerge::Transaction& tx, const automerge::ObjId& obj, std::string_view key,
-               const json::value& value) {
+               const json::value& value, automerge::PutMode mode) {
   if (value.is_object()) {
     auto child = tx.PutObject(obj, key, ObjType::kMap);
     if (!child.ok()) return child.status();
@@ -90,7 +93,7 @@ Status PutJson(automerge::Transaction& tx, const automerge::ObjId& obj, std::str
     if (!child.ok()) return child.status();
     return FillList(tx, *child, value.get_array());
   }
-  return tx.Put(obj, key, *Scalar(value));
+  return tx.Put(obj, key, *Scalar(value), mode);
 }
 
 std::string InitMessage(const automerge::Document& doc) {

@@ -31,12 +31,13 @@ struct OpMessage {
 // client, when it is not JSON, not an op, or misses a field.
 Result<OpMessage> ParseClientMessage(std::string_view text);
 
-// Sets root key `key` to `value` in the transaction: objects become maps,
-// arrays lists, strings plain string values, integers that fit int64 ints,
-// larger ones that fit uint64 uints (exact, as the document's JSON shows
-// them), other numbers f64.
+// Sets key `key` of map `obj` to `value` in the transaction: objects become
+// maps, arrays lists, strings plain string values, integers that fit int64
+// ints, larger ones that fit uint64 uints (exact, as the document's JSON
+// shows them), other numbers f64. `mode` says how a scalar the key already
+// shows is recorded (automerge::PutMode).
 Status PutJson(automerge::Transaction& tx, const automerge::ObjId& obj, std::string_view key,
-               const boost::json::value& value);
+               const boost::json::value& value, automerge::PutMode mode);
 
 // JSON text of a value, numbers written as JavaScript writes them.
 void AppendJson(std::string& out, const boost::json::value& v);

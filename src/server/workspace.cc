@@ -166,7 +166,11 @@ void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& cla
     }
     int64_t timestamp = op.timestamp ? *op.timestamp : NowMicros();
     Edit edit = [&](automerge::Transaction& tx, const automerge::Document&) -> Result<EditOutput> {
-      if (Status s = PutJson(tx, automerge::kRoot, op.key, op.value); !s.ok()) return s;
+      // Recorded even if the key shows this value already: every op the
+      // server accepts is a change, with its event and its history entry.
+      if (Status s = PutJson(tx, automerge::kRoot, op.key, op.value, automerge::PutMode::kAlways);
+          !s.ok())
+        return s;
       std::string value;
       AppendJson(value, op.value);
       return EditOutput{{OpBroadcast(op, timestamp)}, {{op.key, std::move(value)}}, timestamp};
@@ -218,7 +222,8 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
     return refuse(output.status());
   }
   automerge::CommitOptions opts;
-  opts.time = NowMicros() / 1'000'000;
+  // The edit's time (an op's timestamp) in whole seconds, rounded down.
+  opts.time = output->timestamp / 1'000'000 - (output->timestamp % 1'000'000 < 0 ? 1 : 0);
   opts.author = Bytes(claims.sub.begin(), claims.sub.end());
   auto hash = tx.Commit(opts);
   if (!hash.ok()) return refuse(hash.status());
@@ -232,7 +237,7 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
     if (!s.ok()) return done(s);
     done(EditResult{change, heads});
   };
-  if (!change) {  // nothing to store (the keys already held these values)
+  if (!change) {  // nothing to store (an undo or restore with nothing to undo)
     p.done = true;
     pending_.push_back(std::move(p));
     return Flush();

@@ -99,7 +99,8 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
     std::vector<std::string> broadcasts;  // op messages for every client
     // (root key, JSON value or "null") for each key set: one webhook event each.
     std::vector<std::pair<std::string, std::string>> keys;
-    int64_t timestamp = 0;  // the op's time, Unix microseconds
+    // The op's time, Unix microseconds; the change's time is it in seconds.
+    int64_t timestamp = 0;
   };
   using Edit =
       std::function<Result<EditOutput>(automerge::Transaction&, const automerge::Document&)>;

@@ -90,6 +90,29 @@ TEST(Workspace, OpIsStoredThenBroadcastToEveryClient) {
   EXPECT_EQ(f.store.writes(), 1u);
 }
 
+// The spec's op is persisted, broadcast and announced whatever the key held:
+// an op that repeats a key's value is a change too, timed by the op's own
+// timestamp (in seconds, rounded down).
+TEST(Workspace, EveryAcceptedOpIsAChangeTimedByItsTimestamp) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = f.Joined(ws);
+  ws->SubmitOp(a, Writer(), OpMessage{"k", boost::json::value(1), 1'999'999}, [] {});
+  ws->SubmitOp(a, Writer(), OpMessage{"k", boost::json::value(1), 5'000'000}, [] {});
+  ws->SubmitOp(a, Writer(), OpMessage{"k", boost::json::value(1.0), -1}, [] {});
+  Settle(f.io);
+  EXPECT_EQ(a->messages().size(), 4u);
+  std::vector<int64_t> times;
+  Status s = storage::ForEachChange(f.store, "w", [&](std::string_view record) -> Status {
+    auto decoded = automerge::DecodeChangeChunks(AsBytes(record));
+    if (!decoded.ok()) return decoded.status();
+    for (const auto& c : *decoded) times.push_back(c.change.time);
+    return Status::Ok();
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(times, (std::vector<int64_t>{1, 5, -1}));
+}
+
 // Broadcasts go to clients in batches (one per client per flush); a client
 // that joins between ops gets neither the ops before its init nor a batch
 // that mixes them with later ones.
@@ -126,7 +149,7 @@ TEST(Workspace, EditIsHandedToClientsBeforeItsSubmitterIsTold) {
     Workspace::Edit edit = [i](automerge::Transaction& tx,
                                const automerge::Document&) -> Result<Workspace::EditOutput> {
       std::string key = "k" + std::to_string(i);
-      if (Status s = PutJson(tx, automerge::kRoot, key, boost::json::value(i)); !s.ok()) return s;
+      if (Status s = tx.Put(automerge::kRoot, key, int64_t{i}); !s.ok()) return s;
       return Workspace::EditOutput{{"broadcast " + key}, {}, 0};
     };
     ws->Mutate(Writer(), edit, [&, i](Result<Workspace::EditResult> r) {

@@ -711,7 +711,7 @@ test("/doc export of an empty and of a one-change workspace loads in the referen
   })
 })
 
-test("/doc export after several ops (two users, overwrites, a refused op, a restart) loads in the reference with init's JSON and heads", { timeout: 30_000 }, async (t) => {
+test("/doc export after several ops (two users, overwrites, a repeated value, a refused op, a restart) loads in the reference with init's JSON and heads", { timeout: 30_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-doc"
     const a = (await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) }))[0]
@@ -723,9 +723,12 @@ test("/doc export after several ops (two users, overwrites, a refused op, a rest
     b.sendOp("meta", { rev: 3, ok: false, owner: null })
     a.sendOp("count", 10)
     b.sendOp("count", 11)
+    // The value the key holds, with a timestamp of its own: a change all the
+    // same (spec: every op persisted), timed by its timestamp.
+    a.sendOp("count", 11, 1732500000999999)
     ro.sendOp("count", 99) // refused (403): must not become a change
-    await a.waitForOps(6)
-    await b.waitForOps(6)
+    await a.waitForOps(7)
+    await b.waitForOps(7)
     assertError(await ro.nextOfType("error"), 403, "read-only op")
     const init = await h.initOf(ws)
     const last = {}
@@ -734,7 +737,7 @@ test("/doc export after several ops (two users, overwrites, a refused op, a rest
     assert.equal(init.heads.length, 1)
     for (const hd of init.heads) assert.match(hd, HEX64)
     const doc = await assertDocMatchesInit(h, ws, init)
-    assert.equal(A.getAllChanges(doc).length, 6, "one change per accepted op, none for the refused one")
+    assert.equal(A.getAllChanges(doc).length, 7, "one change per accepted op, none for the refused one")
     const times = A.getAllChanges(doc).map((c) => A.decodeChange(c).time)
     assert.deepEqual(times, a.ops().map((m) => Math.floor(m.payload.timestamp / 1e6)), "change times = op timestamps in seconds, in order")
     // The same after a restart.

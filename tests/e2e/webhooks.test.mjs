@@ -238,7 +238,7 @@ test("configuration: a bad secret, a secret without URL, a bad URL, --webhook-ba
 
 // --- the event --------------------------------------------------------------------------------
 
-test("event: signed (verified with node:crypto; wrong secret/tampered body/other id/stale time fail), every field equals the op, the change is the workspace's head", { timeout: 30_000 }, async (t) => {
+test("event: signed (verified with node:crypto; wrong secret/tampered body/other id/stale time fail), every field equals the op (one per op, a repeated value too), the change is the workspace's head", { timeout: 30_000 }, async (t) => {
   await withHooks(t, { secretVia: "flag" }, async ({ srv, rx, secret, h }) => {
     const ws = "wh-body"
     const [alice] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) })
@@ -256,15 +256,19 @@ test("event: signed (verified with node:crypto; wrong secret/tampered body/other
     t0 = Date.now()
     m = await put(bob, "quote", 'he said "hi"\n\\')
     ops.push({ m, sub: "bob@example.com", t0, t1: Date.now() })
+    // 4: the value the key holds already: an op all the same, with its event.
+    t0 = Date.now()
+    m = await put(bob, "count", 42)
+    ops.push({ m, sub: "bob@example.com", t0, t1: Date.now() })
     const heads = (await h.initOf(ws)).heads
     const hist = await historyHashes(srv, ws)
-    assert.equal(hist.length, 3)
+    assert.equal(hist.length, 4)
 
-    await rx.waitFor(() => rx.delivered().length >= 3, 10_000, "3 delivered events")
+    await rx.waitFor(() => rx.delivered().length >= 4, 10_000, "4 delivered events")
     await sleep(300) // nothing more may come
-    assert.equal(rx.requests.length, 3, "one request per op, each answered 200 the first time")
+    assert.equal(rx.requests.length, 4, "one request per op, each answered 200 the first time")
 
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const r = rx.requests[i]
       const ev = assertWellFormed(rx, secret, r)
       const { m, sub, t0, t1 } = ops[i]
@@ -280,8 +284,8 @@ test("event: signed (verified with node:crypto; wrong secret/tampered body/other
       assert.ok(committed >= t0 - 1000 && committed <= t1 + 1000, `timestamp ${ev.timestamp} is the commit time (op sent ${t0}..${t1})`)
     }
     assert.equal(rx.requests[0].json.data.op_timestamp, 1767323045678000, "a client's timestamp is kept")
-    assert.deepEqual(rx.requests[2].json.data.heads, heads, "the last event's heads are the workspace's heads")
-    assert.ok(heads.includes(rx.requests[2].json.data.change), "the last event's change is a head of the workspace")
+    assert.deepEqual(rx.requests[3].json.data.heads, heads, "the last event's heads are the workspace's heads")
+    assert.ok(heads.includes(rx.requests[3].json.data.change), "the last event's change is a head of the workspace")
 
     // The independent verifier really checks: each defect fails.
     const r = rx.requests[0]
@@ -294,7 +298,7 @@ test("event: signed (verified with node:crypto; wrong secret/tampered body/other
     assert.throws(() => verifyWebhook(secret, r.headers, r.raw, { nowMs: r.at + 6 * 60_000 }), /stale/, "a timestamp beyond the 5-minute tolerance")
 
     const s = await stats(srv)
-    assert.deepEqual(s, { delivered: 3, retried: 0, dead: 0, pending: 0, in_flight: 0, last_error: "" })
+    assert.deepEqual(s, { delivered: 4, retried: 0, dead: 0, pending: 0, in_flight: 0, last_error: "" })
     // Never logged: the secret, the URL's path or query, the body.
     const log = serverLog(srv)
     assert.ok(!log.includes(secret.slice(6)), "the secret is not logged")
