@@ -675,7 +675,7 @@ TEST(Client, MissingTokenIsErrorWith401) {
   EXPECT_EQ(rec.errors()[0].first, 401);
 }
 
-TEST(Client, TokenForAnotherWorkspaceIsErrorWith403) {
+TEST(Client, TokenForAnotherWorkspaceIsErrorWith401) {
   ServerProcess server;
   ASSERT_TRUE(server.Start());
   Recorder rec;
@@ -684,8 +684,10 @@ TEST(Client, TokenForAnotherWorkspaceIsErrorWith403) {
   ASSERT_TRUE(rec.WaitForState(kError));
   EXPECT_EQ(rec.states(), Seq({kConnecting, kAuthenticating, kError}));
   ASSERT_EQ(rec.errors().size(), 1u);
-  EXPECT_EQ(rec.errors()[0].first, 403);
-  EXPECT_NE(rec.transitions().back().why.message().find("HTTP 403"), std::string::npos);
+  EXPECT_EQ(rec.errors()[0].first, 401);
+  EXPECT_NE(rec.transitions().back().why.message().find("HTTP 401"), std::string::npos);
+  EXPECT_NE(rec.errors()[0].second.find("does not cover workspace w1"), std::string::npos)
+      << rec.errors()[0].second;
 }
 
 TEST(Client, ReadOnlyPutGetsError403AndStaysSynced) {

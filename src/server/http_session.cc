@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <optional>
 
@@ -60,6 +61,17 @@ std::optional<std::string> TokenOf(const Request& req, const urls::url_view& url
   return std::nullopt;
 }
 
+// ?limit=: `absent` without one; 0 unless it is all decimal digits (so
+// that the route's range check refuses it).
+size_t LimitParam(const urls::url_view& url, size_t absent) {
+  auto it = url.params().find("limit");
+  if (it == url.params().end()) return absent;
+  std::string v = (*it).value;
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  return ec == std::errc() && end == v.data() + v.size() ? n : 0;
+}
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext> ctx)
@@ -96,10 +108,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Handle(parser_->release());
   }
 
-  // Authenticates for a workspace route; writes the error response and
-  // returns nullopt on failure.
-  std::optional<auth::Claims> Authorize(const Request& req, const urls::url_view& url,
-                                        const std::string& workspace) {
+  // The claims of the request's valid token; writes 401 and returns
+  // nullopt if it has none.
+  std::optional<auth::Claims> Authenticate(const Request& req, const urls::url_view& url) {
     auto token = TokenOf(req, url);
     if (!token) {
       Write(JsonError(req, http::status::unauthorized, "missing token"));
@@ -112,14 +123,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!claims.ok()) {
       LogWarn("rejected " + peer_ + ": " + claims.status().message());
       Write(JsonError(req, http::status::unauthorized, claims.status().message()));
-      return std::nullopt;
-    }
-    if (!claims->CoversWorkspace(workspace)) {
-      Write(JsonError(req, http::status::forbidden, "the token does not cover this workspace"));
-      return std::nullopt;
-    }
-    if (!claims->scopes.Has(auth::Scope::kRead)) {
-      Write(JsonError(req, http::status::forbidden, "the token has no read scope"));
       return std::nullopt;
     }
     return std::move(*claims);
@@ -178,12 +181,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool writes = route == Route::kUndo || route == Route::kRestore;
     if (req.method() != (writes ? http::verb::post : http::verb::get))
       return Write(JsonError(req, http::status::method_not_allowed, writes ? "use POST" : "use GET"));
+    // A missing or invalid token is refused first, whatever else is wrong.
+    auto claims = Authenticate(req, url);
+    if (!claims) return;
     const std::string& workspace = seg[2];
     if (!IsValidWorkspaceId(workspace))
       return Write(JsonError(req, http::status::bad_request,
                              "invalid workspace ID: 1 to 128 of A-Z a-z 0-9 . _ -"));
-    auto claims = Authorize(req, url, workspace);
-    if (!claims) return;
+    // A token that grants nothing in this workspace is not valid here: 401,
+    // as the spec refuses a handshake (§2); its 403 means a write with a
+    // read-only token (§6). Write implies read, so no read scope is no scope.
+    if (!claims->CoversWorkspace(workspace))
+      return Write(JsonError(req, http::status::unauthorized,
+                             "the token does not cover workspace " + workspace));
+    if (!claims->scopes.Has(auth::Scope::kRead))
+      return Write(JsonError(req, http::status::unauthorized,
+                             "the token grants no scope (read, write or admin)"));
     if (writes && !claims->scopes.Has(auth::Scope::kWrite))
       return Write(JsonError(req, http::status::forbidden, "this token may read but not write"));
 
@@ -213,21 +226,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!stats && !dead && !replay) return Write(JsonError(req, http::status::not_found, "no such path"));
     if (req.method() != (replay ? http::verb::post : http::verb::get))
       return Write(JsonError(req, http::status::method_not_allowed, replay ? "use POST" : "use GET"));
-    auto claims = Authorize(req, url, "*");
+    auto claims = Authenticate(req, url);
     if (!claims) return;
-    if (!claims->scopes.Has(auth::Scope::kAdmin))
-      return Write(JsonError(req, http::status::forbidden, "this needs the admin scope"));
+    if (!claims->CoversWorkspace("*") || !claims->scopes.Has(auth::Scope::kAdmin))
+      return Write(JsonError(req, http::status::forbidden,
+                             "this needs the admin scope over every workspace ('*')"));
     webhooks::Webhooks* hooks = ctx_->webhooks;
     if (!hooks) return Write(JsonError(req, http::status::not_found, "webhooks are not configured"));
     if (stats) return Reply(req, webhooks::StatsToJson(hooks->stats()));
     if (dead) {
-      size_t limit = 100;
       std::string cursor;
-      if (auto it = url.params().find("limit"); it != url.params().end())
-        limit = std::strtoul(std::string((*it).value).c_str(), nullptr, 10);
       if (auto it = url.params().find("cursor"); it != url.params().end())
         cursor = std::string((*it).value);
-      return Reply(req, hooks->ListDead(limit, cursor));
+      return Reply(req, hooks->ListDead(LimitParam(url, 100), cursor));
     }
     Status s = hooks->Replay(seg[4]);
     if (!s.ok()) return Reply(req, s);
@@ -264,16 +275,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void ListHistory(Request req, const urls::url_view& url, const std::string& workspace) {
-    size_t limit = 100;
+    size_t limit = LimitParam(url, 100);
+    if (limit < 1 || limit > 1000)
+      return Write(JsonError(req, http::status::bad_request, "limit must be 1 to 1000"));
     std::optional<std::string> cursor;
-    if (auto it = url.params().find("limit"); it != url.params().end()) {
-      std::string v = (*it).value;
-      char* end = nullptr;
-      unsigned long n = std::strtoul(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n == 0 || n > 1000)
-        return Write(JsonError(req, http::status::bad_request, "limit must be 1 to 1000"));
-      limit = n;
-    }
     if (auto it = url.params().find("cursor"); it != url.params().end())
       cursor = std::string((*it).value);
     auto self = shared_from_this();

@@ -181,8 +181,8 @@ test("state at heads: an unknown head is 404, malformed heads are 400, both JSON
     assertError(await api.state(ws, [head, unknown]), 404, "a known and an unknown head")
     const empty = historyApi(srv, srv.mintToken({ workspace: "hist-empty", scope: "read" }))
     assertError(await empty.state("hist-empty", [unknown]), 404, "a head in a workspace with no changes")
-    for (const bad of ["xyz", head.slice(1), head + "0", "g" + head.slice(1), `${head},,${head}`, `,${head}`, ""]) {
-      assertError(await api.state(ws, bad), 400, `heads=${JSON.stringify(bad)}`)
+    for (const bad of ["xyz", head.slice(1), head + "0", "g" + head.slice(1), `${head},,${head}`, `,${head}`, `${head},`, "", ","]) {
+      assertError(await api.state(ws, bad), 400, `heads=${JSON.stringify(bad)}`, /heads must be 64-digit hex change hashes/)
     }
     assertError(await api.get(`/v1/history/${ws}/state`), 400, "no heads parameter")
     // The control: the right head works.
@@ -487,7 +487,7 @@ test("pagination over 3,000 changes: limit 1000 and 7, nothing missing or repeat
     assert.deepEqual(end.json, { changes: [], next: null })
 
     // Bad limits and cursors: 400.
-    for (const l of ["0", "1001", "-1", "abc", "", "1.5", "99999999999999999999"])
+    for (const l of ["0", "1001", "-1", "abc", "", "1.5", "99999999999999999999", "5abc", "%205", "%2B5"])
       assertError(await api.get(`/v1/history/${ws}?limit=${l}`), 400, `limit=${l}`)
     assert.equal((await api.list(ws, { limit: 1000 })).json.changes.length, 1000, "limit 1000 is allowed")
     for (const c of ["garbage", "", big.changes[0].hash.slice(2), "ef".repeat(32)])
@@ -509,7 +509,7 @@ test("history of a workspace with no changes is empty", { timeout: 30_000 }, asy
 
 // --- tokens and errors ----------------------------------------------------------------------
 
-test("tokens and errors: read scope reads, write scope changes (403), no or bad token 401, wrong workspace 403, bad bodies 400, unknown change 404, wrong method 405", { timeout: 30_000 }, async (t) => {
+test("tokens and errors: read scope reads, write scope changes (403), no or bad token 401, wrong workspace or no scope 401, bad bodies 400, unknown change 404, wrong method 405", { timeout: 30_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "hist-sec"
     const [w] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) })
@@ -549,13 +549,18 @@ test("tokens and errors: read scope reads, write scope changes (403), no or bad 
         assert.match(r.headers.get("www-authenticate") ?? "", /^Bearer/, `${label}: ${name}: WWW-Authenticate`)
       }
     }
-    // Tokens that do not cover the workspace, or lack read scope: 403.
+    // Valid tokens that do not cover the workspace, or grant no scope, are
+    // not valid here: 401 too.
     for (const [label, api] of [
       ["other workspace", historyApi(srv, srv.mintToken({ workspace: "elsewhere" }))],
       ["forged other workspace", historyApi(srv, srv.forge("wrong-workspace", { workspace: ws }))],
       ["no read scope", historyApi(srv, srv.forge("no-read-scope", { workspace: ws }))],
     ]) {
-      for (const [name, f] of routes(api)) assertError(await f(), 403, `${label}: ${name}`)
+      for (const [name, f] of routes(api)) {
+        const r = await f()
+        assertError(r, 401, `${label}: ${name}`)
+        assert.match(r.headers.get("www-authenticate") ?? "", /^Bearer/, `${label}: ${name}: WWW-Authenticate`)
+      }
     }
     assert.deepEqual(await h.initOf(ws), init, "nothing refused changed the workspace")
 

@@ -97,11 +97,6 @@ function assertUnauthorized(r, what) {
   assert.equal(body.error?.code, 401, `${what}: JSON error body`)
 }
 
-function assertForbidden(r, what) {
-  assert.equal(r.ok, false, `${what}: the WebSocket must not open`)
-  assert.equal(r.status, 403, `${what}: HTTP status (body ${r.body})`)
-}
-
 function assertError(msg, code, what) {
   assert.equal(msg.type, "error", `${what}: expected an error message, got ${JSON.stringify(msg)}`)
   assert.equal(msg.code, code, `${what}: error code (${JSON.stringify(msg)})`)
@@ -294,19 +289,19 @@ test("bad-token family: each is refused with 401 + WWW-Authenticate: Bearer, hea
   })
 })
 
-test("tokens that do not cover the workspace get 403 (not 401), no upgrade", { timeout: 30_000 }, async (t) => {
+test("valid tokens that do not cover the workspace, or grant no scope, get 401 (spec §2: the only refusal of a handshake), no upgrade", { timeout: 30_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-auth"
     for (const via of ["header", "query"]) {
-      assertForbidden(await h.tryConnect(ws, { token: srv.forge("wrong-workspace", { workspace: ws }), via }), `forged wrong workspace via ${via}`)
-      assertForbidden(await h.tryConnect(ws, { token: srv.mintToken({ workspace: "other" }), via }), `CLI token for another workspace via ${via}`)
-      assertForbidden(await h.tryConnect(ws, { token: srv.forge("no-read-scope", { workspace: ws }), via }), `no read scope via ${via}`)
+      assertUnauthorized(await h.tryConnect(ws, { token: srv.forge("wrong-workspace", { workspace: ws }), via }), `forged wrong workspace via ${via}`)
+      assertUnauthorized(await h.tryConnect(ws, { token: srv.mintToken({ workspace: "other" }), via }), `CLI token for another workspace via ${via}`)
+      assertUnauthorized(await h.tryConnect(ws, { token: srv.forge("no-read-scope", { workspace: ws }), via }), `no read scope via ${via}`)
     }
     // A token for several workspaces, or for '*', covers them.
     const multi = srv.mintToken({ workspaces: ["a", ws] })
     assert.equal((await h.tryConnect(ws, { token: multi })).ok, true, "token listing the workspace")
     assert.equal((await h.tryConnect("anything-else", { token: srv.mintToken({ workspace: "*" }) })).ok, true, "'*' token")
-    assertForbidden(await h.tryConnect("b", { token: multi }), "workspace not in the list")
+    assertUnauthorized(await h.tryConnect("b", { token: multi }), "workspace not in the list")
   })
 })
 
@@ -638,6 +633,8 @@ test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad worksp
       const w = await h.tryConnect(id, { token })
       assert.equal(w.ok, false, `sync to ${id} must not open`)
       assert.equal(w.status, 400, `sync to ${id}`)
+      // Without a token the answer is 401 (spec §1), whatever the ID.
+      assertUnauthorized(await h.tryConnect(id, {}), `sync to ${id} without a token`)
     }
     // Boundary: 128 characters of the allowed set is a valid ID.
     const id128 = "A-z_0.9" + "x".repeat(121)
@@ -648,8 +645,8 @@ test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad worksp
     // A plain GET (no upgrade) of the sync path.
     const plain = await httpRequest(`${srv.url}/v1/sync/a`, { headers: auth })
     assert.equal(plain.status, 426)
-    // /doc: 401 with WWW-Authenticate without a token or with a bad one, 403
-    // for another workspace, 200 with ?token= and read scope.
+    // /doc: 401 with WWW-Authenticate without a token, with a bad one or
+    // with one for another workspace, 200 with ?token= and read scope.
     const noTok = await httpRequest(`${srv.url}/v1/workspaces/a/doc`)
     assert.equal(noTok.status, 401)
     assert.match(noTok.headers.get("www-authenticate") ?? "", /^Bearer\b/)
@@ -657,7 +654,8 @@ test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad worksp
     assert.equal(badTok.status, 401)
     assert.match(badTok.headers.get("www-authenticate") ?? "", /^Bearer\b/)
     const other = await httpRequest(`${srv.url}/v1/workspaces/a/doc`, { headers: { Authorization: `Bearer ${srv.mintToken({ workspace: "b" })}` } })
-    assert.equal(other.status, 403)
+    assert.equal(other.status, 401)
+    assert.match(other.headers.get("www-authenticate") ?? "", /^Bearer\b/)
     const q = await httpRequest(`${srv.url}/v1/workspaces/a/doc?token=${srv.mintToken({ workspace: "a", scope: "read" })}`)
     assert.equal(q.status, 200)
   })

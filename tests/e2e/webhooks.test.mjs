@@ -645,7 +645,7 @@ test("dead letters: --webhook-attempts 2, a receiver always 500 → dead, listed
     }
     assert.equal(cursor, null, "the walk ends")
     assert.deepEqual(paged, list.json.dead, "pages of 1 give the whole list, in order")
-    for (const q of ["?limit=0", "?limit=1001", "?limit=abc", "?limit=", "?cursor=zzz", "?limit=-1"]) {
+    for (const q of ["?limit=0", "?limit=1001", "?limit=abc", "?limit=", "?cursor=zzz", "?limit=-1", "?limit=1.5", "?limit=5abc", "?limit=%205"]) {
       const r = await admin.dead(q)
       assert.equal(r.status, 400, `GET dead${q}: expected 400, got ${r.status} ${r.text}`)
     }

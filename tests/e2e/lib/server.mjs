@@ -70,8 +70,8 @@ const nowSeconds = () => Math.floor(Date.now() / 1000)
  *   hs384          {"alg":"HS384"} signed with HMAC-SHA-384 and the right secret
  *   expired        exp an hour ago (far beyond the server's 60 s leeway)
  *   not-yet-valid  nbf an hour ahead
- *   wrong-workspace  valid, but for another workspace (expect 403, not 401)
- *   no-read-scope  valid, covers the workspace, scope "" (expect 403)
+ *   wrong-workspace  valid, but for another workspace (expect 401: not valid here)
+ *   no-read-scope  valid, covers the workspace, scope "" (expect 401: grants nothing)
  *   garbage        not a JWT at all
  */
 export function forgeToken(kind, { secret, workspace, sub = "forger", scope = "read write" }) {
