@@ -3,6 +3,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
 #include <charconv>
+#include <cmath>
 #include <string>
 
 namespace etherply {
@@ -65,13 +66,21 @@ class Handler {
     st.push_uint64(u);
     return true;
   }
-  bool on_double(double d, json::string_view s, json::error_code&) {
+  bool on_double(double d, json::string_view s, json::error_code& ec) {
     number.append(s.data(), s.size());
     double exact = d;
     auto r = std::from_chars(number.data(), number.data() + number.size(), exact);
-    // Out of range: from_chars leaves exact alone; keep Boost's value (inf).
-    st.push_double(r.ec == std::errc() ? exact : d);
     number.clear();
+    if (r.ec == std::errc::result_out_of_range) {
+      // from_chars leaves `exact` alone: too large is refused; too small
+      // keeps Boost's value, zero or next to it.
+      if (std::fabs(d) >= 1.0) {
+        ec = json::error::exponent_overflow;
+        return false;
+      }
+      exact = d;
+    }
+    st.push_double(exact);
     return true;
   }
   bool on_bool(bool b, json::error_code&) {
@@ -96,7 +105,11 @@ Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth) {
   json::error_code ec;
   std::size_t n = p.write_some(false, text.data(), text.size(), ec);
   if (!ec && n < text.size()) ec = json::error::extra_data;
-  if (ec) return Status::InvalidArgument("not valid JSON: " + ec.message());
+  if (ec == json::error::too_deep)
+    return Status::InvalidArgument("nests deeper than " + std::to_string(max_depth) + " levels");
+  if (ec == json::error::exponent_overflow)
+    return Status::InvalidArgument("holds a number beyond the range of a double");
+  if (ec) return Status::InvalidArgument("is not valid JSON (" + ec.message() + ")");
   return p.handler().st.release();
 }
 

@@ -16,6 +16,7 @@
 #include "base/json_parse.h"
 #include "cli/flags.h"
 #include "client/client.h"
+#include "server/protocol.h"
 
 namespace etherply::cli {
 
@@ -183,10 +184,10 @@ int RunPutCommand(int argc, char** argv) {
 
   // ParseJson, not json::parse: Boost.JSON 1.81 may round 0.1 to a
   // neighbour of the nearest double (see base/json_parse.h).
-  auto parsed = ParseJson(text);
+  auto parsed = ParseJson(text, server::kMaxValueDepth);
   if (!parsed.ok()) {
-    std::fprintf(stderr, "etherply put: the value is not JSON (%s): %s\n",
-                 parsed.status().message().c_str(), text.c_str());
+    std::fprintf(stderr, "etherply put: the value %s: %s\n", parsed.status().message().c_str(),
+                 text.c_str());
     if (!text.empty() && std::isalpha(static_cast<unsigned char>(text[0])))
       std::fprintf(stderr, "a string needs its quotes: '\"%s\"'\n", text.c_str());
     return 1;

@@ -13,8 +13,8 @@ using automerge::ObjType;
 using automerge::ScalarValue;
 
 Result<OpMessage> ParseClientMessage(std::string_view text) {
-  auto parsed = ParseJson(text, 64);
-  if (!parsed.ok()) return Status::InvalidArgument("message is not valid JSON");
+  auto parsed = ParseJson(text, kMaxValueDepth + 2);
+  if (!parsed.ok()) return Status::InvalidArgument("message " + parsed.status().message());
   json::value v = std::move(*parsed);
   const json::object* obj = v.if_object();
   if (!obj) return Status::InvalidArgument("message is not a JSON object");

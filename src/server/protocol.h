@@ -27,8 +27,14 @@ struct OpMessage {
   std::optional<int64_t> timestamp;
 };
 
+// How deep an op's value may nest (arrays and objects): a deeper one is
+// refused rather than recursed into without bound. A message adds two
+// levels (the message and its payload).
+inline constexpr size_t kMaxValueDepth = 64;
+
 // Parses one client message. kInvalidArgument, with a message for the
-// client, when it is not JSON, not an op, or misses a field.
+// client, when it is not JSON (or nests deeper, or holds a number larger,
+// than a value may), not an op, or misses a field.
 Result<OpMessage> ParseClientMessage(std::string_view text);
 
 // Sets key `key` of map `obj` to `value` in the transaction: objects become

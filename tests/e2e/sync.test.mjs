@@ -313,7 +313,8 @@ test("malformed messages get error 400, the socket stays open, nothing is stored
     const token = srv.mintToken({ workspace: ws })
     const [c] = await h.connectWithInit(ws, { token })
     const [observer] = await h.connectWithInit(ws, { token })
-    const deep = "[".repeat(100) + "]".repeat(100)
+    const nested = (n) => "[".repeat(n) + "]".repeat(n)
+    const deep = nested(100)
     const cases = [
       ["not JSON (truncated)", '{"type":"op",'],
       ["not JSON (plain text)", "hello"],
@@ -331,11 +332,15 @@ test("malformed messages get error 400, the socket stays open, nothing is stored
       ["missing value", '{"type":"op","payload":{"key":"k"}}'],
       ["timestamp not an integer (1.5)", '{"type":"op","payload":{"key":"k","value":1,"timestamp":1.5}}'],
       ["timestamp a string", '{"type":"op","payload":{"key":"k","value":1,"timestamp":"1"}}'],
-      ["value nested 100 deep", `{"type":"op","payload":{"key":"k","value":${deep}}}`],
+      ["value nested 100 deep", `{"type":"op","payload":{"key":"k","value":${deep}}}`, /^message nests deeper than 66 levels$/],
+      ["value nested 65 deep (one over doc/protocol.md's 64)", `{"type":"op","payload":{"key":"k","value":${nested(65)}}}`, /^message nests deeper than 66 levels$/],
+      ["a number beyond a double", '{"type":"op","payload":{"key":"k","value":[1e400]}}', /^message holds a number beyond the range of a double$/],
     ]
-    for (const [name, text] of cases) {
+    for (const [name, text, message] of cases) {
       c.sendRaw(text)
-      assertError(await c.next(), 400, name)
+      const m = await c.next()
+      assertError(m, 400, name)
+      if (message) assert.match(m.message, message, name)
       assert.equal(c.open, true, `${name}: socket still open`)
     }
     // A binary frame is refused too.
@@ -348,8 +353,11 @@ test("malformed messages get error 400, the socket stays open, nothing is stored
     // A null value is a value (not "missing value").
     c.sendOp("nothing", null)
     assertOp(await c.next(), "nothing", null)
+    // A value nested 64 deep is taken, and comes back whole.
+    c.sendRaw(`{"type":"op","payload":{"key":"deep","value":${nested(64)}}}`)
+    assertOp(await c.next(), "deep", JSON.parse(nested(64)))
     const init = await h.initOf(ws)
-    assert.deepEqual(init.data, { after: { ok: true }, nothing: null })
+    assert.deepEqual(init.data, { after: { ok: true }, nothing: null, deep: JSON.parse(nested(64)) })
     assert.equal(init.heads.length, 1)
   })
 })

@@ -1,0 +1,58 @@
+#include "base/json_parse.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+namespace etherply {
+namespace {
+
+std::string Nested(size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+void ExpectRefused(std::string_view text, std::string_view why, size_t max_depth = 64) {
+  auto v = ParseJson(text, max_depth);
+  ASSERT_FALSE(v.ok()) << text;
+  EXPECT_EQ(v.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(v.status().message().rfind(why, 0), 0u) << v.status().message();
+}
+
+TEST(ParseJson, NumbersAreTheNearestDouble) {
+  auto v = ParseJson("[0.1, 2.5e-3, -0.0, 1e308, 123456789012345678901234567890]");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  const auto& a = v->as_array();
+  EXPECT_EQ(a[0].as_double(), 0.1);
+  EXPECT_EQ(a[1].as_double(), 2.5e-3);
+  EXPECT_TRUE(std::signbit(a[2].as_double()));
+  EXPECT_EQ(a[3].as_double(), 1e308);
+  EXPECT_EQ(a[4].as_double(), 123456789012345678901234567890.0);
+}
+
+TEST(ParseJson, NumbersBeyondADoubleAreRefused) {
+  for (const char* text : {"1e400", "-1e400", "[1, {\"a\": 2e308}]", "1e99999999999999999999"})
+    ExpectRefused(text, "holds a number beyond the range of a double");
+}
+
+TEST(ParseJson, NumbersTooSmallForADoubleRoundToZero) {
+  auto v = ParseJson("[1e-400, -1e-400]");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->as_array()[0].as_double(), 0.0);
+  EXPECT_EQ(v->as_array()[1].as_double(), 0.0);
+}
+
+TEST(ParseJson, DepthIsBounded) {
+  EXPECT_TRUE(ParseJson(Nested(10), 10).ok());
+  ExpectRefused(Nested(11), "nests deeper than 10 levels", 10);
+  ExpectRefused(Nested(100000), "nests deeper than 64 levels");
+  EXPECT_TRUE(ParseJson("{\"a\":{\"b\":[1]}}", 3).ok());
+  ExpectRefused("{\"a\":{\"b\":[[1]]}}", "nests deeper than 3 levels", 3);
+}
+
+TEST(ParseJson, MalformedTextIsRefusedWithTheParsersReason) {
+  for (const char* text : {"", "{", "[1,]", "{\"a\":1,}", "// c\n1", "nul", "\"\\ud800\"x", "1 2",
+                           "\"\xff\"", "[1] x"})
+    ExpectRefused(text, "is not valid JSON (");
+}
+
+}  // namespace
+}  // namespace etherply
