@@ -101,6 +101,9 @@ struct Claims {
   bool CoversWorkspace(std::string_view id) const;
 };
 
+// The tolerance for clock skew that VerifyToken allows by default.
+inline constexpr int64_t kLeewaySeconds = 60;
+
 // Verifies `token` against `secret` at time `now_seconds` and returns its
 // claims.
 //
@@ -116,7 +119,7 @@ struct Claims {
 // "malformed token: ...", "invalid claims: ...") and never quote the token,
 // its claims or the secret.
 Result<Claims> VerifyToken(std::string_view token, ByteView secret, int64_t now_seconds,
-                           int64_t leeway_seconds = 60);
+                           int64_t leeway_seconds = kLeewaySeconds);
 
 // A token for `claims`, signed with `secret`. Writes the header
 // {"alg":"HS256","typ":"JWT"} and the payload members in the order sub, exp,

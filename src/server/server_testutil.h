@@ -18,6 +18,11 @@ inline auth::Claims ClaimsFor(std::string sub, auth::Scopes scopes) {
   c.sub = std::move(sub);
   c.scopes = scopes;
   c.workspaces = {"*"};
+  // An hour from now: a session closes when its token expires.
+  c.exp = std::chrono::duration_cast<std::chrono::seconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count() +
+          3600;
   return c;
 }
 

@@ -1,8 +1,10 @@
 #include "server/ws_session.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/websocket.hpp>
+#include <cstdint>
 
 #include "base/log.h"
 #include "server/ws_frame.h"
@@ -30,7 +32,8 @@ WebSocketSession::WebSocketSession(beast::tcp_stream stream, std::shared_ptr<Ser
       claims_(std::move(claims)),
       peer_(std::move(peer)),
       ws_(std::move(stream)),
-      ping_timer_(ws_.get_executor()) {
+      ping_timer_(ws_.get_executor()),
+      expiry_timer_(ws_.get_executor()) {
   ++ctx_->connections;
 }
 
@@ -68,6 +71,7 @@ void WebSocketSession::OnAccept(beast::error_code ec) {
   joined_ = true;
   workspace_->Join(shared_from_this());
   SchedulePing();
+  ScheduleExpiry();
   DoRead();
 }
 
@@ -166,7 +170,7 @@ void WebSocketSession::Close(uint16_t code, std::string_view reason) {
 void WebSocketSession::CloseNow(uint16_t code, std::string reason) {
   if (closing_) return;
   closing_ = true;
-  ping_timer_.cancel();
+  CancelTimers();
   // What is queued and not yet begun will not be sent: the close frame
   // follows the frame being written.
   ws_.next_layer().DiscardAppended();
@@ -191,11 +195,36 @@ void WebSocketSession::SchedulePing() {
   });
 }
 
+void WebSocketSession::CancelTimers() {
+  ping_timer_.cancel();
+  expiry_timer_.cancel();
+}
+
+void WebSocketSession::ScheduleExpiry() {
+  // The handshake accepted the token until now > exp + leeway (in whole
+  // seconds): the session ends at the next second, when that holds. A far
+  // exp waits at most about 68 years, within what the timer can count.
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  int64_t end = claims_.exp > INT64_MAX - auth::kLeewaySeconds - 1
+                    ? INT64_MAX
+                    : claims_.exp + auth::kLeewaySeconds + 1;
+  int64_t left = end - now;
+  expiry_timer_.expires_after(std::chrono::seconds(std::clamp<int64_t>(left, 0, INT32_MAX)));
+  expiry_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->closing_) return;
+    LogInfo("closing " + self->peer_ + " workspace=" + self->workspace_->id() +
+            " sub=" + self->claims_.sub + ": the token expired");
+    self->CloseNow(1008, "the token expired");
+  });
+}
+
 // A failed socket write: the connection cannot be served; closing the socket
 // ends the read, and with it the session.
 void WebSocketSession::OnWriteError(beast::error_code ec) {
   closing_ = true;
-  ping_timer_.cancel();
+  CancelTimers();
   if (ec == net::error::no_buffer_space)
     LogWarn("closing " + peer_ + ": send queue over " +
             std::to_string(kFarOver * ctx_->options.max_send_queue_bytes) +
@@ -207,7 +236,7 @@ void WebSocketSession::OnWriteError(beast::error_code ec) {
 }
 
 void WebSocketSession::Fail(beast::error_code ec, const char* what) {
-  ping_timer_.cancel();
+  CancelTimers();
   if (ec == websocket::error::closed || ec == net::error::operation_aborted ||
       ec == beast::error::timeout || ec == net::error::eof ||
       ec == net::error::no_buffer_space)  // OnWriteError said why

@@ -13,6 +13,10 @@
 // response (the session joins its workspace once accepted) nor after the
 // close frame (nor once Beast is closing).
 //
+// A session ends when its token does, as the handshake would refuse it
+// then (exp plus auth::kLeewaySeconds): closed with 1008 "the token
+// expired". A client reconnects with a fresh token.
+//
 // Reads pause while the client's messages waiting for their answer (ops:
 // to be durable) reach ServerOptions::max_inflight_op_bytes, and resume when
 // one is answered: a client that sends faster than the disk writes is held
@@ -65,6 +69,10 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   void CloseNow(uint16_t code, std::string reason);
   void DoClose();
   void SchedulePing();
+  // Arms expiry_timer_ for the end of the token's validity.
+  void ScheduleExpiry();
+  // Both timers: once the session closes, nothing of it waits.
+  void CancelTimers();
   // Queues `message` as a text frame; false if the session closed (now,
   // because its queue is over the limit, or before).
   bool QueueFrame(const std::shared_ptr<const std::string>& message);
@@ -82,6 +90,7 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   // writes itself are never compressed, so none may be negotiated.
   boost::beast::websocket::stream<GatherWriteStream, false> ws_;
   boost::asio::steady_timer ping_timer_;
+  boost::asio::steady_timer expiry_timer_;
   boost::beast::flat_buffer buffer_;
   bool closing_ = false;
   bool joined_ = false;

@@ -35,11 +35,12 @@ std::string Message(int i, size_t size) {
 // runs on two threads of its own, as a server's does (a network thread that
 // leads a write waits for the disk); the test thread is the client.
 struct OneSession {
-  explicit OneSession(ServerOptions options,
-                      auth::Scopes scopes = auth::Scopes{auth::Scope::kRead}) {
+  explicit OneSession(ServerOptions options, auth::Scopes scopes = auth::Scopes{auth::Scope::kRead})
+      : OneSession(std::move(options), testutil::ClaimsFor("client", scopes)) {}
+  OneSession(ServerOptions options, auth::Claims claims) {
     ctx->options = std::move(options);
     ctx->hub = &hub;
-    server = std::thread([this, scopes] {
+    server = std::thread([this, claims = std::move(claims)] {
       // On a strand, as the server accepts it: two threads run the io_context.
       boost::asio::ip::tcp::socket socket(boost::asio::make_strand(net.io),
                                           boost::asio::ip::tcp::v4(), net.server.release());
@@ -47,8 +48,8 @@ struct OneSession {
       beast::flat_buffer buffer;
       beast::http::request<beast::http::string_body> request;
       beast::http::read(stream, buffer, request);
-      auto s = std::make_shared<WebSocketSession>(
-          std::move(stream), ctx, hub.Get("w"), testutil::ClaimsFor("client", scopes), "test-peer");
+      auto s = std::make_shared<WebSocketSession>(std::move(stream), ctx, hub.Get("w"), claims,
+                                                  "test-peer");
       s->Run(std::move(request));
       // Only handlers and the test hold it then: it ends inside run(), and
       // its Leave runs there too.
@@ -84,6 +85,21 @@ Client Connect(OneSession& server) {
   ws.read(init);
   EXPECT_NE(beast::buffers_to_string(init.data()).find("\"init\""), std::string::npos);
   return ws;
+}
+
+// A session ends when its token does (exp plus the handshake's leeway):
+// closed with 1008, the reason saying why.
+TEST(WebSocketSession, SessionIsClosedWhenItsTokenExpires) {
+  auth::Claims claims = testutil::ClaimsFor("client", auth::Scopes{auth::Scope::kRead});
+  claims.exp -= 3600 + auth::kLeewaySeconds;  // valid for about one more second
+  OneSession server(ServerOptions{}, claims);
+  Client ws = Connect(server);
+  beast::flat_buffer buffer;
+  beast::error_code end;
+  ws.read(buffer, end);
+  EXPECT_EQ(end, websocket::error::closed);
+  EXPECT_EQ(ws.reason().code, websocket::close_code::policy_error);  // 1008
+  EXPECT_EQ(ws.reason().reason, "the token expired");
 }
 
 // The client reads nothing while the workspace sends it far more than 4x

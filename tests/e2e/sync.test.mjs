@@ -305,6 +305,27 @@ test("valid tokens that do not cover the workspace, or grant no scope, get 401 (
   })
 })
 
+test("a session ends when its token does: closed with 1008 \"the token expired\", the token then refused with 401; other sessions go on", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-expiry"
+    const token = srv.forge("expiring", { workspace: ws })
+    const [c] = await h.connectWithInit(ws, { token })
+    const [other] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
+    c.sendOp("before", 1) // the token still works
+    assertOp(await c.next(), "before", 1)
+    assertOp(await other.next(), "before", 1)
+    const started = Date.now()
+    const { code, reason } = await c.waitClose(15_000)
+    assert.equal(code, 1008)
+    assert.equal(reason, "the token expired")
+    assert.ok(Date.now() - started < 10_000, "closed when the token ended, not at some later sweep")
+    assertUnauthorized(await h.tryConnect(ws, { token }), "the expired token")
+    other.sendOp("after", 2)
+    assertOp(await other.next(), "after", 2, "another session is untouched")
+    assert.match(srv.log(), /closing .* sub=forger: the token expired/)
+  })
+})
+
 // --- the protocol on the socket ------------------------------------------------------
 
 test("malformed messages get error 400, the socket stays open, nothing is stored or broadcast", { timeout: 30_000 }, async (t) => {
