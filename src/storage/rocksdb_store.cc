@@ -1,11 +1,16 @@
 // The RocksDB implementation of Store: the only file that includes RocksDB.
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdarg>
+#include <cstdio>
 
+#include "base/log.h"
 #include "storage/layout.h"
 #include "storage/store.h"
 
@@ -34,6 +39,34 @@ class SequencePrefixExtractor : public rocksdb::SliceTransform {
   }
   bool InDomain(const rocksdb::Slice& key) const override {
     return !SequencePrefix(key.ToStringView()).empty();
+  }
+};
+
+// RocksDB's warnings and errors go to the server's log (base/log.h), not to
+// a LOG file in the data dir: an operator sees them where ours are, and a
+// full disk cannot fail the logging itself (Debian's RocksDB asserts on a
+// second write to a log file whose write failed).
+class ServerLogger : public rocksdb::Logger {
+ public:
+  ServerLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    Log(level == rocksdb::InfoLogLevel::WARN_LEVEL ? LogLevel::kWarn : LogLevel::kError,
+        std::string("rocksdb: ") + line);
+  }
+};
+
+// Leaves recovery from a background error (a full disk) to the next write
+// (RocksDbStore::Apply): RocksDB's own waits for free space, polling every
+// 5 s, and refuses a manual resume meanwhile.
+class ResumeOnNextWrite : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
   }
 };
 
@@ -82,10 +115,22 @@ class RocksDbStore : public Store {
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
-    return FromRocks(db_->Write(wo, &wb), "write");
+    // After a failed write RocksDB refuses every write until resumed (its
+    // own recovery is off: ResumeOnNextWrite): the next write resumes it,
+    // so that writes come back as soon as the cause (a full disk) is gone.
+    if (failed_.load()) {
+      if (rocksdb::Status r = db_->Resume(); !r.ok())
+        return FromRocks(r, "resuming after a failed write");
+      LogInfo("storage: writes resumed after a failed write");
+      failed_ = false;
+    }
+    rocksdb::Status s = db_->Write(wo, &wb);
+    if (!s.ok()) failed_ = true;
+    return FromRocks(s, "write");
   }
 
   std::unique_ptr<rocksdb::DB> db_;
+  std::atomic<bool> failed_{false};
 };
 
 }  // namespace
@@ -100,6 +145,11 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
   // (outboxes, heads on load) RocksDB groups, and the group's leader inserts.
   options.memtable_insert_with_hint_prefix_extractor = std::make_shared<SequencePrefixExtractor>();
   options.allow_concurrent_memtable_write = false;
+  options.info_log = std::make_shared<ServerLogger>();
+  // No recovery of RocksDB's own in the background: the next write resumes
+  // (RocksDbStore::Apply) as soon as it can.
+  options.max_bgerror_resume_count = 0;
+  options.listeners.push_back(std::make_shared<ResumeOnNextWrite>());
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   if (!s.ok()) return FromRocks(s, "opening the store in " + dir);

@@ -6,7 +6,10 @@
 // See README.md for what each test proves.
 import assert from "node:assert/strict"
 import { execFile } from "node:child_process"
+import fs from "node:fs"
 import net from "node:net"
+import os from "node:os"
+import path from "node:path"
 import { test } from "node:test"
 import * as A from "@automerge/automerge"
 
@@ -875,6 +878,38 @@ test("kill -9 with ops in flight: no op that a client saw broadcast is lost", { 
 })
 
 // --- status -----------------------------------------------------------------------------
+
+test("a full disk: ops get 500 and store nothing; once space is back, writes resume without a restart, in every workspace; what was acknowledged survives kill -9", { timeout: 60_000 }, async (t) => {
+  const fault = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
+  assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_disk_full_fault) is missing: ${fault}; set ETHERPLY_DISK_FULL_FAULT`)
+  const flag = path.join(os.tmpdir(), `etherply-disk-full-${process.pid}-${Date.now()}`)
+  t.after(() => fs.rmSync(flag, { force: true }))
+  await withServer(t, { env: { LD_PRELOAD: fault, ETHERPLY_FAULT_DISK_FULL: flag } }, async (srv, h) => {
+    const [a] = await h.connectWithInit("disk-a", { token: srv.mintToken({ workspace: "disk-a" }) })
+    const [b] = await h.connectWithInit("disk-b", { token: srv.mintToken({ workspace: "disk-b" }) })
+    a.sendOp("before", 1)
+    assertOp(await a.next(), "before", 1)
+    fs.writeFileSync(flag, "") // the disk is full
+    a.sendOp("full", 2)
+    assertError(await a.next(), 500, "an op while the disk is full")
+    b.sendOp("full", 3) // a workspace that has not failed yet fails too
+    assertError(await b.next(), 500, "another workspace's op while the disk is full")
+    fs.rmSync(flag) // space again
+    // No restart: the next op of each workspace is stored (the store
+    // resumes at the first write after a failed one).
+    a.sendOp("after", 4)
+    assertOp(await a.next(), "after", 4, "disk-a once space is back")
+    b.sendOp("after", 5)
+    assertOp(await b.next(), "after", 5, "disk-b once space is back")
+    assert.match(srv.log(), /WARN rocksdb: .*No space left on device/, "RocksDB's own error is in the server's log")
+    assert.match(srv.log(), /INFO storage: writes resumed after a failed write/)
+    const expected = { "disk-a": { before: 1, after: 4 }, "disk-b": { after: 5 } }
+    for (const [ws, data] of Object.entries(expected)) assert.deepEqual((await h.initOf(ws)).data, data, ws)
+    await srv.kill9()
+    await srv.restart()
+    for (const [ws, data] of Object.entries(expected)) assert.deepEqual((await h.initOf(ws)).data, data, `${ws} after kill -9`)
+  })
+})
 
 test("/v1/status: connections and workspaces in memory; a workspace unloads when its last client leaves", { timeout: 30_000 }, async (t) => {
   await withServer(t, { args: ["--warm-workspaces", "0"] }, async (srv, h) => {
