@@ -89,11 +89,24 @@ class GatherWriteStream {
   next_layer_type& next_layer() noexcept { return stream_; }
   const next_layer_type& next_layer() const noexcept { return stream_; }
 
-  // Reads from the TCP stream.
+  // Reads what Preload gave first (completing, posted), then from the TCP
+  // stream.
   template <class MutableBufferSequence, class ReadHandler>
   auto async_read_some(const MutableBufferSequence& buffers, ReadHandler&& handler) {
-    return stream_.async_read_some(buffers, std::forward<ReadHandler>(handler));
+    return boost::asio::async_initiate<ReadHandler, void(boost::beast::error_code, size_t)>(
+        [this](auto handler, const MutableBufferSequence& buffers) {
+          if (preloaded_.empty()) return stream_.async_read_some(buffers, std::move(handler));
+          size_t n = boost::asio::buffer_copy(buffers, boost::asio::buffer(preloaded_));
+          preloaded_.erase(0, n);
+          boost::asio::post(get_executor(), boost::beast::bind_front_handler(
+                                                std::move(handler), boost::beast::error_code{}, n));
+        },
+        handler, buffers);
   }
+  // Bytes read from the socket before this stream took it (what the HTTP
+  // parser read past an upgrade request: frames a client sent with it),
+  // for the first reads to return.
+  void Preload(std::string bytes) { preloaded_ = std::move(bytes); }
 
   // Takes the whole of `buffers` (copied) into the queue, starts a write,
   // and completes, posted, with buffer_size(buffers); after a write error,
@@ -180,6 +193,7 @@ class GatherWriteStream {
 
   boost::beast::tcp_stream stream_;
   std::shared_ptr<State> state_;  // shared with the write in flight
+  std::string preloaded_;         // Preload's bytes not yet read
 };
 
 template <class Wake>

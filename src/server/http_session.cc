@@ -212,9 +212,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Write(JsonError(req, http::status::upgrade_required, "this path takes a WebSocket"));
     if (ctx_->connections.load() >= ctx_->options.max_connections)
       return Write(JsonError(req, http::status::service_unavailable, "too many connections"));
+    // What the parser read past the request is the client's first frames.
     std::make_shared<WebSocketSession>(std::move(stream_), ctx_, ctx_->hub->Get(workspace),
                                        std::move(*claims), peer_)
-        ->Run(std::move(req));
+        ->Run(std::move(req), beast::buffers_to_string(buffer_.data()));
   }
 
   // /v1/admin/webhooks/stats (GET), /dead (GET ?limit=&cursor=),

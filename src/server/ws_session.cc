@@ -44,8 +44,10 @@ WebSocketSession::~WebSocketSession() {
   LogInfo("disconnected " + peer_ + " workspace=" + workspace_->id() + " sub=" + claims_.sub);
 }
 
-void WebSocketSession::Run(beast::http::request<beast::http::string_body> request) {
+void WebSocketSession::Run(beast::http::request<beast::http::string_body> request,
+                           std::string read_ahead) {
   beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts take over
+  ws_.next_layer().Preload(std::move(read_ahead));
   ws_.next_layer().OnError([weak = weak_from_this()](beast::error_code ec) {
     if (auto self = weak.lock()) self->OnWriteError(ec);
   });

@@ -49,8 +49,11 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
                    std::shared_ptr<Workspace> workspace, auth::Claims claims, std::string peer);
   ~WebSocketSession() override;
 
-  // Accepts the upgrade request, then joins the workspace.
-  void Run(boost::beast::http::request<boost::beast::http::string_body> request);
+  // Accepts the upgrade request, then joins the workspace. `read_ahead`:
+  // bytes read past the request (frames the client sent with it), read
+  // first.
+  void Run(boost::beast::http::request<boost::beast::http::string_body> request,
+           std::string read_ahead = {});
 
   void Send(std::shared_ptr<const std::string> message) override;
   // One post for the batch, one write started after all of it is queued.

@@ -329,6 +329,65 @@ test("a session ends when its token does: closed with 1008 \"the token expired\"
   })
 })
 
+/** A client's text frame (masked, as RFC 6455 requires). */
+function maskedTextFrame(text) {
+  const payload = Buffer.from(text)
+  assert.ok(payload.length < 126)
+  const mask = Buffer.from([1, 2, 3, 4])
+  const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked])
+}
+
+/** The server's text frames in `bytes` (unmasked, each under 64 KiB). */
+function serverTextFrames(bytes) {
+  const out = []
+  for (let at = 0; at + 2 <= bytes.length;) {
+    let len = bytes[at + 1] & 0x7f
+    let head = 2
+    if (len === 126) {
+      len = bytes.readUInt16BE(at + 2)
+      head = 4
+    }
+    if (at + head + len > bytes.length) break
+    out.push(bytes.subarray(at + head, at + head + len).toString())
+    at += head + len
+  }
+  return out
+}
+
+test("frames sent in the same write as the upgrade request are read, in order, after the handshake", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-pipelined"
+    const token = srv.mintToken({ workspace: ws })
+    const request = Buffer.concat([
+      Buffer.from(upgradeRequest(`/v1/sync/${ws}`, `Authorization: Bearer ${token}\r\n`)),
+      maskedTextFrame(JSON.stringify({ type: "op", payload: { key: "early", value: 1 } })),
+      maskedTextFrame("not json"),
+    ])
+    const got = await new Promise((resolve, reject) => {
+      const s = net.connect(srv.port, "127.0.0.1")
+      let data = Buffer.alloc(0)
+      s.on("data", (d) => {
+        data = Buffer.concat([data, d])
+        const end = data.indexOf("\r\n\r\n")
+        if (end >= 0 && serverTextFrames(data.subarray(end + 4)).length >= 3) {
+          s.destroy()
+          resolve({ head: data.subarray(0, end).toString(), frames: serverTextFrames(data.subarray(end + 4)) })
+        }
+      })
+      s.on("error", reject)
+      s.write(request) // one write: the request and two frames
+      setTimeout(() => reject(new Error(`3 frames did not come: ${data.toString()}`)), 10_000)
+    })
+    assert.match(got.head, /^HTTP\/1\.1 101 /)
+    const [init, op, error] = got.frames.map((f) => JSON.parse(f))
+    assert.equal(init.type, "init")
+    assertOp(op, "early", 1, "the op sent with the request")
+    assertError(error, 400, "the bad frame sent with the request")
+    assert.deepEqual((await h.initOf(ws)).data, { early: 1 })
+  })
+})
+
 // --- the protocol on the socket ------------------------------------------------------
 
 test("malformed messages get error 400, the socket stays open, nothing is stored or broadcast", { timeout: 30_000 }, async (t) => {
