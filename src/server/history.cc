@@ -107,11 +107,15 @@ void AppendChange(std::string& out, const Document& doc, const StoredChange& sc)
     automerge::AppendJsonString(out, c.message);
   }
   out += ",\"ops\":[";
-  for (size_t i = 0; i < c.ops.size(); ++i) {
-    if (i) out += ',';
-    AppendOp(out, doc, c, c.ops[i]);
+  const size_t ops_start = out.size();
+  size_t shown = 0;
+  for (; shown < c.ops.size() && out.size() - ops_start < kMaxChangeOpsBytes; ++shown) {
+    if (shown) out += ',';
+    AppendOp(out, doc, c, c.ops[shown]);
   }
-  out += "]}";
+  out += ']';
+  if (shown < c.ops.size()) out += ",\"omitted_ops\":" + std::to_string(c.ops.size() - shown);
+  out += '}';
 }
 
 }  // namespace
@@ -145,6 +149,10 @@ Result<std::string> HistoryPage(const Document& doc, size_t limit,
   std::string out = "{\"changes\":[";
   size_t begin = end > limit ? end - limit : 0;
   for (size_t i = end; i > begin; --i) {
+    if (out.size() >= kMaxPageBytes) {  // full: the page ends at change i
+      begin = i;
+      break;
+    }
     if (i != end) out += ',';
     AppendChange(out, doc, changes[i - 1]);
   }

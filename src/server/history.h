@@ -19,9 +19,19 @@ namespace etherply::server {
 std::optional<std::string> AuthorOf(const automerge::Document& doc,
                                     const automerge::StoredChange& change);
 
+// The most bytes of ops one change shows in a page: an op names the whole
+// path of its object, so one small change of a value nested under long keys
+// could take gigabytes. The ops past it are counted ("omitted_ops"), not
+// shown.
+inline constexpr size_t kMaxChangeOpsBytes = 4 << 20;
+// A page ends early (fewer than `limit` changes, `next` set as usual) once
+// it holds this many bytes.
+inline constexpr size_t kMaxPageBytes = 8 << 20;
+
 // {"changes":[...],"next":"<cursor>"|null}: at most `limit` changes, newest
 // first, starting after `cursor` (the hash of the last change of the
-// previous page). kInvalidArgument for a cursor that names no change.
+// previous page), and about kMaxPageBytes + kMaxChangeOpsBytes at most.
+// kInvalidArgument for a cursor that names no change.
 Result<std::string> HistoryPage(const automerge::Document& doc, size_t limit,
                                 const std::optional<std::string>& cursor);
 
