@@ -34,6 +34,8 @@ using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
 constexpr size_t kMaxRequestBody = 1 << 20;
+// The request line and headers: room for a /state query of about 900 heads.
+constexpr uint32_t kMaxRequestHeader = 64 << 10;
 
 Response JsonError(const Request& req, http::status status, std::string_view message) {
   boost::json::object err{{"code", static_cast<int>(status)}, {"message", message}};
@@ -90,6 +92,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void DoRead() {
     parser_.emplace();
     parser_->body_limit(kMaxRequestBody);
+    parser_->header_limit(kMaxRequestHeader);
     stream_.expires_after(ctx_->options.handshake_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
@@ -97,12 +100,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void OnRead(beast::error_code ec, size_t) {
     if (ec == http::error::end_of_stream) return DoClose();
-    if (ec == http::error::body_limit || ec == http::error::header_limit) {
+    if (ec == http::error::partial_message) return;  // the client went away
+    if (ec && ec.category() == beast::http::make_error_code(http::error::bad_method).category()) {
+      // A request that cannot be parsed, or is too large, is answered
+      // (then the connection closes): nothing of it is read further.
       Request req;
       req.version(11);
       req.keep_alive(false);
-      return Write(JsonError(req, http::status::payload_too_large,
-                             "request over " + std::to_string(kMaxRequestBody) + " bytes"));
+      if (ec == http::error::body_limit)
+        return Write(JsonError(req, http::status::payload_too_large,
+                               "request body over " + std::to_string(kMaxRequestBody) + " bytes"));
+      if (ec == http::error::header_limit)
+        return Write(JsonError(
+            req, http::status::request_header_fields_too_large,
+            "request line and headers over " + std::to_string(kMaxRequestHeader) + " bytes"));
+      return Write(
+          JsonError(req, http::status::bad_request, "malformed HTTP request: " + ec.message()));
     }
     if (ec) return;  // timeouts and resets: nothing to answer
     Handle(parser_->release());

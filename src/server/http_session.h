@@ -9,11 +9,12 @@
 //   GET  /v1/history/{workspace}[/state]       history, state at heads (read scope)
 //   POST /v1/history/{workspace}/undo|restore  (write scope)
 //   GET  /v1/admin/webhooks/stats|dead, POST .../dead/{id}/replay  (admin scope)
-// Errors: 400 bad workspace ID or request; 401 (with WWW-Authenticate:
-// Bearer) a token missing, invalid, not covering the workspace or granting
-// no scope; 403 a token that lacks the write scope (undo, restore) or the
-// admin scope over '*' (admin routes); 404 unknown path, 405 wrong method,
-// 413 request body too large, 426 sync without an upgrade, 503 too many
+// Errors: 400 bad workspace ID or request (or not HTTP/1.1); 401 (with
+// WWW-Authenticate: Bearer) a token missing, invalid, not covering the
+// workspace or granting no scope; 403 a token that lacks the write scope
+// (undo, restore) or the admin scope over '*' (admin routes); 404 unknown
+// path, 405 wrong method, 413 request body over 1 MiB, 431 request line and
+// headers over 64 KiB, 426 sync without an upgrade, 503 too many
 // connections. An op's 403 (read-only token) is a WebSocket message.
 #pragma once
 

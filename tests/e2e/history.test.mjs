@@ -631,6 +631,39 @@ test("a request that announces a body over the 1 MiB limit gets 413 with a JSON 
   })
 })
 
+test("a request that cannot be parsed gets 400 with a JSON error, headers over 64 KiB get 431; nothing is changed and the server keeps serving", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "hist-malformed"
+    const token = srv.mintToken({ workspace: ws })
+    const post = (headers, body = "{}") => `POST /v1/history/${ws}/undo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n${headers}\r\n${body}`
+    const cases = [
+      ["Content-Length not a number", post("Content-Length: abc\r\n")],
+      ["two different Content-Lengths", post("Content-Length: 2\r\nContent-Length: 3\r\n")],
+      ["a header without a colon", post("Content-Length: 2\r\nNoColonHere\r\n")],
+      ["a garbage request line", "HELLO\r\n\r\n"],
+      ["HTTP/2.0", `GET /v1/history/${ws} HTTP/2.0\r\nHost: x\r\n\r\n`],
+      ["a bad chunk size", post("Transfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n")],
+    ]
+    for (const [what, request] of cases) {
+      const r = await rawHttp(srv.port, request)
+      const [head, body] = r.data.split("\r\n\r\n")
+      assert.match(head ?? "", /^HTTP\/1\.1 400 /, `${what}: ${r.data.slice(0, 200)}`)
+      const json = JSON.parse(body)
+      assert.equal(json.error.code, 400, what)
+      assert.match(json.error.message, /^malformed HTTP request: /, what)
+      assert.equal(r.closed, true, `${what}: the connection is closed after the answer`)
+    }
+    const big = await rawHttp(srv.port, `GET /v1/history/${ws} HTTP/1.1\r\nHost: x\r\nX-Big: ${"x".repeat(70_000)}\r\n\r\n`)
+    assert.match(big.data, /^HTTP\/1\.1 431 /, big.data.slice(0, 200))
+    assert.match(big.data, /request line and headers over 65536 bytes/)
+    // Headers under the limit are fine: a /state query of 500 heads is read
+    // (and answered 404 for heads this workspace lacks).
+    const heads = Array.from({ length: 500 }, (_, i) => i.toString(16).padStart(64, "0")).join(",")
+    assertError(await historyApi(srv, token).get(`/v1/history/${ws}/state?heads=${heads}`), 404, "500 unknown heads")
+    assert.deepEqual((await h.initOf(ws)).data, {}, "nothing was changed")
+  })
+})
+
 test("a client that sends a whole 8 MiB body (over the 1 MiB limit) can read the 413 answer: the server drains before closing", { timeout: 30_000 }, async (t) => {
   // An ordinary HTTP client (fetch) writes the whole body before it reads the
   // answer. If the server closes the socket with the body unread, the kernel
