@@ -21,7 +21,20 @@ void Log(LogLevel level, std::string_view message) {
   const char* lvl = level == LogLevel::kInfo ? "INFO" : level == LogLevel::kWarn ? "WARN" : "ERROR";
   std::string line = std::string(stamp) + "." + (ms < 100 ? ms < 10 ? "00" : "0" : "") +
                      std::to_string(ms) + "Z " + lvl + " ";
-  line += message;
+  // One event, one line: control characters (a client's token `sub` may
+  // hold a newline) are written as \xNN, and so is a backslash, so that
+  // what a line says cannot be forged.
+  for (char c : message) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '\\') {
+      static const char kHex[] = "0123456789abcdef";
+      line += "\\x";
+      line += kHex[u >> 4];
+      line += kHex[u & 15];
+    } else {
+      line += c;
+    }
+  }
   line += '\n';
   std::lock_guard lock(mu);
   std::fwrite(line.data(), 1, line.size(), stderr);

@@ -1,4 +1,5 @@
-// One line per event on stderr: "2026-11-25T02:07:51.123Z LEVEL message".
+// One line per event on stderr: "2026-11-25T02:07:51.123Z LEVEL message",
+// the message's control characters and backslashes written as \xNN.
 //
 // Thread-safety: lines from concurrent threads never interleave.
 #pragma once
