@@ -1,21 +1,26 @@
 #include "cli/serve_command.h"
 
+#include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "auth/jwt.h"
 #include "cli/flags.h"
 #include "cli/secret.h"
-#include "server/server.h"
 #include "replication/replicator.h"
+#include "server/server.h"
 #include "webhooks/http_client.h"
 #include "webhooks/signing.h"
 
 namespace etherply::cli {
 
 namespace {
+
+// Network threads: more than cores only adds switches; the cap turns a typo
+// into an error rather than the system's thread limit.
+constexpr int kMaxThreads = 256;
 
 constexpr const char* kServeUsage =
     "usage: etherply serve [options]\n"
@@ -38,7 +43,7 @@ constexpr const char* kServeUsage =
     "  --ping-interval DURATION    ping quiet connections this often (default 20s;\n"
     "                              at least every half --idle-timeout in any case)\n"
     "  --max-connections N         WebSocket connections at once (default 10000)\n"
-    "  --threads N                 network threads (default 2)\n"
+    "  --threads N                 network threads, 1 to 256 (default 2)\n"
     "  --warm-workspaces N         workspaces kept loaded after their last client\n"
     "                              leaves (default 64; 0: none)\n"
     "  --webhook-url URL           POST a doc.updated event per change (http/https;\n"
@@ -121,6 +126,9 @@ int RunServeCommand(int argc, char** argv) {
                    count("max-inflight-op-bytes", o.max_inflight_op_bytes),
                    count("max-connections", o.max_connections), count("threads", o.threads)})
     if (!s.ok()) return Usage(kServeUsage, s);
+  if (o.threads > kMaxThreads)
+    return Usage(kServeUsage,
+                 Status::InvalidArgument("--threads wants 1 to " + std::to_string(kMaxThreads)));
   if (auto v = flags.Get("warm-workspaces")) {
     auto n = ParseCount(*v);
     if (!n.ok() || *n > 1'000'000) return Usage(kServeUsage, Status::InvalidArgument("bad --warm-workspaces"));
@@ -198,7 +206,21 @@ int RunTokenCommand(int argc, char** argv) {
   if (c.sub.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--sub is required"));
   c.workspaces = flags.GetAll("workspace");
   if (c.workspaces.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--workspace is required"));
-  c.scopes = auth::Scopes::Parse(flags.Get("scope").value_or("read write"));
+  std::string scope = flags.Get("scope").value_or("read write");
+  // The server ignores words it does not know (a token may carry other
+  // services' scopes); one minted here names only EtherPly's.
+  for (size_t at = 0; at < scope.size();) {
+    size_t end = std::min(scope.find(' ', at), scope.size());
+    std::string word = scope.substr(at, end - at);
+    if (!word.empty() && word != "read" && word != "write" && word != "admin")
+      return Usage(kTokenUsage, Status::InvalidArgument("unknown scope \"" + word +
+                                                        "\": --scope takes read, write, admin"));
+    at = end + 1;
+  }
+  c.scopes = auth::Scopes::Parse(scope);
+  if (c.scopes.empty())
+    return Usage(kTokenUsage,
+                 Status::InvalidArgument("--scope names no scope: read, write, admin"));
   auto ttl = ParseDuration(flags.Get("ttl").value_or("1h"));
   if (!ttl.ok()) return Usage(kTokenUsage, ttl.status());
   auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));

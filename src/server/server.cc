@@ -6,6 +6,7 @@
 #include <boost/asio/strand.hpp>
 #include <filesystem>
 #include <random>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -171,7 +172,13 @@ void Server::Run() {
   });
   m.Accept();
   std::vector<std::thread> threads;
-  for (int i = 1; i < m.ctx->options.threads; ++i) threads.emplace_back([&m] { m.ioc.run(); });
+  try {
+    for (int i = 1; i < m.ctx->options.threads; ++i) threads.emplace_back([&m] { m.ioc.run(); });
+  } catch (const std::system_error& e) {  // the system's thread limit
+    LogError("could start only " + std::to_string(threads.size() + 1) + " of " +
+             std::to_string(m.ctx->options.threads) + " network threads (" + e.what() +
+             "); serving with those");
+  }
   m.ioc.run();
   for (auto& t : threads) t.join();
 }

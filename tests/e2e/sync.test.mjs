@@ -1077,3 +1077,23 @@ test("etherply put: exit 0 with its own op's broadcast; exit 1 with the server's
     assert.deepEqual(init.data, { k: { n: 1 } }, "the refused op changed nothing")
   })
 })
+
+test("etherply token and serve refuse what they cannot do: an unknown or empty --scope, --threads over 256 (exit 2, with the reason)", { timeout: 30_000 }, async () => {
+  const run = (args) =>
+    new Promise((resolve) => {
+      execFile(BIN, args, { env: { ...process.env, ETHERPLY_JWT_SECRET: "a development secret of 32 bytes!" } }, (error, stdout, stderr) =>
+        resolve({ code: error ? error.code : 0, stdout, stderr }))
+    })
+  for (const [scope, reason] of [["superuser", /unknown scope "superuser"/], ["read superuser", /unknown scope "superuser"/], ["", /--scope names no scope/]]) {
+    const r = await run(["token", "--sub", "a", "--workspace", "x", "--scope", scope])
+    assert.equal(r.code, 2, `--scope ${JSON.stringify(scope)}: ${r.stderr}`)
+    assert.match(r.stderr, reason)
+    assert.equal(r.stdout, "", "no token printed")
+  }
+  const ok = await run(["token", "--sub", "a", "--workspace", "x", "--scope", "read  admin"])
+  assert.equal(ok.code, 0, ok.stderr)
+  assert.equal(JSON.parse(Buffer.from(ok.stdout.trim().split(".")[1], "base64url")).scope, "read write admin")
+  const threads = await run(["serve", "--threads", "100000", "--listen", "127.0.0.1:0", "--data-dir", "/nonexistent/never-made"])
+  assert.equal(threads.code, 2, threads.stderr)
+  assert.match(threads.stderr, /--threads wants 1 to 256/)
+})
