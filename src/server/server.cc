@@ -1,8 +1,10 @@
 #include "server/server.h"
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <filesystem>
 #include <random>
@@ -25,8 +27,12 @@ namespace etherply::server {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+// How long a stopping server waits for its clients to answer their close.
+constexpr std::chrono::seconds kCloseGrace{2};
+
 struct Server::Impl {
-  explicit Impl(ServerOptions o) : ioc(o.threads), acceptor(ioc), signals(ioc, SIGINT, SIGTERM) {
+  explicit Impl(ServerOptions o)
+      : ioc(o.threads), acceptor(ioc), signals(ioc, SIGINT, SIGTERM), stop_timer(ioc) {
     ctx = std::make_shared<ServerContext>();
     ctx->options = std::move(o);
   }
@@ -70,6 +76,13 @@ struct Server::Impl {
   net::signal_set signals;
   std::shared_ptr<ServerContext> ctx;
   std::unique_ptr<storage::Committer> committer;
+
+  // Stopping (Server::Stop, on the io_context): stops the network once no
+  // connection is left or the deadline passes.
+  void StopWhenClosed();
+  net::steady_timer stop_timer;
+  std::chrono::steady_clock::time_point deadline;
+  std::atomic<bool> stopping{false};
 };
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -185,10 +198,26 @@ void Server::Run() {
 
 void Server::Stop() {
   net::post(impl_->ioc, [this] {
+    Impl& m = *impl_;
+    if (m.stopping.exchange(true)) return;  // a signal and a call, say
     boost::system::error_code ec;
-    impl_->acceptor.close(ec);
-    impl_->ioc.stop();
+    m.acceptor.close(ec);
+    // Clients are told the server is going away (1001), so that they
+    // reconnect at once, and given kCloseGrace to answer before the
+    // network stops.
+    if (m.hub) m.hub->CloseClients(1001, "the server is shutting down");
+    m.deadline = std::chrono::steady_clock::now() + kCloseGrace;
+    m.StopWhenClosed();
   });
+}
+
+void Server::Impl::StopWhenClosed() {
+  if (ctx->connections.load() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    ioc.stop();
+    return;
+  }
+  stop_timer.expires_after(std::chrono::milliseconds(10));
+  stop_timer.async_wait([this](boost::system::error_code) { StopWhenClosed(); });
 }
 
 }  // namespace etherply::server

@@ -156,6 +156,13 @@ void Workspace::Leave(const Client* client) {
   net::post(strand_, [self = shared_from_this(), client] { self->clients_.erase(client); });
 }
 
+void Workspace::CloseClients(uint16_t code, std::string reason) {
+  net::post(strand_, [self = shared_from_this(), code, reason = std::move(reason)] {
+    for (const auto& [raw, weak] : self->clients_)
+      if (auto client = weak.lock()) client->Close(code, reason);
+  });
+}
+
 void Workspace::SubmitOp(std::shared_ptr<Client> client, const auth::Claims& claims, OpMessage op,
                          std::function<void()> settled) {
   net::post(strand_, [self = shared_from_this(), client = std::move(client), claims,
@@ -564,6 +571,16 @@ void Hub::ReleaseWarm() {
   std::lock_guard lock(mu_);
   released.swap(recent_);
   for (auto& [id, e] : workspaces_) e.recent.reset();
+}
+
+void Hub::CloseClients(uint16_t code, const std::string& reason) {
+  std::vector<std::shared_ptr<Workspace>> loaded;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, e] : workspaces_)
+      if (auto ws = e.workspace.lock()) loaded.push_back(std::move(ws));
+  }
+  for (const auto& ws : loaded) ws->CloseClients(code, reason);
 }
 
 size_t Hub::loaded() const {

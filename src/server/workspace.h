@@ -71,6 +71,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // Adds the client; it receives its init message, then every op.
   void Join(std::shared_ptr<Client> client);
   void Leave(const Client* client);
+  // Closes every joined client's connection with `code` (a server going
+  // away: 1001).
+  void CloseClients(uint16_t code, std::string reason);
   // Applies an op from `client` with the rights of `claims`. `settled` runs
   // on the workspace's strand once the op is durable and its broadcast
   // handed to the clients, or once it is refused (the client told why).
@@ -229,6 +232,8 @@ class Hub final : public replication::Sink {
 
   // Lets go of the warm workspaces (before the io_context goes).
   void ReleaseWarm();
+  // Workspace::CloseClients on every workspace in memory.
+  void CloseClients(uint16_t code, const std::string& reason);
   // How many workspaces are in memory.
   size_t loaded() const;
 

@@ -850,7 +850,7 @@ test("/doc export after several ops (two users, overwrites, a repeated value, a 
   })
 })
 
-test("persistence across a graceful restart (SIGTERM): same init", { timeout: 30_000 }, async (t) => {
+test("persistence across a graceful restart (SIGTERM): clients closed with 1001, same init", { timeout: 30_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-persist"
     const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
@@ -859,7 +859,8 @@ test("persistence across a graceful restart (SIGTERM): same init", { timeout: 30
     const before = await h.initOf(ws)
     const exit = await srv.stop()
     assert.deepEqual(exit, { code: 0, signal: null }, "SIGTERM stops the server cleanly")
-    await c.waitClose(5000)
+    const closed = await c.waitClose(5000)
+    assert.deepEqual(closed, { code: 1001, reason: "the server is shutting down" }, "the client is told the server is going away")
     await srv.restart()
     const after = await h.initOf(ws)
     assert.deepEqual(after, before, "init (data and heads) survives the restart")
