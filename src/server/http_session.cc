@@ -1,12 +1,14 @@
 #include "server/http_session.h"
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
-#include <array>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <optional>
@@ -61,6 +63,14 @@ std::optional<std::string> TokenOf(const Request& req, const urls::url_view& url
   auto it = url.params().find("token");
   if (it != url.params().end()) return std::string((*it).value);
   return std::nullopt;
+}
+
+// A client's Sec-WebSocket-Key: 16 bytes in base64, 22 characters and "==".
+bool IsWebSocketKey(std::string_view key) {
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  return std::all_of(key.begin(), key.begin() + 22, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+  });
 }
 
 // ?limit=: `absent` without one; 0 unless it is all decimal digits (so
@@ -223,6 +233,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (!beast::websocket::is_upgrade(req))
       return Write(JsonError(req, http::status::upgrade_required, "this path takes a WebSocket"));
+    if (!IsWebSocketKey(req[http::field::sec_websocket_key]))
+      return Write(JsonError(req, http::status::bad_request,
+                             "Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455)"));
     if (ctx_->connections.load() >= ctx_->options.max_connections)
       return Write(JsonError(req, http::status::service_unavailable, "too many connections"));
     // What the parser read past the request is the client's first frames.

@@ -749,6 +749,12 @@ test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad worksp
     // A plain GET (no upgrade) of the sync path.
     const plain = await httpRequest(`${srv.url}/v1/sync/a`, { headers: auth })
     assert.equal(plain.status, 426)
+    // An upgrade whose Sec-WebSocket-Key is not 16 bytes in base64 (RFC 6455 §4.2.1).
+    for (const key of ["short", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ=!", "dGhlIHNhbXBsZSBub25j*Q=="]) {
+      const bad = await rawHttp(srv.port, upgradeRequest("/v1/sync/a", `Authorization: Bearer ${token}\r\n`).replace("dGhlIHNhbXBsZSBub25jZQ==", key))
+      assert.match(bad.data, /^HTTP\/1\.1 400 /, `key ${key}: ${bad.data.slice(0, 120)}`)
+      assert.match(bad.data, /Sec-WebSocket-Key must be 16 bytes in base64/)
+    }
     // /doc: 401 with WWW-Authenticate without a token, with a bad one or
     // with one for another workspace, 200 with ?token= and read scope.
     const noTok = await httpRequest(`${srv.url}/v1/workspaces/a/doc`)
