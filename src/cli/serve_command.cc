@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "auth/jwt.h"
@@ -113,22 +115,26 @@ int RunServeCommand(int argc, char** argv) {
     o.port = static_cast<uint16_t>(*port);
   }
   if (auto d = flags.Get("data-dir")) o.data_dir = *d;
-  auto count = [&](const char* name, auto& field) -> Status {
+  // A positive integer up to `max` and what the field holds, checked
+  // before it is narrowed into the field.
+  auto count = [&](const char* name, auto& field, uint64_t max = UINT64_MAX) -> Status {
+    using T = std::remove_reference_t<decltype(field)>;
+    max = std::min<uint64_t>(max, std::numeric_limits<T>::max());
     if (auto v = flags.Get(name)) {
       auto n = ParseCount(*v);
-      if (!n.ok() || *n == 0) return Status::InvalidArgument(std::string("--") + name + " wants a positive integer");
-      field = static_cast<std::remove_reference_t<decltype(field)>>(*n);
+      if (!n.ok() || *n == 0 || *n > max)
+        return Status::InvalidArgument(std::string("--") + name + " wants an integer from 1 to " +
+                                       std::to_string(max));
+      field = static_cast<T>(*n);
     }
     return Status::Ok();
   };
-  for (Status s : {count("max-message-bytes", o.max_message_bytes),
-                   count("max-send-queue-bytes", o.max_send_queue_bytes),
-                   count("max-inflight-op-bytes", o.max_inflight_op_bytes),
-                   count("max-connections", o.max_connections), count("threads", o.threads)})
+  for (Status s :
+       {count("max-message-bytes", o.max_message_bytes),
+        count("max-send-queue-bytes", o.max_send_queue_bytes),
+        count("max-inflight-op-bytes", o.max_inflight_op_bytes),
+        count("max-connections", o.max_connections), count("threads", o.threads, kMaxThreads)})
     if (!s.ok()) return Usage(kServeUsage, s);
-  if (o.threads > kMaxThreads)
-    return Usage(kServeUsage,
-                 Status::InvalidArgument("--threads wants 1 to " + std::to_string(kMaxThreads)));
   if (auto v = flags.Get("warm-workspaces")) {
     auto n = ParseCount(*v);
     if (!n.ok() || *n > 1'000'000) return Usage(kServeUsage, Status::InvalidArgument("bad --warm-workspaces"));

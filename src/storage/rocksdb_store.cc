@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <mutex>
 
 #include "base/log.h"
 #include "storage/layout.h"
@@ -115,22 +117,40 @@ class RocksDbStore : public Store {
     }
     rocksdb::WriteOptions wo;
     wo.sync = sync;
-    // After a failed write RocksDB refuses every write until resumed (its
-    // own recovery is off: ResumeOnNextWrite): the next write resumes it,
-    // so that writes come back as soon as the cause (a full disk) is gone.
-    if (failed_.load()) {
-      if (rocksdb::Status r = db_->Resume(); !r.ok())
-        return FromRocks(r, "resuming after a failed write");
-      LogInfo("storage: writes resumed after a failed write");
-      failed_ = false;
-    }
+    if (failed_.load())
+      if (Status r = Resume(); !r.ok()) return r;
     rocksdb::Status s = db_->Write(wo, &wb);
     if (!s.ok()) failed_ = true;
     return FromRocks(s, "write");
   }
 
+  // After a failed write RocksDB refuses every write until resumed (its own
+  // recovery is off: ResumeOnNextWrite). A write resumes it, so that writes
+  // come back as soon as the cause (a full disk) is gone: one writer at a
+  // time, and at most one attempt per kResumeEvery (each flushes the
+  // memtables); meanwhile writes fail at once with the last attempt's error.
+  Status Resume() {
+    std::lock_guard lock(resume_mu_);
+    if (!failed_.load()) return Status::Ok();  // another writer resumed it
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_resume_) return last_resume_error_;
+    next_resume_ = now + kResumeEvery;
+    if (rocksdb::Status r = db_->Resume(); !r.ok()) {
+      last_resume_error_ = FromRocks(r, "resuming after a failed write");
+      return last_resume_error_;
+    }
+    LogInfo("storage: writes resumed after a failed write");
+    failed_ = false;
+    return Status::Ok();
+  }
+
+  static constexpr std::chrono::milliseconds kResumeEvery{500};
+
   std::unique_ptr<rocksdb::DB> db_;
   std::atomic<bool> failed_{false};
+  std::mutex resume_mu_;
+  std::chrono::steady_clock::time_point next_resume_;  // guarded by resume_mu_
+  Status last_resume_error_;                           // guarded by resume_mu_
 };
 
 }  // namespace
