@@ -18,6 +18,9 @@ struct ServerContext {
   // Connections whose reads wait for their ops to be durable
   // (ServerOptions::max_inflight_op_bytes).
   std::atomic<size_t> reads_paused{0};
+  // Set once the server is stopping: a WebSocket accepted from then on is
+  // closed at once with 1001, as the ones before it were.
+  std::atomic<bool> stopping{false};
 };
 
 }  // namespace etherply::server

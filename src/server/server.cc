@@ -82,7 +82,6 @@ struct Server::Impl {
   void StopWhenClosed();
   net::steady_timer stop_timer;
   std::chrono::steady_clock::time_point deadline;
-  std::atomic<bool> stopping{false};
 };
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -182,6 +181,12 @@ void Server::Run() {
     if (ec) return;
     LogInfo("signal " + std::to_string(sig) + ": stopping");
     Stop();
+    // A second signal stops at once, without waiting for the clients.
+    impl_->signals.async_wait([this](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      LogInfo("signal " + std::to_string(sig) + " again: stopping now");
+      impl_->ioc.stop();
+    });
   });
   m.Accept();
   std::vector<std::thread> threads;
@@ -199,7 +204,7 @@ void Server::Run() {
 void Server::Stop() {
   net::post(impl_->ioc, [this] {
     Impl& m = *impl_;
-    if (m.stopping.exchange(true)) return;  // a signal and a call, say
+    if (m.ctx->stopping.exchange(true)) return;  // a signal and a call, say
     boost::system::error_code ec;
     m.acceptor.close(ec);
     // Clients are told the server is going away (1001), so that they

@@ -5,6 +5,7 @@
 #include <boost/asio/defer.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
+#include <cstdint>
 #include <map>
 
 #include "automerge/change.h"
@@ -354,7 +355,13 @@ void Workspace::AdmitRemote(size_t from, const replication::Timestamps& timestam
   Pending p;
   for (const auto& [i, key] : keys) {
     auto t = timestamps.find(changes.hash(i));
-    int64_t timestamp = t != timestamps.end() ? t->second : changes.time(i) * 1'000'000;
+    // A change's time is any int64 (a client's op chose it): saturate.
+    int64_t timestamp = 0;
+    if (t != timestamps.end()) {
+      timestamp = t->second;
+    } else if (__builtin_mul_overflow(changes.time(i), int64_t{1'000'000}, &timestamp)) {
+      timestamp = changes.time(i) < 0 ? INT64_MIN : INT64_MAX;
+    }
     p.broadcasts.push_back(
         std::make_shared<const std::string>(KeyMessage(key, doc_->RootValueJson(key), timestamp)));
   }

@@ -392,6 +392,31 @@ Status ApplyRemote(Fixture& f, const std::string& ws, std::vector<automerge::Sto
   return result.value_or(Status::IoError("no answer"));
 }
 
+// Without a timestamp from the stream, a remote change is broadcast with its
+// time in microseconds; a time a client chose (any int64, through its op's
+// timestamp) saturates rather than overflows.
+TEST(Workspace, RemoteChangeWithoutTimestampIsBroadcastAtItsTimeSaturated) {
+  Fixture f;
+  auto ws = f.hub.Get("w");
+  auto a = f.Joined(ws);
+  automerge::Document doc;
+  for (int64_t time : {int64_t{7}, INT64_MIN, INT64_MAX}) {
+    automerge::Transaction tx(doc, automerge::ActorId(16, 9));
+    ASSERT_TRUE(tx.Put(automerge::kRoot, "t" + std::to_string(time), int64_t{1}).ok());
+    ASSERT_TRUE(tx.Commit({.time = time}).ok());
+  }
+  std::optional<Result<bool>> result;
+  f.hub.ApplyRemote("w", {doc.changes().begin(), doc.changes().end()}, {},
+                    [&](Result<bool> r) { result = std::move(r); });
+  Settle(f.io);
+  ASSERT_TRUE(result && result->ok());
+  auto m = a->messages();
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_NE(m[1].find("\"timestamp\":7000000}"), std::string::npos) << m[1];
+  EXPECT_NE(m[2].find("\"timestamp\":-9223372036854775808}"), std::string::npos) << m[2];
+  EXPECT_NE(m[3].find("\"timestamp\":9223372036854775807}"), std::string::npos) << m[3];
+}
+
 TEST(Workspace, RemoteChangesAreStoredThenBroadcastWithTheirKeysValues) {
   Fixture f;
   auto ws = f.hub.Get("w");

@@ -70,6 +70,8 @@ void WebSocketSession::OnAccept(beast::error_code ec) {
   if (ec) return Fail(ec, "accept");
   LogInfo("connected " + peer_ + " workspace=" + workspace_->id() + " sub=" + claims_.sub +
           " scope=\"" + claims_.scopes.ToString() + "\"");
+  if (ctx_->stopping.load())  // upgraded after Server::Stop told the others
+    return CloseNow(1001, "the server is shutting down");
   joined_ = true;
   workspace_->Join(shared_from_this());
   SchedulePing();
