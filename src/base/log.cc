@@ -21,24 +21,46 @@ void Log(LogLevel level, std::string_view message) {
   const char* lvl = level == LogLevel::kInfo ? "INFO" : level == LogLevel::kWarn ? "WARN" : "ERROR";
   std::string line = std::string(stamp) + "." + (ms < 100 ? ms < 10 ? "00" : "0" : "") +
                      std::to_string(ms) + "Z " + lvl + " ";
-  // One event, one line: control characters (a client's token `sub` may
-  // hold a newline) are written as \xNN, and so is a backslash, so that
-  // what a line says cannot be forged.
-  for (char c : message) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '\\') {
-      static const char kHex[] = "0123456789abcdef";
+  // One event, one line: what could break or rewrite a line is escaped.
+  // Bytes below 0x20 and DEL as \xNN; the C1 controls (U+0080-U+009F) and
+  // the line and paragraph separators (U+2028, U+2029) as \uNNNN. Values
+  // from clients are quoted by the caller (Quoted): a quote in them cannot
+  // end their field.
+  static const char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < message.size(); ++i) {
+    auto u = static_cast<unsigned char>(message[i]);
+    auto next = [&](size_t k) {
+      return i + k < message.size() ? static_cast<unsigned char>(message[i + k]) : 0;
+    };
+    if (u < 0x20 || u == 0x7f) {
       line += "\\x";
       line += kHex[u >> 4];
       line += kHex[u & 15];
+    } else if (u == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f) {
+      line += "\\u00";
+      line += kHex[next(1) >> 4];
+      line += kHex[next(1) & 15];
+      i += 1;
+    } else if (u == 0xe2 && next(1) == 0x80 && (next(2) == 0xa8 || next(2) == 0xa9)) {
+      line += next(2) == 0xa8 ? "\\u2028" : "\\u2029";
+      i += 2;
     } else {
-      line += c;
+      line += message[i];
     }
   }
   line += '\n';
   std::lock_guard lock(mu);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
+}
+
+std::string Quoted(std::string_view value) {
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + '"';
 }
 
 }  // namespace etherply

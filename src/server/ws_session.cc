@@ -41,7 +41,8 @@ WebSocketSession::~WebSocketSession() {
   --ctx_->connections;
   if (reads_paused_) --ctx_->reads_paused;
   if (joined_) workspace_->Leave(this);
-  LogInfo("disconnected " + peer_ + " workspace=" + workspace_->id() + " sub=" + claims_.sub);
+  LogInfo("disconnected " + peer_ + " workspace=" + workspace_->id() +
+          " sub=" + Quoted(claims_.sub));
 }
 
 void WebSocketSession::Run(beast::http::request<beast::http::string_body> request,
@@ -68,7 +69,7 @@ void WebSocketSession::Run(beast::http::request<beast::http::string_body> reques
 
 void WebSocketSession::OnAccept(beast::error_code ec) {
   if (ec) return Fail(ec, "accept");
-  LogInfo("connected " + peer_ + " workspace=" + workspace_->id() + " sub=" + claims_.sub +
+  LogInfo("connected " + peer_ + " workspace=" + workspace_->id() + " sub=" + Quoted(claims_.sub) +
           " scope=\"" + claims_.scopes.ToString() + "\"");
   if (ctx_->stopping.load())  // upgraded after Server::Stop told the others
     return CloseNow(1001, "the server is shutting down");
@@ -219,7 +220,7 @@ void WebSocketSession::ScheduleExpiry() {
   expiry_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (ec || self->closing_) return;
     LogInfo("closing " + self->peer_ + " workspace=" + self->workspace_->id() +
-            " sub=" + self->claims_.sub + ": the token expired");
+            " sub=" + Quoted(self->claims_.sub) + ": the token expired");
     self->CloseNow(1008, "the token expired");
   });
 }

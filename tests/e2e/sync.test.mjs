@@ -308,16 +308,20 @@ test("valid tokens that do not cover the workspace, or grant no scope, get 401 (
   })
 })
 
-test("a token's sub with control characters is logged escaped: it cannot forge a log line", { timeout: 30_000 }, async (t) => {
+test("a token's sub is logged quoted, its control characters escaped: it cannot forge a log line or a field", { timeout: 30_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-log"
     const sub = "eve\n2026-01-01T00:00:00.000Z ERROR forged\r\u001b[31m"
     const [c] = await h.connectWithInit(ws, { token: srv.forge("valid", { workspace: ws, sub }) })
     await c.close()
+    // Nor a field: the sub is quoted, its quotes escaped.
+    const [d] = await h.connectWithInit(ws, { token: srv.forge("valid", { workspace: ws, sub: 'mallory" scope="admin' }) })
+    await d.close()
     await new Promise((r) => setTimeout(r, 200)) // the disconnect's line
     const log = srv.log()
     assert.doesNotMatch(log, /^2026-01-01T00:00:00.000Z ERROR forged/m, "no forged line")
-    assert.match(log, /INFO connected .* sub=eve\\x0a2026-01-01T00:00:00\.000Z ERROR forged\\x0d\\x1b\[31m scope=/)
+    assert.match(log, /INFO connected .* sub="mallory\\" scope=\\"admin" scope="read write"/)
+    assert.match(log, /INFO connected .* sub="eve\\x0a2026-01-01T00:00:00\.000Z ERROR forged\\x0d\\x1b\[31m" scope=/)
   })
 })
 
@@ -338,7 +342,7 @@ test("a session ends when its token does: closed with 1008 \"the token expired\"
     assertUnauthorized(await h.tryConnect(ws, { token }), "the expired token")
     other.sendOp("after", 2)
     assertOp(await other.next(), "after", 2, "another session is untouched")
-    assert.match(srv.log(), /closing .* sub=forger: the token expired/)
+    assert.match(srv.log(), /closing .* sub="forger": the token expired/)
   })
 })
 
