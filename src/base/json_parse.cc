@@ -23,6 +23,7 @@ class Handler {
 
   json::value_stack st;
   std::string number;
+  bool too_large = false;  // a number beyond a double's range
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -75,6 +76,7 @@ class Handler {
       // from_chars leaves `exact` alone: too large is refused; too small
       // keeps Boost's value, zero or next to it.
       if (std::fabs(d) >= 1.0) {
+        too_large = true;
         ec = json::error::exponent_overflow;
         return false;
       }
@@ -107,8 +109,10 @@ Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth) {
   if (!ec && n < text.size()) ec = json::error::extra_data;
   if (ec == json::error::too_deep)
     return Status::InvalidArgument("nests deeper than " + std::to_string(max_depth) + " levels");
-  if (ec == json::error::exponent_overflow)
-    return Status::InvalidArgument("holds a number beyond the range of a double");
+  if (ec == json::error::exponent_overflow)  // ours, or Boost's for an exponent past its int
+    return Status::InvalidArgument(p.handler().too_large
+                                       ? "holds a number beyond the range of a double"
+                                       : "holds a number whose exponent is too long to read");
   if (ec) return Status::InvalidArgument("is not valid JSON (" + ec.message() + ")");
   return p.handler().st.release();
 }

@@ -16,9 +16,10 @@ namespace etherply {
 // Parses one JSON text (strict: no comments, no trailing commas, UTF-8), at
 // most max_depth arrays and objects deep. Otherwise kInvalidArgument, whose
 // message completes a sentence about the text: "is not valid JSON (<the
-// parser's reason>)", "nests deeper than <max_depth> levels", or "holds a
+// parser's reason>)", "nests deeper than <max_depth> levels", "holds a
 // number beyond the range of a double" (JSON allows 1e400; a double, and so
-// Automerge, cannot hold it; numbers too small for one round to zero).
+// Automerge, cannot hold it; numbers too small for one round to zero), or
+// "holds a number whose exponent is too long to read" (beyond 32 bits).
 Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth = 64);
 
 }  // namespace etherply

@@ -29,8 +29,11 @@ TEST(ParseJson, NumbersAreTheNearestDouble) {
 }
 
 TEST(ParseJson, NumbersBeyondADoubleAreRefused) {
-  for (const char* text : {"1e400", "-1e400", "[1, {\"a\": 2e308}]", "1e99999999999999999999"})
+  for (const char* text : {"1e400", "-1e400", "[1, {\"a\": 2e308}]", "1.7976931348623159e308"})
     ExpectRefused(text, "holds a number beyond the range of a double");
+  // An exponent too long for the parser's own arithmetic, large or small.
+  for (const char* text : {"1e99999999999999999999", "1e-99999999999999999999"})
+    ExpectRefused(text, "holds a number whose exponent is too long to read");
 }
 
 TEST(ParseJson, NumbersTooSmallForADoubleRoundToZero) {

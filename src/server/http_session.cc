@@ -36,8 +36,9 @@ using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
 constexpr size_t kMaxRequestBody = 1 << 20;
-// The request line and headers: room for a /state query of about 900 heads.
-constexpr uint32_t kMaxRequestHeader = 64 << 10;
+// The request line and headers (Beast's default), read before any token is
+// checked, so kept small: room for a /state query of about 120 heads.
+constexpr uint32_t kMaxRequestHeader = 8 << 10;
 
 Response JsonError(const Request& req, http::status status, std::string_view message) {
   boost::json::object err{{"code", static_cast<int>(status)}, {"message", message}};

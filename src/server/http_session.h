@@ -14,7 +14,7 @@
 // workspace or granting no scope; 403 a token that lacks the write scope
 // (undo, restore) or the admin scope over '*' (admin routes); 404 unknown
 // path, 405 wrong method, 413 request body over 1 MiB, 431 request line and
-// headers over 64 KiB, 426 sync without an upgrade, 503 too many
+// headers over 8 KiB, 426 sync without an upgrade, 503 too many
 // connections. An op's 403 (read-only token) is a WebSocket message.
 #pragma once
 

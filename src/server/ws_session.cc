@@ -217,8 +217,14 @@ void WebSocketSession::ScheduleExpiry() {
                     : claims_.exp + auth::kLeewaySeconds + 1;
   int64_t left = end - now;
   expiry_timer_.expires_after(std::chrono::seconds(std::clamp<int64_t>(left, 0, INT32_MAX)));
-  expiry_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+  expiry_timer_.async_wait([self = shared_from_this(), end](beast::error_code ec) {
     if (ec || self->closing_) return;
+    // The wait is on the steady clock, the token's time on the wall clock:
+    // if that was set back meanwhile, wait again.
+    if (std::chrono::duration_cast<std::chrono::seconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count() < end)
+      return self->ScheduleExpiry();
     LogInfo("closing " + self->peer_ + " workspace=" + self->workspace_->id() +
             " sub=" + Quoted(self->claims_.sub) + ": the token expired");
     self->CloseNow(1008, "the token expired");

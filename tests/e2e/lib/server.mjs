@@ -69,7 +69,7 @@ const nowSeconds = () => Math.floor(Date.now() / 1000)
  *   alg-none       {"alg":"none"} and an empty signature
  *   hs384          {"alg":"HS384"} signed with HMAC-SHA-384 and the right secret
  *   expired        exp an hour ago (far beyond the server's 60 s leeway)
- *   expiring       exp 55 s ago: valid for 5 more seconds of the 60 s leeway
+ *   expiring       exp 52 s ago: valid for 8 more seconds of the 60 s leeway
  *   not-yet-valid  nbf an hour ahead
  *   wrong-workspace  valid, but for another workspace (expect 401: not valid here)
  *   no-read-scope  valid, covers the workspace, scope "" (expect 401: grants nothing)
@@ -96,7 +96,7 @@ export function forgeToken(kind, { secret, workspace, sub = "forger", scope = "r
     case "expired":
       return signJwt({ payload: { ...payload, iat: now - 7200, exp: now - 3600 }, secret })
     case "expiring":
-      return signJwt({ payload: { ...payload, iat: now - 120, exp: now - 55 }, secret })
+      return signJwt({ payload: { ...payload, iat: now - 120, exp: now - 52 }, secret })
     case "not-yet-valid":
       return signJwt({ payload: { ...payload, nbf: now + 3600 }, secret })
     case "wrong-workspace":
