@@ -9,7 +9,7 @@
 //   GET  /v1/history/{workspace}[/state]       history, state at heads (read scope)
 //   POST /v1/history/{workspace}/undo|restore  (write scope)
 //   GET  /v1/admin/webhooks/stats|dead, POST .../dead/{id}/replay  (admin scope)
-// Errors: 400 bad workspace ID or request (or not HTTP/1.1); 401 (with
+// Errors: 400 bad workspace ID or request (or not valid HTTP/1.x); 401 (with
 // WWW-Authenticate: Bearer) a token missing, invalid, not covering the
 // workspace or granting no scope; 403 a token that lacks the write scope
 // (undo, restore) or the admin scope over '*' (admin routes); 404 unknown
