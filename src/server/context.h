@@ -12,6 +12,7 @@ namespace etherply::server {
 struct ServerContext {
   ServerOptions options;
   Hub* hub = nullptr;
+  storage::Store* store = nullptr;         // for /v1/status
   webhooks::Webhooks* webhooks = nullptr;  // null when not configured
   replication::Replicator* replicator = nullptr;  // null when not configured
   std::atomic<size_t> connections{0};

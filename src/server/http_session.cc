@@ -175,10 +175,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       Response res{http::status::ok, req.version()};
       res.set(http::field::content_type, "application/json");
       res.keep_alive(req.keep_alive());
+      // Writes failing (a full disk): the last error, until one succeeds.
+      std::string storage = "{\"writable\":true}";
+      if (Status health = ctx_->store ? ctx_->store->WriteHealth() : Status::Ok(); !health.ok()) {
+        storage = "{\"writable\":false,\"error\":";
+        automerge::AppendJsonString(storage, health.message());
+        storage += '}';
+      }
       res.body() = "{\"status\":\"ok\",\"connections\":" + std::to_string(ctx_->connections) +
                    ",\"reads_paused\":" + std::to_string(ctx_->reads_paused) +
                    ",\"workspaces\":" + std::to_string(ctx_->hub->loaded()) +
-                   ",\"replication\":" +
+                   ",\"storage\":" + storage + ",\"replication\":" +
                    (ctx_->replicator ? ctx_->replicator->StatusJson() : std::string("null")) + "}";
       res.prepare_payload();
       return Write(std::move(res));

@@ -147,6 +147,7 @@ Status Server::Start() {
   m.hub = std::make_unique<Hub>(m.ioc.get_executor(), *m.store, *m.committer, *actor,
                                 m.webhooks.get(), m.replicator.get(), o.warm_workspaces);
   m.ctx->hub = m.hub.get();
+  m.ctx->store = m.store.get();
   if (m.replicator) m.replicator->Start(*m.hub);
 
   boost::system::error_code ec;

@@ -119,9 +119,19 @@ class RocksDbStore : public Store {
     wo.sync = sync;
     if (failed_.load())
       if (Status r = Resume(); !r.ok()) return r;
-    rocksdb::Status s = db_->Write(wo, &wb);
-    if (!s.ok()) failed_ = true;
-    return FromRocks(s, "write");
+    Status s = FromRocks(db_->Write(wo, &wb), "write");
+    if (!s.ok()) {
+      std::lock_guard lock(resume_mu_);
+      failed_ = true;
+      last_error_ = s;
+    }
+    return s;
+  }
+
+  Status WriteHealth() const override {
+    if (!failed_.load()) return Status::Ok();
+    std::lock_guard lock(resume_mu_);
+    return failed_.load() ? last_error_ : Status::Ok();
   }
 
   // After a failed write RocksDB refuses every write until resumed (its own
@@ -133,24 +143,27 @@ class RocksDbStore : public Store {
     std::lock_guard lock(resume_mu_);
     if (!failed_.load()) return Status::Ok();  // another writer resumed it
     auto now = std::chrono::steady_clock::now();
-    if (now < next_resume_) return last_resume_error_;
+    if (now < next_resume_) return last_error_;
     next_resume_ = now + kResumeEvery;
     if (rocksdb::Status r = db_->Resume(); !r.ok()) {
-      last_resume_error_ = FromRocks(r, "resuming after a failed write");
-      return last_resume_error_;
+      last_error_ = FromRocks(r, "resuming after a failed write");
+      return last_error_;
     }
     LogInfo("storage: writes resumed after a failed write");
     failed_ = false;
+    last_error_ = Status::Ok();
     return Status::Ok();
   }
 
   static constexpr std::chrono::milliseconds kResumeEvery{500};
 
   std::unique_ptr<rocksdb::DB> db_;
-  std::atomic<bool> failed_{false};
-  std::mutex resume_mu_;
+  std::atomic<bool> failed_{false};  // set and cleared with resume_mu_ held
+  mutable std::mutex resume_mu_;
   std::chrono::steady_clock::time_point next_resume_;  // guarded by resume_mu_
-  Status last_resume_error_;                           // guarded by resume_mu_
+  // The last failed write's error, or the last failed resume's: guarded by
+  // resume_mu_.
+  Status last_error_;
 };
 
 }  // namespace

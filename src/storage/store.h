@@ -63,6 +63,9 @@ class Store {
   // each deletion marker).
   virtual Status ScanFrom(std::string_view prefix, std::string_view start,
                           const std::function<bool(std::string_view, std::string_view)>& f) = 0;
+  // OK, or the error of the last write while writes fail (from a failed
+  // write until one succeeds again). The default: OK.
+  virtual Status WriteHealth() const { return Status::Ok(); }
   // ScanFrom the first key with prefix.
   Status Scan(std::string_view prefix,
               const std::function<bool(std::string_view, std::string_view)>& f) {

@@ -972,9 +972,14 @@ test("a full disk: ops get 500 and store nothing; once space is back, writes res
     const [b] = await h.connectWithInit("disk-b", { token: srv.mintToken({ workspace: "disk-b" }) })
     a.sendOp("before", 1)
     assertOp(await a.next(), "before", 1)
+    const storage = async () => JSON.parse((await httpRequest(`${srv.url}/v1/status`)).text).storage
+    assert.deepEqual(await storage(), { writable: true })
     fs.writeFileSync(flag, "") // the disk is full
     a.sendOp("full", 2)
     assertError(await a.next(), 500, "an op while the disk is full")
+    const failing = await storage()
+    assert.equal(failing.writable, false, "/v1/status says writes fail")
+    assert.match(failing.error, /No space left on device/)
     b.sendOp("full", 3) // a workspace that has not failed yet fails too
     assertError(await b.next(), 500, "another workspace's op while the disk is full")
     fs.rmSync(flag) // space again
@@ -993,6 +998,7 @@ test("a full disk: ops get 500 and store nothing; once space is back, writes res
     }
     await storedSoon(a, "after", 4)
     await storedSoon(b, "after", 5)
+    assert.deepEqual(await storage(), { writable: true }, "and writable again")
     assert.match(srv.log(), /WARN rocksdb: .*No space left on device/, "RocksDB's own error is in the server's log")
     assert.match(srv.log(), /INFO storage: writes resumed after a failed write/)
     const expected = { "disk-a": { before: 1, after: 4 }, "disk-b": { after: 5 } }
@@ -1011,7 +1017,7 @@ test("/v1/status: connections and workspaces in memory; a workspace unloads when
       return JSON.parse(r.text)
     }
     const before = await status()
-    assert.deepEqual(before, { status: "ok", connections: 0, reads_paused: 0, workspaces: 0, replication: null })
+    assert.deepEqual(before, { status: "ok", connections: 0, reads_paused: 0, workspaces: 0, storage: { writable: true }, replication: null })
     const token = srv.mintToken({ workspace: "*" })
     const [a] = await h.connectWithInit("st-a", { token })
     const [b] = await h.connectWithInit("st-b", { token })
