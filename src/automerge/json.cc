@@ -6,11 +6,11 @@
 #include <cstring>
 
 #include "automerge/document.h"
+#include "base/hex.h"
 
 namespace etherply::automerge {
 
 void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (char ch : s) {
     unsigned char c = static_cast<unsigned char>(ch);
@@ -25,8 +25,7 @@ void AppendJsonString(std::string& out, std::string_view s) {
       default:
         if (c < 0x20) {
           out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 15]);
+          AppendHex(out, c);
         } else {
           out.push_back(ch);
         }

@@ -3,13 +3,9 @@
 namespace etherply {
 
 std::string ToHex(ByteView b) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string s;
   s.reserve(b.size() * 2);
-  for (uint8_t c : b) {
-    s.push_back(kDigits[c >> 4]);
-    s.push_back(kDigits[c & 15]);
-  }
+  for (uint8_t c : b) AppendHex(s, c);
   return s;
 }
 

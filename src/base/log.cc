@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string>
 
+#include "base/hex.h"
+
 namespace etherply {
 
 void Log(LogLevel level, std::string_view message) {
@@ -26,7 +28,6 @@ void Log(LogLevel level, std::string_view message) {
   // the line and paragraph separators (U+2028, U+2029) as \uNNNN. Values
   // from clients are quoted by the caller (Quoted): a quote in them cannot
   // end their field.
-  static const char kHex[] = "0123456789abcdef";
   for (size_t i = 0; i < message.size(); ++i) {
     auto u = static_cast<unsigned char>(message[i]);
     auto next = [&](size_t k) {
@@ -34,12 +35,10 @@ void Log(LogLevel level, std::string_view message) {
     };
     if (u < 0x20 || u == 0x7f) {
       line += "\\x";
-      line += kHex[u >> 4];
-      line += kHex[u & 15];
+      AppendHex(line, u);
     } else if (u == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f) {
       line += "\\u00";
-      line += kHex[next(1) >> 4];
-      line += kHex[next(1) & 15];
+      AppendHex(line, next(1));
       i += 1;
     } else if (u == 0xe2 && next(1) == 0x80 && (next(2) == 0xa8 || next(2) == 0xa9)) {
       line += next(2) == 0xa8 ? "\\u2028" : "\\u2029";

@@ -40,6 +40,32 @@ constexpr size_t kMaxRequestBody = 1 << 20;
 // checked, so kept small: room for a /state query of about 120 heads.
 constexpr uint32_t kMaxRequestHeader = 8 << 10;
 
+// Whether `ec` says the request could not be parsed or is too large (Beast's
+// HTTP errors), rather than that the connection failed.
+bool IsHttpParseError(beast::error_code ec) {
+  return ec && ec.category() == http::make_error_code(http::error::bad_method).category();
+}
+
+Status WriteHealth(const ServerContext& ctx) {
+  return ctx.store ? ctx.store->WriteHealth() : Status::Ok();
+}
+
+// GET /v1/status: the node's counters, whether writes succeed (after a
+// failed one, the last error, until one succeeds) and replication's state.
+std::string StatusJson(const ServerContext& ctx) {
+  std::string storage = "{\"writable\":true}";
+  if (Status health = WriteHealth(ctx); !health.ok()) {
+    storage = "{\"writable\":false,\"error\":";
+    automerge::AppendJsonString(storage, health.message());
+    storage += '}';
+  }
+  return "{\"status\":\"ok\",\"connections\":" + std::to_string(ctx.connections) +
+         ",\"reads_paused\":" + std::to_string(ctx.reads_paused) +
+         ",\"workspaces\":" + std::to_string(ctx.hub->loaded()) + ",\"storage\":" + storage +
+         ",\"replication\":" +
+         (ctx.replicator ? ctx.replicator->StatusJson() : std::string("null")) + "}";
+}
+
 Response JsonError(const Request& req, http::status status, std::string_view message) {
   boost::json::object err{{"code", static_cast<int>(status)}, {"message", message}};
   Response res{status, req.version()};
@@ -112,7 +138,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void OnRead(beast::error_code ec, size_t) {
     if (ec == http::error::end_of_stream) return DoClose();
     if (ec == http::error::partial_message) return;  // the client went away
-    if (ec && ec.category() == beast::http::make_error_code(http::error::bad_method).category()) {
+    if (IsHttpParseError(ec)) {
       // A request that cannot be parsed, or is too large, is answered
       // (then the connection closes): nothing of it is read further.
       Request req;
@@ -169,26 +195,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       res.prepare_payload();
       return Write(std::move(res));
     }
+    if (seg.size() == 1 && seg[0] == "readyz") {
+      // Whether this node takes writes now: 503 while they fail (a full
+      // disk: until one succeeds again) and once the server is stopping.
+      if (ctx_->stopping)
+        return Write(
+            JsonError(req, http::status::service_unavailable, "the server is shutting down"));
+      if (Status health = WriteHealth(*ctx_); !health.ok())
+        return Write(JsonError(req, http::status::service_unavailable,
+                               "writes are failing: " + health.message()));
+      Response res{http::status::ok, req.version()};
+      res.set(http::field::content_type, "text/plain");
+      res.keep_alive(req.keep_alive());
+      res.body() = "ready\n";
+      res.prepare_payload();
+      return Write(std::move(res));
+    }
     if (seg.size() == 2 && seg[0] == "v1" && seg[1] == "status") {
       if (req.method() != http::verb::get)
         return Write(JsonError(req, http::status::method_not_allowed, "use GET"));
-      Response res{http::status::ok, req.version()};
-      res.set(http::field::content_type, "application/json");
-      res.keep_alive(req.keep_alive());
-      // Writes failing (a full disk): the last error, until one succeeds.
-      std::string storage = "{\"writable\":true}";
-      if (Status health = ctx_->store ? ctx_->store->WriteHealth() : Status::Ok(); !health.ok()) {
-        storage = "{\"writable\":false,\"error\":";
-        automerge::AppendJsonString(storage, health.message());
-        storage += '}';
-      }
-      res.body() = "{\"status\":\"ok\",\"connections\":" + std::to_string(ctx_->connections) +
-                   ",\"reads_paused\":" + std::to_string(ctx_->reads_paused) +
-                   ",\"workspaces\":" + std::to_string(ctx_->hub->loaded()) +
-                   ",\"storage\":" + storage + ",\"replication\":" +
-                   (ctx_->replicator ? ctx_->replicator->StatusJson() : std::string("null")) + "}";
-      res.prepare_payload();
-      return Write(std::move(res));
+      return Reply(req, StatusJson(*ctx_));
     }
     if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "admin" && seg[2] == "webhooks")
       return WebhooksAdmin(std::move(req), url, seg);

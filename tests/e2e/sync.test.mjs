@@ -884,6 +884,72 @@ test("persistence across a graceful restart (SIGTERM): clients closed with 1001,
   })
 })
 
+test("SIGTERM: a client that never answers its close holds the stop for the 2 s grace, /readyz says 503 meanwhile; a second signal stops at once", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-silent"
+    const token = srv.mintToken({ workspace: ws })
+    /** A raw socket that sends `request` and collects what comes back. */
+    const raw = (request) => {
+      const s = net.connect(srv.port, "127.0.0.1")
+      s.received = Buffer.alloc(0)
+      s.on("data", (d) => (s.received = Buffer.concat([s.received, d])))
+      s.on("error", () => {})
+      s.write(request)
+      return s
+    }
+    const until = async (what, cond) => {
+      const start = Date.now()
+      while (!cond()) {
+        assert.ok(Date.now() - start < 5000, `${what}: not within 5 s`)
+        await new Promise((r) => setTimeout(r, 10))
+      }
+    }
+    // A WebSocket client that reads its frames and never answers any; the
+    // server's close frame starts with 0x88.
+    const silentClient = async () => {
+      const s = raw(upgradeRequest(`/v1/sync/${ws}?token=${token}`))
+      await until("the upgrade", () => s.received.includes("\r\n\r\n"))
+      assert.match(s.received.toString("latin1"), /^HTTP\/1\.1 101 /)
+      const headerEnd = s.received.indexOf("\r\n\r\n") + 4
+      s.closeFrameSeen = () => s.received.subarray(headerEnd).includes(0x88)
+      return s
+    }
+    const readyz = "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+    const silent = await silentClient()
+    const lb = raw(readyz) // a load balancer's keep-alive connection
+    await until("/readyz", () => lb.received.includes("ready\n"))
+    assert.match(lb.received.toString(), /^HTTP\/1\.1 200 /)
+    lb.received = Buffer.alloc(0)
+    const t0 = Date.now()
+    const { stopped } = srv.signal("SIGTERM")
+    await until("the close frame", () => silent.closeFrameSeen())
+    lb.write(readyz)
+    await until("/readyz while stopping", () => lb.received.includes("}"))
+    assert.match(lb.received.toString(), /^HTTP\/1\.1 503 [^]*"the server is shutting down"/)
+    assert.deepEqual(await stopped, { code: 0, signal: null })
+    const heldMs = Date.now() - t0
+    t.diagnostic(`the unanswered close held the stop ${heldMs} ms`)
+    assert.ok(heldMs >= 1800, `the server waited for the client's answer (${heldMs} ms)`)
+    silent.destroy()
+    lb.destroy()
+
+    await srv.restart()
+    const silent2 = await silentClient()
+    const second = srv.signal("SIGTERM")
+    await until("the close frame", () => silent2.closeFrameSeen())
+    const t1 = Date.now()
+    srv.signal("SIGTERM")
+    assert.deepEqual(await second.stopped, { code: 0, signal: null })
+    const afterSecondMs = Date.now() - t1
+    t.diagnostic(`stopped ${afterSecondMs} ms after the second signal`)
+    assert.ok(afterSecondMs < 1500, `a second signal does not wait out the grace (${afterSecondMs} ms)`)
+    assert.match(srv.log(), /signal 15 again: stopping now/)
+    silent2.destroy()
+    await srv.restart() // and it starts again
+  })
+})
+
 test("kill -9 with ops in flight: no op that a client saw broadcast is lost", { timeout: 60_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-crash"
@@ -962,7 +1028,7 @@ test("kill -9 with ops in flight: no op that a client saw broadcast is lost", { 
 
 // --- status -----------------------------------------------------------------------------
 
-test("a full disk: ops get 500 and store nothing; once space is back, writes resume without a restart, in every workspace; what was acknowledged survives kill -9", { timeout: 60_000 }, async (t) => {
+test("a full disk: ops get 500 and store nothing, /readyz 503; once space is back, writes resume without a restart, in every workspace; what was acknowledged survives kill -9", { timeout: 60_000 }, async (t) => {
   const fault = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
   assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_disk_full_fault) is missing: ${fault}; set ETHERPLY_DISK_FULL_FAULT`)
   const flag = path.join(os.tmpdir(), `etherply-disk-full-${process.pid}-${Date.now()}`)
@@ -974,12 +1040,18 @@ test("a full disk: ops get 500 and store nothing; once space is back, writes res
     assertOp(await a.next(), "before", 1)
     const storage = async () => JSON.parse((await httpRequest(`${srv.url}/v1/status`)).text).storage
     assert.deepEqual(await storage(), { writable: true })
+    const ready = async () => httpRequest(`${srv.url}/readyz`)
+    assert.equal((await ready()).status, 200, "/readyz while writes succeed")
     fs.writeFileSync(flag, "") // the disk is full
     a.sendOp("full", 2)
     assertError(await a.next(), 500, "an op while the disk is full")
     const failing = await storage()
     assert.equal(failing.writable, false, "/v1/status says writes fail")
     assert.match(failing.error, /No space left on device/)
+    const notReady = await ready()
+    assert.equal(notReady.status, 503, "/readyz while writes fail")
+    assert.match(JSON.parse(notReady.text).error.message, /^writes are failing: .*No space left on device/)
+    assert.equal((await httpRequest(`${srv.url}/healthz`)).status, 200, "/healthz: the node is alive, reads go on")
     b.sendOp("full", 3) // a workspace that has not failed yet fails too
     assertError(await b.next(), 500, "another workspace's op while the disk is full")
     fs.rmSync(flag) // space again
@@ -999,6 +1071,7 @@ test("a full disk: ops get 500 and store nothing; once space is back, writes res
     await storedSoon(a, "after", 4)
     await storedSoon(b, "after", 5)
     assert.deepEqual(await storage(), { writable: true }, "and writable again")
+    assert.equal((await ready()).status, 200, "/readyz once writes succeed again")
     assert.match(srv.log(), /WARN rocksdb: .*No space left on device/, "RocksDB's own error is in the server's log")
     assert.match(srv.log(), /INFO storage: writes resumed after a failed write/)
     const expected = { "disk-a": { before: 1, after: 4 }, "disk-b": { after: 5 } }

@@ -229,6 +229,13 @@ export async function startServer({ args = [], secret = randomSecret(), dataDir,
       }
     },
 
+    /** Sends `sig` and returns at once; `stopped` resolves {code, signal} at the exit. */
+    signal(sig) {
+      const c = child
+      c.kill(sig)
+      return { stopped: waitExit(c, STOP_TIMEOUT_MS) }
+    },
+
     /** SIGKILL: the process gets no chance to flush or close anything. */
     async kill9() {
       if (!child) return null
