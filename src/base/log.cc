@@ -5,6 +5,7 @@
 #include <ctime>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "base/hex.h"
 
@@ -51,6 +52,22 @@ void Log(LogLevel level, std::string_view message) {
   std::lock_guard lock(mu);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
+}
+
+void ThrottledWarning::Warn(std::string_view message, std::chrono::steady_clock::time_point now) {
+  size_t held;
+  {
+    std::lock_guard lock(mu_);
+    if (now < next_) {
+      ++held_;
+      return;
+    }
+    next_ = now + every_;
+    held = std::exchange(held_, 0);
+  }
+  if (held == 0) return LogWarn(message);
+  LogWarn(std::string(message) + " (and " + std::to_string(held) +
+          " more like it since the last such line)");
 }
 
 std::string Quoted(std::string_view value) {

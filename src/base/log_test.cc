@@ -35,5 +35,27 @@ TEST(Log, QuotedKeepsAClientsValueOneField) {
   EXPECT_EQ(Quoted("a\\\"b"), "\"a\\\\\\\"b\"");
 }
 
+TEST(ThrottledWarning, LogsTheFirstThenOnePerPeriodWithTheCountHeldBack) {
+  using namespace std::chrono_literals;
+  ThrottledWarning w(10s);
+  auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  auto warn = [&](std::chrono::steady_clock::time_point at) {
+    testing::internal::CaptureStderr();
+    w.Warn("accept failed", at);
+    return testing::internal::GetCapturedStderr();
+  };
+  EXPECT_NE(warn(t0).find(" WARN accept failed\n"), std::string::npos);
+  EXPECT_EQ(warn(t0 + 1s), "");
+  EXPECT_EQ(warn(t0 + 9s), "");
+  EXPECT_NE(
+      warn(t0 + 10s).find(" WARN accept failed (and 2 more like it since the last such line)\n"),
+      std::string::npos);
+  EXPECT_EQ(warn(t0 + 19s), "");
+  EXPECT_NE(
+      warn(t0 + 30s).find(" WARN accept failed (and 1 more like it since the last such line)\n"),
+      std::string::npos);
+  EXPECT_NE(warn(t0 + 41s).find(" WARN accept failed\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace etherply

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 
 #include "server/server.h"
 #include "server/workspace.h"
@@ -16,6 +17,12 @@ struct ServerContext {
   webhooks::Webhooks* webhooks = nullptr;  // null when not configured
   replication::Replicator* replicator = nullptr;  // null when not configured
   std::atomic<size_t> connections{0};
+  // HTTP connections: those waiting for their request, answering one, or
+  // kept alive between requests (an upgrade moves one to `connections`).
+  std::atomic<size_t> http_connections{0};
+  // Connections of both kinds at once; a connection beyond it is answered
+  // 503 as it is accepted (set at start from the open-file limit).
+  size_t max_sockets = SIZE_MAX;
   // Connections whose reads wait for their ops to be durable
   // (ServerOptions::max_inflight_op_bytes).
   std::atomic<size_t> reads_paused{0};

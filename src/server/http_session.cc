@@ -115,10 +115,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext> ctx)
       : stream_(std::move(socket)), ctx_(std::move(ctx)) {
+    ++ctx_->http_connections;
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
+  ~HttpSession() { --ctx_->http_connections; }
 
   void Run() {
     net::dispatch(stream_.get_executor(),
@@ -486,9 +488,35 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::string peer_;
 };
 
+// A connection over ServerContext::max_sockets, answered 503 as it is
+// accepted and closed unread: a fresh socket's send buffer takes the answer
+// whole, so nothing waits. What the client sent already is read first, as
+// closing with it unread would reset the connection before the answer.
+void RefuseBusy(net::ip::tcp::socket socket, const ServerContext& ctx) {
+  static const std::string kAnswer = [] {
+    std::string body = R"({"error":{"code":503,"message":"too many connections"}})"
+                       "\n";
+    return "HTTP/1.1 503 Service Unavailable\r\nServer: etherply\r\n"
+           "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  static ThrottledWarning warning(std::chrono::seconds(10));
+  warning.Warn("refused a connection with 503: " + std::to_string(ctx.max_sockets) +
+               " connections at once already (WebSocket and HTTP)");
+  beast::error_code ec;
+  socket.non_blocking(true, ec);
+  std::array<char, 8192> unread;
+  socket.read_some(net::buffer(unread), ec);
+  socket.write_some(net::buffer(kAnswer), ec);
+  socket.shutdown(net::ip::tcp::socket::shutdown_send, ec);
+  socket.close(ec);
+}
+
 }  // namespace
 
 void StartHttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext> ctx) {
+  if (ctx->http_connections.load() + ctx->connections.load() >= ctx->max_sockets)
+    return RefuseBusy(std::move(socket), *ctx);
   std::make_shared<HttpSession>(std::move(socket), std::move(ctx))->Run();
 }
 

@@ -3,6 +3,7 @@
 //
 // Routes (doc/protocol.md, doc/history_api.md, doc/webhooks.md):
 //   GET  /healthz                              200 "ok"
+//   GET  /readyz                               200 "ready"; 503 while writes fail or stopping
 //   GET  /v1/status                            JSON: connections, workspaces, replication
 //   GET  /v1/sync/{workspace}                  WebSocket upgrade (read scope)
 //   GET  /v1/workspaces/{workspace}/doc        the Automerge document (read scope)
@@ -15,7 +16,9 @@
 // (undo, restore) or the admin scope over '*' (admin routes); 404 unknown
 // path, 405 wrong method, 413 request body over 1 MiB, 431 request line and
 // headers over 8 KiB, 426 sync without an upgrade, 503 too many
-// connections. An op's 403 (read-only token) is a WebSocket message.
+// connections (WebSocket ones over ServerOptions::max_connections, or
+// connections of any kind over ServerContext::max_sockets, answered as they
+// are accepted). An op's 403 (read-only token) is a WebSocket message.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>

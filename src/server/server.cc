@@ -1,5 +1,8 @@
 #include "server/server.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -30,9 +33,53 @@ using tcp = net::ip::tcp;
 // How long a stopping server waits for its clients to answer their close.
 constexpr std::chrono::seconds kCloseGrace{2};
 
+// File descriptors kept back from connections: RocksDB's files, the webhook
+// and NATS connections, the event loop's own.
+constexpr size_t kReservedFds = 128;
+// HTTP connections (health checks, history, documents, upgrades under way)
+// beside max_connections WebSocket ones.
+constexpr size_t kHttpHeadroom = 1024;
+// How long the acceptor rests after a failed accept (no descriptor or
+// memory left): the connection waits in the listen backlog meanwhile.
+constexpr std::chrono::milliseconds kAcceptRetry{100};
+
+namespace {
+// Raises the soft limit on open files toward what max_connections needs, as
+// far as the hard limit allows, and returns how many connections the server
+// may hold at once: beyond that a new one is answered 503 as it is accepted,
+// rather than an accept failing for want of a descriptor. Says so when the
+// limit is what binds.
+size_t MaxSockets(size_t max_connections) {
+  const size_t wanted = max_connections + kHttpHeadroom;
+  const rlim_t needed = wanted + kReservedFds;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? needed : std::min(needed, rl.rlim_max);
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= needed) return wanted;
+  size_t limit = rl.rlim_cur;
+  size_t max_sockets = limit > 2 * kReservedFds ? limit - kReservedFds : limit / 2;
+  LogWarn("open files are limited to " + std::to_string(limit) +
+          " (ulimit -n; its hard limit too): this node holds at most " +
+          std::to_string(max_sockets) +
+          " connections at once, WebSocket and HTTP together, and answers more with 503; "
+          "--max-connections " +
+          std::to_string(max_connections) + " needs a limit of " + std::to_string(needed) +
+          " (raise the hard limit: ulimit -Hn as root, or LimitNOFILE= under systemd)");
+  return max_sockets;
+}
+}  // namespace
+
 struct Server::Impl {
   explicit Impl(ServerOptions o)
-      : ioc(o.threads), acceptor(ioc), signals(ioc, SIGINT, SIGTERM), stop_timer(ioc) {
+      : ioc(o.threads),
+        acceptor(ioc),
+        signals(ioc, SIGINT, SIGTERM),
+        accept_timer(ioc),
+        stop_timer(ioc) {
     ctx = std::make_shared<ServerContext>();
     ctx->options = std::move(o);
   }
@@ -50,18 +97,27 @@ struct Server::Impl {
   }
 
   void Accept() {
-    acceptor.async_accept(net::make_strand(ioc), [this](boost::system::error_code ec,
-                                                        tcp::socket socket) {
-      if (ec == net::error::operation_aborted) return;
-      if (!ec) {
-        // Real-time messages go out at once: without this, Nagle holds a
-        // broadcast until the client's delayed ACK, up to 40 ms.
-        boost::system::error_code ignored;
-        socket.set_option(tcp::no_delay(true), ignored);
-        StartHttpSession(std::move(socket), ctx);
-      }
-      Accept();
-    });
+    acceptor.async_accept(
+        net::make_strand(ioc), [this](boost::system::error_code ec, tcp::socket socket) {
+          if (ec == net::error::operation_aborted || ctx->stopping) return;
+          if (ec) {
+            // No descriptor or memory left (EMFILE, ENFILE, ENOBUFS, ENOMEM):
+            // accepting again at once would spin, failing the same way.
+            accept_failed.Warn("accepting a connection failed: " + ec.message() +
+                               "; retrying every " + std::to_string(kAcceptRetry.count()) + " ms");
+            accept_timer.expires_after(kAcceptRetry);
+            accept_timer.async_wait([this](boost::system::error_code ec) {
+              if (!ec && !ctx->stopping) Accept();
+            });
+            return;
+          }
+          // Real-time messages go out at once: without this, Nagle holds a
+          // broadcast until the client's delayed ACK, up to 40 ms.
+          boost::system::error_code ignored;
+          socket.set_option(tcp::no_delay(true), ignored);
+          StartHttpSession(std::move(socket), ctx);
+          Accept();
+        });
   }
 
   // Declared in reverse order of destruction (see ~Impl).
@@ -74,6 +130,8 @@ struct Server::Impl {
   net::io_context ioc;
   tcp::acceptor acceptor;
   net::signal_set signals;
+  net::steady_timer accept_timer;
+  ThrottledWarning accept_failed{std::chrono::seconds(10)};
   std::shared_ptr<ServerContext> ctx;
   std::unique_ptr<storage::Committer> committer;
 
@@ -150,6 +208,7 @@ Status Server::Start() {
   m.ctx->store = m.store.get();
   if (m.replicator) m.replicator->Start(*m.hub);
 
+  m.ctx->max_sockets = MaxSockets(o.max_connections);
   boost::system::error_code ec;
   auto address = net::ip::make_address(o.host, ec);
   if (ec) return Status::InvalidArgument("bad listen address " + o.host);
@@ -208,6 +267,7 @@ void Server::Stop() {
     if (m.ctx->stopping.exchange(true)) return;  // a signal and a call, say
     boost::system::error_code ec;
     m.acceptor.close(ec);
+    m.accept_timer.cancel();
     // Clients are told the server is going away (1001), so that they
     // reconnect at once, and given kCloseGrace to answer before the
     // network stops.

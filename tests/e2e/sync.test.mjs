@@ -1082,6 +1082,88 @@ test("a full disk: ops get 500 and store nothing, /readyz 503; once space is bac
   })
 })
 
+test("more connections than the open-file limit allows get 503 as they are accepted, the server saying so at start; it serves again once they leave", { timeout: 30_000 }, async (t) => {
+  await withServer(t, { maxOpenFiles: 300 }, async (srv) => {
+    const m = /WARN open files are limited to 300 .*holds at most (\d+) connections at once/.exec(srv.log())
+    assert.ok(m, `the start-up warning names the limit:\n${srv.logTail(5)}`)
+    const room = Number(m[1])
+    assert.ok(room < 250, `room for ${room} connections`)
+    /** A socket that sends `request` (or nothing) and records the answer. */
+    const open = (request) => {
+      const s = net.connect(srv.port, "127.0.0.1")
+      s.answer = ""
+      s.ended = false
+      s.on("data", (d) => (s.answer += d))
+      s.on("end", () => (s.ended = true))
+      s.on("error", () => {})
+      if (request) s.write(request)
+      return s
+    }
+    const until = async (what, cond) => {
+      const start = Date.now()
+      while (!cond()) {
+        assert.ok(Date.now() - start < 10_000, `${what}: not within 10 s`)
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+    // Idle connections, as a slow or malicious client holds them.
+    const idle = Array.from({ length: 250 }, () => open())
+    await until("the refusals", () => idle.filter((s) => s.ended).length >= 250 - room)
+    await new Promise((r) => setTimeout(r, 200))
+    const refused = idle.filter((s) => s.ended)
+    assert.equal(refused.length, 250 - room, "exactly the connections beyond the room are refused")
+    for (const s of refused) assert.match(s.answer, /^HTTP\/1\.1 503 [^]*"too many connections"/)
+    const late = open("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") // its request already sent
+    await until("the late request's answer", () => late.ended)
+    assert.match(late.answer, /^HTTP\/1\.1 503 [^]*Connection: close[^]*\r\n\r\n\{"error":\{"code":503,"message":"too many connections"\}\}\n$/)
+    assert.match(srv.log(), /WARN refused a connection with 503: \d+ connections at once already/)
+    for (const s of idle) s.destroy()
+    let health
+    for (let i = 0; i < 50 && health?.status !== 200; i++) {
+      health = await httpRequest(`${srv.url}/healthz`).catch(() => null)
+      if (health?.status !== 200) await new Promise((r) => setTimeout(r, 50))
+    }
+    assert.equal(health?.status, 200, "served again once the idle connections left")
+  })
+})
+
+test("an accept that fails for want of a descriptor (EMFILE) is retried every 100 ms, not in a busy loop, and logged once; the waiting connection is served once descriptors are back", { timeout: 30_000 }, async (t) => {
+  const fault = process.env.ETHERPLY_ACCEPT_FAULT || path.join(path.dirname(BIN), "libetherply_accept_fault.so")
+  assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_accept_fault) is missing: ${fault}; set ETHERPLY_ACCEPT_FAULT`)
+  const flag = path.join(os.tmpdir(), `etherply-emfile-${process.pid}-${Date.now()}`)
+  t.after(() => fs.rmSync(flag, { force: true }))
+  await withServer(t, { env: { LD_PRELOAD: fault, ETHERPLY_FAULT_ACCEPT_EMFILE: flag } }, async (srv) => {
+    const cpuTicks = () => {
+      const stat = fs.readFileSync(`/proc/${srv.pid}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return Number(fields[11]) + Number(fields[12]) // utime + stime, in clock ticks (1/100 s)
+    }
+    fs.writeFileSync(flag, "") // no descriptor left
+    const s = net.connect(srv.port, "127.0.0.1")
+    let answer = ""
+    s.on("data", (d) => (answer += d))
+    s.on("error", () => {})
+    s.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    await new Promise((r) => setTimeout(r, 300))
+    const before = cpuTicks()
+    await new Promise((r) => setTimeout(r, 1000))
+    const used = cpuTicks() - before
+    t.diagnostic(`the server used ${used} ticks of CPU in the second its accepts failed`)
+    assert.ok(used < 30, `no busy loop while accepts fail: ${used} of 100 ticks in a second`)
+    assert.equal(answer, "", "the connection waits")
+    const warnings = srv.log().match(/WARN accepting a connection failed: Too many open files; retrying every 100 ms/g) ?? []
+    assert.equal(warnings.length, 1, "logged once, not once per attempt")
+    fs.rmSync(flag) // descriptors again
+    const start = Date.now()
+    while (!answer.includes("ok\n")) {
+      assert.ok(Date.now() - start < 5000, `the waiting connection was not served: ${JSON.stringify(answer)}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.match(answer, /^HTTP\/1\.1 200 /)
+    s.destroy()
+  })
+})
+
 test("/v1/status: connections and workspaces in memory; a workspace unloads when its last client leaves", { timeout: 30_000 }, async (t) => {
   await withServer(t, { args: ["--warm-workspaces", "0"] }, async (srv, h) => {
     const status = async () => {

@@ -124,10 +124,11 @@ function waitExit(child, timeoutMs) {
 
 /**
  * Starts `etherply serve` on 127.0.0.1:0 with a fresh temporary data dir (or
- * `dataDir`) and a random secret (or `secret`); resolves once the server has
- * logged "etherply listening on http://127.0.0.1:PORT".
+ * `dataDir`) and a random secret (or `secret`), under a limit of
+ * `maxOpenFiles` open files if given; resolves once the server has logged
+ * "etherply listening on http://127.0.0.1:PORT".
  */
-export async function startServer({ args = [], secret = randomSecret(), dataDir, env = {} } = {}) {
+export async function startServer({ args = [], secret = randomSecret(), dataDir, env = {}, maxOpenFiles } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`etherply binary not found at ${BIN}; set ETHERPLY_BIN`)
   const dir = dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "etherply-e2e-"))
   let logText = ""
@@ -171,7 +172,9 @@ export async function startServer({ args = [], secret = randomSecret(), dataDir,
     async launch() {
       const extra = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir, ...args]
       logText += `--- start #${++srv.starts}: ${BIN} ${extra.join(" ")}\n`
-      const c = spawn(BIN, extra, {
+      // prlimit sets the limit (soft and hard) and execs the server: same pid.
+      const [cmd, argv] = maxOpenFiles ? ["prlimit", [`--nofile=${maxOpenFiles}`, BIN, ...extra]] : [BIN, extra]
+      const c = spawn(cmd, argv, {
         env: { ...process.env, ETHERPLY_JWT_SECRET: secret, ...env },
         stdio: ["ignore", "pipe", "pipe"],
       })
