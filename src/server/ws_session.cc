@@ -146,6 +146,10 @@ void WebSocketSession::SendBatch(Batch messages) {
 }
 
 bool WebSocketSession::QueueFrame(const std::shared_ptr<const std::string>& message) {
+  // A session whose join reached its workspace after Server::Stop's
+  // Hub::CloseClients did was not told then: it is at its first message, its
+  // init (as is any session a message reaches once the server is stopping).
+  if (ctx_->stopping.load()) CloseNow(1001, "the server is shutting down");
   // Beast is no longer open once it queued a close frame (its reply to the
   // client's, or its own on a protocol error): nothing may follow that.
   if (closing_ || !ws_.is_open()) return false;

@@ -105,6 +105,24 @@ TEST(WebSocketSession, SessionIsClosedWhenItsTokenExpires) {
   EXPECT_EQ(ws.reason().reason, "the token expired");
 }
 
+// Once the server is stopping, a message to a session closes it with 1001
+// instead: a session whose join came after Hub::CloseClients told the
+// others is told at its first message (here a 403, the one whose arrival
+// is in the test's hands).
+TEST(WebSocketSession, MessageToASessionOfAStoppingServerClosesItWith1001) {
+  OneSession server(ServerOptions{});
+  Client ws = Connect(server);
+  server.ctx->stopping = true;
+  ws.write(boost::asio::buffer(std::string(R"({"type":"op","payload":{"key":"k","value":1}})")));
+  beast::flat_buffer buffer;
+  beast::error_code end;
+  ws.read(buffer, end);
+  EXPECT_EQ(beast::buffers_to_string(buffer.data()), "") << "the 403 is not sent";
+  EXPECT_EQ(end, websocket::error::closed);
+  EXPECT_EQ(ws.reason().code, websocket::close_code::going_away);  // 1001
+  EXPECT_EQ(ws.reason().reason, "the server is shutting down");
+}
+
 // The client reads nothing while the workspace sends it far more than 4x
 // the limit: it is closed with 1008 at once (no stall time involved). When
 // it reads again it finds whole messages, in order, fewer than were sent,
