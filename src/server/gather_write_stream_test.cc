@@ -381,5 +381,32 @@ TEST(GatherWriteStream, StalledOnlyWhileBytesWaitWithoutProgress) {
   EXPECT_TRUE(out.StalledFor(std::chrono::seconds(2), Clock::now() + std::chrono::seconds(3)));
 }
 
+// What the HTTP parser read past the upgrade request comes first, in as
+// many reads as the buffers take, each completing posted (never inside
+// the call); then the socket's own bytes.
+TEST(GatherWriteStream, PreloadedBytesAreReadFirstThenTheSocket) {
+  Loopback net_;
+  GatherWriteStream in{beast::tcp_stream(std::move(net_.server))};
+  in.Preload("abc");
+  net::write(net_.client, net::buffer(std::string("def")));
+  std::string got;
+  std::vector<size_t> reads;
+  char buf[2];
+  std::function<void(beast::error_code, size_t)> on_read = [&](beast::error_code ec, size_t n) {
+    ASSERT_FALSE(ec) << ec.message();
+    got.append(buf, n);
+    reads.push_back(n);
+    if (got.size() < 6) in.async_read_some(net::buffer(buf), on_read);
+  };
+  in.async_read_some(net::buffer(buf), on_read);
+  EXPECT_TRUE(reads.empty()) << "completed inside the call";
+  while (got.size() < 6 && net_.io.run_one() > 0) {
+  }
+  EXPECT_EQ(got, "abcdef");
+  ASSERT_GE(reads.size(), 3u);
+  EXPECT_EQ(reads[0], 2u);
+  EXPECT_EQ(reads[1], 1u) << "a read does not run past the preloaded bytes";
+}
+
 }  // namespace
 }  // namespace etherply::server
