@@ -50,7 +50,9 @@ namespace {
 // rather than an accept failing for want of a descriptor. Says so when the
 // limit is what binds.
 size_t MaxSockets(size_t max_connections) {
-  const size_t wanted = max_connections + kHttpHeadroom;
+  // Saturating: --max-connections may be as large as a size_t.
+  const size_t wanted =
+      std::min(max_connections, SIZE_MAX - kHttpHeadroom - kReservedFds) + kHttpHeadroom;
   const rlim_t needed = wanted + kReservedFds;
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
