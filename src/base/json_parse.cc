@@ -24,6 +24,10 @@ class Handler {
   json::value_stack st;
   std::string number;
   bool too_large = false;  // a number beyond a double's range
+  // Members the text names, over all objects; whether an object named two
+  // or more (only such can repeat a key).
+  size_t members = 0;
+  bool multi_member = false;
 
   bool on_document_begin(json::error_code&) { return true; }
   bool on_document_end(json::error_code&) { return true; }
@@ -34,6 +38,8 @@ class Handler {
   }
   bool on_object_begin(json::error_code&) { return true; }
   bool on_object_end(std::size_t n, json::error_code&) {
+    members += n;
+    multi_member |= n >= 2;
     st.push_object(n);
     return true;
   }
@@ -97,6 +103,19 @@ class Handler {
   bool on_comment(json::string_view, json::error_code&) { return true; }
 };
 
+// The members of every object in `v`. Boost.JSON keeps the last of a
+// repeated key, so a text with one holds fewer than it names.
+size_t CountMembers(const json::value& v) {
+  size_t n = 0;
+  if (const auto* a = v.if_array())
+    for (const auto& e : *a) n += CountMembers(e);
+  if (const auto* o = v.if_object()) {
+    n += o->size();
+    for (const auto& m : *o) n += CountMembers(m.value());
+  }
+  return n;
+}
+
 }  // namespace
 
 Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth) {
@@ -114,7 +133,10 @@ Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth) {
                                        ? "holds a number beyond the range of a double"
                                        : "holds a number whose exponent is too long to read");
   if (ec) return Status::InvalidArgument("is not valid JSON (" + ec.message() + ")");
-  return p.handler().st.release();
+  json::value v = p.handler().st.release();
+  if (p.handler().multi_member && CountMembers(v) != p.handler().members)
+    return Status::InvalidArgument("has an object with a duplicate key");
+  return v;
 }
 
 }  // namespace etherply

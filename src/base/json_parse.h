@@ -19,7 +19,9 @@ namespace etherply {
 // parser's reason>)", "nests deeper than <max_depth> levels", "holds a
 // number beyond the range of a double" (JSON allows 1e400; a double, and so
 // Automerge, cannot hold it; numbers too small for one round to zero), or
-// "holds a number whose exponent is too long to read" (beyond 32 bits).
+// "holds a number whose exponent is too long to read" (beyond 32 bits), or
+// "has an object with a duplicate key" (which of the two would be meant is
+// a guess: RFC 7493 forbids them, as the JWT parser does).
 Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth = 64);
 
 }  // namespace etherply

@@ -57,5 +57,16 @@ TEST(ParseJson, MalformedTextIsRefusedWithTheParsersReason) {
     ExpectRefused(text, "is not valid JSON (");
 }
 
+TEST(ParseJson, DuplicateKeysAreRefusedAtAnyDepth) {
+  for (const char* text :
+       {R"({"a":1,"a":2})", R"({"a":{"x":1},"a":2})", R"([{"k":1},{"b":[{"k":1,"k":1}]}])",
+        R"({"a":1,"\u0061":2})", R"({"":1,"":1})"})
+    ExpectRefused(text, "has an object with a duplicate key");
+  // The same key in different objects is no duplicate.
+  auto v = ParseJson(R"({"a":{"a":1,"b":{"a":2}},"b":[{"a":3},{"a":4}]})");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->at("b").as_array()[1].at("a").as_int64(), 4);
+}
+
 }  // namespace
 }  // namespace etherply

@@ -45,6 +45,9 @@ TEST(ParseClientMessage, AValueNestsUpToTheLimit) {
 
 TEST(ParseClientMessage, MalformedMessagesSayWhatIsWrong) {
   ExpectRefused(Op("1e400"), "message holds a number beyond the range of a double");
+  ExpectRefused(R"({"type":"op","payload":{"key":"a","key":"b","value":1}})",
+                "message has an object with a duplicate key");
+  ExpectRefused(Op(R"({"x":1,"x":2})"), "message has an object with a duplicate key");
   ExpectRefused("{\"type\":\"op\",", "message is not valid JSON (incomplete JSON)");
   ExpectRefused("[1]", "message is not a JSON object");
   ExpectRefused(R"({"payload":{}})", "message has no \"type\"");
