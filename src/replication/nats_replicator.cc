@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -50,6 +51,8 @@ constexpr char kSessionHeader[] = "Etherply-Session";
 constexpr size_t kPublishBatch = 512;
 constexpr size_t kPublishWindow = 4 * kPublishBatch;
 constexpr size_t kMessageBytes = 16 << 10;
+// How long NATS may be away before the log says so (then every 30 s).
+constexpr int64_t kQuietRetryMillis = 5'000;
 // Room left in max_payload for a message's headers: the timestamps (up to
 // 20 digits and a space per record), the workspace ID, the message ID.
 constexpr size_t kHeaderRoom = 16 << 10;
@@ -77,7 +80,60 @@ int64_t WallNanos() {
 std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) {
   std::string m = natsStatus_GetText(s);
   if (jerr != 0) m += " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")";
+  // What an operator does about the errors of a misconfigured NATS.
+  if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr)
+    m += ": JetStream is not enabled on this NATS server (start it with -js)";
+  if (jerr == JSStreamReplicasNotSupportedErr)
+    m += ": this NATS server is not clustered, so --nats-replicas must be 1";
   return m;
+}
+
+// The servers of a comma-separated NATS URL list, each checked (see
+// CheckOptions).
+Result<std::vector<std::string>> NatsUrls(std::string_view list) {
+  std::vector<std::string> urls;
+  for (size_t start = 0; start <= list.size();) {
+    size_t comma = std::min(list.find(',', start), list.size());
+    std::string_view url = list.substr(start, comma - start);
+    start = comma + 1;
+    auto bad = [&](std::string_view why) {
+      return Status::InvalidArgument("NATS URL \"" + std::string(url) + "\" " + std::string(why) +
+                                     " (want nats://host:port, e.g. nats://127.0.0.1:4222)");
+    };
+    if (url.empty()) return bad("is empty");
+    std::string_view rest = url;
+    if (size_t scheme = rest.find("://"); scheme != std::string_view::npos) {
+      if (rest.substr(0, scheme) != "nats" && rest.substr(0, scheme) != "tls")
+        return bad("has a scheme other than nats:// or tls://");
+      rest.remove_prefix(scheme + 3);
+    }
+    if (size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
+    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    std::string_view host = rest, port;
+    if (rest.starts_with('[')) {  // [IPv6]
+      size_t close = rest.find(']');
+      if (close == std::string_view::npos) return bad("has an unclosed [");
+      host = rest.substr(0, close + 1);
+      if (close + 1 < rest.size()) {
+        if (rest[close + 1] != ':') return bad("has something after its host");
+        port = rest.substr(close + 2);
+      }
+    } else if (size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
+      host = rest.substr(0, colon);
+      port = rest.substr(colon + 1);
+    }
+    if (host.empty() || host.find_first_of("/?#") != std::string_view::npos)
+      return bad("has no host, or a path");
+    if (port.data() != nullptr) {
+      uint32_t n = 0;
+      auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+      if (port.empty() || ec != std::errc() || end != port.data() + port.size() || n < 1 ||
+          n > 65535)
+        return bad("has a port that is not from 1 to 65535");
+    }
+    urls.emplace_back(url);
+  }
+  return urls;
 }
 
 // Waits for one result from another thread, giving up when `stopping` is set.
@@ -116,13 +172,7 @@ class NatsReplicator final : public Replicator {
     sink_ = &sink;
     natsOptions* opts = nullptr;
     natsOptions_Create(&opts);
-    std::vector<std::string> urls;
-    for (size_t start = 0; start <= options_.nats_url.size();) {
-      size_t comma = options_.nats_url.find(',', start);
-      if (comma == std::string::npos) comma = options_.nats_url.size();
-      if (comma > start) urls.push_back(options_.nats_url.substr(start, comma - start));
-      start = comma + 1;
-    }
+    std::vector<std::string> urls = NatsUrls(options_.nats_url).value();  // CheckOptions passed
     std::vector<const char*> servers;
     for (const auto& u : urls) servers.push_back(u.c_str());
     natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
@@ -285,7 +335,8 @@ class NatsReplicator final : public Replicator {
 
   static void OnDisconnected(natsConnection*, void* closure) {
     auto* self = static_cast<NatsReplicator*>(closure);
-    LogWarn("replication: disconnected from NATS; changes wait in the outbox");
+    if (!self->stopping_)  // Stop closes the connection: no news then
+      LogWarn("replication: disconnected from NATS; changes wait in the outbox");
     std::lock_guard lock(self->mu_);
     self->WakeLocked();
   }
@@ -815,12 +866,20 @@ class NatsReplicator final : public Replicator {
   void ControlLoop() {
     bool subscribed = false;
     int64_t next_pass = 0;
+    int64_t down_since = NowMillis();  // not connected since
+    ThrottledWarning unreachable(std::chrono::seconds(30));
     while (!stopping_) {
       const uint64_t wakes = Wakes();
       if (!Connected()) {
+        // nats.c retries quietly: the operator hears of it every 30 s.
+        if (int64_t down = NowMillis() - down_since; down >= kQuietRetryMillis)
+          unreachable.Warn("replication: no NATS server of " + options_.nats_url +
+                           " has answered for " + std::to_string(down / 1000) +
+                           " s; retrying (changes wait in the outbox)");
         if (!Sleep(200, wakes)) return;
         continue;
       }
+      down_since = NowMillis();
       if (!subscribed) {
         subscribed = SubscribePeers();
         announce_ = subscribed;
@@ -1149,14 +1208,20 @@ bool IsValidNodeId(std::string_view id) {
   return true;
 }
 
-Result<std::unique_ptr<Replicator>> OpenNatsReplicator(Options options, storage::Store& store) {
-  if (!IsValidNodeId(options.node_id))
+Status CheckOptions(const Options& options) {
+  if (!options.node_id.empty() && !IsValidNodeId(options.node_id))
     return Status::InvalidArgument("node id must be 1-64 of A-Z a-z 0-9 _ -: " + options.node_id);
-  if (options.nats_url.empty()) return Status::InvalidArgument("no NATS url");
+  if (auto urls = NatsUrls(options.nats_url); !urls.ok()) return urls.status();
   if (options.replicas < 1 || options.replicas > 5)
     return Status::InvalidArgument("stream replicas must be 1 to 5");
   if (options.anti_entropy_interval.count() <= 0)
     return Status::InvalidArgument("the anti-entropy interval must be positive");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Replicator>> OpenNatsReplicator(Options options, storage::Store& store) {
+  if (options.node_id.empty()) return Status::InvalidArgument("no node id");
+  if (Status s = CheckOptions(options); !s.ok()) return s;
   auto outbox = Outbox::Open(store);
   if (!outbox.ok()) return outbox.status().WithContext("replication outbox");
   auto r = std::make_unique<NatsReplicator>(std::move(options), store, std::move(*outbox));

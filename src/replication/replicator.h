@@ -119,6 +119,13 @@ class Replicator {
   virtual std::string StatusJson() const = 0;
 };
 
+// The options that need no store, checked before the server makes
+// anything: each NATS URL in the comma-separated list is
+// [nats://|tls://][user[:password]@]host[:port] with a port from 1 to 65535
+// (none empty); replicas 1 to 5 (JetStream's range); a positive interval;
+// the node id, unless empty (the caller then uses the node's actor ID).
+Status CheckOptions(const Options& options);
+
 // Checks the options and reads the outbox back from the store; does not
 // connect yet (Start does, and keeps retrying).
 Result<std::unique_ptr<Replicator>> OpenNatsReplicator(Options options, storage::Store& store);

@@ -69,7 +69,6 @@ std::string StatusJson(const ServerContext& ctx) {
 Response JsonError(const Request& req, http::status status, std::string_view message) {
   boost::json::object err{{"code", static_cast<int>(status)}, {"message", message}};
   Response res{status, req.version()};
-  res.set(http::field::server, "etherply");
   res.set(http::field::content_type, "application/json");
   res.keep_alive(req.keep_alive());
   res.body() = boost::json::serialize(boost::json::object{{"error", err}}) + "\n";
@@ -183,13 +182,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Handle(Request req) {
     // A refused WebSocket upgrade ends the connection at once (spec §1).
     if (beast::websocket::is_upgrade(req)) req.keep_alive(false);
+    // The origin form (/path?query), or the absolute form a proxy sends
+    // (http://host/path?query, RFC 9112 §3.2.2).
     auto parsed = urls::parse_origin_form(req.target());
+    if (!parsed) {
+      auto absolute = urls::parse_absolute_uri(req.target());
+      if (absolute && (absolute->scheme_id() == urls::scheme::http ||
+                       absolute->scheme_id() == urls::scheme::https))
+        parsed = absolute;
+    }
     if (!parsed) return Write(JsonError(req, http::status::bad_request, "bad request target"));
     urls::url_view url = *parsed;
+    head_ = req.method() == http::verb::head;
     std::vector<std::string> seg;
     for (auto s : url.segments()) seg.emplace_back(s);
 
     if (seg.size() == 1 && seg[0] == "healthz") {
+      if (!MethodIs(req, http::verb::get)) return;
       Response res{http::status::ok, req.version()};
       res.set(http::field::content_type, "text/plain");
       res.keep_alive(req.keep_alive());
@@ -200,6 +209,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (seg.size() == 1 && seg[0] == "readyz") {
       // Whether this node takes writes now: 503 while they fail (a full
       // disk: until one succeeds again) and once the server is stopping.
+      if (!MethodIs(req, http::verb::get)) return;
       if (ctx_->stopping)
         return Write(
             JsonError(req, http::status::service_unavailable, "the server is shutting down"));
@@ -214,8 +224,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Write(std::move(res));
     }
     if (seg.size() == 2 && seg[0] == "v1" && seg[1] == "status") {
-      if (req.method() != http::verb::get)
-        return Write(JsonError(req, http::status::method_not_allowed, "use GET"));
+      if (!MethodIs(req, http::verb::get)) return;
       return Reply(req, StatusJson(*ctx_));
     }
     if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "admin" && seg[2] == "webhooks")
@@ -238,8 +247,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Write(JsonError(req, http::status::not_found, "no such path"));
     }
     bool writes = route == Route::kUndo || route == Route::kRestore;
-    if (req.method() != (writes ? http::verb::post : http::verb::get))
-      return Write(JsonError(req, http::status::method_not_allowed, writes ? "use POST" : "use GET"));
+    if (!MethodIs(req, writes ? http::verb::post : http::verb::get)) return;
     // A missing or invalid token is refused first, whatever else is wrong.
     auto claims = Authenticate(req, url);
     if (!claims) return;
@@ -287,8 +295,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool dead = seg.size() == 4 && seg[3] == "dead";
     bool replay = seg.size() == 6 && seg[3] == "dead" && seg[5] == "replay";
     if (!stats && !dead && !replay) return Write(JsonError(req, http::status::not_found, "no such path"));
-    if (req.method() != (replay ? http::verb::post : http::verb::get))
-      return Write(JsonError(req, http::status::method_not_allowed, replay ? "use POST" : "use GET"));
+    if (!MethodIs(req, replay ? http::verb::post : http::verb::get)) return;
     auto claims = Authenticate(req, url);
     if (!claims) return;
     if (!claims->CoversWorkspace("*") || !claims->scopes.Has(auth::Scope::kAdmin))
@@ -313,7 +320,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
              http::status ok_status = http::status::ok) {
     if (result.ok()) {
       Response res{ok_status, req.version()};
-      res.set(http::field::server, "etherply");
       res.set(http::field::content_type, "application/json");
       res.keep_alive(req.keep_alive());
       res.body() = *result + "\n";
@@ -437,7 +443,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
           return self->Write(JsonError(req, http::status::internal_server_error,
                                        "the workspace cannot be loaded"));
         Response res{http::status::ok, req.version()};
-        res.set(http::field::server, "etherply");
         res.set(http::field::content_type, "application/octet-stream");
         res.keep_alive(req.keep_alive());
         res.body() = std::move(*bytes);
@@ -447,7 +452,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
+  // Whether the request's method is `want` (HEAD passing for GET); writes
+  // 405, with the Allow header, if not.
+  bool MethodIs(const Request& req, http::verb want) {
+    if (req.method() == want || (want == http::verb::get && head_)) return true;
+    bool get = want == http::verb::get;
+    Response res = JsonError(req, http::status::method_not_allowed, get ? "use GET" : "use POST");
+    res.set(http::field::allow, get ? "GET, HEAD" : "POST");
+    Write(std::move(res));
+    return false;
+  }
+
+  // Every response names the server; one to HEAD has the headers of GET's
+  // (its Content-Length too) and no body.
   void Write(Response res) {
+    res.set(http::field::server, "etherply");
+    if (head_) {
+      size_t length = res.body().size();
+      res.body().clear();
+      res.content_length(length);
+    }
     auto sp = std::make_shared<Response>(std::move(res));
     http::async_write(stream_, *sp,
                       [self = shared_from_this(), sp](beast::error_code ec, size_t) {
@@ -486,6 +510,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<ServerContext> ctx_;
   std::string peer_;
+  bool head_ = false;  // the request being answered is a HEAD
 };
 
 // A connection over ServerContext::max_sockets, answered 503 as it is

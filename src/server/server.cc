@@ -149,6 +149,21 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
 Server::~Server() = default;
 
 namespace {
+// Where to listen: `host` an IP address, or a name, resolved (its first
+// address: "localhost" is 127.0.0.1 here).
+Result<tcp::endpoint> ListenEndpoint(net::io_context& ioc, const std::string& host, uint16_t port) {
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(host, ec);
+  if (!ec) return tcp::endpoint(address, port);
+  tcp::resolver resolver(ioc);
+  auto found = resolver.resolve(host, std::to_string(port), ec);
+  if (ec || found.empty())
+    return Status::InvalidArgument(
+        "cannot listen on " + host + ": not an IP address, and " +
+        (ec ? "resolving it failed: " + ec.message() : std::string("it resolves to no address")));
+  return found.begin()->endpoint();
+}
+
 // This node's actor ID: made once, then kept in the store.
 Result<automerge::ActorId> NodeActor(storage::Store& store) {
   auto stored = store.Get(storage::kActorKey);
@@ -167,6 +182,28 @@ Result<automerge::ActorId> NodeActor(storage::Store& store) {
 Status Server::Start() {
   Impl& m = *impl_;
   const ServerOptions& o = m.ctx->options;
+  // The listener first: a bad address or a port in use changes nothing
+  // (no data dir, store or NATS consumer made for a server that cannot run).
+  auto endpoint = ListenEndpoint(m.ioc, o.host, o.port);
+  if (!endpoint.ok()) return endpoint.status();
+  boost::system::error_code ec;
+  m.acceptor.open(endpoint->protocol(), ec);
+  if (!ec) m.acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) m.acceptor.bind(*endpoint, ec);
+  if (!ec) m.acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status::IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " +
+                           ec.message());
+  replication::Options ro;
+  if (!o.nats_url.empty()) {
+    ro.node_id = o.node_id;  // empty: the node's actor ID, from the store
+    ro.region = o.region;
+    ro.nats_url = o.nats_url;
+    ro.replicas = o.nats_replicas;
+    ro.anti_entropy_interval = o.anti_entropy_interval;
+    if (Status s = replication::CheckOptions(ro); !s.ok()) return s.WithContext("replication");
+  }
+
   std::error_code fs_ec;
   std::filesystem::create_directories(o.data_dir, fs_ec);
   if (fs_ec) return Status::IoError("cannot create data dir " + o.data_dir + ": " + fs_ec.message());
@@ -192,12 +229,7 @@ Status Server::Start() {
     m.ctx->webhooks = m.webhooks.get();
   }
   if (!o.nats_url.empty()) {
-    replication::Options ro;
-    ro.node_id = o.node_id.empty() ? ToHex(*actor) : o.node_id;
-    ro.region = o.region;
-    ro.nats_url = o.nats_url;
-    ro.replicas = o.nats_replicas;
-    ro.anti_entropy_interval = o.anti_entropy_interval;
+    if (ro.node_id.empty()) ro.node_id = ToHex(*actor);
     auto r = replication::OpenNatsReplicator(std::move(ro), *m.store);
     if (!r.ok()) return r.status().WithContext("replication");
     m.replicator = std::move(*r);
@@ -211,22 +243,13 @@ Status Server::Start() {
   if (m.replicator) m.replicator->Start(*m.hub);
 
   m.ctx->max_sockets = MaxSockets(o.max_connections);
-  boost::system::error_code ec;
-  auto address = net::ip::make_address(o.host, ec);
-  if (ec) return Status::InvalidArgument("bad listen address " + o.host);
-  tcp::endpoint ep(address, o.port);
-  m.acceptor.open(ep.protocol(), ec);
-  if (!ec) m.acceptor.set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) m.acceptor.bind(ep, ec);
-  if (!ec) m.acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec)
-    return Status::IoError("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " +
-                           ec.message());
-  LogInfo("etherply listening on http://" + o.host + ":" + std::to_string(port()) +
-          " (WebSocket: ws://" + o.host + ":" + std::to_string(port()) +
+  // An IPv6 address in brackets, as URLs write it.
+  std::string where = endpoint->address().is_v6() ? "[" + endpoint->address().to_string() + "]"
+                                                  : endpoint->address().to_string();
+  where += ":" + std::to_string(port());
+  LogInfo("etherply listening on http://" + where + " (WebSocket: ws://" + where +
           "/v1/sync/{workspace}); data in " + std::filesystem::absolute(o.data_dir).string() +
-          "; node actor " + ToHex(*actor) +
-          (o.webhook_url.empty() ? "" : "; webhooks on") +
+          "; node actor " + ToHex(*actor) + (o.webhook_url.empty() ? "" : "; webhooks on") +
           (o.nats_url.empty() ? "" : "; replicating over " + o.nats_url));
   return Status::Ok();
 }

@@ -351,6 +351,7 @@ test("a node stopped cleanly resumes its consumer where it was, without the stre
     for (let i = 0; i < 20; i++) await put(a, ws, `k${i}`, i)
     await assertConverged([a, b], ws, { changes: 20 })
     await b.stop()
+    assert.doesNotMatch(b.log(), /disconnected from NATS/, "a clean stop is no NATS outage")
     await put(a, ws, "after", true)
     await b.launch()
     await assertConverged([a, b], ws, { changes: 21 })
@@ -421,6 +422,12 @@ test("nodes started while NATS is away connect when it comes, and what they took
     const st = await statusOf(a)
     assert.equal(st.replication.connected, false)
     assert.equal(st.replication.publish_backlog, 1)
+    // nats.c retries quietly; the node says so after 5 s.
+    const start = Date.now()
+    while (!/WARN replication: no NATS server of nats:\/\/127\.0\.0\.1:\d+ has answered for \d+ s; retrying/.test(a.log())) {
+      assert.ok(Date.now() - start < 15_000, "the log says NATS is unreachable")
+      await sleep(100)
+    }
     await nats.start()
     const doc = await assertConverged([a, b], ws, { changes: 1 })
     assert.equal(js(doc).early, 1)
@@ -429,6 +436,21 @@ test("nodes started while NATS is away connect when it comes, and what they took
     throw e
   } finally {
     for (const node of nodes) await node.cleanup()
+    await nats.cleanup()
+  }
+})
+
+test("a NATS server without JetStream: the node says to start it with -js", async (t) => {
+  const nats = await startNats({ jetstream: false })
+  const node = await startServer({ args: ["--nats-url", nats.url, "--node-id", "nojs"] })
+  try {
+    const start = Date.now()
+    while (!/JetStream is not enabled on this NATS server \(start it with -js\)/.test(node.log())) {
+      assert.ok(Date.now() - start < 15_000, `the log says what is wrong:\n${node.logTail(10)}`)
+      await sleep(100)
+    }
+  } finally {
+    await node.cleanup()
     await nats.cleanup()
   }
 })

@@ -5,7 +5,7 @@
 // Run: ETHERPLY_BIN=build/etherply node --test tests/e2e/
 // See README.md for what each test proves.
 import assert from "node:assert/strict"
-import { execFile } from "node:child_process"
+import { execFile, spawnSync } from "node:child_process"
 import fs from "node:fs"
 import net from "node:net"
 import os from "node:os"
@@ -716,6 +716,68 @@ test("all clients see concurrent writers' ops in one order, each its own op back
 })
 
 // --- HTTP routes ------------------------------------------------------------------------
+
+test("HTTP methods: HEAD answers as GET without a body, a 405 says what is allowed, every answer names the server, absolute-form targets are served", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv) => {
+    // HEAD then GET (in the absolute form a proxy sends) on one connection:
+    // a body after the HEAD's headers would be read as the next response.
+    const two = await rawHttp(
+      srv.port,
+      "HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" +
+        `GET http://127.0.0.1:${srv.port}/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+    )
+    const [headAnswer, getAnswer] = two.data.split(/(?=HTTP\/1\.1 )/)
+    assert.match(headAnswer, /^HTTP\/1\.1 200 [^]*Content-Length: 3\r\n/, `HEAD: ${JSON.stringify(headAnswer)}`)
+    assert.ok(headAnswer.endsWith("\r\n\r\n"), `HEAD: headers only: ${JSON.stringify(headAnswer)}`)
+    assert.match(getAnswer ?? "", /^HTTP\/1\.1 200 [^]*\r\n\r\nok\n$/, `GET after HEAD: ${JSON.stringify(getAnswer)}`)
+    const token = srv.mintToken({ workspace: "*", scope: "admin" })
+    const auth = { Authorization: `Bearer ${token}` }
+    for (const p of ["/healthz", "/readyz", "/v1/status", "/v1/workspaces/a/doc", "/v1/history/a"]) {
+      const get = await httpRequest(`${srv.url}${p}`, { headers: auth })
+      const head = await httpRequest(`${srv.url}${p}`, { method: "HEAD", headers: auth })
+      assert.equal(head.status, get.status, `HEAD ${p}`)
+      assert.equal(head.body.length, 0, `HEAD ${p}: no body`)
+      assert.equal(head.headers.get("content-length"), get.headers.get("content-length"), `HEAD ${p}: GET's length`)
+      assert.equal(get.headers.get("server"), "etherply", `GET ${p}: Server`)
+      for (const method of ["POST", "DELETE"]) {
+        const r = await httpRequest(`${srv.url}${p}`, { method, headers: auth })
+        assert.equal(r.status, 405, `${method} ${p}`)
+        assert.equal(r.headers.get("allow"), "GET, HEAD", `${method} ${p}: Allow`)
+      }
+    }
+    for (const p of ["/v1/history/a/undo", "/v1/history/a/restore"]) {
+      const r = await httpRequest(`${srv.url}${p}`, { headers: auth })
+      assert.equal(r.status, 405, `GET ${p}`)
+      assert.equal(r.headers.get("allow"), "POST", `GET ${p}: Allow`)
+    }
+  })
+})
+
+test("serve checks what it can before it makes anything: a port in use, an unresolvable host or a bad NATS URL leaves no data dir; a host name is resolved", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv) => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), "etherply-nodir-"))
+    t.after(() => fs.rmSync(base, { recursive: true, force: true }))
+    const env = { ...process.env, ETHERPLY_JWT_SECRET: "s".repeat(40) }
+    const cases = [
+      [["--listen", `127.0.0.1:${srv.port}`], /cannot listen on 127\.0\.0\.1:\d+: Address already in use/],
+      [["--listen", "no-such-host.invalid:0"], /cannot listen on no-such-host\.invalid: not an IP address, and resolving it failed/],
+      [["--listen", "127.0.0.1:0", "--nats-url", "nats://127.0.0.1:99999"], /NATS URL "nats:\/\/127\.0\.0\.1:99999" has a port that is not from 1 to 65535/],
+      [["--listen", "127.0.0.1:0", "--nats-url", ","], /NATS URL "" is empty/],
+    ]
+    for (const [i, [args, message]] of cases.entries()) {
+      const dir = path.join(base, `data-${i}`)
+      const r = spawnSync(BIN, ["serve", ...args, "--data-dir", dir], { env, encoding: "utf8", timeout: 20_000 })
+      assert.notEqual(r.status, 0, `${args.join(" ")}: must fail (${r.stderr})`)
+      assert.match(r.stderr, message, args.join(" "))
+      assert.equal(fs.existsSync(dir), false, `${args.join(" ")}: no data dir made`)
+    }
+  })
+  // localhost resolves: the server says where it listens, as a URL.
+  await withServer(t, { args: ["--listen", "localhost:0"] }, async (srv) => {
+    assert.match(srv.log(), /etherply listening on http:\/\/127\.0\.0\.1:\d+ /)
+    assert.equal((await httpRequest(`${srv.url}/healthz`)).status, 200)
+  })
+})
 
 test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad workspace ID 400, no upgrade 426", { timeout: 30_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {

@@ -22,11 +22,11 @@ export async function freePort() {
 }
 
 /**
- * One nats-server with JetStream. `stop()`/`kill9()` end it, `start()` starts
+ * One nats-server with JetStream (or without: `jetstream: false`). `stop()`/`kill9()` end it, `start()` starts
  * it again on the same port and store, `wipe()` deletes its JetStream store.
  * In a cluster, `routes` names the other servers' cluster ports.
  */
-export async function startNats({ name = "n1", cluster = null } = {}) {
+export async function startNats({ name = "n1", cluster = null, jetstream = true } = {}) {
   const port = await freePort()
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), `etherply-nats-${name}-`))
   let child = null
@@ -41,7 +41,7 @@ export async function startNats({ name = "n1", cluster = null } = {}) {
       return child !== null && child.exitCode === null && child.signalCode === null
     },
     async start() {
-      const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir, "-n", name]
+      const args = ["-a", "127.0.0.1", "-p", String(port), ...(jetstream ? ["-js", "-sd", storeDir] : []), "-n", name]
       if (cluster)
         args.push("--cluster_name", cluster.name, "--cluster", `nats://127.0.0.1:${cluster.port}`,
           "--routes", cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(","))
