@@ -262,6 +262,10 @@ uint16_t Server::port() const {
 
 void Server::Run() {
   Impl& m = *impl_;
+  // A closed log pipe (serve 2>&1 | head) must not kill the server: writes
+  // to it fail instead (sockets never raise SIGPIPE: Asio sends with
+  // MSG_NOSIGNAL).
+  std::signal(SIGPIPE, SIG_IGN);
   m.signals.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) return;
     LogInfo("signal " + std::to_string(sig) + ": stopping");
@@ -284,6 +288,7 @@ void Server::Run() {
   }
   m.ioc.run();
   for (auto& t : threads) t.join();
+  LogInfo("stopped");
 }
 
 void Server::Stop() {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 
 #include "base/log.h"
@@ -183,9 +184,16 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
   // (RocksDbStore::Apply) as soon as it can.
   options.max_bgerror_resume_count = 0;
   options.listeners.push_back(std::make_shared<ResumeOnNextWrite>());
+  // A new store is said as such: a --data-dir typo shows at once.
+  std::error_code ec;
+  bool existed = std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
+  if (s.IsIOError() && s.ToString().find("/LOCK: ") != std::string::npos)
+    return Status::IoError("the data dir " + dir +
+                           " is in use by another process (another etherply?): " + s.ToString());
   if (!s.ok()) return FromRocks(s, "opening the store in " + dir);
+  LogInfo(std::string(existed ? "opened the store in " : "created a new store in ") + dir);
   return std::unique_ptr<Store>(new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw)));
 }
 

@@ -5,7 +5,7 @@
 // Run: ETHERPLY_BIN=build/etherply node --test tests/e2e/
 // See README.md for what each test proves.
 import assert from "node:assert/strict"
-import { execFile, spawnSync } from "node:child_process"
+import { execFile, spawn, spawnSync } from "node:child_process"
 import fs from "node:fs"
 import net from "node:net"
 import os from "node:os"
@@ -777,6 +777,36 @@ test("serve checks what it can before it makes anything: a port in use, an unres
     assert.match(srv.log(), /etherply listening on http:\/\/127\.0\.0\.1:\d+ /)
     assert.equal((await httpRequest(`${srv.url}/healthz`)).status, 200)
   })
+})
+
+test("the log's reader going away (serve 2>&1 | head) does not stop the server; a second server on its data dir is told it is in use", { timeout: 30_000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "etherply-sigpipe-"))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const env = { ...process.env, ETHERPLY_JWT_SECRET: "s".repeat(40) }
+  const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir], { env, stdio: ["ignore", "ignore", "pipe"] })
+  t.after(() => child.kill("SIGKILL"))
+  const port = await new Promise((resolve, reject) => {
+    let log = ""
+    child.stderr.on("data", (d) => {
+      log += d
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once("exit", (code, signal) => reject(new Error(`exited ${code} ${signal}: ${log}`)))
+  })
+  assert.match(fs.readdirSync(dir).join(" "), /CURRENT/)
+  child.stderr.destroy() // the reader of the log is gone
+  // Each refused token is a log line, written into the closed pipe.
+  for (let i = 0; i < 5; i++) {
+    const r = await httpRequest(`http://127.0.0.1:${port}/v1/history/a`, { headers: { Authorization: "Bearer x" } })
+    assert.equal(r.status, 401)
+  }
+  assert.equal((await httpRequest(`http://127.0.0.1:${port}/healthz`)).status, 200, "still serving")
+  assert.equal(child.exitCode, null, "still running")
+  assert.equal(child.signalCode, null, "not killed by SIGPIPE")
+  const second = spawnSync(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir], { env, encoding: "utf8", timeout: 20_000 })
+  assert.equal(second.status, 1)
+  assert.match(second.stderr, /the data dir .* is in use by another process \(another etherply\?\)/)
 })
 
 test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad workspace ID 400, no upgrade 426", { timeout: 30_000 }, async (t) => {
