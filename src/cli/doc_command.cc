@@ -4,17 +4,14 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <optional>
-#include <iterator>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "automerge/document.h"
 #include "base/hex.h"
+#include "cli/files.h"
 
 namespace etherply::cli {
 
@@ -27,7 +24,7 @@ constexpr const char* kUsage =
     "\n"
     "FILE is any Automerge file: document chunks (as `A.save` writes them)\n"
     "and change chunks (as `A.getAllChanges` or sync send them), concatenated\n"
-    "in any order.\n"
+    "in any order; up to 1 GiB.\n"
     "\n"
     "commands:\n"
     "  json [--at HEAD[,HEAD...]] FILE\n"
@@ -40,16 +37,12 @@ constexpr const char* kUsage =
     "\n"
     "save and merge write OUT whole or not at all (a temporary file, renamed).\n";
 
-Result<Bytes> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError("cannot open " + path);
-  Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return Status::IoError("cannot read " + path);
-  return data;
-}
+// The most `doc` reads of one file: far beyond any document, and a bound on
+// what a wrong path (/dev/zero, a disk image) costs.
+constexpr size_t kMaxInputBytes = size_t{1} << 30;
 
 Result<std::unique_ptr<Document>> Load(const std::string& path) {
-  auto data = ReadFile(path);
+  auto data = ReadFileUpTo(path, kMaxInputBytes);
   if (!data.ok()) return data.status();
   auto doc = std::make_unique<Document>();
   if (Status s = doc->LoadIncremental(*data); !s.ok()) return s.WithContext(path);

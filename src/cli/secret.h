@@ -12,6 +12,8 @@
 
 namespace etherply::cli {
 
+// Fails (InvalidArgument, saying why) when the file cannot be read, is a
+// directory, or the secret is missing or shorter than 32 bytes.
 Result<Bytes> LoadJwtSecret(const std::optional<std::string>& secret_file);
 
 }  // namespace etherply::cli
