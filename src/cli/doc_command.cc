@@ -1,8 +1,5 @@
 #include "cli/doc_command.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -35,7 +32,9 @@ constexpr const char* kUsage =
     "  save IN OUT    write IN as one compact document (what `A.save` writes)\n"
     "  merge A B OUT  write the document with the changes of both A and B\n"
     "\n"
-    "save and merge write OUT whole or not at all (a temporary file, renamed).\n";
+    "save and merge write OUT whole or not at all: a temporary file beside it,\n"
+    "renamed over it, with the permissions OUT had. A symlink OUT is followed\n"
+    "and its target replaced. A device or FIFO (/dev/stdout) is written in place.\n";
 
 // The most `doc` reads of one file: far beyond any document, and a bound on
 // what a wrong path (/dev/zero, a disk image) costs.
@@ -52,30 +51,6 @@ Result<std::unique_ptr<Document>> Load(const std::string& path) {
     return Status::Corruption(msg).WithContext(path);
   }
   return doc;
-}
-
-// Writes data to path atomically: a temporary file beside it, synced, then
-// renamed over it. On failure path is untouched and the temporary is gone.
-Status WriteFileAtomically(const std::string& path, ByteView data) {
-  std::string tmp = path + ".tmp-XXXXXX";
-  int fd = mkstemp(tmp.data());
-  if (fd < 0) return Status::IoError("cannot create a temporary file beside " + path);
-  mode_t mask = umask(0);  // mkstemp makes the file 0600; give it the usual mode
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0) break;
-    done += static_cast<size_t>(n);
-  }
-  bool ok = done == data.size() && fsync(fd) == 0;
-  ok = close(fd) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status::IoError("cannot write " + path);
-  }
-  return Status::Ok();
 }
 
 // `doc save IN OUT` and `doc merge A B OUT`: inputs[1..] loaded, merged into

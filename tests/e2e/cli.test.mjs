@@ -72,3 +72,58 @@ test("a directory as the JWT secret file or as a doc input is an error, not an a
 test("an endless secret file (/dev/zero) is refused once it passes 64 KiB", () => {
   assertRefused(run(["token", "--sub", "a", "--workspace", "w", "--jwt-secret-file", "/dev/zero"]), 2, /\/dev\/zero holds more than 64 KiB/, "token")
 })
+
+test("doc save and merge write through a symlink, into a FIFO or an open file in place, keep a file's mode; a failed write is an error", (t) => {
+  const dir = tempDir(t)
+  const input = path.join(dir, "in.am")
+  fs.writeFileSync(input, savedDoc())
+  const plain = path.join(dir, "plain.am")
+  assert.equal(run(["doc", "save", input, plain]).code, 0)
+  const expected = fs.readFileSync(plain)
+
+  // A symlink: its target is replaced, the link stays.
+  const target = path.join(dir, "target.am")
+  fs.writeFileSync(target, "old")
+  fs.symlinkSync("target.am", path.join(dir, "link.am"))
+  assert.equal(run(["doc", "save", input, path.join(dir, "link.am")]).code, 0)
+  assert.ok(fs.lstatSync(path.join(dir, "link.am")).isSymbolicLink(), "the link is still a link")
+  assert.deepEqual(fs.readFileSync(target), expected, "the target holds the document")
+  // A symlink to a file that does not exist yet creates it.
+  fs.symlinkSync("new.am", path.join(dir, "dangling.am"))
+  assert.equal(run(["doc", "merge", input, input, path.join(dir, "dangling.am")]).code, 0)
+  assert.ok(fs.lstatSync(path.join(dir, "dangling.am")).isSymbolicLink())
+  assert.deepEqual(fs.readFileSync(path.join(dir, "new.am")), expected)
+
+  // An existing file keeps its permission bits.
+  fs.chmodSync(target, 0o600)
+  assert.equal(run(["doc", "save", input, target]).code, 0)
+  assert.equal(fs.statSync(target).mode & 0o777, 0o600, "mode 0600 kept")
+
+  // A FIFO is written into, not replaced.
+  const fifo = path.join(dir, "fifo")
+  assert.equal(spawnSync("mkfifo", [fifo]).status, 0)
+  const reader = spawnSync("sh", ["-c", `"$0" doc save "$1" "$2" & cat "$2"; wait $!`, BIN, input, fifo], { timeout: 10_000 })
+  assert.equal(reader.status, 0, String(reader.stderr))
+  assert.deepEqual(reader.stdout, expected, "the document came out of the FIFO")
+  assert.ok(fs.lstatSync(fifo).isFIFO(), "the FIFO is still a FIFO")
+
+  // /dev/stdout and /proc/self/fd/N name an open file (here a pipe): written in place.
+  const stdoutLink = path.join(dir, "stdout")
+  fs.symlinkSync("/proc/self/fd/1", stdoutLink)
+  const viaLink = spawnSync(BIN, ["doc", "save", input, stdoutLink], { timeout: 10_000 })
+  assert.equal(viaLink.status, 0, String(viaLink.stderr))
+  assert.deepEqual(viaLink.stdout, expected, "the document went to stdout")
+  assert.ok(fs.lstatSync(stdoutLink).isSymbolicLink(), "the link is still a link")
+
+  // A device that fails the write (through a link: the test never touches /dev itself).
+  const full = path.join(dir, "full")
+  fs.symlinkSync("/dev/full", full)
+  assertRefused(run(["doc", "save", input, full]), 1, /cannot write \/dev\/full: No space left on device/, "/dev/full")
+  assert.ok(fs.lstatSync(full).isSymbolicLink(), "the link is still a link")
+  assert.ok(fs.statSync("/dev/full").isCharacterDevice())
+
+  // A failed load leaves OUT untouched; no temporary file is left behind.
+  assertRefused(run(["doc", "save", path.join(dir, "missing.am"), target]), 1, /cannot open/, "missing input")
+  assert.deepEqual(fs.readFileSync(target), expected)
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes(".tmp-")), [])
+})
