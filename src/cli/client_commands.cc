@@ -66,7 +66,7 @@ constexpr const char* kPutUsage =
     "  --token TOKEN       the JWT (else the URL's ?token=, else $ETHERPLY_TOKEN);\n"
     "                      sent as \"Authorization: Bearer TOKEN\"\n"
     "  --timeout DURATION  for the whole command, reconnections included\n"
-    "                      (default 10s; 90, 90s, 2m)\n";
+    "                      (default 10s; 90, 90s, 2m; up to 365d)\n";
 
 bool WantsHelp(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -180,7 +180,8 @@ int RunPutCommand(int argc, char** argv) {
   const std::string& key = flags.positional()[1];
   const std::string& text = flags.positional()[2];
   auto timeout = ParseDuration(flags.Get("timeout").value_or("10s"));
-  if (!timeout.ok() || *timeout == 0) return Usage(kPutUsage, "bad --timeout");
+  if (!timeout.ok()) return Usage(kPutUsage, "--timeout " + timeout.status().message());
+  if (*timeout == 0) return Usage(kPutUsage, "--timeout must be at least 1s");
 
   // ParseJson, not json::parse: Boost.JSON 1.81 may round 0.1 to a
   // neighbour of the nearest double (see base/json_parse.h).

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "auth/jwt.h"
 #include "cli/flags.h"
@@ -28,6 +29,7 @@ constexpr const char* kServeUsage =
     "usage: etherply serve [options]\n"
     "\n"
     "Serves WebSocket sync at /v1/sync/{workspace} and the HTTP API.\n"
+    "A DURATION is 90 or 90s, 15m, 2h, 7d, up to 365d.\n"
     "\n"
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
     "  --data-dir DIR              where data lives (default ./data)\n"
@@ -74,7 +76,8 @@ constexpr const char* kTokenUsage =
     "\n"
     "Prints an HS256 JWT signed with the server's secret (--jwt-secret-file\n"
     "FILE, else $ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write\n"
-    "implies read, admin implies both. --workspace '*' covers every workspace.\n";
+    "implies read, admin implies both. --workspace '*' covers every workspace.\n"
+    "--ttl is a duration: 90 or 90s, 15m, 2h, 7d, up to 365d.\n";
 
 bool WantsHelp(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -142,26 +145,30 @@ int RunServeCommand(int argc, char** argv) {
     if (!n.ok() || *n > 1'000'000) return Usage(kServeUsage, Status::InvalidArgument("bad --warm-workspaces"));
     o.warm_workspaces = *n;
   }
-  if (auto v = flags.Get("idle-timeout")) {
-    auto d = ParseDuration(*v);
-    if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --idle-timeout"));
-    o.idle_timeout = std::chrono::seconds(*d);
-  }
-  if (auto v = flags.Get("ping-interval")) {
-    auto d = ParseDuration(*v);
-    if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --ping-interval"));
-    o.ping_interval = std::chrono::seconds(*d);
-  }
-  if (auto u = flags.Get("webhook-url")) o.webhook_url = *u;
-  if (Status s = count("webhook-attempts", o.webhook_max_attempts); !s.ok()) return Usage(kServeUsage, s);
-  for (auto [name, field] : {std::pair{"webhook-backoff", &o.webhook_backoff_base},
-                             std::pair{"webhook-timeout", &o.webhook_timeout}}) {
+  // A duration of at least one second (one millisecond for --anti-entropy-interval)
+  // and at most kMaxDurationSeconds.
+  auto duration = [&](const char* name, auto& field) -> Status {
+    using D = std::remove_reference_t<decltype(field)>;
+    constexpr bool kMillis = std::is_same_v<D, std::chrono::milliseconds>;
     if (auto v = flags.Get(name)) {
-      auto d = ParseDuration(*v);
-      if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument(std::string("bad --") + name));
-      *field = std::chrono::seconds(*d);
+      auto d = kMillis ? ParseMillis(*v) : ParseDuration(*v);
+      if (!d.ok())
+        return Status::InvalidArgument(std::string("--") + name + " " + d.status().message());
+      if (*d == 0)
+        return Status::InvalidArgument(std::string("--") + name + " must be at least 1" +
+                                       (kMillis ? "ms" : "s"));
+      field = D(*d);
     }
-  }
+    return Status::Ok();
+  };
+  if (auto u = flags.Get("webhook-url")) o.webhook_url = *u;
+  for (Status s :
+       {duration("idle-timeout", o.idle_timeout), duration("ping-interval", o.ping_interval),
+        count("webhook-attempts", o.webhook_max_attempts),
+        duration("webhook-backoff", o.webhook_backoff_base),
+        duration("webhook-timeout", o.webhook_timeout),
+        duration("anti-entropy-interval", o.anti_entropy_interval)})
+    if (!s.ok()) return Usage(kServeUsage, s);
   std::string whsec = flags.Get("webhook-secret").value_or("");
   if (whsec.empty())
     if (const char* env = std::getenv("ETHERPLY_WEBHOOK_SECRET")) whsec = env;
@@ -176,11 +183,6 @@ int RunServeCommand(int argc, char** argv) {
   o.node_id = flags.Get("node-id").value_or("");
   o.region = flags.Get("region").value_or("");
   if (Status s = count("nats-replicas", o.nats_replicas); !s.ok()) return Usage(kServeUsage, s);
-  if (auto v = flags.Get("anti-entropy-interval")) {
-    auto ms = ParseMillis(*v);
-    if (!ms.ok() || *ms == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --anti-entropy-interval"));
-    o.anti_entropy_interval = std::chrono::milliseconds(*ms);
-  }
   if (o.nats_url.empty() && (flags.Get("node-id") || flags.Get("region") ||
                              flags.Get("nats-replicas") || flags.Get("anti-entropy-interval")))
     return Usage(kServeUsage, Status::InvalidArgument("replication flags need --nats-url"));
@@ -230,7 +232,8 @@ int RunTokenCommand(int argc, char** argv) {
     return Usage(kTokenUsage,
                  Status::InvalidArgument("--scope names no scope: read, write, admin"));
   auto ttl = ParseDuration(flags.Get("ttl").value_or("1h"));
-  if (!ttl.ok()) return Usage(kTokenUsage, ttl.status());
+  if (!ttl.ok())
+    return Usage(kTokenUsage, Status::InvalidArgument("--ttl " + ttl.status().message()));
   auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));
   if (!secret.ok()) {
     std::fprintf(stderr, "etherply token: %s\n", secret.status().message().c_str());

@@ -127,3 +127,32 @@ test("doc save and merge write through a symlink, into a FIFO or an open file in
   assert.deepEqual(fs.readFileSync(target), expected)
   assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes(".tmp-")), [])
 })
+
+test("durations are bounded to 365d: every duration flag of serve, token --ttl and put --timeout say the forms and the bound", (t) => {
+  const dir = tempDir(t)
+  const whsec = `whsec_${Buffer.alloc(32, 7).toString("base64")}`
+  const webhook = ["--webhook-url", "http://127.0.0.1:9/x", "--webhook-secret", whsec]
+  const nats = ["--nats-url", "nats://127.0.0.1:9"]
+  const seconds = /wants a duration such as 60s, 5m, 2h or 1d, up to 365d, not "/
+  const cases = [
+    [["--idle-timeout", "999999d"], seconds],
+    [["--idle-timeout", "1099511627776"], seconds],
+    [["--ping-interval", "1099511627776"], seconds],
+    [["--ping-interval", "366d"], seconds],
+    [["--webhook-backoff", "8761h", ...webhook], seconds],
+    [["--webhook-timeout", "525601m", ...webhook], seconds],
+    [["--anti-entropy-interval", "31536000001ms", ...nats], /wants a duration such as 500ms, 60s, 5m, 2h or 1d, up to 365d/],
+    [["--idle-timeout", "10x"], seconds],
+    [["--idle-timeout", "0"], /must be at least 1s/],
+  ]
+  for (const [args, message] of cases) {
+    assertRefused(serve(dir, args), 2, new RegExp(`${args[0]} ${message.source}`), args.join(" "))
+  }
+  assert.equal(fs.existsSync(path.join(dir, "data")), false, "serve created no data dir")
+  assertRefused(run(["token", "--sub", "a", "--workspace", "w", "--ttl", "366d"]), 2, new RegExp(`--ttl ${seconds.source}`), "token --ttl 366d")
+  const year = run(["token", "--sub", "a", "--workspace", "w", "--ttl", "365d"])
+  assert.equal(year.code, 0, year.stderr)
+  const c = claims(year.stdout.trim())
+  assert.equal(c.exp - c.iat, 365 * 86400)
+  assertRefused(run(["put", "ws://127.0.0.1:9/v1/sync/w", "k", "1", "--timeout", "99999999d"]), 2, new RegExp(`--timeout ${seconds.source}`), "put --timeout")
+})
