@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "auth/jwt.h"
+#include "base/workspace_id.h"
 #include "cli/flags.h"
 #include "cli/secret.h"
 #include "replication/replicator.h"
@@ -76,8 +77,9 @@ constexpr const char* kTokenUsage =
     "\n"
     "Prints an HS256 JWT signed with the server's secret (--jwt-secret-file\n"
     "FILE, else $ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write\n"
-    "implies read, admin implies both. --workspace '*' covers every workspace.\n"
-    "--ttl is a duration: 90 or 90s, 15m, 2h, 7d, up to 365d.\n";
+    "implies read, admin implies both. --workspace takes a workspace ID (1-128\n"
+    "of A-Z a-z 0-9 . _ -), or '*' for every workspace. --ttl is a duration:\n"
+    "90 or 90s, 15m, 2h, 7d, up to 365d. Exit status 2 for a usage error.\n";
 
 bool WantsHelp(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -211,11 +213,21 @@ int RunTokenCommand(int argc, char** argv) {
   }
   Flags flags({"sub", "scope", "workspace", "ttl", "jwt-secret-file"}, {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kTokenUsage, s);
+  // A stray word is most often a value that lost its quotes (--scope read
+  // write): refused rather than dropped.
+  if (!flags.positional().empty())
+    return Usage(kTokenUsage,
+                 Status::InvalidArgument("unexpected argument " + flags.positional()[0]));
   auth::Claims c;
   c.sub = flags.Get("sub").value_or("");
   if (c.sub.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--sub is required"));
   c.workspaces = flags.GetAll("workspace");
   if (c.workspaces.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--workspace is required"));
+  for (const std::string& w : c.workspaces)
+    if (w != "*" && !IsValidWorkspaceId(w))
+      return Usage(kTokenUsage, Status::InvalidArgument(
+                                    "--workspace \"" + w +
+                                    "\" is not a workspace ID (1-128 of A-Z a-z 0-9 . _ -) or *"));
   std::string scope = flags.Get("scope").value_or("read write");
   // The server ignores words it does not know (a token may carry other
   // services' scopes); one minted here names only EtherPly's.
