@@ -56,7 +56,9 @@ constexpr const char* kServeUsage =
     "  --webhook-url URL           POST a doc.updated event per change (http/https;\n"
     "                              doc/webhooks.md)\n"
     "  --webhook-secret SECRET     whsec_ + base64 of 24-64 bytes (else\n"
-    "                              $ETHERPLY_WEBHOOK_SECRET, which keeps it out of ps)\n"
+    "                              $ETHERPLY_WEBHOOK_SECRET, which keeps it out of ps);\n"
+    "                              required with --webhook-url; this flag and the\n"
+    "                              three below need --webhook-url\n"
     "  --webhook-attempts N        attempts before an event is a dead letter (default 36)\n"
     "  --webhook-backoff DURATION  base of the retry backoff (default 2s; cap 1h)\n"
     "  --webhook-timeout DURATION  time allowed per attempt (default 10s)\n"
@@ -171,13 +173,21 @@ int RunServeCommand(int argc, char** argv) {
         duration("webhook-timeout", o.webhook_timeout),
         duration("anti-entropy-interval", o.anti_entropy_interval)})
     if (!s.ok()) return Usage(kServeUsage, s);
-  std::string whsec = flags.Get("webhook-secret").value_or("");
-  if (whsec.empty())
-    if (const char* env = std::getenv("ETHERPLY_WEBHOOK_SECRET")) whsec = env;
-  if (flags.Get("webhook-secret") && o.webhook_url.empty())
-    return Usage(kServeUsage, Status::InvalidArgument("--webhook-secret needs --webhook-url"));
-  if (!o.webhook_url.empty()) {
+  if (o.webhook_url.empty()) {
+    for (const char* name :
+         {"webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout"})
+      if (flags.Has(name))
+        return Usage(kServeUsage,
+                     Status::InvalidArgument(std::string("--") + name + " needs --webhook-url"));
+  } else {
     if (auto u = webhooks::ParseHttpUrl(o.webhook_url); !u.ok()) return Usage(kServeUsage, u.status());
+    std::string whsec = flags.Get("webhook-secret").value_or("");
+    if (whsec.empty())
+      if (const char* env = std::getenv("ETHERPLY_WEBHOOK_SECRET")) whsec = env;
+    if (whsec.empty())
+      return Usage(kServeUsage, Status::InvalidArgument(
+                                    "--webhook-url needs a secret: --webhook-secret or "
+                                    "$ETHERPLY_WEBHOOK_SECRET (whsec_ + base64 of 24-64 bytes)"));
     if (auto k = webhooks::SigningKey::Parse(whsec); !k.ok()) return Usage(kServeUsage, k.status());
     o.webhook_secret = std::move(whsec);
   }

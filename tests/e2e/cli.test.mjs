@@ -168,3 +168,17 @@ test("token refuses stray arguments (an unquoted --scope read write) and workspa
     assert.deepEqual(claims(r.stdout.trim()).workspaces, [w])
   }
 })
+
+test("webhook flags without --webhook-url are refused; --webhook-url without a secret says the secret is missing", (t) => {
+  const dir = tempDir(t)
+  const whsec = `whsec_${Buffer.alloc(32, 7).toString("base64")}`
+  for (const args of [["--webhook-attempts", "3"], ["--webhook-backoff", "5s"], ["--webhook-timeout", "5s"], ["--webhook-secret", whsec]]) {
+    assertRefused(serve(dir, args), 2, new RegExp(`${args[0]} needs --webhook-url`), args.join(" "))
+  }
+  for (const env of [{}, { ETHERPLY_WEBHOOK_SECRET: "" }]) {
+    const r = serve(dir, ["--webhook-url", "http://127.0.0.1:9/x"], env)
+    assertRefused(r, 2, /--webhook-url needs a secret: --webhook-secret or \$ETHERPLY_WEBHOOK_SECRET/, "no secret")
+    assert.doesNotMatch(r.stderr, /must be in the Standard Webhooks format/)
+  }
+  assert.equal(fs.existsSync(path.join(dir, "data")), false, "serve created no data dir")
+})
