@@ -22,8 +22,13 @@ Result<Bytes> LoadJwtSecret(const std::optional<std::string>& secret_file) {
     if (!content.ok())
       return Status::InvalidArgument("the JWT secret file: " + content.status().message());
     secret = std::move(*content);
-    if (!secret.empty() && secret.back() == '\n') secret.pop_back();
-    if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+    // Every trailing "\n" or "\r\n" and nothing else: as `$(cat FILE)`
+    // drops trailing newlines, so a token minted with that in
+    // $ETHERPLY_JWT_SECRET is signed with the same secret.
+    while (!secret.empty() && secret.back() == '\n') {
+      secret.pop_back();
+      if (!secret.empty() && secret.back() == '\r') secret.pop_back();
+    }
     source = "the JWT secret file " + *secret_file;
   } else if (const char* env = std::getenv("ETHERPLY_JWT_SECRET")) {
     std::string_view v(env);

@@ -35,7 +35,8 @@ constexpr const char* kServeUsage =
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
     "  --data-dir DIR              where data lives (default ./data)\n"
     "  --jwt-secret-file FILE      the HS256 secret (else $ETHERPLY_JWT_SECRET);\n"
-    "                              at least 32 bytes\n"
+    "                              at least 32 bytes; the file's trailing newlines\n"
+    "                              (\\n or \\r\\n) are not part of it\n"
     "  --max-message-bytes N       largest client message (default 1048576);\n"
     "                              larger ones close the socket with 1009\n"
     "  --max-send-queue-bytes N    bytes queued for a client that does not read\n"
@@ -78,10 +79,11 @@ constexpr const char* kTokenUsage =
     "                      [--scope \"read write\"] [--ttl 1h]\n"
     "\n"
     "Prints an HS256 JWT signed with the server's secret (--jwt-secret-file\n"
-    "FILE, else $ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write\n"
-    "implies read, admin implies both. --workspace takes a workspace ID (1-128\n"
-    "of A-Z a-z 0-9 . _ -), or '*' for every workspace. --ttl is a duration:\n"
-    "90 or 90s, 15m, 2h, 7d, up to 365d. Exit status 2 for a usage error.\n";
+    "FILE, whose trailing newlines are not part of it, else\n"
+    "$ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write implies read,\n"
+    "admin implies both. --workspace takes a workspace ID (1-128 of A-Z a-z\n"
+    "0-9 . _ -), or '*' for every workspace. --ttl is a duration: 90 or 90s,\n"
+    "15m, 2h, 7d, up to 365d. Exit status 2 for a usage error.\n";
 
 bool WantsHelp(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {

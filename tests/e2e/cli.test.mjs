@@ -182,3 +182,25 @@ test("webhook flags without --webhook-url are refused; --webhook-url without a s
   }
   assert.equal(fs.existsSync(path.join(dir, "data")), false, "serve created no data dir")
 })
+
+test("a secret file loses all its trailing newlines (\\n and \\r\\n), as $(cat FILE) does, and nothing else", (t) => {
+  const dir = tempDir(t)
+  const secret = randomSecret()
+  const file = path.join(dir, "secret")
+  for (const [content, effective] of [
+    [`${secret}\n\n`, secret],
+    [`${secret}\r\n\r\n`, secret],
+    [`${secret}\n\r\n\n`, secret],
+    [`${secret}`, secret],
+    [`${secret}  \n`, `${secret}  `],
+    [`${secret}\t\n`, `${secret}\t`],
+  ]) {
+    fs.writeFileSync(file, content)
+    const r = run(["token", "--sub", "a", "--workspace", "w", "--jwt-secret-file", file], { env: { ETHERPLY_JWT_SECRET: "" } })
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(signedWith(r.stdout.trim(), effective), `${JSON.stringify(content)} signs with ${JSON.stringify(effective)}`)
+  }
+  // 31 bytes and newlines: too short, whatever the newlines.
+  fs.writeFileSync(file, `${"a".repeat(31)}\n\n\n`)
+  assertRefused(run(["token", "--sub", "a", "--workspace", "w", "--jwt-secret-file", file]), 2, /holds 31 bytes; the JWT secret needs at least 32/, "short")
+})
