@@ -204,3 +204,39 @@ test("a secret file loses all its trailing newlines (\\n and \\r\\n), as $(cat F
   fs.writeFileSync(file, `${"a".repeat(31)}\n\n\n`)
   assertRefused(run(["token", "--sub", "a", "--workspace", "w", "--jwt-secret-file", file]), 2, /holds 31 bytes; the JWT secret needs at least 32/, "short")
 })
+
+test("doc: an empty file is no document; --help anywhere shows the usage; --at in any position; a file over 1 GiB is refused at once", (t) => {
+  const dir = tempDir(t)
+  const empty = path.join(dir, "empty.am")
+  fs.writeFileSync(empty, "")
+  for (const file of [empty, "/dev/null"]) {
+    for (const cmd of ["json", "heads", "changes"])
+      assertRefused(run(["doc", cmd, file]), 1, new RegExp(`${file} holds no Automerge data`), `doc ${cmd} ${file}`)
+  }
+  assertRefused(run(["doc", "save", empty, path.join(dir, "out.am")]), 1, /holds no Automerge data/, "doc save")
+  assert.equal(fs.existsSync(path.join(dir, "out.am")), false)
+
+  for (const args of [["json", "--help"], ["--help"], ["save", "a", "-h"], ["merge", "--help", "a", "b", "c"]]) {
+    const r = run(["doc", ...args])
+    assert.equal(r.code, 0, `doc ${args.join(" ")}: ${r.stderr}`)
+    assert.match(r.stdout, /^usage: etherply doc COMMAND FILE/)
+  }
+
+  const file = path.join(dir, "doc.am")
+  fs.writeFileSync(file, savedDoc())
+  const head = run(["doc", "heads", file]).stdout.trim()
+  assert.match(head, /^[0-9a-f]{64}$/)
+  for (const args of [["--at", head, file], [`--at=${head}`, file], [file, "--at", head]]) {
+    const r = run(["doc", "json", ...args])
+    assert.equal(r.code, 0, `doc json ${args.join(" ")}: ${r.stderr}`)
+    assert.deepEqual(JSON.parse(r.stdout), { k: 1 })
+  }
+  assertRefused(run(["doc", "heads", "--at", head, file]), 2, /--at is for doc json only/, "doc heads --at")
+
+  const huge = path.join(dir, "huge.am")
+  fs.writeFileSync(huge, "")
+  fs.truncateSync(huge, 2 ** 30 + 1) // sparse: no disk used
+  const started = Date.now()
+  assertRefused(run(["doc", "json", huge]), 1, /huge\.am holds more than 1 GiB/, "a file over 1 GiB")
+  assert.ok(Date.now() - started < 5_000, "refused without reading it")
+})
