@@ -30,7 +30,9 @@ constexpr const char* kServeUsage =
     "usage: etherply serve [options]\n"
     "\n"
     "Serves WebSocket sync at /v1/sync/{workspace} and the HTTP API.\n"
-    "A DURATION is 90 or 90s, 15m, 2h, 7d, up to 365d.\n"
+    "A DURATION is 90 or 90s, 15m, 2h, 7d, up to 365d. Exit status: 0 after\n"
+    "SIGINT or SIGTERM; 2 for a bad flag or setting, found before anything is\n"
+    "done; 1 when the server fails to start or run.\n"
     "\n"
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
     "  --data-dir DIR              where data lives (default ./data)\n"
@@ -125,7 +127,11 @@ int RunServeCommand(int argc, char** argv) {
     if (!port.ok() || *port > 65535) return Usage(kServeUsage, Status::InvalidArgument("bad port in --listen"));
     o.port = static_cast<uint16_t>(*port);
   }
-  if (auto d = flags.Get("data-dir")) o.data_dir = *d;
+  if (auto d = flags.Get("data-dir")) {
+    if (d->empty())
+      return Usage(kServeUsage, Status::InvalidArgument("--data-dir must not be empty"));
+    o.data_dir = *d;
+  }
   // A positive integer up to `max` and what the field holds, checked
   // before it is narrowed into the field.
   auto count = [&](const char* name, auto& field, uint64_t max = UINT64_MAX) -> Status {
@@ -212,7 +218,10 @@ int RunServeCommand(int argc, char** argv) {
   server::Server server(std::move(o));
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "etherply serve: %s\n", s.ToString().c_str());
-    return 1;
+    // InvalidArgument is a setting that Start found wrong (a --listen host
+    // that is no address), a configuration error like those above; anything
+    // else (a port in use, a store that cannot open) is a failure.
+    return s.code() == Status::Code::kInvalidArgument ? 2 : 1;
   }
   server.Run();
   return 0;

@@ -240,3 +240,27 @@ test("doc: an empty file is no document; --help anywhere shows the usage; --at i
   assertRefused(run(["doc", "json", huge]), 1, /huge\.am holds more than 1 GiB/, "a file over 1 GiB")
   assert.ok(Date.now() - started < 5_000, "refused without reading it")
 })
+
+test("exit status: 2 for a bad --listen, an empty --data-dir, a malformed URL, key, JSON or --at hash; 1 for failures at run time", (t) => {
+  const dir = tempDir(t)
+  // A host that is no IP address and resolves to none (.invalid never does).
+  const r = run(["serve", "--listen", "no-such-host.invalid:1", "--data-dir", path.join(dir, "data")])
+  assertRefused(r, 2, /no-such-host\.invalid/, "--listen no-such-host.invalid:1")
+  assertRefused(run(["serve", "--listen", "127.0.0.1:0", "--data-dir", ""]), 2, /--data-dir must not be empty/, '--data-dir ""')
+
+  for (const url of ["http://127.0.0.1:9/v1/sync/w", "garbage", "ws://127.0.0.1:9/v1/other/w", "ws://127.0.0.1:9/v1/sync/bad%20id"]) {
+    assertRefused(run(["put", url, "k", "1", "--token", "t"]), 2, /usage: etherply put/, `put ${url}`)
+    assertRefused(run(["watch", url, "--token", "t"]), 2, /usage: etherply watch/, `watch ${url}`)
+  }
+  const url = "ws://127.0.0.1:9/v1/sync/w"
+  assertRefused(run(["put", url, "k", "bar", "--token", "t"]), 2, /a string needs its quotes/, "put bad JSON")
+  assertRefused(run(["put", url, "", "1", "--token", "t"]), 2, /the key must not be empty/, "put empty key")
+  // Nothing listens on port 9: a failure at run time.
+  assertRefused(run(["put", url, "k", "1", "--token", "t", "--timeout", "1s"]), 1, /timed out after 1s/, "put to no server")
+
+  assertRefused(run(["doc", "json", "--at", "zz", path.join(dir, "missing.am")]), 2, /--at: /, "a malformed --at, whatever the file")
+  const file = path.join(dir, "doc.am")
+  fs.writeFileSync(file, savedDoc())
+  assertRefused(run(["doc", "json", "--at", "a".repeat(64), file]), 1, /unknown head a{64}/, "an --at head not in the file")
+  assertRefused(run(["doc", "json", path.join(dir, "missing.am")]), 1, /cannot open .*missing\.am: No such file or directory/, "a missing file")
+})
