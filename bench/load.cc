@@ -215,7 +215,8 @@ Result<LoadOptions> ParseLoadOptions(int argc, char** argv) {
   auto duration = [&](const char* name, int64_t& field) -> Status {
     if (auto v = flags.Get(name)) {
       auto d = cli::ParseDuration(*v);
-      if (!d.ok()) return d.status();
+      if (!d.ok())
+        return Status::InvalidArgument(std::string("--") + name + " " + d.status().message());
       field = *d;
     }
     return Status::Ok();

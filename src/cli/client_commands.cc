@@ -39,7 +39,7 @@ constexpr const char* kWatchUsage =
     "drops it reconnects, with exponential backoff and jitter (100 ms doubling\n"
     "to 10 s), and prints the new init message. Runs until SIGINT or SIGTERM\n"
     "(exit 0) or until the server refuses the token or the workspace (Error,\n"
-    "exit 1).\n"
+    "exit 1). A malformed URL or flag exits 2.\n"
     "\n"
     "  --token TOKEN     the JWT (else the URL's ?token=, else $ETHERPLY_TOKEN);\n"
     "                    sent as \"Authorization: Bearer TOKEN\"\n"
@@ -57,16 +57,16 @@ constexpr const char* kPutUsage =
     "JSON value: 42, true, null, '\"text\"' (a string needs its quotes),\n"
     "'{\"a\":[1,2]}'.\n"
     "\n"
-    "Exits 1, with the reason on stderr, if JSON does not parse, the server\n"
-    "refuses the token (401: invalid, or not for this workspace), answers the\n"
-    "op with an error (403 for a read-only token), the connection drops after\n"
-    "the op was sent (it may or may not have been applied), or the timeout\n"
-    "passes.\n"
+    "Exits 2, with the reason on stderr, if URL, KEY, JSON or a flag is\n"
+    "malformed (nothing is sent). Exits 1 if the server refuses the token\n"
+    "(401: invalid, or not for this workspace), answers the op with an error\n"
+    "(403 for a read-only token), the connection drops after the op was sent\n"
+    "(it may or may not have been applied), or the timeout passes.\n"
     "\n"
     "  --token TOKEN       the JWT (else the URL's ?token=, else $ETHERPLY_TOKEN);\n"
     "                      sent as \"Authorization: Bearer TOKEN\"\n"
     "  --timeout DURATION  for the whole command, reconnections included\n"
-    "                      (default 10s; 90, 90s, 2m)\n";
+    "                      (default 10s; 90, 90s, 2m; up to 365d)\n";
 
 bool WantsHelp(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -125,6 +125,8 @@ int RunWatchCommand(int argc, char** argv) {
   if (flags.positional().size() != 1) return Usage(kWatchUsage, "watch takes one URL");
   ClientOptions options;
   options.url = flags.positional()[0];
+  if (auto u = client::ParseSyncUrl(options.url); !u.ok())
+    return Usage(kWatchUsage, u.status().message());
   options.token = TokenFor(flags, options.url);
   if (auto n = flags.Get("max-attempts")) {
     auto count = ParseCount(*n);
@@ -179,8 +181,11 @@ int RunPutCommand(int argc, char** argv) {
   const std::string& url = flags.positional()[0];
   const std::string& key = flags.positional()[1];
   const std::string& text = flags.positional()[2];
+  if (auto u = client::ParseSyncUrl(url); !u.ok()) return Usage(kPutUsage, u.status().message());
   auto timeout = ParseDuration(flags.Get("timeout").value_or("10s"));
-  if (!timeout.ok() || *timeout == 0) return Usage(kPutUsage, "bad --timeout");
+  if (!timeout.ok()) return Usage(kPutUsage, "--timeout " + timeout.status().message());
+  if (*timeout == 0) return Usage(kPutUsage, "--timeout must be at least 1s");
+  if (key.empty()) return Usage(kPutUsage, "the key must not be empty");
 
   // ParseJson, not json::parse: Boost.JSON 1.81 may round 0.1 to a
   // neighbour of the nearest double (see base/json_parse.h).
@@ -190,13 +195,9 @@ int RunPutCommand(int argc, char** argv) {
                  text.c_str());
     if (!text.empty() && std::isalpha(static_cast<unsigned char>(text[0])))
       std::fprintf(stderr, "a string needs its quotes: '\"%s\"'\n", text.c_str());
-    return 1;
+    return 2;
   }
   const json::value value = std::move(*parsed);
-  if (key.empty()) {
-    std::fprintf(stderr, "etherply put: the key must not be empty\n");
-    return 1;
-  }
 
   ClientOptions options;
   options.url = url;

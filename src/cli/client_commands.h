@@ -7,11 +7,12 @@
 //     SIGINT/SIGTERM (exit 0) or the Error state (exit 1).
 //   etherply put URL KEY JSON [--token T] [--timeout 10s]
 //     sends one op and waits for its broadcast, which it prints; exit 0, or
-//     1 with a message on stderr (bad JSON, refused token, error message
-//     from the server, timeout).
+//     1 with a message on stderr (refused token, error message from the
+//     server, timeout).
 //
 // The token: --token, else the URL's ?token=, else $ETHERPLY_TOKEN; it is
-// sent as "Authorization: Bearer TOKEN". Usage errors exit with 2.
+// sent as "Authorization: Bearer TOKEN". Usage errors (a malformed URL, flag,
+// key or JSON value), found before connecting, exit with 2.
 #pragma once
 
 namespace etherply::cli {

@@ -1,20 +1,15 @@
 #include "cli/doc_command.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <optional>
-#include <iterator>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "automerge/document.h"
 #include "base/hex.h"
+#include "cli/files.h"
+#include "cli/flags.h"
 
 namespace etherply::cli {
 
@@ -27,7 +22,7 @@ constexpr const char* kUsage =
     "\n"
     "FILE is any Automerge file: document chunks (as `A.save` writes them)\n"
     "and change chunks (as `A.getAllChanges` or sync send them), concatenated\n"
-    "in any order.\n"
+    "in any order; up to 1 GiB. An empty file is an error, not an empty document.\n"
     "\n"
     "commands:\n"
     "  json [--at HEAD[,HEAD...]] FILE\n"
@@ -38,19 +33,22 @@ constexpr const char* kUsage =
     "  save IN OUT    write IN as one compact document (what `A.save` writes)\n"
     "  merge A B OUT  write the document with the changes of both A and B\n"
     "\n"
-    "save and merge write OUT whole or not at all (a temporary file, renamed).\n";
+    "save and merge write OUT whole or not at all: a temporary file beside it,\n"
+    "renamed over it, with the permissions OUT had. A symlink OUT is followed\n"
+    "and its target replaced. A device or FIFO (/dev/stdout) is written in place.\n"
+    "\n"
+    "Exit status: 0; 1 if a file cannot be read or written, holds no Automerge\n"
+    "data or is malformed, or an --at head is not in it; 2 for a usage error\n"
+    "(such as a malformed --at hash).\n";
 
-Result<Bytes> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError("cannot open " + path);
-  Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return Status::IoError("cannot read " + path);
-  return data;
-}
+// The most `doc` reads of one file: far beyond any document, and a bound on
+// what a wrong path (/dev/zero, a disk image) costs.
+constexpr size_t kMaxInputBytes = size_t{1} << 30;
 
 Result<std::unique_ptr<Document>> Load(const std::string& path) {
-  auto data = ReadFile(path);
+  auto data = ReadFileUpTo(path, kMaxInputBytes);
   if (!data.ok()) return data.status();
+  if (data->empty()) return Status::InvalidArgument(path + " holds no Automerge data: it is empty");
   auto doc = std::make_unique<Document>();
   if (Status s = doc->LoadIncremental(*data); !s.ok()) return s.WithContext(path);
   if (doc->queued() > 0) {
@@ -61,28 +59,10 @@ Result<std::unique_ptr<Document>> Load(const std::string& path) {
   return doc;
 }
 
-// Writes data to path atomically: a temporary file beside it, synced, then
-// renamed over it. On failure path is untouched and the temporary is gone.
-Status WriteFileAtomically(const std::string& path, ByteView data) {
-  std::string tmp = path + ".tmp-XXXXXX";
-  int fd = mkstemp(tmp.data());
-  if (fd < 0) return Status::IoError("cannot create a temporary file beside " + path);
-  mode_t mask = umask(0);  // mkstemp makes the file 0600; give it the usual mode
-  umask(mask);
-  fchmod(fd, 0666 & ~mask);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0) break;
-    done += static_cast<size_t>(n);
-  }
-  bool ok = done == data.size() && fsync(fd) == 0;
-  ok = close(fd) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return Status::IoError("cannot write " + path);
-  }
-  return Status::Ok();
+// A usage error: the message, then the usage, on stderr; exit status 2.
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "etherply doc: %s\n\n%s", message.c_str(), kUsage);
+  return 2;
 }
 
 // `doc save IN OUT` and `doc merge A B OUT`: inputs[1..] loaded, merged into
@@ -128,51 +108,49 @@ void PrintChanges(const Document& doc) {
 }  // namespace
 
 int RunDocCommand(int argc, char** argv) {
-  if (argc == 2 && (std::string_view(argv[1]) == "--help" || std::string_view(argv[1]) == "-h")) {
-    std::fputs(kUsage, stdout);
-    return 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--help" || std::string_view(argv[i]) == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
   }
-  if (argc == 4 && std::string_view(argv[1]) == "save") return SaveCommand(argv[1], {argv[2]}, argv[3]);
-  if (argc == 5 && std::string_view(argv[1]) == "merge")
-    return SaveCommand(argv[1], {argv[2], argv[3]}, argv[4]);
-  std::optional<std::string> at;
-  if (argc == 5 && std::string_view(argv[1]) == "json" && std::string_view(argv[2]) == "--at") {
-    at = argv[3];
-    argv[2] = argv[4];
-    argc = 3;
-  }
-  if (argc != 3) {
-    std::fputs(kUsage, stderr);
-    return 2;
-  }
-  std::string_view cmd = argv[1];
+  Flags flags({"at"}, {});
+  if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(s.message());
+  const std::vector<std::string>& args = flags.positional();
+  if (args.empty()) return Usage("no command");
+  const std::string& cmd = args[0];
+  const std::vector<std::string> files(args.begin() + 1, args.end());
+  if (cmd != "json" && cmd != "heads" && cmd != "changes" && cmd != "save" && cmd != "merge")
+    return Usage("unknown command '" + cmd + "'");
+  if (flags.Has("at") && cmd != "json") return Usage("--at is for doc json only");
   if (cmd == "save" || cmd == "merge") {
-    std::fprintf(stderr, "etherply doc %s: wrong number of arguments\n\n%s", argv[1], kUsage);
-    return 2;
+    size_t inputs = cmd == "save" ? 1 : 2;
+    if (files.size() != inputs + 1) return Usage(cmd + ": wrong number of arguments");
+    return SaveCommand(cmd.c_str(), std::vector<std::string>(files.begin(), files.begin() + inputs),
+                       files.back());
   }
-  if (cmd != "json" && cmd != "heads" && cmd != "changes") {
-    std::fprintf(stderr, "etherply doc: unknown command '%s'\n\n%s", argv[1], kUsage);
-    return 2;
-  }
-  auto doc = Load(argv[2]);
-  if (!doc.ok()) {
-    std::fprintf(stderr, "etherply doc %s: %s\n", argv[1], doc.status().ToString().c_str());
-    return 1;
-  }
-  if (cmd == "json" && at) {
-    std::vector<automerge::ChangeHash> heads;
+  if (files.size() != 1) return Usage(cmd + " takes one FILE");
+  // --at is checked before the file is read: a usage error (2) whatever the
+  // file; a head that the file does not hold is found after (1).
+  std::optional<std::vector<automerge::ChangeHash>> heads;
+  if (auto at = flags.Get("at")) {
+    heads.emplace();
     std::string_view rest = *at;
     while (!rest.empty()) {
       size_t comma = rest.find(',');
       auto h = automerge::HashFromHex(rest.substr(0, comma));
-      if (!h.ok()) {
-        std::fprintf(stderr, "etherply doc json: --at: %s\n", h.status().message().c_str());
-        return 2;
-      }
-      heads.push_back(*h);
+      if (!h.ok()) return Usage("--at: " + h.status().message());
+      heads->push_back(*h);
       rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
     }
-    auto clock = (*doc)->ClockAt(heads);
+  }
+  auto doc = Load(files[0]);
+  if (!doc.ok()) {
+    std::fprintf(stderr, "etherply doc %s: %s\n", cmd.c_str(), doc.status().ToString().c_str());
+    return 1;
+  }
+  if (heads) {
+    auto clock = (*doc)->ClockAt(*heads);
     if (!clock.ok()) {
       std::fprintf(stderr, "etherply doc json: %s\n", clock.status().ToString().c_str());
       return 1;

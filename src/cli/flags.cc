@@ -54,7 +54,19 @@ Result<uint64_t> ParseCount(std::string_view s) {
   return v;
 }
 
-Result<int64_t> ParseDuration(std::string_view s) {
+namespace {
+
+constexpr const char* kSecondsForms = "60s, 5m, 2h or 1d";
+constexpr const char* kMillisForms = "500ms, 60s, 5m, 2h or 1d";
+
+Status NotADuration(const char* forms, std::string_view s) {
+  return Status::InvalidArgument(std::string("wants a duration such as ") + forms + ", up to " +
+                                 std::to_string(kMaxDurationSeconds / 86400) + "d, not \"" +
+                                 std::string(s) + "\"");
+}
+
+// "90", "90s", "15m", "2h", "7d" as seconds, if within the bound.
+std::optional<int64_t> ParseSeconds(std::string_view s) {
   int64_t unit = 1;
   if (!s.empty()) {
     switch (s.back()) {
@@ -66,21 +78,26 @@ Result<int64_t> ParseDuration(std::string_view s) {
     }
   }
   auto n = ParseCount(s);
-  if (!n.ok() || *n > (uint64_t{1} << 40))
-    return Status::InvalidArgument("not a duration (like 90s, 15m, 1h, 7d): " + std::string(s));
+  if (!n.ok() || *n > static_cast<uint64_t>(kMaxDurationSeconds / unit)) return std::nullopt;
   return static_cast<int64_t>(*n) * unit;
+}
+
+}  // namespace
+
+Result<int64_t> ParseDuration(std::string_view s) {
+  if (auto seconds = ParseSeconds(s)) return *seconds;
+  return NotADuration(kSecondsForms, s);
 }
 
 Result<int64_t> ParseMillis(std::string_view s) {
   if (s.size() > 2 && s.substr(s.size() - 2) == "ms") {
     auto n = ParseCount(s.substr(0, s.size() - 2));
-    if (!n.ok() || *n > (uint64_t{1} << 40))
-      return Status::InvalidArgument("not a duration: " + std::string(s));
-    return static_cast<int64_t>(*n);
+    if (n.ok() && *n <= static_cast<uint64_t>(kMaxDurationSeconds) * 1000)
+      return static_cast<int64_t>(*n);
+  } else if (auto seconds = ParseSeconds(s)) {
+    return *seconds * 1000;
   }
-  auto seconds = ParseDuration(s);
-  if (!seconds.ok()) return seconds.status();
-  return *seconds * 1000;
+  return NotADuration(kMillisForms, s);
 }
 
 }  // namespace etherply::cli

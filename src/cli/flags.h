@@ -32,9 +32,17 @@ class Flags {
   std::vector<std::string> positional_;
 };
 
-// "90", "90s", "15m", "1h", "7d" as seconds.
+// The longest duration any flag takes: 365 days. Far longer ones overflow
+// the clocks' nanoseconds (about 292 years) when a timer is set, and a year
+// already means "never" to a connection or a token.
+inline constexpr int64_t kMaxDurationSeconds = int64_t{365} * 24 * 3600;
+
+// "90" or "90s", "15m", "2h", "7d" as seconds, from 0 to
+// kMaxDurationSeconds. The error's message is for the caller to put after the
+// flag's name: "wants a duration such as 60s, 5m, 2h or 1d, up to 365d".
 Result<int64_t> ParseDuration(std::string_view s);
-// A duration in milliseconds: "250ms", or anything ParseDuration takes.
+// A duration in milliseconds: "250ms", or anything ParseDuration takes; the
+// same bound and the same kind of message.
 Result<int64_t> ParseMillis(std::string_view s);
 Result<uint64_t> ParseCount(std::string_view s);
 

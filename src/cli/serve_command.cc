@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "auth/jwt.h"
+#include "base/workspace_id.h"
 #include "cli/flags.h"
 #include "cli/secret.h"
 #include "replication/replicator.h"
@@ -28,11 +30,15 @@ constexpr const char* kServeUsage =
     "usage: etherply serve [options]\n"
     "\n"
     "Serves WebSocket sync at /v1/sync/{workspace} and the HTTP API.\n"
+    "A DURATION is 90 or 90s, 15m, 2h, 7d, up to 365d. Exit status: 0 after\n"
+    "SIGINT or SIGTERM; 2 for a bad flag or setting, found before anything is\n"
+    "done; 1 when the server fails to start or run.\n"
     "\n"
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
     "  --data-dir DIR              where data lives (default ./data)\n"
     "  --jwt-secret-file FILE      the HS256 secret (else $ETHERPLY_JWT_SECRET);\n"
-    "                              at least 32 bytes\n"
+    "                              at least 32 bytes; the file's trailing newlines\n"
+    "                              (\\n or \\r\\n) are not part of it\n"
     "  --max-message-bytes N       largest client message (default 1048576);\n"
     "                              larger ones close the socket with 1009\n"
     "  --max-send-queue-bytes N    bytes queued for a client that does not read\n"
@@ -53,7 +59,9 @@ constexpr const char* kServeUsage =
     "  --webhook-url URL           POST a doc.updated event per change (http/https;\n"
     "                              doc/webhooks.md)\n"
     "  --webhook-secret SECRET     whsec_ + base64 of 24-64 bytes (else\n"
-    "                              $ETHERPLY_WEBHOOK_SECRET, which keeps it out of ps)\n"
+    "                              $ETHERPLY_WEBHOOK_SECRET, which keeps it out of ps);\n"
+    "                              required with --webhook-url; this flag and the\n"
+    "                              three below need --webhook-url\n"
     "  --webhook-attempts N        attempts before an event is a dead letter (default 36)\n"
     "  --webhook-backoff DURATION  base of the retry backoff (default 2s; cap 1h)\n"
     "  --webhook-timeout DURATION  time allowed per attempt (default 10s)\n"
@@ -73,8 +81,11 @@ constexpr const char* kTokenUsage =
     "                      [--scope \"read write\"] [--ttl 1h]\n"
     "\n"
     "Prints an HS256 JWT signed with the server's secret (--jwt-secret-file\n"
-    "FILE, else $ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write\n"
-    "implies read, admin implies both. --workspace '*' covers every workspace.\n";
+    "FILE, whose trailing newlines are not part of it, else\n"
+    "$ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write implies read,\n"
+    "admin implies both. --workspace takes a workspace ID (1-128 of A-Z a-z\n"
+    "0-9 . _ -), or '*' for every workspace. --ttl is a duration: 90 or 90s,\n"
+    "15m, 2h, 7d, up to 365d. Exit status 2 for a usage error.\n";
 
 bool WantsHelp(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -116,7 +127,11 @@ int RunServeCommand(int argc, char** argv) {
     if (!port.ok() || *port > 65535) return Usage(kServeUsage, Status::InvalidArgument("bad port in --listen"));
     o.port = static_cast<uint16_t>(*port);
   }
-  if (auto d = flags.Get("data-dir")) o.data_dir = *d;
+  if (auto d = flags.Get("data-dir")) {
+    if (d->empty())
+      return Usage(kServeUsage, Status::InvalidArgument("--data-dir must not be empty"));
+    o.data_dir = *d;
+  }
   // A positive integer up to `max` and what the field holds, checked
   // before it is narrowed into the field.
   auto count = [&](const char* name, auto& field, uint64_t max = UINT64_MAX) -> Status {
@@ -142,33 +157,45 @@ int RunServeCommand(int argc, char** argv) {
     if (!n.ok() || *n > 1'000'000) return Usage(kServeUsage, Status::InvalidArgument("bad --warm-workspaces"));
     o.warm_workspaces = *n;
   }
-  if (auto v = flags.Get("idle-timeout")) {
-    auto d = ParseDuration(*v);
-    if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --idle-timeout"));
-    o.idle_timeout = std::chrono::seconds(*d);
-  }
-  if (auto v = flags.Get("ping-interval")) {
-    auto d = ParseDuration(*v);
-    if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --ping-interval"));
-    o.ping_interval = std::chrono::seconds(*d);
-  }
-  if (auto u = flags.Get("webhook-url")) o.webhook_url = *u;
-  if (Status s = count("webhook-attempts", o.webhook_max_attempts); !s.ok()) return Usage(kServeUsage, s);
-  for (auto [name, field] : {std::pair{"webhook-backoff", &o.webhook_backoff_base},
-                             std::pair{"webhook-timeout", &o.webhook_timeout}}) {
+  // A duration of at least one second (one millisecond for --anti-entropy-interval)
+  // and at most kMaxDurationSeconds.
+  auto duration = [&](const char* name, auto& field) -> Status {
+    using D = std::remove_reference_t<decltype(field)>;
+    constexpr bool kMillis = std::is_same_v<D, std::chrono::milliseconds>;
     if (auto v = flags.Get(name)) {
-      auto d = ParseDuration(*v);
-      if (!d.ok() || *d == 0) return Usage(kServeUsage, Status::InvalidArgument(std::string("bad --") + name));
-      *field = std::chrono::seconds(*d);
+      auto d = kMillis ? ParseMillis(*v) : ParseDuration(*v);
+      if (!d.ok())
+        return Status::InvalidArgument(std::string("--") + name + " " + d.status().message());
+      if (*d == 0)
+        return Status::InvalidArgument(std::string("--") + name + " must be at least 1" +
+                                       (kMillis ? "ms" : "s"));
+      field = D(*d);
     }
-  }
-  std::string whsec = flags.Get("webhook-secret").value_or("");
-  if (whsec.empty())
-    if (const char* env = std::getenv("ETHERPLY_WEBHOOK_SECRET")) whsec = env;
-  if (flags.Get("webhook-secret") && o.webhook_url.empty())
-    return Usage(kServeUsage, Status::InvalidArgument("--webhook-secret needs --webhook-url"));
-  if (!o.webhook_url.empty()) {
+    return Status::Ok();
+  };
+  if (auto u = flags.Get("webhook-url")) o.webhook_url = *u;
+  for (Status s :
+       {duration("idle-timeout", o.idle_timeout), duration("ping-interval", o.ping_interval),
+        count("webhook-attempts", o.webhook_max_attempts),
+        duration("webhook-backoff", o.webhook_backoff_base),
+        duration("webhook-timeout", o.webhook_timeout),
+        duration("anti-entropy-interval", o.anti_entropy_interval)})
+    if (!s.ok()) return Usage(kServeUsage, s);
+  if (o.webhook_url.empty()) {
+    for (const char* name :
+         {"webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout"})
+      if (flags.Has(name))
+        return Usage(kServeUsage,
+                     Status::InvalidArgument(std::string("--") + name + " needs --webhook-url"));
+  } else {
     if (auto u = webhooks::ParseHttpUrl(o.webhook_url); !u.ok()) return Usage(kServeUsage, u.status());
+    std::string whsec = flags.Get("webhook-secret").value_or("");
+    if (whsec.empty())
+      if (const char* env = std::getenv("ETHERPLY_WEBHOOK_SECRET")) whsec = env;
+    if (whsec.empty())
+      return Usage(kServeUsage, Status::InvalidArgument(
+                                    "--webhook-url needs a secret: --webhook-secret or "
+                                    "$ETHERPLY_WEBHOOK_SECRET (whsec_ + base64 of 24-64 bytes)"));
     if (auto k = webhooks::SigningKey::Parse(whsec); !k.ok()) return Usage(kServeUsage, k.status());
     o.webhook_secret = std::move(whsec);
   }
@@ -176,11 +203,6 @@ int RunServeCommand(int argc, char** argv) {
   o.node_id = flags.Get("node-id").value_or("");
   o.region = flags.Get("region").value_or("");
   if (Status s = count("nats-replicas", o.nats_replicas); !s.ok()) return Usage(kServeUsage, s);
-  if (auto v = flags.Get("anti-entropy-interval")) {
-    auto ms = ParseMillis(*v);
-    if (!ms.ok() || *ms == 0) return Usage(kServeUsage, Status::InvalidArgument("bad --anti-entropy-interval"));
-    o.anti_entropy_interval = std::chrono::milliseconds(*ms);
-  }
   if (o.nats_url.empty() && (flags.Get("node-id") || flags.Get("region") ||
                              flags.Get("nats-replicas") || flags.Get("anti-entropy-interval")))
     return Usage(kServeUsage, Status::InvalidArgument("replication flags need --nats-url"));
@@ -196,7 +218,10 @@ int RunServeCommand(int argc, char** argv) {
   server::Server server(std::move(o));
   if (Status s = server.Start(); !s.ok()) {
     std::fprintf(stderr, "etherply serve: %s\n", s.ToString().c_str());
-    return 1;
+    // InvalidArgument is a setting that Start found wrong (a --listen host
+    // that is no address), a configuration error like those above; anything
+    // else (a port in use, a store that cannot open) is a failure.
+    return s.code() == Status::Code::kInvalidArgument ? 2 : 1;
   }
   server.Run();
   return 0;
@@ -209,11 +234,21 @@ int RunTokenCommand(int argc, char** argv) {
   }
   Flags flags({"sub", "scope", "workspace", "ttl", "jwt-secret-file"}, {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kTokenUsage, s);
+  // A stray word is most often a value that lost its quotes (--scope read
+  // write): refused rather than dropped.
+  if (!flags.positional().empty())
+    return Usage(kTokenUsage,
+                 Status::InvalidArgument("unexpected argument " + flags.positional()[0]));
   auth::Claims c;
   c.sub = flags.Get("sub").value_or("");
   if (c.sub.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--sub is required"));
   c.workspaces = flags.GetAll("workspace");
   if (c.workspaces.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--workspace is required"));
+  for (const std::string& w : c.workspaces)
+    if (w != "*" && !IsValidWorkspaceId(w))
+      return Usage(kTokenUsage, Status::InvalidArgument(
+                                    "--workspace \"" + w +
+                                    "\" is not a workspace ID (1-128 of A-Z a-z 0-9 . _ -) or *"));
   std::string scope = flags.Get("scope").value_or("read write");
   // The server ignores words it does not know (a token may carry other
   // services' scopes); one minted here names only EtherPly's.
@@ -230,7 +265,8 @@ int RunTokenCommand(int argc, char** argv) {
     return Usage(kTokenUsage,
                  Status::InvalidArgument("--scope names no scope: read, write, admin"));
   auto ttl = ParseDuration(flags.Get("ttl").value_or("1h"));
-  if (!ttl.ok()) return Usage(kTokenUsage, ttl.status());
+  if (!ttl.ok())
+    return Usage(kTokenUsage, Status::InvalidArgument("--ttl " + ttl.status().message()));
   auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));
   if (!secret.ok()) {
     std::fprintf(stderr, "etherply token: %s\n", secret.status().message().c_str());
