@@ -87,6 +87,28 @@ function rawHttp(port, request, { waitMs = 2000 } = {}) {
   })
 }
 
+/** A raw TCP connection to the server that sends `request` (if any) and
+ *  collects what comes back in `received`; `ended` once the server closed. */
+function openSocket(port, request) {
+  const s = net.connect(port, "127.0.0.1")
+  s.received = Buffer.alloc(0)
+  s.ended = false
+  s.on("data", (d) => (s.received = Buffer.concat([s.received, d])))
+  s.on("end", () => (s.ended = true))
+  s.on("error", () => {})
+  if (request) s.write(request)
+  return s
+}
+
+/** Waits until `cond()` holds, polling; fails naming `what` after 10 s. */
+async function until(what, cond) {
+  const start = Date.now()
+  while (!cond()) {
+    assert.ok(Date.now() - start < 10_000, `${what}: not within 10 s`)
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
 const upgradeRequest = (path, extra = "") =>
   `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
   `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`
@@ -980,26 +1002,10 @@ test("SIGTERM: a client that never answers its close holds the stop for the 2 s 
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-silent"
     const token = srv.mintToken({ workspace: ws })
-    /** A raw socket that sends `request` and collects what comes back. */
-    const raw = (request) => {
-      const s = net.connect(srv.port, "127.0.0.1")
-      s.received = Buffer.alloc(0)
-      s.on("data", (d) => (s.received = Buffer.concat([s.received, d])))
-      s.on("error", () => {})
-      s.write(request)
-      return s
-    }
-    const until = async (what, cond) => {
-      const start = Date.now()
-      while (!cond()) {
-        assert.ok(Date.now() - start < 5000, `${what}: not within 5 s`)
-        await new Promise((r) => setTimeout(r, 10))
-      }
-    }
     // A WebSocket client that reads its frames and never answers any; the
     // server's close frame starts with 0x88.
     const silentClient = async () => {
-      const s = raw(upgradeRequest(`/v1/sync/${ws}?token=${token}`))
+      const s = openSocket(srv.port, upgradeRequest(`/v1/sync/${ws}?token=${token}`))
       await until("the upgrade", () => s.received.includes("\r\n\r\n"))
       assert.match(s.received.toString("latin1"), /^HTTP\/1\.1 101 /)
       const headerEnd = s.received.indexOf("\r\n\r\n") + 4
@@ -1009,7 +1015,7 @@ test("SIGTERM: a client that never answers its close holds the stop for the 2 s 
     const readyz = "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
     const silent = await silentClient()
-    const lb = raw(readyz) // a load balancer's keep-alive connection
+    const lb = openSocket(srv.port, readyz) // a load balancer's keep-alive connection
     await until("/readyz", () => lb.received.includes("ready\n"))
     assert.match(lb.received.toString(), /^HTTP\/1\.1 200 /)
     lb.received = Buffer.alloc(0)
@@ -1180,34 +1186,16 @@ test("more connections than the open-file limit allows get 503 as they are accep
     assert.ok(m, `the start-up warning names the limit:\n${srv.logTail(5)}`)
     const room = Number(m[1])
     assert.ok(room < 250, `room for ${room} connections`)
-    /** A socket that sends `request` (or nothing) and records the answer. */
-    const open = (request) => {
-      const s = net.connect(srv.port, "127.0.0.1")
-      s.answer = ""
-      s.ended = false
-      s.on("data", (d) => (s.answer += d))
-      s.on("end", () => (s.ended = true))
-      s.on("error", () => {})
-      if (request) s.write(request)
-      return s
-    }
-    const until = async (what, cond) => {
-      const start = Date.now()
-      while (!cond()) {
-        assert.ok(Date.now() - start < 10_000, `${what}: not within 10 s`)
-        await new Promise((r) => setTimeout(r, 20))
-      }
-    }
     // Idle connections, as a slow or malicious client holds them.
-    const idle = Array.from({ length: 250 }, () => open())
+    const idle = Array.from({ length: 250 }, () => openSocket(srv.port))
     await until("the refusals", () => idle.filter((s) => s.ended).length >= 250 - room)
     await new Promise((r) => setTimeout(r, 200))
     const refused = idle.filter((s) => s.ended)
     assert.equal(refused.length, 250 - room, "exactly the connections beyond the room are refused")
-    for (const s of refused) assert.match(s.answer, /^HTTP\/1\.1 503 [^]*"too many connections"/)
-    const late = open("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") // its request already sent
+    for (const s of refused) assert.match(s.received.toString(), /^HTTP\/1\.1 503 [^]*"too many connections"/)
+    const late = openSocket(srv.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") // its request already sent
     await until("the late request's answer", () => late.ended)
-    assert.match(late.answer, /^HTTP\/1\.1 503 [^]*Connection: close[^]*\r\n\r\n\{"error":\{"code":503,"message":"too many connections"\}\}\n$/)
+    assert.match(late.received.toString(), /^HTTP\/1\.1 503 [^]*Connection: close[^]*\r\n\r\n\{"error":\{"code":503,"message":"too many connections"\}\}\n$/)
     assert.match(srv.log(), /WARN refused a connection with 503: \d+ connections at once already/)
     for (const s of idle) s.destroy()
     let health
