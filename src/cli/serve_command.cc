@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <type_traits>
 
 #include "auth/jwt.h"
+#include "base/log.h"
 #include "base/workspace_id.h"
 #include "cli/flags.h"
 #include "cli/secret.h"
@@ -52,7 +54,7 @@ constexpr const char* kServeUsage =
     "                              at least every half --idle-timeout in any case)\n"
     "  --max-connections N         WebSocket connections at once (default 10000);\n"
     "                              HTTP ones come on top, up to 1024 more, within\n"
-    "                              the open-file limit (raised at start if it can)\n"
+    "                              the open-file limit (raised at start to the hard one)\n"
     "  --threads N                 network threads, 1 to 256 (default 2)\n"
     "  --warm-workspaces N         workspaces kept loaded after their last client\n"
     "                              leaves (default 64; 0: none)\n"
@@ -215,15 +217,22 @@ int RunServeCommand(int argc, char** argv) {
   }
   o.jwt_secret = std::move(*secret);
 
-  server::Server server(std::move(o));
-  if (Status s = server.Start(); !s.ok()) {
-    std::fprintf(stderr, "etherply serve: %s\n", s.ToString().c_str());
-    // InvalidArgument is a setting that Start found wrong (a --listen host
-    // that is no address), a configuration error like those above; anything
-    // else (a port in use, a store that cannot open) is a failure.
-    return s.code() == Status::Code::kInvalidArgument ? 2 : 1;
-  }
-  server.Run();
+  // A closed log pipe (serve 2>&1 | head) must not kill the server, from
+  // its first line on: writes to it fail instead (sockets never raise
+  // SIGPIPE: Asio sends with MSG_NOSIGNAL).
+  std::signal(SIGPIPE, SIG_IGN);
+  {
+    server::Server server(std::move(o));
+    if (Status s = server.Start(); !s.ok()) {
+      std::fprintf(stderr, "etherply serve: %s\n", s.ToString().c_str());
+      // InvalidArgument is a setting that Start found wrong (a --listen host
+      // that is no address), a configuration error like those above;
+      // anything else (a port in use, a store that cannot open) is a failure.
+      return s.code() == Status::Code::kInvalidArgument ? 2 : 1;
+    }
+    server.Run();
+  }  // what was queued is written, the store closed
+  LogInfo("stopped");
   return 0;
 }
 

@@ -97,7 +97,7 @@ Result<std::vector<std::string>> NatsUrls(std::string_view list) {
     std::string_view url = list.substr(start, comma - start);
     start = comma + 1;
     auto bad = [&](std::string_view why) {
-      return Status::InvalidArgument("NATS URL \"" + std::string(url) + "\" " + std::string(why) +
+      return Status::InvalidArgument("NATS URL \"" + RedactedUrls(url) + "\" " + std::string(why) +
                                      " (want nats://host:port, e.g. nats://127.0.0.1:4222)");
     };
     if (url.empty()) return bad("is empty");
@@ -108,7 +108,10 @@ Result<std::vector<std::string>> NatsUrls(std::string_view list) {
       rest.remove_prefix(scheme + 3);
     }
     if (size_t at = rest.rfind('@'); at != std::string_view::npos) rest.remove_prefix(at + 1);
-    if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    if (size_t slash = rest.find('/'); slash != std::string_view::npos) {
+      if (slash + 1 < rest.size()) return bad("has a path");
+      rest.remove_suffix(1);
+    }
     std::string_view host = rest, port;
     if (rest.starts_with('[')) {  // [IPv6]
       size_t close = rest.find(']');
@@ -122,8 +125,7 @@ Result<std::vector<std::string>> NatsUrls(std::string_view list) {
       host = rest.substr(0, colon);
       port = rest.substr(colon + 1);
     }
-    if (host.empty() || host.find_first_of("/?#") != std::string_view::npos)
-      return bad("has no host, or a path");
+    if (host.empty()) return bad("has no host");
     if (port.data() != nullptr) {
       uint32_t n = 0;
       auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
@@ -197,7 +199,8 @@ class NatsReplicator final : public Replicator {
       jo.PublishAsync.AckHandlerClosure = this;
       natsConnection_JetStream(&js_, nc_, &jo);
     }
-    LogInfo("replication: node " + options_.node_id + " connecting to " + options_.nats_url);
+    LogInfo("replication: node " + options_.node_id + " connecting to " +
+            RedactedUrls(options_.nats_url));
     publisher_ = std::thread([this] { PublishLoop(); });
     consumer_ = std::thread([this] { ConsumeLoop(); });
     control_ = std::thread([this] { ControlLoop(); });
@@ -867,19 +870,23 @@ class NatsReplicator final : public Replicator {
     bool subscribed = false;
     int64_t next_pass = 0;
     int64_t down_since = NowMillis();  // not connected since
-    ThrottledWarning unreachable(std::chrono::seconds(30));
+    int64_t next_warning = down_since + kQuietRetryMillis;
     while (!stopping_) {
       const uint64_t wakes = Wakes();
       if (!Connected()) {
-        // nats.c retries quietly: the operator hears of it every 30 s.
-        if (int64_t down = NowMillis() - down_since; down >= kQuietRetryMillis)
-          unreachable.Warn("replication: no NATS server of " + options_.nats_url +
-                           " has answered for " + std::to_string(down / 1000) +
-                           " s; retrying (changes wait in the outbox)");
+        // nats.c retries quietly: the operator hears of it after 5 s, then
+        // every 30 s.
+        if (int64_t now = NowMillis(); now >= next_warning) {
+          LogWarn("replication: no NATS server of " + RedactedUrls(options_.nats_url) +
+                  " has answered for " + std::to_string((now - down_since) / 1000) +
+                  " s; retrying (changes wait in the outbox)");
+          next_warning = now + 30'000;
+        }
         if (!Sleep(200, wakes)) return;
         continue;
       }
       down_since = NowMillis();
+      next_warning = down_since + kQuietRetryMillis;
       if (!subscribed) {
         subscribed = SubscribePeers();
         announce_ = subscribed;
@@ -1206,6 +1213,24 @@ bool IsValidNodeId(std::string_view id) {
     if (!ok) return false;
   }
   return true;
+}
+
+std::string RedactedUrls(std::string_view urls) {
+  std::string out;
+  for (size_t start = 0; start <= urls.size();) {
+    size_t comma = std::min(urls.find(',', start), urls.size());
+    std::string_view url = urls.substr(start, comma - start);
+    if (size_t at = url.rfind('@'); at != std::string_view::npos) {
+      size_t scheme = url.find("://");
+      size_t from = scheme == std::string_view::npos || scheme > at ? 0 : scheme + 3;
+      out.append(url.substr(0, from)).append("***").append(url.substr(at));
+    } else {
+      out.append(url);
+    }
+    if (comma < urls.size()) out += ',';
+    start = comma + 1;
+  }
+  return out;
 }
 
 Status CheckOptions(const Options& options) {

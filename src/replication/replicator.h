@@ -126,6 +126,10 @@ class Replicator {
 // the node id, unless empty (the caller then uses the node's actor ID).
 Status CheckOptions(const Options& options);
 
+// A comma-separated NATS URL list as the log shows it: each
+// user:password@ written ***@.
+std::string RedactedUrls(std::string_view urls);
+
 // Checks the options and reads the outbox back from the store; does not
 // connect yet (Start does, and keeps retrying).
 Result<std::unique_ptr<Replicator>> OpenNatsReplicator(Options options, storage::Store& store);

@@ -35,8 +35,9 @@ TEST(CheckOptions, NatsUrlsRefusedWithTheReason) {
            Case{"nats://127.0.0.1:0", "has a port that is not from 1 to 65535"},
            Case{"nats://127.0.0.1:", "has a port that is not from 1 to 65535"},
            Case{"nats://127.0.0.1:42x", "has a port that is not from 1 to 65535"},
-           Case{"nats://:4222", "has no host, or a path"},
-           Case{"nats://host:4222/path", "has a port that is not from 1 to 65535"},
+           Case{"nats://:4222", "has no host"},
+           Case{"nats://host:4222/path", "has a path"},
+           Case{"nats://u:secret@host:99999", "NATS URL \"nats://***@host:99999\" has a port"},
            Case{"nats://[::1:4222", "has an unclosed ["},
        }) {
     Status s = CheckUrls(c.urls);
@@ -44,6 +45,11 @@ TEST(CheckOptions, NatsUrlsRefusedWithTheReason) {
     EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
     EXPECT_NE(s.message().find(c.why), std::string::npos) << c.urls << ": " << s.message();
   }
+}
+
+TEST(RedactedUrls, CredentialsAreNotLogged) {
+  EXPECT_EQ(RedactedUrls("nats://u:pw@a:4222,tls://tok@b:4443,nats://c:4222,d@e"),
+            "nats://***@a:4222,tls://***@b:4443,nats://c:4222,***@e");
 }
 
 TEST(CheckOptions, ReplicasIntervalAndNodeId) {

@@ -20,9 +20,12 @@ struct ServerContext {
   // HTTP connections: those waiting for their request, answering one, or
   // kept alive between requests (an upgrade moves one to `connections`).
   std::atomic<size_t> http_connections{0};
-  // Connections of both kinds at once; a connection beyond it is answered
-  // 503 as it is accepted (set at start from the open-file limit).
+  // Connections of both kinds at once, and HTTP ones (so that idle HTTP
+  // connections cannot take the WebSocket ones' room): a connection beyond
+  // either is answered 503 as it is accepted (set at start, within the
+  // open-file limit).
   size_t max_sockets = SIZE_MAX;
+  size_t max_http_connections = SIZE_MAX;
   // Connections whose reads wait for their ops to be durable
   // (ServerOptions::max_inflight_op_bytes).
   std::atomic<size_t> reads_paused{0};

@@ -128,6 +128,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  private:
   void DoRead() {
+    head_ = false;  // until a HEAD request is read
     parser_.emplace();
     parser_->body_limit(kMaxRequestBody);
     parser_->header_limit(kMaxRequestHeader);
@@ -180,6 +181,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void Handle(Request req) {
+    head_ = req.method() == http::verb::head;  // whatever the answer, no body
     // A refused WebSocket upgrade ends the connection at once (spec §1).
     if (beast::websocket::is_upgrade(req)) req.keep_alive(false);
     // The origin form (/path?query), or the absolute form a proxy sends
@@ -193,7 +195,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (!parsed) return Write(JsonError(req, http::status::bad_request, "bad request target"));
     urls::url_view url = *parsed;
-    head_ = req.method() == http::verb::head;
     std::vector<std::string> seg;
     for (auto s : url.segments()) seg.emplace_back(s);
 
@@ -213,7 +214,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (ctx_->stopping)
         return Write(
             JsonError(req, http::status::service_unavailable, "the server is shutting down"));
-      if (Status health = WriteHealth(*ctx_); !health.ok())
+      // After a failed write, tries the store again: with no client
+      // writing, nothing else would find that the disk came back.
+      if (Status health = ctx_->store ? ctx_->store->RetryWrites() : Status::Ok(); !health.ok())
         return Write(JsonError(req, http::status::service_unavailable,
                                "writes are failing: " + health.message()));
       Response res{http::status::ok, req.version()};
@@ -526,8 +529,10 @@ void RefuseBusy(net::ip::tcp::socket socket, const ServerContext& ctx) {
            std::to_string(body.size()) + "\r\n\r\n" + body;
   }();
   static ThrottledWarning warning(std::chrono::seconds(10));
-  warning.Warn("refused a connection with 503: " + std::to_string(ctx.max_sockets) +
-               " connections at once already (WebSocket and HTTP)");
+  warning.Warn("refused a connection with 503: " + std::to_string(ctx.connections.load()) +
+               " WebSocket and " + std::to_string(ctx.http_connections.load()) +
+               " HTTP connections already (at most " + std::to_string(ctx.max_sockets) +
+               " in all, " + std::to_string(ctx.max_http_connections) + " HTTP)");
   beast::error_code ec;
   socket.non_blocking(true, ec);
   std::array<char, 8192> unread;
@@ -540,7 +545,10 @@ void RefuseBusy(net::ip::tcp::socket socket, const ServerContext& ctx) {
 }  // namespace
 
 void StartHttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext> ctx) {
-  if (ctx->http_connections.load() + ctx->connections.load() >= ctx->max_sockets)
+  // Called by the acceptor alone, one connection at a time: nothing else
+  // adds to the counts between this check and the session's constructor.
+  size_t http = ctx->http_connections.load();
+  if (http >= ctx->max_http_connections || http + ctx->connections.load() >= ctx->max_sockets)
     return RefuseBusy(std::move(socket), *ctx);
   std::make_shared<HttpSession>(std::move(socket), std::move(ctx))->Run();
 }

@@ -10,6 +10,9 @@
 //   GET  /v1/history/{workspace}[/state]       history, state at heads (read scope)
 //   POST /v1/history/{workspace}/undo|restore  (write scope)
 //   GET  /v1/admin/webhooks/stats|dead, POST .../dead/{id}/replay  (admin scope)
+// HEAD is answered wherever GET is, with GET's headers and no body; a 405
+// names what is allowed (Allow). Targets in the absolute form a proxy
+// sends (http://host/path) are served as their path.
 // Errors: 400 bad workspace ID or request (or not valid HTTP/1.x); 401 (with
 // WWW-Authenticate: Bearer) a token missing, invalid, not covering the
 // workspace or granting no scope; 403 a token that lacks the write scope
@@ -28,6 +31,9 @@
 
 namespace etherply::server {
 
+// Serves a connection just accepted, or answers it 503 if the server holds
+// as many as it may (ServerContext). Called by the acceptor alone, one
+// connection at a time.
 void StartHttpSession(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerContext> ctx);
 
 }  // namespace etherply::server

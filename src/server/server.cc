@@ -33,37 +33,39 @@ using tcp = net::ip::tcp;
 // How long a stopping server waits for its clients to answer their close.
 constexpr std::chrono::seconds kCloseGrace{2};
 
-// File descriptors kept back from connections: RocksDB's files, the webhook
-// and NATS connections, the event loop's own.
-constexpr size_t kReservedFds = 128;
-// HTTP connections (health checks, history, documents, upgrades under way)
-// beside max_connections WebSocket ones.
-constexpr size_t kHttpHeadroom = 1024;
+// File descriptors kept back from connections: RocksDB's files (at most
+// storage::kMaxOpenTables tables and a few more), the webhook and NATS
+// connections, the event loop's own, the standard streams.
+constexpr size_t kReservedFds = storage::kMaxOpenTables + 128;
+// HTTP connections at once (health checks, history, documents, upgrades
+// under way), beside max_connections WebSocket ones.
+constexpr size_t kMaxHttpConnections = 1024;
 // How long the acceptor rests after a failed accept (no descriptor or
 // memory left): the connection waits in the listen backlog meanwhile.
 constexpr std::chrono::milliseconds kAcceptRetry{100};
 
 namespace {
-// Raises the soft limit on open files toward what max_connections needs, as
-// far as the hard limit allows, and returns how many connections the server
-// may hold at once: beyond that a new one is answered 503 as it is accepted,
-// rather than an accept failing for want of a descriptor. Says so when the
-// limit is what binds.
+// Raises the soft limit on open files to the hard one (or, with no hard
+// limit, to what max_connections needs) and returns how many connections
+// the server may hold at once: beyond that a new one is answered 503 as it
+// is accepted, rather than an accept failing for want of a descriptor. Says
+// so when the limit is what binds.
 size_t MaxSockets(size_t max_connections) {
   // Saturating: --max-connections may be as large as a size_t.
-  const size_t wanted =
-      std::min(max_connections, SIZE_MAX - kHttpHeadroom - kReservedFds) + kHttpHeadroom;
+  const size_t wanted = std::min(max_connections, SIZE_MAX - kMaxHttpConnections - kReservedFds) +
+                        kMaxHttpConnections;
   const rlim_t needed = wanted + kReservedFds;
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < std::max(needed, rl.rlim_max)) {
     rlimit raised = rl;
-    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? needed : std::min(needed, rl.rlim_max);
+    raised.rlim_cur = rl.rlim_max == RLIM_INFINITY ? needed : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
   }
   if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= needed) return wanted;
   size_t limit = rl.rlim_cur;
-  size_t max_sockets = limit > 2 * kReservedFds ? limit - kReservedFds : limit / 2;
+  // Whatever is left beside the reserve (a few, however short the limit).
+  size_t max_sockets = limit > kReservedFds + 16 ? limit - kReservedFds : 16;
   LogWarn("open files are limited to " + std::to_string(limit) +
           " (ulimit -n; its hard limit too): this node holds at most " +
           std::to_string(max_sockets) +
@@ -78,9 +80,10 @@ size_t MaxSockets(size_t max_connections) {
 struct Server::Impl {
   explicit Impl(ServerOptions o)
       : ioc(o.threads),
-        acceptor(ioc),
+        accept_strand(net::make_strand(ioc)),
+        acceptor(accept_strand),
         signals(ioc, SIGINT, SIGTERM),
-        accept_timer(ioc),
+        accept_timer(accept_strand),
         stop_timer(ioc) {
     ctx = std::make_shared<ServerContext>();
     ctx->options = std::move(o);
@@ -130,6 +133,9 @@ struct Server::Impl {
   std::unique_ptr<replication::Replicator> replicator;  // likewise
   std::unique_ptr<Hub> hub;
   net::io_context ioc;
+  // The acceptor, its retry timer and their handlers (StartHttpSession's
+  // cap check among them) run here, one at a time; Stop closes them here.
+  net::strand<net::io_context::executor_type> accept_strand;
   tcp::acceptor acceptor;
   net::signal_set signals;
   net::steady_timer accept_timer;
@@ -149,8 +155,9 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
 Server::~Server() = default;
 
 namespace {
-// Where to listen: `host` an IP address, or a name, resolved (its first
-// address: "localhost" is 127.0.0.1 here).
+// Where to listen: `host` an IP address, or a name, resolved: its first
+// IPv4 address if it has one ("localhost" is 127.0.0.1 even where ::1 comes
+// first), else its first.
 Result<tcp::endpoint> ListenEndpoint(net::io_context& ioc, const std::string& host, uint16_t port) {
   boost::system::error_code ec;
   auto address = net::ip::make_address(host, ec);
@@ -161,6 +168,8 @@ Result<tcp::endpoint> ListenEndpoint(net::io_context& ioc, const std::string& ho
     return Status::InvalidArgument(
         "cannot listen on " + host + ": not an IP address, and " +
         (ec ? "resolving it failed: " + ec.message() : std::string("it resolves to no address")));
+  for (const auto& entry : found)
+    if (entry.endpoint().address().is_v4()) return entry.endpoint();
   return found.begin()->endpoint();
 }
 
@@ -243,14 +252,16 @@ Status Server::Start() {
   if (m.replicator) m.replicator->Start(*m.hub);
 
   m.ctx->max_sockets = MaxSockets(o.max_connections);
+  m.ctx->max_http_connections = std::min(kMaxHttpConnections, m.ctx->max_sockets);
   // An IPv6 address in brackets, as URLs write it.
   std::string where = endpoint->address().is_v6() ? "[" + endpoint->address().to_string() + "]"
                                                   : endpoint->address().to_string();
   where += ":" + std::to_string(port());
-  LogInfo("etherply listening on http://" + where + " (WebSocket: ws://" + where +
-          "/v1/sync/{workspace}); data in " + std::filesystem::absolute(o.data_dir).string() +
-          "; node actor " + ToHex(*actor) + (o.webhook_url.empty() ? "" : "; webhooks on") +
-          (o.nats_url.empty() ? "" : "; replicating over " + o.nats_url));
+  LogInfo(
+      "etherply listening on http://" + where + " (WebSocket: ws://" + where +
+      "/v1/sync/{workspace}); data in " + std::filesystem::absolute(o.data_dir).string() +
+      "; node actor " + ToHex(*actor) + (o.webhook_url.empty() ? "" : "; webhooks on") +
+      (o.nats_url.empty() ? "" : "; replicating over " + replication::RedactedUrls(o.nats_url)));
   return Status::Ok();
 }
 
@@ -262,10 +273,6 @@ uint16_t Server::port() const {
 
 void Server::Run() {
   Impl& m = *impl_;
-  // A closed log pipe (serve 2>&1 | head) must not kill the server: writes
-  // to it fail instead (sockets never raise SIGPIPE: Asio sends with
-  // MSG_NOSIGNAL).
-  std::signal(SIGPIPE, SIG_IGN);
   m.signals.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) return;
     LogInfo("signal " + std::to_string(sig) + ": stopping");
@@ -288,16 +295,17 @@ void Server::Run() {
   }
   m.ioc.run();
   for (auto& t : threads) t.join();
-  LogInfo("stopped");
 }
 
 void Server::Stop() {
   net::post(impl_->ioc, [this] {
     Impl& m = *impl_;
     if (m.ctx->stopping.exchange(true)) return;  // a signal and a call, say
-    boost::system::error_code ec;
-    m.acceptor.close(ec);
-    m.accept_timer.cancel();
+    net::post(m.accept_strand, [&m] {
+      boost::system::error_code ec;
+      m.acceptor.close(ec);
+      m.accept_timer.cancel();
+    });
     // Clients are told the server is going away (1001), so that they
     // reconnect at once, and given kCloseGrace to answer before the
     // network stops.

@@ -129,6 +129,8 @@ class RocksDbStore : public Store {
     return s;
   }
 
+  Status RetryWrites() override { return failed_.load() ? Resume() : Status::Ok(); }
+
   Status WriteHealth() const override {
     if (!failed_.load()) return Status::Ok();
     std::lock_guard lock(resume_mu_);
@@ -179,6 +181,11 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
   // (outboxes, heads on load) RocksDB groups, and the group's leader inserts.
   options.memtable_insert_with_hint_prefix_extractor = std::make_shared<SequencePrefixExtractor>();
   options.allow_concurrent_memtable_write = false;
+  // Within the descriptors the server keeps for itself beside its
+  // connections (server.cc, kReservedFds): RocksDB would otherwise keep
+  // every table file open, and a large store near the connection cap would
+  // fail its flushes with EMFILE. Tables beyond it are reopened as read.
+  options.max_open_files = kMaxOpenTables;
   options.info_log = std::make_shared<ServerLogger>();
   // No recovery of RocksDB's own in the background: the next write resumes
   // (RocksDbStore::Apply) as soon as it can.

@@ -66,12 +66,22 @@ class Store {
   // OK, or the error of the last write while writes fail (from a failed
   // write until one succeeds again). The default: OK.
   virtual Status WriteHealth() const { return Status::Ok(); }
+  // Whether writes succeed now: after a failed write, tries what the next
+  // write would (RocksDB: a resume, at most one every 0.5 s, blocking for
+  // its flush), so that a node no one writes to learns that the disk came
+  // back. The default: WriteHealth().
+  virtual Status RetryWrites() { return WriteHealth(); }
   // ScanFrom the first key with prefix.
   Status Scan(std::string_view prefix,
               const std::function<bool(std::string_view, std::string_view)>& f) {
     return ScanFrom(prefix, prefix, f);
   }
 };
+
+// The most table files the RocksDB store keeps open at once; with its WAL,
+// MANIFEST and LOCK, the file descriptors it holds stay below about this
+// plus 8.
+inline constexpr int kMaxOpenTables = 128;
 
 // Opens (creating if needed) a RocksDB store in dir.
 Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir);

@@ -752,6 +752,18 @@ test("HTTP methods: HEAD answers as GET without a body, a 405 says what is allow
     assert.match(headAnswer, /^HTTP\/1\.1 200 [^]*Content-Length: 3\r\n/, `HEAD: ${JSON.stringify(headAnswer)}`)
     assert.ok(headAnswer.endsWith("\r\n\r\n"), `HEAD: headers only: ${JSON.stringify(headAnswer)}`)
     assert.match(getAnswer ?? "", /^HTTP\/1\.1 200 [^]*\r\n\r\nok\n$/, `GET after HEAD: ${JSON.stringify(getAnswer)}`)
+    // An error to a HEAD has no body either, and the next request on the
+    // connection is framed right whatever came before.
+    const errors = await rawHttp(
+      srv.port,
+      "HEAD ftp://x/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" +
+        "HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" +
+        "GET ftp://x/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    const [badHead, okHead, badGet] = errors.data.split(/(?=HTTP\/1\.1 )/)
+    assert.match(badHead, /^HTTP\/1\.1 400 [^]*\r\n\r\n$/, `HEAD of a bad target: ${JSON.stringify(badHead)}`)
+    assert.match(okHead, /^HTTP\/1\.1 200 [^]*\r\n\r\n$/, `HEAD after it: ${JSON.stringify(okHead)}`)
+    assert.match(badGet ?? "", /^HTTP\/1\.1 400 [^]*\r\n\r\n\{"error":\{"code":400,"message":"bad request target"\}\}\n$/, `GET of a bad target after a HEAD: ${JSON.stringify(badGet)}`)
     const token = srv.mintToken({ workspace: "*", scope: "admin" })
     const auth = { Authorization: `Bearer ${token}` }
     for (const p of ["/healthz", "/readyz", "/v1/status", "/v1/workspaces/a/doc", "/v1/history/a"]) {
@@ -805,19 +817,23 @@ test("the log's reader going away (serve 2>&1 | head) does not stop the server; 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "etherply-sigpipe-"))
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
   const env = { ...process.env, ETHERPLY_JWT_SECRET: "s".repeat(40) }
-  const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir], { env, stdio: ["ignore", "ignore", "pipe"] })
-  t.after(() => child.kill("SIGKILL"))
-  const port = await new Promise((resolve, reject) => {
-    let log = ""
-    child.stderr.on("data", (d) => {
-      log += d
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)
-      if (m) resolve(Number(m[1]))
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
     })
-    child.once("exit", (code, signal) => reject(new Error(`exited ${code} ${signal}: ${log}`)))
   })
+  const child = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir], { env, stdio: ["ignore", "ignore", "pipe"] })
+  t.after(() => child.kill("SIGKILL"))
+  child.stderr.destroy() // the reader of the log is gone before its first line
+  let health
+  for (let i = 0; i < 200 && health?.status !== 200; i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    assert.equal(child.signalCode, null, "not killed by SIGPIPE at start")
+    health = await httpRequest(`http://127.0.0.1:${port}/healthz`).catch(() => null)
+  }
+  assert.equal(health?.status, 200, "serving")
   assert.match(fs.readdirSync(dir).join(" "), /CURRENT/)
-  child.stderr.destroy() // the reader of the log is gone
   // Each refused token is a log line, written into the closed pipe.
   for (let i = 0; i < 5; i++) {
     const r = await httpRequest(`http://127.0.0.1:${port}/v1/history/a`, { headers: { Authorization: "Bearer x" } })
@@ -1153,6 +1169,13 @@ test("a full disk: ops get 500 and store nothing, /readyz 503; once space is bac
     b.sendOp("full", 3) // a workspace that has not failed yet fails too
     assertError(await b.next(), 500, "another workspace's op while the disk is full")
     fs.rmSync(flag) // space again
+    // With no op sent, /readyz itself tries the store again (a load
+    // balancer that drained the node sends none).
+    const readySoon = Date.now()
+    while ((await ready()).status !== 200) {
+      assert.ok(Date.now() - readySoon < 3000, "/readyz still 503 3 s after space came back, with no op sent")
+      await new Promise((r) => setTimeout(r, 50))
+    }
     // No restart: a write resumes the store, trying at most every 0.5 s,
     // so ops are stored again within about that of the space coming back.
     const storedSoon = async (c, key, value) => {
@@ -1196,7 +1219,7 @@ test("more connections than the open-file limit allows get 503 as they are accep
     const late = openSocket(srv.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") // its request already sent
     await until("the late request's answer", () => late.ended)
     assert.match(late.received.toString(), /^HTTP\/1\.1 503 [^]*Connection: close[^]*\r\n\r\n\{"error":\{"code":503,"message":"too many connections"\}\}\n$/)
-    assert.match(srv.log(), /WARN refused a connection with 503: \d+ connections at once already/)
+    assert.match(srv.log(), /WARN refused a connection with 503: 0 WebSocket and \d+ HTTP connections already \(at most \d+ in all, \d+ HTTP\)/)
     for (const s of idle) s.destroy()
     let health
     for (let i = 0; i < 50 && health?.status !== 200; i++) {
@@ -1204,6 +1227,28 @@ test("more connections than the open-file limit allows get 503 as they are accep
       if (health?.status !== 200) await new Promise((r) => setTimeout(r, 50))
     }
     assert.equal(health?.status, 200, "served again once the idle connections left")
+  })
+})
+
+test("HTTP connections are capped at 1,024 beside the WebSocket ones: idle ones beyond get 503, a connected client goes on", { timeout: 60_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const [c] = await h.connectWithInit("ws-http-cap", { token: srv.mintToken({ workspace: "ws-http-cap" }) })
+    const idle = Array.from({ length: 1030 }, () => openSocket(srv.port))
+    t.after(() => idle.forEach((s) => s.destroy()))
+    await until("the refusals", () => idle.filter((s) => s.ended).length >= 6)
+    await new Promise((r) => setTimeout(r, 300))
+    const refused = idle.filter((s) => s.ended)
+    assert.equal(refused.length, 6, "the connections beyond 1,024 HTTP ones are refused")
+    for (const s of refused) assert.match(s.received.toString(), /^HTTP\/1\.1 503 [^]*"too many connections"/)
+    c.sendOp("still", true)
+    assertOp(await c.next(), "still", true)
+    for (const s of idle) s.destroy()
+    let health
+    for (let i = 0; i < 100 && health?.status !== 200; i++) {
+      health = await httpRequest(`${srv.url}/healthz`).catch(() => null)
+      if (health?.status !== 200) await new Promise((r) => setTimeout(r, 50))
+    }
+    assert.equal(health?.status, 200, "served again once they left")
   })
 })
 
