@@ -100,14 +100,18 @@ function openSocket(port, request) {
   return s
 }
 
-/** Waits until `cond()` holds, polling; fails naming `what` after 10 s. */
+/** Waits until `cond()` (or the promise it returns) holds, polling; fails
+ *  naming `what` after 10 s. */
 async function until(what, cond) {
   const start = Date.now()
-  while (!cond()) {
+  while (!(await cond())) {
     assert.ok(Date.now() - start < 10_000, `${what}: not within 10 s`)
     await new Promise((r) => setTimeout(r, 10))
   }
 }
+
+/** Whether GET /healthz answers 200 (false while refused or unreachable). */
+const healthy = async (url) => (await httpRequest(`${url}/healthz`).catch(() => null))?.status === 200
 
 const upgradeRequest = (path, extra = "") =>
   `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
@@ -1221,12 +1225,7 @@ test("more connections than the open-file limit allows get 503 as they are accep
     assert.match(late.received.toString(), /^HTTP\/1\.1 503 [^]*Connection: close[^]*\r\n\r\n\{"error":\{"code":503,"message":"too many connections"\}\}\n$/)
     assert.match(srv.log(), /WARN refused a connection with 503: 0 WebSocket and \d+ HTTP connections already \(at most \d+ in all, \d+ HTTP\)/)
     for (const s of idle) s.destroy()
-    let health
-    for (let i = 0; i < 50 && health?.status !== 200; i++) {
-      health = await httpRequest(`${srv.url}/healthz`).catch(() => null)
-      if (health?.status !== 200) await new Promise((r) => setTimeout(r, 50))
-    }
-    assert.equal(health?.status, 200, "served again once the idle connections left")
+    await until("/healthz once the idle connections left", () => healthy(srv.url))
   })
 })
 
@@ -1243,12 +1242,7 @@ test("HTTP connections are capped at 1,024 beside the WebSocket ones: idle ones 
     c.sendOp("still", true)
     assertOp(await c.next(), "still", true)
     for (const s of idle) s.destroy()
-    let health
-    for (let i = 0; i < 100 && health?.status !== 200; i++) {
-      health = await httpRequest(`${srv.url}/healthz`).catch(() => null)
-      if (health?.status !== 200) await new Promise((r) => setTimeout(r, 50))
-    }
-    assert.equal(health?.status, 200, "served again once they left")
+    await until("/healthz once they left", () => healthy(srv.url))
   })
 })
 
