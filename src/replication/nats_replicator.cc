@@ -25,6 +25,7 @@
 #include <set>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "automerge/sync.h"
 #include "base/coding.h"
@@ -88,14 +89,22 @@ std::string NatsError(natsStatus s, jsErrCode jerr = static_cast<jsErrCode>(0)) 
   return m;
 }
 
+// The items of a comma-separated list, empty ones included ("" is one).
+std::vector<std::string_view> SplitList(std::string_view list) {
+  std::vector<std::string_view> items;
+  for (size_t start = 0; start <= list.size();) {
+    size_t comma = std::min(list.find(',', start), list.size());
+    items.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
 // The servers of a comma-separated NATS URL list, each checked (see
 // CheckOptions).
 Result<std::vector<std::string>> NatsUrls(std::string_view list) {
   std::vector<std::string> urls;
-  for (size_t start = 0; start <= list.size();) {
-    size_t comma = std::min(list.find(',', start), list.size());
-    std::string_view url = list.substr(start, comma - start);
-    start = comma + 1;
+  for (std::string_view url : SplitList(list)) {
     auto bad = [&](std::string_view why) {
       return Status::InvalidArgument("NATS URL \"" + RedactedUrls(url) + "\" " + std::string(why) +
                                      " (want nats://host:port, e.g. nats://127.0.0.1:4222)");
@@ -1217,9 +1226,9 @@ bool IsValidNodeId(std::string_view id) {
 
 std::string RedactedUrls(std::string_view urls) {
   std::string out;
-  for (size_t start = 0; start <= urls.size();) {
-    size_t comma = std::min(urls.find(',', start), urls.size());
-    std::string_view url = urls.substr(start, comma - start);
+  bool first = true;
+  for (std::string_view url : SplitList(urls)) {
+    if (!std::exchange(first, false)) out += ',';
     if (size_t at = url.rfind('@'); at != std::string_view::npos) {
       size_t scheme = url.find("://");
       size_t from = scheme == std::string_view::npos || scheme > at ? 0 : scheme + 3;
@@ -1227,8 +1236,6 @@ std::string RedactedUrls(std::string_view urls) {
     } else {
       out.append(url);
     }
-    if (comma < urls.size()) out += ',';
-    start = comma + 1;
   }
   return out;
 }

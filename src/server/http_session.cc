@@ -78,6 +78,16 @@ Response JsonError(const Request& req, http::status status, std::string_view mes
   return res;
 }
 
+// 200 with a text/plain body (the health routes).
+Response PlainText(const Request& req, std::string body) {
+  Response res{http::status::ok, req.version()};
+  res.set(http::field::content_type, "text/plain");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
 // The bearer token of a request: the Authorization header, else ?token=.
 std::optional<std::string> TokenOf(const Request& req, const urls::url_view& url) {
   auto auth = req.find(http::field::authorization);
@@ -200,12 +210,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
     if (seg.size() == 1 && seg[0] == "healthz") {
       if (!MethodIs(req, http::verb::get)) return;
-      Response res{http::status::ok, req.version()};
-      res.set(http::field::content_type, "text/plain");
-      res.keep_alive(req.keep_alive());
-      res.body() = "ok\n";
-      res.prepare_payload();
-      return Write(std::move(res));
+      return Write(PlainText(req, "ok\n"));
     }
     if (seg.size() == 1 && seg[0] == "readyz") {
       // Whether this node takes writes now: 503 while they fail (a full
@@ -219,12 +224,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (Status health = ctx_->store ? ctx_->store->RetryWrites() : Status::Ok(); !health.ok())
         return Write(JsonError(req, http::status::service_unavailable,
                                "writes are failing: " + health.message()));
-      Response res{http::status::ok, req.version()};
-      res.set(http::field::content_type, "text/plain");
-      res.keep_alive(req.keep_alive());
-      res.body() = "ready\n";
-      res.prepare_payload();
-      return Write(std::move(res));
+      return Write(PlainText(req, "ready\n"));
     }
     if (seg.size() == 2 && seg[0] == "v1" && seg[1] == "status") {
       if (!MethodIs(req, http::verb::get)) return;
