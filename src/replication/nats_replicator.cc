@@ -264,6 +264,11 @@ class NatsReplicator final : public Replicator {
     outbox_->Committed(ticket, status);
   }
 
+  bool Replicating() const override {
+    std::lock_guard lock(mu_);
+    return Connected() && pull_sub_;
+  }
+
   std::string StatusJson() const override {
     std::lock_guard lock(mu_);
     std::string out = "{\"node\":";

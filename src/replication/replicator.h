@@ -117,6 +117,9 @@ class Replicator {
   // The replication state as a JSON object (doc/replication.md):
   // connection, publish backlog, consumer lag, peers, anti-entropy.
   virtual std::string StatusJson() const = 0;
+  // Whether the node is connected to NATS with its stream consumer set up,
+  // so that its changes reach the other nodes and theirs reach it.
+  virtual bool Replicating() const = 0;
 };
 
 // The options that need no store, checked before the server makes

@@ -51,15 +51,23 @@ Status WriteHealth(const ServerContext& ctx) {
 }
 
 // GET /v1/status: the node's counters, whether writes succeed (after a
-// failed one, the last error, until one succeeds) and replication's state.
+// failed one, the last error, until one succeeds) and replication's state;
+// "status" sums them up: "stopping", else "degraded" while writes fail or
+// replication is on but not replicating, else "ok".
 std::string StatusJson(const ServerContext& ctx) {
   std::string storage = "{\"writable\":true}";
-  if (Status health = WriteHealth(ctx); !health.ok()) {
+  Status health = WriteHealth(ctx);
+  if (!health.ok()) {
     storage = "{\"writable\":false,\"error\":";
     automerge::AppendJsonString(storage, health.message());
     storage += '}';
   }
-  return "{\"status\":\"ok\",\"connections\":" + std::to_string(ctx.connections) +
+  const char* status = ctx.stopping ? "stopping"
+                       : !health.ok() || (ctx.replicator && !ctx.replicator->Replicating())
+                           ? "degraded"
+                           : "ok";
+  return "{\"status\":\"" + std::string(status) +
+         "\",\"connections\":" + std::to_string(ctx.connections) +
          ",\"reads_paused\":" + std::to_string(ctx.reads_paused) +
          ",\"workspaces\":" + std::to_string(ctx.hub->loaded()) + ",\"storage\":" + storage +
          ",\"replication\":" +

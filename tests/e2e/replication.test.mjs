@@ -422,6 +422,7 @@ test("nodes started while NATS is away connect when it comes, and what they took
     const st = await statusOf(a)
     assert.equal(st.replication.connected, false)
     assert.equal(st.replication.publish_backlog, 1)
+    assert.equal(st.status, "degraded", "/v1/status while NATS is away")
     // nats.c retries quietly; the node says so after 5 s.
     const start = Date.now()
     while (!/WARN replication: no NATS server of nats:\/\/127\.0\.0\.1:\d+ has answered for \d+ s; retrying/.test(a.log())) {
@@ -431,6 +432,8 @@ test("nodes started while NATS is away connect when it comes, and what they took
     await nats.start()
     const doc = await assertConverged([a, b], ws, { changes: 1 })
     assert.equal(js(doc).early, 1)
+    await waitForStream(a)
+    assert.equal((await statusOf(a)).status, "ok", "/v1/status once NATS is back")
   } catch (e) {
     for (const node of nodes) for (const line of node.logTail(40).split("\n")) if (line) t.diagnostic(line)
     throw e

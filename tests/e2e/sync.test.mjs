@@ -1045,6 +1045,10 @@ test("SIGTERM: a client that never answers its close holds the stop for the 2 s 
     lb.write(readyz)
     await until("/readyz while stopping", () => lb.received.includes("}"))
     assert.match(lb.received.toString(), /^HTTP\/1\.1 503 [^]*"the server is shutting down"/)
+    lb.received = Buffer.alloc(0)
+    lb.write("GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    await until("/v1/status while stopping", () => lb.received.includes("\"replication\":null}"))
+    assert.match(lb.received.toString(), /^HTTP\/1\.1 200 [^]*\{"status":"stopping",/)
     assert.deepEqual(await stopped, { code: 0, signal: null })
     const heldMs = Date.now() - t0
     t.diagnostic(`the unanswered close held the stop ${heldMs} ms`)
@@ -1156,8 +1160,10 @@ test("a full disk: ops get 500 and store nothing, /readyz 503; once space is bac
     const [b] = await h.connectWithInit("disk-b", { token: srv.mintToken({ workspace: "disk-b" }) })
     a.sendOp("before", 1)
     assertOp(await a.next(), "before", 1)
-    const storage = async () => JSON.parse((await httpRequest(`${srv.url}/v1/status`)).text).storage
+    const status = async () => JSON.parse((await httpRequest(`${srv.url}/v1/status`)).text)
+    const storage = async () => (await status()).storage
     assert.deepEqual(await storage(), { writable: true })
+    assert.equal((await status()).status, "ok")
     const ready = async () => httpRequest(`${srv.url}/readyz`)
     assert.equal((await ready()).status, 200, "/readyz while writes succeed")
     fs.writeFileSync(flag, "") // the disk is full
@@ -1166,6 +1172,7 @@ test("a full disk: ops get 500 and store nothing, /readyz 503; once space is bac
     const failing = await storage()
     assert.equal(failing.writable, false, "/v1/status says writes fail")
     assert.match(failing.error, /No space left on device/)
+    assert.equal((await status()).status, "degraded", "/v1/status sums up: writes fail")
     const notReady = await ready()
     assert.equal(notReady.status, 503, "/readyz while writes fail")
     assert.match(JSON.parse(notReady.text).error.message, /^writes are failing: .*No space left on device/)
