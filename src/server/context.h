@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "server/server.h"
+#include "server/waiting_list.h"
 #include "server/workspace.h"
 
 namespace etherply::server {
@@ -21,11 +22,14 @@ struct ServerContext {
   // kept alive between requests (an upgrade moves one to `connections`).
   std::atomic<size_t> http_connections{0};
   // Connections of both kinds at once, and HTTP ones (so that idle HTTP
-  // connections cannot take the WebSocket ones' room): a connection beyond
-  // either is answered 503 as it is accepted (set at start, within the
-  // open-file limit).
+  // connections cannot take the WebSocket ones' room), set at start within
+  // the open-file limit. A connection beyond either makes room by closing
+  // the HTTP connection that has waited longest for a request; with none
+  // waiting, it is answered 503 as it is accepted.
   size_t max_sockets = SIZE_MAX;
   size_t max_http_connections = SIZE_MAX;
+  // The HTTP connections waiting for a request (or kept alive between two).
+  WaitingList waiting;
   // Connections whose reads wait for their ops to be durable
   // (ServerOptions::max_inflight_op_bytes).
   std::atomic<size_t> reads_paused{0};

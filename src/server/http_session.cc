@@ -137,7 +137,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto ep = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
-  ~HttpSession() { --ctx_->http_connections; }
+  ~HttpSession() {
+    if (waiting_) ctx_->waiting.Remove(waiting_);
+    --ctx_->http_connections;
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(),
@@ -151,11 +154,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_->body_limit(kMaxRequestBody);
     parser_->header_limit(kMaxRequestHeader);
     stream_.expires_after(ctx_->options.handshake_timeout);
+    // Until the request is read, the acceptor may close this connection to
+    // make room for a new one: the read is cancelled on this connection's
+    // strand, unless the request came meanwhile.
+    waiting_ = ctx_->waiting.Add([weak = weak_from_this()](uint64_t ticket) {
+      auto self = weak.lock();
+      if (!self) return;
+      auto executor = self->stream_.get_executor();
+      net::post(executor, [self = std::move(self), ticket] {
+        if (self->waiting_ == ticket) self->stream_.cancel();
+      });
+    });
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
   }
 
   void OnRead(beast::error_code ec, size_t) {
+    ctx_->waiting.Remove(waiting_);
+    waiting_ = 0;
     if (ec == http::error::end_of_stream) return DoClose();
     if (ec == http::error::partial_message) return;  // the client went away
     if (IsHttpParseError(ec)) {
@@ -522,9 +538,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::shared_ptr<ServerContext> ctx_;
   std::string peer_;
   bool head_ = false;  // the request being answered is a HEAD
+  // The WaitingList ticket while a request is being read, else 0.
+  uint64_t waiting_ = 0;
 };
 
-// A connection over ServerContext::max_sockets, answered 503 as it is
+// Connections a full server accepts beyond its caps while the ones it
+// closed to make room finish closing (within the descriptors
+// server.cc's kReservedFds keeps back).
+constexpr size_t kClosingRoom = 16;
+
+// The connection counts and caps, for the log.
+std::string Counts(const ServerContext& ctx) {
+  return std::to_string(ctx.connections.load()) + " WebSocket and " +
+         std::to_string(ctx.http_connections.load()) + " HTTP connections (at most " +
+         std::to_string(ctx.max_sockets) + " in all, " + std::to_string(ctx.max_http_connections) +
+         " HTTP)";
+}
+
+// A connection over ServerContext's caps, answered 503 as it is
 // accepted and closed unread: a fresh socket's send buffer takes the answer
 // whole, so nothing waits. What the client sent already is read first, as
 // closing with it unread would reset the connection before the answer.
@@ -537,10 +568,8 @@ void RefuseBusy(net::ip::tcp::socket socket, const ServerContext& ctx) {
            std::to_string(body.size()) + "\r\n\r\n" + body;
   }();
   static ThrottledWarning warning(std::chrono::seconds(10));
-  warning.Warn("refused a connection with 503: " + std::to_string(ctx.connections.load()) +
-               " WebSocket and " + std::to_string(ctx.http_connections.load()) +
-               " HTTP connections already (at most " + std::to_string(ctx.max_sockets) +
-               " in all, " + std::to_string(ctx.max_http_connections) + " HTTP)");
+  warning.Warn("refused a connection with 503, none waiting for a request to make room: " +
+               Counts(ctx));
   beast::error_code ec;
   socket.non_blocking(true, ec);
   std::array<char, 8192> unread;
@@ -556,8 +585,19 @@ void StartHttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext
   // Called by the acceptor alone, one connection at a time: nothing else
   // adds to the counts between this check and the session's constructor.
   size_t http = ctx->http_connections.load();
-  if (http >= ctx->max_http_connections || http + ctx->connections.load() >= ctx->max_sockets)
-    return RefuseBusy(std::move(socket), *ctx);
+  size_t all = http + ctx->connections.load();
+  if (http >= ctx->max_http_connections || all >= ctx->max_sockets) {
+    // Full. The connection that has waited longest for a request makes
+    // room; it closes on its own strand, so until it has, the counts may
+    // run over the caps, by at most kClosingRoom.
+    if (http >= ctx->max_http_connections + kClosingRoom ||
+        all >= ctx->max_sockets + kClosingRoom || !ctx->waiting.CloseOldest())
+      return RefuseBusy(std::move(socket), *ctx);
+    static ThrottledWarning warning(std::chrono::seconds(10));
+    warning.Warn(
+        "closed the HTTP connection that had waited longest for a request, to make room: " +
+        Counts(*ctx));
+  }
   std::make_shared<HttpSession>(std::move(socket), std::move(ctx))->Run();
 }
 

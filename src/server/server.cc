@@ -35,7 +35,9 @@ constexpr std::chrono::seconds kCloseGrace{2};
 
 // File descriptors kept back from connections: RocksDB's files (at most
 // storage::kMaxOpenTables tables and a few more), the webhook and NATS
-// connections, the event loop's own, the standard streams.
+// connections, the event loop's own, the standard streams, and the few
+// connections a full server accepts while those it closed to make room
+// finish closing (http_session.cc).
 constexpr size_t kReservedFds = storage::kMaxOpenTables + 128;
 // HTTP connections at once (health checks, history, documents, upgrades
 // under way), beside max_connections WebSocket ones.

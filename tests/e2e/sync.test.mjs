@@ -1214,42 +1214,65 @@ test("a full disk: ops get 500 and store nothing, /readyz 503; once space is bac
   })
 })
 
-test("more connections than the open-file limit allows get 503 as they are accepted, the server saying so at start; it serves again once they leave", { timeout: 30_000 }, async (t) => {
-  await withServer(t, { maxOpenFiles: 300 }, async (srv) => {
+test("more connections than the open-file limit allows: each new one closes the HTTP connection that has waited longest for a request; with none waiting, it gets 503", { timeout: 30_000 }, async (t) => {
+  await withServer(t, { maxOpenFiles: 300 }, async (srv, h) => {
     const m = /WARN open files are limited to 300 .*holds at most (\d+) connections at once/.exec(srv.log())
     assert.ok(m, `the start-up warning names the limit:\n${srv.logTail(5)}`)
     const room = Number(m[1])
     assert.ok(room < 250, `room for ${room} connections`)
-    // Idle connections, as a slow or malicious client holds them.
+    // Idle connections, as a slow or malicious client holds them: each one
+    // beyond the room closes an older one (or, while those close, is
+    // refused), so the server always has room for a client that asks.
     const idle = Array.from({ length: 250 }, () => openSocket(srv.port))
-    await until("the refusals", () => idle.filter((s) => s.ended).length >= 250 - room)
+    t.after(() => idle.forEach((s) => s.destroy()))
+    await until("the closes", () => idle.filter((s) => s.ended).length >= 250 - room)
     await new Promise((r) => setTimeout(r, 200))
-    const refused = idle.filter((s) => s.ended)
-    assert.equal(refused.length, 250 - room, "exactly the connections beyond the room are refused")
-    for (const s of refused) assert.match(s.received.toString(), /^HTTP\/1\.1 503 [^]*"too many connections"/)
-    const late = openSocket(srv.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") // its request already sent
+    const closed = idle.filter((s) => s.ended)
+    assert.equal(closed.length, 250 - room, "as many connections closed as went beyond the room")
+    for (const s of closed) assert.match(s.received.toString(), /^$|^HTTP\/1\.1 503 /, "closed without an answer, or refused")
+    assert.ok(closed.filter((s) => s.received.length === 0).length > 0, "some idle connection made room")
+    const late = openSocket(srv.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     await until("the late request's answer", () => late.ended)
-    assert.match(late.received.toString(), /^HTTP\/1\.1 503 [^]*Connection: close[^]*\r\n\r\n\{"error":\{"code":503,"message":"too many connections"\}\}\n$/)
-    assert.match(srv.log(), /WARN refused a connection with 503: 0 WebSocket and \d+ HTTP connections already \(at most \d+ in all, \d+ HTTP\)/)
+    assert.match(late.received.toString(), /^HTTP\/1\.1 200 [^]*\r\n\r\nok\n$/, "a request finds room")
+    assert.match(srv.log(), /WARN closed the HTTP connection that had waited longest for a request, to make room: 0 WebSocket and \d+ HTTP connections \(at most \d+ in all, \d+ HTTP\)/)
     for (const s of idle) s.destroy()
-    await until("/healthz once the idle connections left", () => healthy(srv.url))
+
+    // The room full of WebSocket clients: nothing waits for a request, so
+    // a new connection is refused, and the clients go on.
+    const ws = "ws-full"
+    const token = srv.mintToken({ workspace: ws })
+    // (No fetch() in this part: its kept-alive connection would wait for a
+    // request, and make room.)
+    await until("the idle connections gone", () => idle.every((s) => s.closed))
+    await new Promise((r) => setTimeout(r, 200))
+    const clients = []
+    for (let i = 0; i < room; ++i) clients.push((await h.connectWithInit(ws, { token }))[0])
+    const refused = openSocket(srv.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") // its request already sent
+    await until("the refusal", () => refused.ended)
+    assert.match(refused.received.toString(), /^HTTP\/1\.1 503 [^]*Connection: close[^]*\r\n\r\n\{"error":\{"code":503,"message":"too many connections"\}\}\n$/)
+    assert.match(srv.log(), new RegExp(`WARN refused a connection with 503, none waiting for a request to make room: ${room} WebSocket and \\d+ HTTP connections`))
+    clients[0].sendOp("still", true)
+    assertOp(await clients[0].next(), "still", true)
+    for (const c of clients) c.close()
+    await until("/healthz once the clients left", () => healthy(srv.url))
   })
 })
 
-test("HTTP connections are capped at 1,024 beside the WebSocket ones: idle ones beyond get 503, a connected client goes on", { timeout: 60_000 }, async (t) => {
+test("HTTP connections are capped at 1,024 beside the WebSocket ones: each beyond closes the one that has waited longest; a new request is served, a connected client goes on", { timeout: 60_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const [c] = await h.connectWithInit("ws-http-cap", { token: srv.mintToken({ workspace: "ws-http-cap" }) })
-    const idle = Array.from({ length: 1030 }, () => openSocket(srv.port))
+    const idle = []
+    for (let i = 0; i < 1030; ++i) idle.push(openSocket(srv.port))
     t.after(() => idle.forEach((s) => s.destroy()))
-    await until("the refusals", () => idle.filter((s) => s.ended).length >= 6)
+    await until("the closes", () => idle.filter((s) => s.ended).length >= 6)
     await new Promise((r) => setTimeout(r, 300))
-    const refused = idle.filter((s) => s.ended)
-    assert.equal(refused.length, 6, "the connections beyond 1,024 HTTP ones are refused")
-    for (const s of refused) assert.match(s.received.toString(), /^HTTP\/1\.1 503 [^]*"too many connections"/)
+    const closed = idle.filter((s) => s.ended)
+    assert.equal(closed.length, 6, "one connection closed for each beyond 1,024 HTTP ones")
+    for (const s of closed) assert.equal(s.received.length, 0, "closed without an answer")
+    assert.ok(await healthy(srv.url), "a new request is served")
     c.sendOp("still", true)
     assertOp(await c.next(), "still", true)
     for (const s of idle) s.destroy()
-    await until("/healthz once they left", () => healthy(srv.url))
   })
 })
 
