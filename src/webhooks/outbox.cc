@@ -5,7 +5,9 @@
 //   meta   = a JSON object on one line (JSON text never holds a raw LF):
 //            {"workspace_id":S,"id":S,"attempts":N,"first_attempt":N,
 //             "last_error":S}            and in a dead letter also "dead_at":N
-//            id:            "evt_" + the change hash (the webhook-id)
+//            id:            the webhook-id (EventId), kept for the record's
+//                           life (one staged by an older build keeps the
+//                           older form, "evt_" + the change hash)
 //            attempts:      attempts made so far (0 when staged or replayed)
 //            first_attempt: Unix ms of the first attempt, 0 before it
 //            last_error:    why the last attempt failed ("HTTP 500", ...)
@@ -24,7 +26,9 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/hex.h"
 #include "base/log.h"
+#include "base/sha256.h"
 
 namespace etherply::webhooks {
 
@@ -139,7 +143,13 @@ Result<Record> DecodeRecord(std::string_view value) {
 // --- Events ----------------------------------------------------------------------------
 
 std::string EventId(const Event& event) {
-  std::string id = "evt_" + event.change;
+  // The change hash alone is not enough: the same token making the same
+  // first change in two workspaces makes the same change, hash included.
+  Sha256 h;
+  h.Update(AsBytes(event.workspace_id));
+  h.Update(AsBytes(std::string_view("\0", 1)));
+  h.Update(AsBytes(event.change));
+  std::string id = "evt_" + ToHex(h.Finish());
   if (event.part > 0) id += "." + std::to_string(event.part);
   return id;
 }

@@ -98,8 +98,8 @@ struct Event {
   std::string author;              // the token's sub
   int64_t op_timestamp = 0;        // the op's time, Unix microseconds
   // A change that sets several keys (an undo, a restore) has one event per
-  // key; part numbers them from 0, and the webhook-id of part n > 0 is
-  // "evt_<change>.<n>".
+  // key; part numbers them from 0, and the webhook-id of part n > 0 ends
+  // in ".<n>" (EventId).
   uint32_t part = 0;
 };
 
@@ -120,7 +120,9 @@ std::string StatsToJson(const Stats& stats);
 // The body POSTed for an event (exposed for tests and docs):
 // {"type":"doc.updated","timestamp":"<ISO 8601, UTC, ms>","data":{...}}.
 std::string EventBody(const Event& event, Clock::WallTime time);
-// "evt_" + the change hash: the webhook-id, the same on every attempt.
+// The webhook-id, the same on every attempt: "evt_" + the SHA-256, in hex,
+// of the workspace ID, a zero byte and the change hash (hex), so that the
+// same change in two workspaces makes two IDs; part n > 0 adds "." n.
 std::string EventId(const Event& event);
 
 class Webhooks {

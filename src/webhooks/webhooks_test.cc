@@ -164,6 +164,11 @@ Event MakeEvent(std::string workspace, std::string change) {
   return e;
 }
 
+// The webhook-id of MakeEvent(workspace, change).
+std::string Id(std::string workspace, std::string change) {
+  return EventId(MakeEvent(std::move(workspace), std::move(change)));
+}
+
 // A Webhooks over a store that may outlive it (to test restarts).
 struct Rig {
   explicit Rig(MemoryStore& s, Options o = TestOptions()) : store(s) {
@@ -274,7 +279,22 @@ TEST(Webhooks, EventBodyIsTheDocumentedJson) {
                   R"("key":"a \"quoted\" key","value":{"n":[1,2.5,null]},"author":"alice",)"
                   R"("op_timestamp":1767323045000000}})");
   EXPECT_TRUE(boost::json::parse(body).is_object());
-  EXPECT_EQ(EventId(e), "evt_ab12");
+}
+
+// The expected ID from coreutils: printf 'w1\0ab12' | sha256sum.
+TEST(Webhooks, EventIdIsTheHashOfTheWorkspaceAndTheChange) {
+  Event e = MakeEvent("w1", "ab12");
+  EXPECT_EQ(EventId(e), "evt_1f31aeb15266b61675e23694724aea3a8597d60edfc31a3382a714d68114b9dc");
+  e.part = 2;
+  EXPECT_EQ(EventId(e), "evt_1f31aeb15266b61675e23694724aea3a8597d60edfc31a3382a714d68114b9dc.2");
+}
+
+// The same change in two workspaces (the same token's first op in each)
+// makes two events, which a receiver deduplicating on the ID must keep.
+TEST(Webhooks, TheSameChangeInTwoWorkspacesHasTwoIds) {
+  EXPECT_NE(EventId(MakeEvent("team-a", "ab12")), EventId(MakeEvent("team-b", "ab12")));
+  // The zero byte keeps the workspace and the change apart.
+  EXPECT_NE(EventId(MakeEvent("a", "bc")), EventId(MakeEvent("ab", "c")));
 }
 
 TEST(Webhooks, RetryAfterIsSecondsOrAnHttpDate) {
@@ -340,8 +360,8 @@ TEST(Webhooks, DeliversEachWorkspaceInOrderAndOthersInParallel) {
   ASSERT_TRUE(rig.poster.WaitFor(2));
   Settle();
   ASSERT_EQ(rig.poster.count(), 2u);  // a2 waits for a1
-  EXPECT_EQ(rig.poster.at(0).Header("webhook-id"), "evt_a1");
-  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), "evt_b1");
+  EXPECT_EQ(rig.poster.at(0).Header("webhook-id"), Id("a", "a1"));
+  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), Id("b", "b1"));
 
   // The request, as a Standard Webhooks receiver checks it.
   FakePoster::Request r = rig.poster.at(0);
@@ -351,14 +371,14 @@ TEST(Webhooks, DeliversEachWorkspaceInOrderAndOthersInParallel) {
   EXPECT_EQ(r.Header("webhook-timestamp"), "1767323045");
   EXPECT_EQ(r.body, EventBody(MakeEvent("a", "a1"), rig.clock.Now()));
   EXPECT_EQ(r.Header("webhook-signature"),
-            SigningKey::Parse(kSecret)->Sign("evt_a1", 1767323045, r.body));
+            SigningKey::Parse(kSecret)->Sign(Id("a", "a1"), 1767323045, r.body));
 
   rig.poster.Answer(1, Reply(204));  // b1 done: a2 still waits for a1
   Settle();
   EXPECT_EQ(rig.poster.count(), 2u);
   rig.poster.Answer(0, Reply(200));
   ASSERT_TRUE(rig.poster.WaitFor(3));
-  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), "evt_a2");
+  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), Id("a", "a2"));
   rig.poster.Answer(2, Reply(299));
   ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().delivered == 3; }));
   EXPECT_EQ(rig.Count("w/o/"), 0u);  // each record deleted after its 2xx
@@ -378,7 +398,7 @@ TEST(Webhooks, ConcurrencyLimitsRequestsInFlight) {
   EXPECT_EQ(rig.hooks->stats().in_flight, 2u);
   rig.poster.Answer(0, Reply(200));
   ASSERT_TRUE(rig.poster.WaitFor(3));
-  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), "evt_c1");  // staging order
+  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), Id("c", "c1"));  // staging order
 }
 
 TEST(Webhooks, FailureIsRetriedWithBackoffThenDelivered) {
@@ -402,11 +422,11 @@ TEST(Webhooks, FailureIsRetriedWithBackoffThenDelivered) {
   rig.clock.Advance(2s);  // the first retry comes within backoff_base
   ASSERT_TRUE(rig.poster.WaitFor(2));
   FakePoster::Request again = rig.poster.at(1);
-  EXPECT_EQ(again.Header("webhook-id"), "evt_a1");  // stable: receivers deduplicate on it
+  EXPECT_EQ(again.Header("webhook-id"), Id("a", "a1"));  // stable: receivers deduplicate on it
   EXPECT_EQ(again.body, rig.poster.at(0).body);     // the same bytes
   EXPECT_EQ(again.Header("webhook-timestamp"), "1767323047");  // this attempt's time
   EXPECT_EQ(again.Header("webhook-signature"),
-            SigningKey::Parse(kSecret)->Sign("evt_a1", 1767323047, again.body));
+            SigningKey::Parse(kSecret)->Sign(Id("a", "a1"), 1767323047, again.body));
   rig.poster.Answer(1, Reply(202));
   ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().delivered == 1; }));
   EXPECT_EQ(rig.Count("w/o/"), 0u);
@@ -441,8 +461,8 @@ TEST(Webhooks, RetryAfterIsHonouredByEveryWorkspace) {
   rig.clock.Advance(1s);
   ASSERT_TRUE(rig.poster.WaitFor(3));
   // b1 was due first; a1's retry is due now.
-  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), "evt_b1");
-  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), "evt_a1");
+  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), Id("b", "b1"));
+  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), Id("a", "a1"));
   rig.poster.Answer(1, Reply(200));
   rig.poster.Answer(2, Reply(503, "Fri, 02 Jan 2026 03:05:35 GMT"));  // 60 s from now, as a date
   ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().retried == 2; }));
@@ -451,7 +471,7 @@ TEST(Webhooks, RetryAfterIsHonouredByEveryWorkspace) {
   EXPECT_EQ(rig.poster.count(), 3u);
   rig.clock.Advance(1s);
   ASSERT_TRUE(rig.poster.WaitFor(4));
-  EXPECT_EQ(rig.poster.at(3).Header("webhook-id"), "evt_a1");
+  EXPECT_EQ(rig.poster.at(3).Header("webhook-id"), Id("a", "a1"));
 }
 
 TEST(Webhooks, RetryAfterIsIgnoredOnOtherStatusesAndCapped) {
@@ -496,7 +516,7 @@ TEST(Webhooks, SpentBudgetMakesADeadLetterAndTheWorkspaceMovesOn) {
   rig.Commit(MakeEvent("a", "a2"));
   for (size_t i = 0; i < 3; ++i) {
     ASSERT_TRUE(rig.poster.WaitFor(i + 1));
-    EXPECT_EQ(rig.poster.at(i).Header("webhook-id"), "evt_a1");
+    EXPECT_EQ(rig.poster.at(i).Header("webhook-id"), Id("a", "a1"));
     rig.poster.Answer(i, Reply(500));
     ASSERT_TRUE(Eventually([&] {
       Stats st = rig.hooks->stats();
@@ -508,14 +528,14 @@ TEST(Webhooks, SpentBudgetMakesADeadLetterAndTheWorkspaceMovesOn) {
   EXPECT_EQ(rig.hooks->stats().retried, 2u);
   EXPECT_EQ(rig.Count("w/d/"), 1u);
   ASSERT_TRUE(rig.poster.WaitFor(4));
-  EXPECT_EQ(rig.poster.at(3).Header("webhook-id"), "evt_a2");  // no longer held back
+  EXPECT_EQ(rig.poster.at(3).Header("webhook-id"), Id("a", "a2"));  // no longer held back
 
   auto list = rig.hooks->ListDead(10, "");
   ASSERT_TRUE(list.ok()) << list.status().ToString();
   boost::json::value v = boost::json::parse(*list);
   const auto& dead = v.at("dead").as_array();
   ASSERT_EQ(dead.size(), 1u);
-  EXPECT_EQ(dead[0].at("id").as_string(), "evt_a1");
+  EXPECT_EQ(dead[0].at("id").as_string(), Id("a", "a1"));
   EXPECT_EQ(dead[0].at("workspace_id").as_string(), "a");
   EXPECT_EQ(dead[0].at("attempts").as_int64(), 3);
   EXPECT_EQ(dead[0].at("last_error").as_string(), "HTTP 500");
@@ -536,12 +556,12 @@ TEST(Webhooks, ReplayMovesADeadLetterBackWithAFreshBudget) {
   ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().dead == 1; }));
 
   EXPECT_EQ(rig.hooks->Replay("evt_nope").code(), Status::Code::kNotFound);
-  ASSERT_TRUE(rig.hooks->Replay("evt_a1").ok());
+  ASSERT_TRUE(rig.hooks->Replay(Id("a", "a1")).ok());
   EXPECT_EQ(rig.Count("w/d/"), 0u);
   EXPECT_EQ(rig.Count("w/o/"), 1u);
-  EXPECT_EQ(rig.hooks->Replay("evt_a1").code(), Status::Code::kNotFound);  // no longer dead
+  EXPECT_EQ(rig.hooks->Replay(Id("a", "a1")).code(), Status::Code::kNotFound);  // no longer dead
   ASSERT_TRUE(rig.poster.WaitFor(2));
-  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), "evt_a1");
+  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), Id("a", "a1"));
   EXPECT_EQ(rig.poster.at(1).body, rig.poster.at(0).body);
   rig.poster.Answer(1, Reply(200));
   ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().delivered == 1; }));
@@ -561,11 +581,11 @@ TEST(Webhooks, ListDeadPagesAndRejectsBadArguments) {
 
   auto page = boost::json::parse(*rig.hooks->ListDead(2, ""));
   ASSERT_EQ(page.at("dead").as_array().size(), 2u);
-  EXPECT_EQ(page.at("dead").at(0).at("id").as_string(), "evt_a1");
+  EXPECT_EQ(page.at("dead").at(0).at("id").as_string(), Id("a", "a1"));
   std::string cursor(page.at("next_cursor").as_string());
   page = boost::json::parse(*rig.hooks->ListDead(2, cursor));
   ASSERT_EQ(page.at("dead").as_array().size(), 1u);
-  EXPECT_EQ(page.at("dead").at(0).at("id").as_string(), "evt_c1");
+  EXPECT_EQ(page.at("dead").at(0).at("id").as_string(), Id("c", "c1"));
   EXPECT_TRUE(page.at("next_cursor").is_null());
 
   EXPECT_EQ(rig.hooks->ListDead(0, "").status().code(), Status::Code::kInvalidArgument);
@@ -591,16 +611,16 @@ TEST(Webhooks, RestartResumesPendingEventsWithTheirBudget) {
   Rig rig(store, o);
   EXPECT_EQ(rig.hooks->stats().pending, 2u);
   ASSERT_TRUE(rig.poster.WaitFor(1));  // at once, not after the old backoff
-  EXPECT_EQ(rig.poster.at(0).Header("webhook-id"), "evt_a1");
+  EXPECT_EQ(rig.poster.at(0).Header("webhook-id"), Id("a", "a1"));
   rig.poster.Answer(0, Reply(500));  // the second and last attempt
   ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().dead == 1; }));
   ASSERT_TRUE(rig.poster.WaitFor(2));
-  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), "evt_a2");
+  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), Id("a", "a2"));
   // New events never reuse a number still in the store.
   EXPECT_GT(rig.Commit(MakeEvent("a", "a3")), last_seq);
   rig.poster.Answer(1, Reply(200));
   ASSERT_TRUE(rig.poster.WaitFor(3));
-  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), "evt_a3");
+  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), Id("a", "a3"));
 }
 
 TEST(Webhooks, EventOfAFailedWriteIsNeverDelivered) {
@@ -625,7 +645,7 @@ TEST(Webhooks, EventOfAFailedWriteIsNeverDelivered) {
   ASSERT_TRUE(rig.poster.WaitFor(1));
   Settle();
   ASSERT_EQ(rig.poster.count(), 1u);
-  EXPECT_EQ(rig.poster.at(0).Header("webhook-id"), "evt_kept");
+  EXPECT_EQ(rig.poster.at(0).Header("webhook-id"), Id("a", "kept"));
   EXPECT_EQ(rig.hooks->stats().pending, 1u);
 }
 
@@ -647,7 +667,7 @@ TEST(Webhooks, FailedDeleteHoldsTheWorkspaceUntilItSucceeds) {
   store.FailWritesAfter(-1);
   rig.clock.Advance(2s);
   ASSERT_TRUE(rig.poster.WaitFor(2));
-  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), "evt_a2");  // a1 was not sent again
+  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), Id("a", "a2"));  // a1 was not sent again
   EXPECT_EQ(rig.hooks->stats().delivered, 1u);
 }
 
@@ -963,7 +983,7 @@ TEST(Webhooks, EndToEndOverHttp) {
       << (*hooks)->stats().last_error;
   auto requests = server.requests();
   ASSERT_EQ(requests.size(), 1u);
-  EXPECT_EQ(requests[0]["webhook-id"], "evt_a1");
+  EXPECT_EQ(requests[0]["webhook-id"], Id("a", "a1"));
   auto body = boost::json::parse(requests[0].body());
   EXPECT_EQ(body.at("type").as_string(), "doc.updated");
   EXPECT_EQ(body.at("data").at("value").as_string(), "hello");

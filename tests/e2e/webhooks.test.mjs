@@ -8,6 +8,7 @@
 // Run: ETHERPLY_BIN=build/etherply node --test --test-concurrency=1 tests/e2e/
 import assert from "node:assert/strict"
 import { spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import { test } from "node:test"
 
@@ -92,6 +93,12 @@ async function withHooks(t, { args = [], respond, webhook = true, secretVia = "e
   }
 }
 
+/** doc/webhooks.md: the webhook-id of part `part` of `change` in `workspace`. */
+function eventId(workspace, change, part = 0) {
+  const hash = createHash("sha256").update(workspace).update("\0").update(change).digest("hex")
+  return part ? `evt_${hash}.${part}` : `evt_${hash}`
+}
+
 /** The admin endpoints as `token`; each resolves {status, json, text}. */
 function adminApi(srv, token) {
   const call = async (method, p) => {
@@ -174,9 +181,9 @@ function assertWellFormed(rx, secret, r) {
   for (const x of ev.data.heads) assert.match(x, HEX64)
   assert.deepEqual(ev.data.heads, [...ev.data.heads].sort(), `${what}: heads sorted`)
   assert.ok(Number.isSafeInteger(ev.data.op_timestamp), `${what}: op_timestamp is an integer`)
-  const base = `evt_${ev.data.change}`
+  const base = eventId(ev.data.workspace_id, ev.data.change)
   const id = r.headers["webhook-id"]
-  assert.ok(id === base || new RegExp(`^${base}\\.[1-9][0-9]*$`).test(id), `${what}: webhook-id ${id} is evt_ + the change (+ .part)`)
+  assert.ok(id === base || new RegExp(`^${base}\\.[1-9][0-9]*$`).test(id), `${what}: webhook-id ${id} is evt_ + SHA-256(workspace, 0, change) (+ .part)`)
   return ev
 }
 
@@ -279,7 +286,7 @@ test("event: signed (verified with node:crypto; wrong secret/tampered body/other
       assert.equal(ev.data.op_timestamp, m.payload.timestamp, "op_timestamp is the op's timestamp as broadcast")
       assert.equal(ev.data.change, hist[i], "change is this op's change (history, oldest first)")
       assert.deepEqual(ev.data.heads, [hist[i]], "heads right after the change (a linear history)")
-      assert.equal(r.headers["webhook-id"], `evt_${hist[i]}`)
+      assert.equal(r.headers["webhook-id"], eventId(ws, hist[i]))
       const committed = Date.parse(ev.timestamp)
       assert.ok(committed >= t0 - 1000 && committed <= t1 + 1000, `timestamp ${ev.timestamp} is the commit time (op sent ${t0}..${t1})`)
     }
@@ -309,6 +316,22 @@ test("event: signed (verified with node:crypto; wrong secret/tampered body/other
 })
 
 // --- retries ---------------------------------------------------------------------------------
+
+test("the same op by the same token in two workspaces (the same change, hash and all) makes two events with two webhook-ids", { timeout: 30_000 }, async (t) => {
+  await withHooks(t, {}, async ({ srv, rx, secret, h }) => {
+    const changes = []
+    for (const ws of ["wh-team-a", "wh-team-b"]) {
+      const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "seeder" }) })
+      await put(c, "title", "Untitled", 1767323045000000)
+      changes.push((await historyHashes(srv, ws))[0])
+    }
+    assert.equal(changes[0], changes[1], "the two workspaces hold the same change")
+    await rx.waitFor(() => rx.delivered().length >= 2, 10_000, "both events")
+    const ids = rx.requests.map((r) => assertWellFormed(rx, secret, r) && r.headers["webhook-id"])
+    assert.deepEqual(ids, [eventId("wh-team-a", changes[0]), eventId("wh-team-b", changes[0])])
+    assert.notEqual(ids[0], ids[1], "a receiver that deduplicates on the id keeps both")
+  })
+})
 
 test("retry: a receiver that answers 500 then 200 gets the same webhook-id and body again, with a fresh timestamp and signature", { timeout: 30_000 }, async (t) => {
   // The first answer is held 1.1 s so the retry's webhook-timestamp (seconds) differs.
@@ -446,7 +469,7 @@ test("order: 50 ops over 2 workspaces (2 writers each, pipelined), a receiver th
       for (const r of got) assert.deepEqual(r.json.data.heads, [r.json.data.change], "heads after a change on one server: that change")
       // Strict: a request for the event at index j only after every event < j got a 2xx;
       // one request at a time per workspace.
-      const index = new Map(hist.map((x, i) => [`evt_${x}`, i]))
+      const index = new Map(hist.map((x, i) => [eventId(ws, x), i]))
       const reqs = rx.requests.filter((r) => r.json?.data?.workspace_id === ws)
       const okAt = new Map(got.map((r) => [index.get(r.headers["webhook-id"]), r.respondedAt]))
       for (const r of reqs) {
@@ -746,7 +769,7 @@ test("dead letters survive a restart; replay after the restart delivers", { time
 
 // --- undo / restore --------------------------------------------------------------------------
 
-test("undo and restore over HTTP fire events too: undo → one event (author = the undoer); restore of 2 keys → one event per key, ids evt_<change> and evt_<change>.1", { timeout: 30_000 }, async (t) => {
+test("undo and restore over HTTP fire events too: undo → one event (author = the undoer); restore of 2 keys → one event per key, ids evt_<id> and evt_<id>.1", { timeout: 30_000 }, async (t) => {
   await withHooks(t, {}, async ({ srv, rx, secret, h }) => {
     const ws = "wh-undo"
     const [w] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) })
@@ -778,7 +801,7 @@ test("undo and restore over HTTP fire events too: undo → one event (author = t
     const undoOp = reader.ops()[4]
     await rx.waitFor(() => rx.delivered().length >= 5, 10_000, "the undo's event")
     let ev = assertWellFormed(rx, secret, rx.requests[4])
-    assert.equal(rx.requests[4].headers["webhook-id"], `evt_${u.change}`)
+    assert.equal(rx.requests[4].headers["webhook-id"], eventId(ws, u.change))
     assert.equal(ev.data.change, u.change)
     assert.deepEqual(ev.data.heads, u.heads)
     assert.equal(ev.data.key, "a")
@@ -798,7 +821,7 @@ test("undo and restore over HTTP fire events too: undo → one event (author = t
     await sleep(300)
     assert.equal(rx.requests.length, 7, "one event per key, no more")
     const evs = rx.requests.slice(5).map((q) => assertWellFormed(rx, secret, q))
-    assert.deepEqual(rx.requests.slice(5).map((q) => q.headers["webhook-id"]).sort(), [`evt_${r.change}`, `evt_${r.change}.1`].sort())
+    assert.deepEqual(rx.requests.slice(5).map((q) => q.headers["webhook-id"]).sort(), [eventId(ws, r.change), eventId(ws, r.change, 1)].sort())
     assert.deepEqual(evs.map((e) => e.data.key).sort(), ["b", "c"])
     for (const e of evs) {
       assert.equal(e.data.change, r.change)
@@ -810,9 +833,9 @@ test("undo and restore over HTTP fire events too: undo → one event (author = t
     }
     assert.notEqual(evs[0].data.key, evs[1].data.key)
     // The parts keep the order of the broadcast.
-    const part0 = rx.requests.slice(5).find((q) => q.headers["webhook-id"] === `evt_${r.change}`)
+    const part0 = rx.requests.slice(5).find((q) => q.headers["webhook-id"] === eventId(ws, r.change))
     assert.equal(part0.json.data.key, restoreOps[0].payload.key, "part 0 is the first key broadcast")
-    assert.ok(rx.requests[5].headers["webhook-id"] === `evt_${r.change}`, "part 0 is delivered before part 1")
+    assert.ok(rx.requests[5].headers["webhook-id"] === eventId(ws, r.change), "part 0 is delivered before part 1")
   })
 })
 
