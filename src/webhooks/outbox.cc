@@ -40,6 +40,8 @@ namespace {
 
 constexpr std::string_view kOutboxPrefix = "w/o/";
 constexpr std::string_view kDeadPrefix = "w/d/";
+// The outbox's epoch: 8 bytes big-endian, one more at each Open.
+constexpr std::string_view kEpochKey = "w/epoch";
 constexpr size_t kMaxListLimit = 1000;
 // How long past attempt_timeout a request may stay unanswered before it is
 // deemed lost (the poster promised a callback; this guards against a bug).
@@ -241,9 +243,26 @@ Result<std::unique_ptr<Webhooks>> Webhooks::Open(Options options, storage::Store
     if (!s.ok()) return s.WithContext("reading the webhook outbox");
     w->Publish();
   }
+  // Sequence numbers are never reused, not even those of events delivered
+  // (and deleted) before a restart, which a dead-letter cursor may still
+  // name: each Open takes the next epoch and numbers from epoch << 32 on
+  // (or past the highest stored, should a run have staged 2^32 events).
+  uint64_t epoch = 0;
+  if (auto stored = store.Get(kEpochKey); stored.ok()) {
+    auto e = SeqOfKey("", *stored);
+    if (!e) return Status::Corruption("the webhook outbox's epoch is not 8 bytes");
+    epoch = *e;
+  } else if (stored.status().code() != Status::Code::kNotFound) {
+    return stored.status().WithContext("reading the webhook outbox");
+  }
+  if (epoch >= UINT32_MAX) return Status::Corruption("the webhook outbox's epoch is exhausted");
+  ++epoch;
+  storage::WriteBatch batch;
+  batch.Put(std::string(kEpochKey), SeqKey("", epoch));
+  if (Status s = store.Write(batch); !s.ok()) return s.WithContext("starting the webhook outbox");
   {
     std::lock_guard lock(w->shared_->mu);
-    w->shared_->next_seq = max_seq + 1;
+    w->shared_->next_seq = std::max(max_seq + 1, epoch << 32);
   }
   if (bad)
     LogError("webhooks: " + std::to_string(bad) +

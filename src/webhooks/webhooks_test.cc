@@ -623,6 +623,49 @@ TEST(Webhooks, RestartResumesPendingEventsWithTheirBudget) {
   EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), Id("a", "a3"));
 }
 
+// A dead-letter cursor names a sequence number: one kept across a restart
+// must not skip the dead letters made after it.
+TEST(Webhooks, SequenceNumbersAreNeverReusedAcrossRestarts) {
+  MemoryStore store;
+  uint64_t last_seq;
+  {
+    Rig rig(store);
+    last_seq = rig.Commit(MakeEvent("a", "a1"));
+    ASSERT_TRUE(rig.poster.WaitFor(1));
+    rig.poster.Answer(0, Reply(200));
+    ASSERT_TRUE(Eventually([&] { return rig.Count("w/o/") == 0; }));  // delivered, deleted
+  }
+  for (int restart = 0; restart < 3; ++restart) {
+    Rig rig(store);
+    uint64_t seq = rig.Commit(MakeEvent("a", "a" + std::to_string(restart + 2)));
+    EXPECT_GT(seq, last_seq) << "restart " << restart;
+    last_seq = seq;
+  }
+}
+
+TEST(Webhooks, AnEpochThatCannotBeWrittenFailsTheOpen) {
+  MemoryStore store;
+  store.FailWritesAfter(0);
+  FakeClock clock;
+  FakePoster poster;
+  auto opened = Webhooks::Open(TestOptions(), store, poster, clock);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find("starting the webhook outbox"), std::string::npos)
+      << opened.status().ToString();
+}
+
+TEST(Webhooks, AnEpochOfTheWrongSizeIsCorruption) {
+  MemoryStore store;
+  WriteBatch batch;
+  batch.Put("w/epoch", "short");
+  ASSERT_TRUE(store.Write(batch).ok());
+  FakeClock clock;
+  FakePoster poster;
+  auto opened = Webhooks::Open(TestOptions(), store, poster, clock);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), Status::Code::kCorruption);
+}
+
 TEST(Webhooks, EventOfAFailedWriteIsNeverDelivered) {
   MemoryStore store;
   Rig rig(store);
