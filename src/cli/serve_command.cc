@@ -18,6 +18,7 @@
 #include "replication/replicator.h"
 #include "server/server.h"
 #include "webhooks/http_client.h"
+#include "webhooks/outbox.h"
 #include "webhooks/signing.h"
 
 namespace etherply::cli {
@@ -175,6 +176,13 @@ int RunServeCommand(int argc, char** argv) {
     }
     return Status::Ok();
   };
+  // An empty URL (an unset shell variable, say) is a mistake, not a way to
+  // turn webhooks or replication off: leave the flag out for that.
+  for (const char* name : {"webhook-url", "nats-url"})
+    if (auto v = flags.Get(name); v && v->empty())
+      return Usage(kServeUsage,
+                   Status::InvalidArgument(std::string("--") + name +
+                                           " must not be empty (leave it out to run without)"));
   if (auto u = flags.Get("webhook-url")) o.webhook_url = *u;
   for (Status s :
        {duration("idle-timeout", o.idle_timeout), duration("ping-interval", o.ping_interval),
@@ -183,6 +191,9 @@ int RunServeCommand(int argc, char** argv) {
         duration("webhook-timeout", o.webhook_timeout),
         duration("anti-entropy-interval", o.anti_entropy_interval)})
     if (!s.ok()) return Usage(kServeUsage, s);
+  if (o.webhook_backoff_base > webhooks::Options{}.backoff_cap)
+    return Usage(kServeUsage,
+                 Status::InvalidArgument("--webhook-backoff is at most 1h, the cap on every wait"));
   if (o.webhook_url.empty()) {
     for (const char* name :
          {"webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout"})

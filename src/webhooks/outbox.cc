@@ -204,7 +204,9 @@ Result<std::unique_ptr<Webhooks>> Webhooks::Open(Options options, storage::Store
   if (options.max_attempts < 1)
     return Status::InvalidArgument("webhook events need at least one attempt");
   if (options.backoff_base.count() <= 0 || options.backoff_cap < options.backoff_base)
-    return Status::InvalidArgument("the webhook backoff needs 0 < base <= cap");
+    return Status::InvalidArgument(
+        "the webhook backoff's base must be above 0 and at most its cap (" +
+        std::to_string(options.backoff_cap.count()) + " ms)");
   if (options.retry_after_cap.count() < 0)
     return Status::InvalidArgument("the webhook Retry-After cap must not be negative");
   if (options.concurrency < 1)

@@ -183,6 +183,20 @@ test("webhook flags without --webhook-url are refused; --webhook-url without a s
   assert.equal(fs.existsSync(path.join(dir, "data")), false, "serve created no data dir")
 })
 
+test("an empty --webhook-url or --nats-url (an unset shell variable) is refused, not taken as off; --webhook-backoff over its 1h cap is refused before anything is made", (t) => {
+  const dir = tempDir(t)
+  const whsec = `whsec_${Buffer.alloc(32, 7).toString("base64")}`
+  for (const name of ["--webhook-url", "--nats-url"]) {
+    assertRefused(serve(dir, [name, ""]), 2, new RegExp(`${name} must not be empty \\(leave it out to run without\\)`), `${name} ''`)
+  }
+  const over = serve(dir, ["--webhook-url", "http://127.0.0.1:9/x", "--webhook-secret", whsec, "--webhook-backoff", "2h"])
+  assertRefused(over, 2, /--webhook-backoff is at most 1h, the cap on every wait/, "--webhook-backoff 2h")
+  assert.equal(fs.existsSync(path.join(dir, "data")), false, "serve created no data dir")
+  // 1h itself passes, on to the next check (the JWT secret, here missing).
+  const cap = serve(dir, ["--webhook-url", "http://127.0.0.1:9/x", "--webhook-secret", whsec, "--webhook-backoff", "1h"], { ETHERPLY_JWT_SECRET: "" })
+  assertRefused(cap, 2, /JWT secret|ETHERPLY_JWT_SECRET/, "--webhook-backoff 1h, no JWT secret")
+})
+
 test("a secret file loses all its trailing newlines (\\n and \\r\\n), as $(cat FILE) does, and nothing else", (t) => {
   const dir = tempDir(t)
   const secret = randomSecret()
