@@ -6,8 +6,12 @@
 
 namespace etherply {
 
-// 1 to 128 characters of [A-Za-z0-9._-]: safe in a URL path, a RocksDB key
-// prefix and a NATS subject token without escaping.
+// 1 to 128 characters of [A-Za-z0-9._-], safe in a URL path and a RocksDB
+// key without escaping; not "." or "..", which URL clients (curl, fetch, ws)
+// take for dot segments and remove from the path (RFC 3986 §5.2.4).
 bool IsValidWorkspaceId(std::string_view id);
+
+// The rule above, as error messages say it.
+inline constexpr const char* kWorkspaceIdRule = "1 to 128 of A-Z a-z 0-9 . _ -, not . or ..";
 
 }  // namespace etherply

@@ -86,8 +86,8 @@ constexpr const char* kTokenUsage =
     "Prints an HS256 JWT signed with the server's secret (--jwt-secret-file\n"
     "FILE, whose trailing newlines are not part of it, else\n"
     "$ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write implies read,\n"
-    "admin implies both. --workspace takes a workspace ID (1-128 of A-Z a-z\n"
-    "0-9 . _ -), or '*' for every workspace. --ttl is a duration: 90 or 90s,\n"
+    "admin implies both. --workspace takes a workspace ID (1 to 128 of A-Z\n"
+    "a-z 0-9 . _ -, not . or ..), or '*' for every workspace. --ttl is a duration: 90 or 90s,\n"
     "15m, 2h, 7d, up to 365d. Exit status 2 for a usage error.\n";
 
 bool WantsHelp(int argc, char** argv) {
@@ -266,9 +266,9 @@ int RunTokenCommand(int argc, char** argv) {
   if (c.workspaces.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--workspace is required"));
   for (const std::string& w : c.workspaces)
     if (w != "*" && !IsValidWorkspaceId(w))
-      return Usage(kTokenUsage, Status::InvalidArgument(
-                                    "--workspace \"" + w +
-                                    "\" is not a workspace ID (1-128 of A-Z a-z 0-9 . _ -) or *"));
+      return Usage(kTokenUsage,
+                   Status::InvalidArgument("--workspace \"" + w + "\" is not a workspace ID (" +
+                                           kWorkspaceIdRule + ") or *"));
   std::string scope = flags.Get("scope").value_or("read write");
   // The server ignores words it does not know (a token may carry other
   // services' scopes); one minted here names only EtherPly's.

@@ -185,8 +185,7 @@ Result<SyncUrl> ParseSyncUrl(std::string_view text) {
     return Status::InvalidArgument("the URL's path must be /v1/sync/{workspace}, not \"" +
                                    std::string(u.encoded_path()) + "\"");
   if (!IsValidWorkspaceId(seg[2]))
-    return Status::InvalidArgument("invalid workspace ID \"" + seg[2] +
-                                   "\": 1 to 128 of A-Z a-z 0-9 . _ -");
+    return Status::InvalidArgument("invalid workspace ID \"" + seg[2] + "\": " + kWorkspaceIdRule);
   out.workspace = seg[2];
 
   urls::url target("/v1/sync/" + out.workspace);

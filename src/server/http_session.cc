@@ -281,7 +281,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const std::string& workspace = seg[2];
     if (!IsValidWorkspaceId(workspace))
       return Write(JsonError(req, http::status::bad_request,
-                             "invalid workspace ID: 1 to 128 of A-Z a-z 0-9 . _ -"));
+                             std::string("invalid workspace ID: ") + kWorkspaceIdRule));
     // A token that grants nothing in this workspace is not valid here: 401,
     // as the spec refuses a handshake (§2); its 403 means a write with a
     // read-only token (§6). Write implies read, so no read scope is no scope.

@@ -878,6 +878,15 @@ test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad worksp
       // Without a token the answer is 401 (spec §1), whatever the ID.
       assertUnauthorized(await h.tryConnect(id, {}), `sync to ${id} without a token`)
     }
+    // "." and "..": URL clients remove them as dot segments, so only a raw
+    // request can name them; refused, as no client could reach them.
+    for (const id of [".", ".."]) {
+      for (const target of [`/v1/workspaces/${id}/doc`, `/v1/history/${id}`]) {
+        const s = openSocket(srv.port, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${auth.Authorization}\r\nConnection: close\r\n\r\n`)
+        await until(`the answer to GET ${target}`, () => s.ended)
+        assert.match(s.received.toString(), /^HTTP\/1\.1 400 [^]*"invalid workspace ID: 1 to 128 of A-Z a-z 0-9 \. _ -, not \. or \.\."/, `GET ${target}`)
+      }
+    }
     // Boundary: 128 characters of the allowed set is a valid ID.
     const id128 = "A-z_0.9" + "x".repeat(121)
     assert.equal(id128.length, 128)
