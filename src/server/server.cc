@@ -238,6 +238,13 @@ Status Server::Start() {
     m.webhooks = std::move(*hooks);
     m.webhooks->Start();
     m.ctx->webhooks = m.webhooks.get();
+  } else if (auto left = webhooks::FindLeftovers(*m.store); !left.ok()) {
+    return left.status();
+  } else if (left->pending || left->dead) {
+    LogWarn(std::string("webhooks: the store holds ") +
+            (left->pending ? "events not yet delivered" : "") +
+            (left->pending && left->dead ? " and " : "") + (left->dead ? "dead letters" : "") +
+            " from a run with --webhook-url; without it they wait, unsent, until a start with it");
   }
   if (!o.nats_url.empty()) {
     if (ro.node_id.empty()) ro.node_id = ToHex(*actor);

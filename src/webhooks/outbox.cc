@@ -156,6 +156,19 @@ std::string EventId(const Event& event) {
   return id;
 }
 
+Result<Leftovers> FindLeftovers(storage::Store& store) {
+  Leftovers found;
+  for (auto [prefix, flag] : {std::pair{kOutboxPrefix, &found.pending}, {kDeadPrefix, &found.dead}})
+    if (Status s = store.Scan(prefix,
+                              [&](std::string_view, std::string_view) {
+                                *flag = true;
+                                return false;  // one is enough
+                              });
+        !s.ok())
+      return s.WithContext("reading the webhook outbox");
+  return found;
+}
+
 std::string EventBody(const Event& e, Clock::WallTime time) {
   std::string out = R"({"type":"doc.updated","timestamp":")";
   out += Iso8601(UnixMs(time));

@@ -125,6 +125,15 @@ std::string EventBody(const Event& event, Clock::WallTime time);
 // same change in two workspaces makes two IDs; part n > 0 adds "." n.
 std::string EventId(const Event& event);
 
+// What a store holds of webhooks from an earlier run, for a server started
+// without them to say so: pending events wait, unsent, until a start with
+// webhooks again.
+struct Leftovers {
+  bool pending = false;  // an event not yet delivered
+  bool dead = false;     // a dead letter
+};
+Result<Leftovers> FindLeftovers(storage::Store& store);
+
 class Webhooks {
  public:
   // Checks the options (a usable URL, a valid secret, positive limits),

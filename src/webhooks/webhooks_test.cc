@@ -643,6 +643,28 @@ TEST(Webhooks, SequenceNumbersAreNeverReusedAcrossRestarts) {
   }
 }
 
+TEST(Webhooks, LeftoversSayWhatAnEarlierRunLeftPendingAndDead) {
+  MemoryStore store;
+  auto left = FindLeftovers(store);
+  ASSERT_TRUE(left.ok());
+  EXPECT_FALSE(left->pending || left->dead);
+  Options o = TestOptions();
+  o.max_attempts = 1;
+  {
+    Rig rig(store, o);
+    rig.Commit(MakeEvent("a", "a1"));
+    ASSERT_TRUE(rig.poster.WaitFor(1));
+    rig.poster.Answer(0, Reply(500));  // dead at once
+    ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().dead == 1; }));
+    rig.hooks->Stop();
+    rig.Commit(MakeEvent("a", "a2"));  // pending, as the process stops
+  }
+  left = FindLeftovers(store);
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->pending);
+  EXPECT_TRUE(left->dead);
+}
+
 TEST(Webhooks, AnEpochThatCannotBeWrittenFailsTheOpen) {
   MemoryStore store;
   store.FailWritesAfter(0);

@@ -764,6 +764,15 @@ test("dead letters survive a restart; replay after the restart delivers", { time
     await rx.waitFor(() => rx.delivered().length === 1, 5_000, "the replayed event")
     assertWellFormed(rx, secret, rx.requests[1])
     assert.equal(rx.requests[1].body, rx.requests[0].body)
+
+    // Started without --webhook-url, the node says what waits in its store.
+    rx.respond = () => ({ status: 500 })
+    await put(await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) }).then(([c2]) => c2), "k", "dead again")
+    for (let i = 0; i < 50 && (await admin().dead()).json?.dead?.length !== 1; i++) await sleep(100)
+    assert.equal((await admin().dead()).json.dead.length, 1)
+    srv.args = []
+    await srv.restart()
+    assert.match(srv.logTail(5), /WARN webhooks: the store holds dead letters from a run with --webhook-url; without it they wait, unsent, until a start with it/)
   })
 })
 

@@ -137,7 +137,7 @@ export async function startServer({ args = [], secret = randomSecret(), dataDir,
   const srv = {
     secret,
     dataDir: dir,
-    args,
+    args, // the serve flags of every start; a test may change them before a restart
     port: 0,
     url: "",
     wsUrl: "",
@@ -170,7 +170,7 @@ export async function startServer({ args = [], secret = randomSecret(), dataDir,
     },
 
     async launch() {
-      const extra = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir, ...args]
+      const extra = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir, ...srv.args]
       logText += `--- start #${++srv.starts}: ${BIN} ${extra.join(" ")}\n`
       // prlimit sets the limit (soft and hard) and execs the server: same pid.
       const [cmd, argv] = maxOpenFiles ? ["prlimit", [`--nofile=${maxOpenFiles}`, BIN, ...extra]] : [BIN, extra]
