@@ -19,7 +19,6 @@
 #include <boost/url/parse.hpp>
 #include <cctype>
 #include <charconv>
-#include <ctime>
 
 namespace etherply::webhooks {
 
@@ -83,6 +82,99 @@ Result<HttpUrl> ParseHttpUrl(std::string_view text) {
 
 // --- Retry-After -------------------------------------------------------------------
 
+namespace {
+
+using SysSeconds = std::chrono::sys_seconds;
+
+// HTTP-date is case-sensitive (RFC 9110 §5.6.7), so names match exactly.
+constexpr std::array<std::string_view, 7> kDays = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr std::array<std::string_view, 7> kLongDays = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+                                                       "Thursday", "Friday", "Saturday"};
+constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+template <size_t N>
+std::optional<int> IndexOf(const std::array<std::string_view, N>& names, std::string_view name) {
+  auto it = std::find(names.begin(), names.end(), name);
+  if (it == names.end()) return std::nullopt;
+  return static_cast<int>(it - names.begin());
+}
+
+// A fixed-width decimal field (at most 4 digits here): digits only, no sign
+// or space, and not empty.
+std::optional<int> Digits(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+// "08:49:37" as the time since midnight: exactly HH:MM:SS, in range, a leap
+// second (:60) allowed (it counts as the next minute's :00).
+std::optional<std::chrono::seconds> TimeOfDay(std::string_view t) {
+  if (t.size() != 8 || t[2] != ':' || t[5] != ':') return std::nullopt;
+  auto h = Digits(t.substr(0, 2)), m = Digits(t.substr(3, 2)), s = Digits(t.substr(6, 2));
+  if (!h || !m || !s || *h > 23 || *m > 59 || *s > 60) return std::nullopt;
+  return std::chrono::hours(*h) + std::chrono::minutes(*m) + std::chrono::seconds(*s);
+}
+
+// The instant of a date's parts, in UTC. nullopt if any part is missing or
+// the date does not exist ("30 Feb"): std::chrono's calendar, not timegm or
+// the C locale, so nothing depends on the process's settings.
+std::optional<SysSeconds> Instant(std::optional<int> year, std::string_view month,
+                                  std::optional<int> day, std::string_view time) {
+  auto m = IndexOf(kMonths, month);
+  auto since_midnight = TimeOfDay(time);
+  if (!year || !m || !day || !since_midnight) return std::nullopt;
+  std::chrono::year_month_day date{std::chrono::year(*year),
+                                   std::chrono::month(static_cast<unsigned>(*m + 1)),
+                                   std::chrono::day(static_cast<unsigned>(*day))};
+  if (!date.ok()) return std::nullopt;
+  return std::chrono::sys_days(date) + *since_midnight;
+}
+
+// IMF-fixdate, the preferred format: "Sun, 06 Nov 1994 08:49:37 GMT".
+std::optional<SysSeconds> ParseImfFixdate(std::string_view v) {
+  if (v.size() != 29 || !IndexOf(kDays, v.substr(0, 3)) || v.substr(3, 2) != ", " || v[7] != ' ' ||
+      v[11] != ' ' || v[16] != ' ' || v.substr(25) != " GMT")
+    return std::nullopt;
+  return Instant(Digits(v.substr(12, 4)), v.substr(8, 3), Digits(v.substr(5, 2)), v.substr(17, 8));
+}
+
+// The obsolete RFC 850 format: "Sunday, 06-Nov-94 08:49:37 GMT". Its
+// two-digit year is the latest year with those digits that is at most 50
+// years after `this_year`, as RFC 9110 §5.6.7 asks ("94" in 2026 is 1994,
+// "70" is 2070).
+std::optional<SysSeconds> ParseRfc850Date(std::string_view v, int this_year) {
+  size_t comma = v.find(", ");
+  if (comma == std::string_view::npos || !IndexOf(kLongDays, v.substr(0, comma)))
+    return std::nullopt;
+  std::string_view d = v.substr(comma + 2);  // "06-Nov-94 08:49:37 GMT"
+  if (d.size() != 22 || d[2] != '-' || d[6] != '-' || d[9] != ' ' || d.substr(18) != " GMT")
+    return std::nullopt;
+  auto yy = Digits(d.substr(7, 2));
+  if (!yy) return std::nullopt;
+  int latest = this_year + 50;
+  int year = latest - ((latest - *yy) % 100 + 100) % 100;
+  return Instant(year, d.substr(3, 3), Digits(d.substr(0, 2)), d.substr(10, 8));
+}
+
+// The obsolete asctime() format, implicitly GMT: "Sun Nov  6 08:49:37 1994",
+// the day of the month as two digits or a space and one digit.
+std::optional<SysSeconds> ParseAsctimeDate(std::string_view v) {
+  if (v.size() != 24 || !IndexOf(kDays, v.substr(0, 3)) || v[3] != ' ' || v[7] != ' ' ||
+      v[10] != ' ' || v[19] != ' ')
+    return std::nullopt;
+  std::string_view day = v.substr(8, 2);
+  if (day[0] == ' ') day.remove_prefix(1);
+  return Instant(Digits(v.substr(20, 4)), v.substr(4, 3), Digits(day), v.substr(11, 8));
+}
+
+}  // namespace
+
 std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view v,
                                                     std::chrono::system_clock::time_point now) {
   auto digit = [](char c) { return c >= '0' && c <= '9'; };
@@ -90,40 +182,14 @@ std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view v,
     if (v.size() > 9) return std::chrono::seconds(999'999'999);  // "a very long time"
     return std::chrono::seconds(std::stoll(std::string(v)));
   }
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT", exactly 29 characters.
-  static constexpr std::array<std::string_view, 7> kDays = {"Sun", "Mon", "Tue", "Wed",
-                                                            "Thu", "Fri", "Sat"};
-  static constexpr std::array<std::string_view, 12> kMonths = {
-      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  if (v.size() != 29 || v.substr(3, 2) != ", " || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' ||
-      v[19] != ':' || v[22] != ':' || v.substr(25) != " GMT")
-    return std::nullopt;
-  if (std::find(kDays.begin(), kDays.end(), v.substr(0, 3)) == kDays.end()) return std::nullopt;
-  auto month = std::find(kMonths.begin(), kMonths.end(), v.substr(8, 3));
-  if (month == kMonths.end()) return std::nullopt;
-  auto number = [&](size_t pos, size_t len) -> int {
-    int n = 0;
-    for (size_t i = pos; i < pos + len; ++i) {
-      if (!digit(v[i])) return -1;
-      n = n * 10 + (v[i] - '0');
-    }
-    return n;
-  };
-  int day = number(5, 2), year = number(12, 4), hour = number(17, 2), minute = number(20, 2),
-      second = number(23, 2);
-  if (day < 1 || day > 31 || year < 1970 || hour < 0 || hour > 23 || minute < 0 || minute > 59 ||
-      second < 0 || second > 60)
-    return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = static_cast<int>(month - kMonths.begin());
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-  if (at <= now) return std::chrono::seconds(0);
-  return std::chrono::ceil<std::chrono::seconds>(at - now);
+  // RFC 9110 §5.6.7: a recipient must accept all three HTTP-date formats.
+  auto this_year = std::chrono::year_month_day(std::chrono::floor<std::chrono::days>(now)).year();
+  auto at = ParseImfFixdate(v);
+  if (!at) at = ParseRfc850Date(v, static_cast<int>(this_year));
+  if (!at) at = ParseAsctimeDate(v);
+  if (!at) return std::nullopt;
+  if (*at <= now) return std::chrono::seconds(0);
+  return std::chrono::ceil<std::chrono::seconds>(*at - now);
 }
 
 // --- BeastPoster ----------------------------------------------------------------------

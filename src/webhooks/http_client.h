@@ -69,9 +69,14 @@ struct HttpUrl {
 Result<HttpUrl> ParseHttpUrl(std::string_view url);
 
 // The delay a Retry-After header asks for (RFC 9110 §10.2.3): either decimal
-// seconds, or an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") taken against
-// `now` (a date in the past asks for no delay). nullopt when the value is
-// neither.
+// seconds, or an HTTP-date taken against `now` (a date in the past asks for no
+// delay) in any of its three formats, as RFC 9110 §5.6.7 requires:
+//   IMF-fixdate  "Sun, 06 Nov 1994 08:49:37 GMT"
+//   RFC 850      "Sunday, 06-Nov-94 08:49:37 GMT" (the year within 50 of now's)
+//   asctime      "Sun Nov  6 08:49:37 1994"
+// Parsed exactly (case, spacing, widths; a date that does not exist, such as
+// 30 Feb, is refused), independent of locale and time zone. nullopt when the
+// value is none of these.
 std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value,
                                                     std::chrono::system_clock::time_point now);
 

@@ -305,7 +305,56 @@ TEST(Webhooks, RetryAfterIsSecondsOrAnHttpDate) {
   EXPECT_EQ(ParseRetryAfter("Fri, 02 Jan 2026 03:04:35 GMT", now), 30s);  // 29.3 s, rounded up
   EXPECT_EQ(ParseRetryAfter("Thu, 01 Jan 2026 00:00:00 GMT", now), 0s);   // past
   for (const char* bad : {"", "-5", "1.5", " 12", "soon", "Fri, 02 Jan 2026 03:04:35 UTC",
-                          "Fri, 02 Foo 2026 03:04:35 GMT", "Friday, 02-Jan-26 03:04:35 GMT"})
+                          "Fri, 02 Foo 2026 03:04:35 GMT", "Fri, 30 Feb 2026 03:04:35 GMT",
+                          "fri, 02 Jan 2026 03:04:35 GMT", "Fri, 02 Jan 2026 24:00:00 GMT",
+                          "Fri, 2 Jan 2026 03:04:35 GMT ", "Fri,  2 Jan 2026 03:04:35 GMT"})
+    EXPECT_FALSE(ParseRetryAfter(bad, now)) << bad;
+}
+
+// RFC 9110 §5.6.7: "A recipient that parses a timestamp value in an HTTP
+// header field MUST accept all three HTTP-date formats."
+TEST(Webhooks, RetryAfterAcceptsTheObsoleteDateFormats) {
+  FakeClock clock;
+  auto now = clock.Now();  // Fri, 02 Jan 2026 03:04:05.678 GMT
+  // RFC 850: a long day name and a two-digit year.
+  EXPECT_EQ(ParseRetryAfter("Friday, 02-Jan-26 03:04:35 GMT", now), 30s);
+  EXPECT_EQ(ParseRetryAfter("Sunday, 06-Nov-94 08:49:37 GMT", now), 0s);  // 1994: past
+  // "76" is 50 years ahead, so 2076; "77" would be 51 ahead, so 1977.
+  auto in_2076 = ParseRetryAfter("Sunday, 02-Jan-76 03:04:05 GMT", now);
+  ASSERT_TRUE(in_2076);
+  EXPECT_GT(*in_2076, std::chrono::hours(24 * 365 * 49));
+  EXPECT_EQ(ParseRetryAfter("Sunday, 02-Jan-77 03:04:05 GMT", now), 0s);
+  // asctime: no zone (GMT is implied), a space-padded or two-digit day.
+  EXPECT_EQ(ParseRetryAfter("Fri Jan  2 03:05:05 2026", now), 60s);  // 59.3 s, rounded up
+  EXPECT_EQ(ParseRetryAfter("Fri Jan 02 03:05:05 2026", now), 60s);
+  EXPECT_EQ(ParseRetryAfter("Sun Nov  6 08:49:37 1994", now), 0s);
+  // A leap second and the last day of a leap year's February exist.
+  EXPECT_EQ(ParseRetryAfter("Sat, 31 Jan 2026 23:59:60 GMT", now),
+            ParseRetryAfter("Sun, 01 Feb 2026 00:00:00 GMT", now));
+  EXPECT_TRUE(ParseRetryAfter("Thu Feb 29 00:00:00 2028", now));
+
+  for (const char* bad : {
+           "Friday, 02-Jan-26 03:04:35 UTC",    // only GMT
+           "Fri, 02-Jan-26 03:04:35 GMT",       // RFC 850 needs the long day name
+           "friday, 02-Jan-26 03:04:35 GMT",    // case-sensitive
+           "Friday, 02-Jan-2026 03:04:35 GMT",  // two-digit year only
+           "Friday, 2-Jan-26 03:04:35 GMT",     // two-digit day only
+           "Friday, 31-Feb-26 03:04:35 GMT",    // no such day
+           "Friday, 02 Jan 26 03:04:35 GMT",    // dashes
+           "Friday,02-Jan-26 03:04:35 GMT",     // the space after the comma
+           "Friday, 02-Jan-26 3:04:35 GMT",     // two-digit hour
+           "Fridy, 02-Jan-26 03:04:35 GMT",     // no such day name
+           "Fri Jan  2 03:05:05 2026 GMT",      // asctime has no zone
+           "Fri Jan 2 03:05:05 2026",           // the day takes two columns
+           "Fri Jan  2 03:05:05 26",            // a four-digit year
+           "Fri Jan   2 03:05:05 2026",         // one padding space at most
+           "Fri Jan 2  03:05:05 2026",          // the padding goes before the digit
+           "Fri Jan 29 03:05:05 2026 ",         // trailing space
+           "Fri Feb 29 03:05:05 2026",          // 2026 is not a leap year
+           "Fri Jan  2 03:05:65 2026",          // no such second
+           "Fri Jan +2 03:05:05 2026",          // digits only
+           "Fri JAN  2 03:05:05 2026",          // case-sensitive
+       })
     EXPECT_FALSE(ParseRetryAfter(bad, now)) << bad;
 }
 
