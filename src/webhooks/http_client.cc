@@ -228,11 +228,25 @@ struct Exchange {
   HttpPoster::Callback done;
 };
 
-Status Failure(const Exchange& x, std::string_view step, const beast::error_code& ec) {
+// The steps of a request, each a phrase that takes the peer ("host:port")
+// as its object, so that every failure reads as a sentence (Failure).
+constexpr std::string_view kResolving = "resolving";
+constexpr std::string_view kConnecting = "connecting to";
+constexpr std::string_view kHandshaking = "the TLS handshake with";
+constexpr std::string_view kSending = "sending the request to";
+constexpr std::string_view kReading = "reading the response header of";
+
+// Why `step` failed: "connecting to 127.0.0.1:8080 failed: Connection
+// refused", or, when the deadline cut it short, "reading the response header
+// of 127.0.0.1:8080 timed out after 2000 ms".
+Status Failure(const Exchange& x, std::string_view step, std::string_view why) {
+  std::string what = std::string(step) + " " + x.where;
   if (x.timed_out)
-    return Status::IoError("no response from " + x.where + " within " +
-                           std::to_string(x.timeout.count()) + " ms (" + std::string(step) + ")");
-  return Status::IoError(std::string(step) + " " + x.where + ": " + ec.message());
+    return Status::IoError(what + " timed out after " + std::to_string(x.timeout.count()) + " ms");
+  return Status::IoError(what + " failed: " + std::string(why));
+}
+Status Failure(const Exchange& x, std::string_view step, const beast::error_code& ec) {
+  return Failure(x, step, ec.message());
 }
 
 template <typename Stream>
@@ -242,13 +256,13 @@ net::awaitable<Result<HttpResponse>> Ask(Exchange& x, Stream& stream,
   beast::error_code ec;
   auto token = net::redirect_error(net::use_awaitable, ec);
   co_await http::async_write(stream, req, token);
-  if (ec) co_return Failure(x, "sending to", ec);
+  if (ec) co_return Failure(x, kSending, ec);
   beast::flat_buffer buffer;
   for (;;) {
     http::response_parser<http::empty_body> parser;
     parser.header_limit(static_cast<uint32_t>(max_header_bytes));
     co_await http::async_read_header(stream, buffer, parser, token);
-    if (ec) co_return Failure(x, "reading the response of", ec);
+    if (ec) co_return Failure(x, kReading, ec);
     HttpResponse r;
     r.status = static_cast<int>(parser.get().result_int());
     if (r.status >= 100 && r.status <= 199) continue;  // interim (e.g. 100 Continue): read on
@@ -264,9 +278,9 @@ net::awaitable<Result<HttpResponse>> Run(std::shared_ptr<Exchange> x, HttpUrl ur
   beast::error_code ec;
   auto token = net::redirect_error(net::use_awaitable, ec);
   auto endpoints = co_await x->resolver.async_resolve(url.host, std::to_string(url.port), token);
-  if (ec || x->timed_out) co_return Failure(*x, "resolving", ec);
+  if (ec || x->timed_out) co_return Failure(*x, kResolving, ec);
   co_await net::async_connect(x->socket, endpoints, token);
-  if (ec || x->timed_out) co_return Failure(*x, "connecting to", ec);
+  if (ec || x->timed_out) co_return Failure(*x, kConnecting, ec);
   if (!url.tls) co_return co_await Ask(*x, x->socket, req, max_header_bytes);
 
   ssl::stream<tcp::socket&> stream(x->socket, tls);
@@ -277,7 +291,7 @@ net::awaitable<Result<HttpResponse>> Run(std::shared_ptr<Exchange> x, HttpUrl ur
   stream.set_verify_mode(ssl::verify_peer);
   stream.set_verify_callback(ssl::host_name_verification(url.host));
   co_await stream.async_handshake(ssl::stream_base::client, token);
-  if (ec) co_return Failure(*x, "TLS handshake with", ec);
+  if (ec) co_return Failure(*x, kHandshaking, ec);
   // No TLS close_notify: the status is all we wanted, and a peer that does not
   // answer one must not hold the request open.
   co_return co_await Ask(*x, stream, req, max_header_bytes);
