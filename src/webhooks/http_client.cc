@@ -249,6 +249,12 @@ Status Failure(const Exchange& x, std::string_view step, const beast::error_code
   return Failure(x, step, ec.message());
 }
 
+// "256 KiB", or "1000 bytes" for a size that is not whole KiB.
+std::string Size(size_t bytes) {
+  if (bytes % 1024 == 0) return std::to_string(bytes / 1024) + " KiB";
+  return std::to_string(bytes) + " bytes";
+}
+
 template <typename Stream>
 net::awaitable<Result<HttpResponse>> Ask(Exchange& x, Stream& stream,
                                          http::request<http::string_body>& req,
@@ -261,7 +267,12 @@ net::awaitable<Result<HttpResponse>> Ask(Exchange& x, Stream& stream,
   for (;;) {
     http::response_parser<http::empty_body> parser;
     parser.header_limit(static_cast<uint32_t>(max_header_bytes));
+    // The body is never read, so its announced size must not matter (Beast
+    // would otherwise refuse a Content-Length over 8 MiB, even with a 2xx).
+    parser.body_limit(boost::none);
     co_await http::async_read_header(stream, buffer, parser, token);
+    if (ec == http::error::header_limit)
+      co_return Failure(x, kReading, "it is over the limit of " + Size(max_header_bytes));
     if (ec) co_return Failure(x, kReading, ec);
     HttpResponse r;
     r.status = static_cast<int>(parser.get().result_int());

@@ -42,7 +42,8 @@ class HttpPoster {
   // poster sets itself (Host, Content-Length, User-Agent). Never blocks.
   // `done` is called exactly once, unless the poster is destroyed first:
   //   - with the response's status line and Retry-After, whatever the status
-  //     (redirects are not followed: a 3xx is just a status);
+  //     (redirects are not followed: a 3xx is just a status) and whatever
+  //     the body (never read, whatever its announced size);
   //   - with kIoError when the request could not be made or no response
   //     header arrived within `timeout` (name resolution, connection, TLS
   //     handshake and certificate checks included);
@@ -85,8 +86,13 @@ struct BeastPosterOptions {
   // package ca-certificates). For tests against a local HTTPS server; leave
   // empty in production.
   std::string ca_file;
-  // Largest response header accepted; the body is never read.
-  size_t max_header_bytes = 16 * 1024;
+  // Largest response header accepted (status line and fields, one response,
+  // interim 1xx ones each on their own): a larger one fails the attempt with
+  // a message naming this limit, since its status is not known until it ends.
+  // Generous because a receiver's proxy may add big headers (cookies, CSP) to
+  // a 2xx; each request in flight holds at most this much. The body is never
+  // read, whatever its size.
+  size_t max_header_bytes = 256 * 1024;
 };
 
 // The production poster: Boost.Beast over Asio, HTTP/1.1, one connection per

@@ -966,6 +966,47 @@ TEST(Webhooks, BeastPosterTimesOutAndReportsRefusals) {
   EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument);
 }
 
+// doc/webhooks.md: "Success is any 2xx status ... The response body is never
+// read." Not even its announced size may matter.
+TEST(Webhooks, BeastPosterTakesA2xxWhateverItsBodyOrBigHeaders) {
+  std::atomic<int> header_kib{0};
+  LocalServer server([&](const http::request<http::string_body>&) {
+    auto res = HttpReply(http::status::ok);
+    if (header_kib == 0) {
+      res.body() = std::string(9 << 20, 'x');  // over Beast's default body limit of 8 MiB
+    } else {
+      for (int i = 0; i < header_kib; ++i)
+        res.set("x-padding-" + std::to_string(i), std::string(1024 - 20, 'h'));
+    }
+    return res;
+  });
+  auto poster = BeastPoster::Create();
+  ASSERT_TRUE(poster.ok());
+  std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/";
+  auto r = PostAndWait(**poster, url);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+
+  header_kib = 32;  // twice the former limit, as a proxy with cookies might send
+  r = PostAndWait(**poster, url);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200);
+
+  header_kib = 300;  // over the limit: the status is not known, and the message says why
+  r = PostAndWait(**poster, url);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "reading the response header of 127.0.0.1:" + std::to_string(server.port()) +
+                " failed: it is over the limit of 256 KiB");
+  auto small = BeastPoster::Create({.max_header_bytes = 1000});
+  ASSERT_TRUE(small.ok());
+  header_kib = 1;
+  r = PostAndWait(**small, url);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().message().ends_with("failed: it is over the limit of 1000 bytes"))
+      << r.status().message();
+}
+
 // A CA and a server certificate for "localhost", made for the test.
 struct TestPki {
   std::string ca_pem, cert_pem, key_pem;

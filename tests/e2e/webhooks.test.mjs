@@ -425,6 +425,34 @@ test("retry: a receiver that does not answer within --webhook-timeout 1s is a fa
   })
 })
 
+test("success: a 2xx is success whatever its body's announced size (200 MiB) and with 32 KiB of headers; a header over 256 KiB fails, saying so", { timeout: 30_000 }, async (t) => {
+  const padding = (kib) => Object.fromEntries(Array.from({ length: kib }, (_, i) => [`x-padding-${i}`, "p".repeat(1000)]))
+  const respond = (req) => {
+    const ws = req.json?.data?.workspace_id
+    // The body sent is "ok\n" whatever Content-Length says: the server must not read it.
+    if (ws === "wh-big-body") return { status: 200, headers: { "Content-Length": String(200 << 20) } }
+    if (ws === "wh-big-header") return { status: 200, headers: padding(32) }
+    return { status: 200, headers: padding(300) }
+  }
+  await withHooks(t, { respond, args: ["--webhook-attempts", "1"] }, async ({ srv, rx, h }) => {
+    for (const ws of ["wh-big-body", "wh-big-header", "wh-huge-header"]) {
+      const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) })
+      await put(c, "k", "v")
+    }
+    const deadline = Date.now() + 10_000
+    let s
+    while (((s = await stats(srv)), s.delivered + s.dead < 3)) {
+      assert.ok(Date.now() < deadline, `all three settled within 10 s: ${JSON.stringify(s)}`)
+      await sleep(20)
+    }
+    assert.equal(rx.requests.length, 3, "one request each: none retried")
+    assert.equal(s.delivered, 2, "the big body and the 32 KiB header were successes")
+    const dead = (await adminApi(srv, adminToken(srv)).dead()).json.dead
+    assert.deepEqual(dead.map((d) => d.workspace_id), ["wh-huge-header"])
+    assert.match(dead[0].last_error, /^reading the response header of 127\.0\.0\.1:\d+ failed: it is over the limit of 256 KiB$/)
+  })
+})
+
 // --- order -----------------------------------------------------------------------------------
 
 test("order: 50 ops over 2 workspaces (2 writers each, pipelined), a receiver that fails some first attempts: per workspace, events in commit order, each sent only after the previous one got its 2xx, one at a time", { timeout: 45_000 }, async (t) => {
