@@ -683,6 +683,12 @@ Result<std::string> Webhooks::ListDead(size_t limit, std::string_view cursor) {
     item += R"(,"event":)";
     item += record->body;
     item += '}';
+    // Full: the page ends before this item, which opens the next one. A
+    // single item larger than the cap still makes a page of its own.
+    if (count > 0 && out.size() + 1 + item.size() > kMaxDeadPageBytes) {
+      more = true;
+      return false;
+    }
     if (count++) out += ',';
     out += item;
     last = *seq;

@@ -88,6 +88,11 @@ struct Options {
   uint64_t random_seed = 0;
 };
 
+// The most bytes of dead letters one ListDead page holds (unless its only
+// item is larger): bodies carry values of up to the message limit, so a page
+// of 1000 could otherwise take a GiB to build and send.
+inline constexpr size_t kMaxDeadPageBytes = 8 << 20;
+
 // One change, as the op path knows it. Stage copies what it needs.
 struct Event {
   std::string workspace_id;
@@ -170,6 +175,9 @@ class Webhooks {
   //   {"dead":[{"id":S,"workspace_id":S,"attempts":N,"first_attempt":ISO,
   //             "dead_at":ISO,"last_error":S,"event":{the body}}...],
   //    "next_cursor":S or null}
+  // A page also ends before the dead letter that would take it over
+  // kMaxDeadPageBytes, but always holds at least one; next_cursor is null on
+  // the last page only, and continues right after the page's last item.
   // kInvalidArgument for a bad limit or cursor; the store's error otherwise.
   // Cost: one pass over the dead letters up to the page's end.
   Result<std::string> ListDead(size_t limit, std::string_view cursor);

@@ -618,6 +618,48 @@ TEST(Webhooks, ReplayMovesADeadLetterBackWithAFreshBudget) {
   EXPECT_EQ(*rig.hooks->ListDead(10, ""), R"({"dead":[],"next_cursor":null})");
 }
 
+// doc/webhooks.md: a page ends early once it would pass 8 MiB, like a history
+// page, so that listing big dead letters cannot take the server's memory.
+TEST(Webhooks, ADeadLetterPageStopsShortOf8MiBAndTheWalkGoesOn) {
+  MemoryStore store;
+  Options o = TestOptions();
+  o.max_attempts = 1;
+  Rig rig(store, o);
+  // Twelve of ~900 KB (nine fit in a page), one of 9 MiB, one small.
+  std::vector<size_t> value_sizes(12, 900'000);
+  value_sizes.push_back(9 << 20);
+  value_sizes.push_back(10);
+  for (size_t i = 0; i < value_sizes.size(); ++i) {
+    Event e = MakeEvent("a", "a" + std::to_string(i));
+    e.value_json = '"' + std::string(value_sizes[i], 'v') + '"';
+    rig.Commit(e);
+  }
+  for (size_t i = 0; i < value_sizes.size(); ++i) {
+    ASSERT_TRUE(rig.poster.WaitFor(i + 1));
+    rig.poster.Answer(i, Reply(500));
+  }
+  ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().dead == value_sizes.size(); }));
+
+  std::vector<size_t> page_sizes;
+  std::vector<std::string> ids;
+  std::string cursor;
+  for (int pages = 0; pages < 20; ++pages) {
+    auto page = rig.hooks->ListDead(1000, cursor);
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    boost::json::value v = boost::json::parse(*page);
+    const auto& dead = v.at("dead").as_array();
+    ASSERT_FALSE(dead.empty()) << "a walk never meets an empty page";
+    if (dead.size() > 1) EXPECT_LE(page->size(), kMaxDeadPageBytes);
+    page_sizes.push_back(dead.size());
+    for (const auto& d : dead) ids.push_back(std::string(d.at("id").as_string()));
+    if (v.at("next_cursor").is_null()) break;
+    cursor = std::string(v.at("next_cursor").as_string());
+  }
+  EXPECT_EQ(page_sizes, (std::vector<size_t>{9, 3, 1, 1}));  // the 9 MiB one alone
+  ASSERT_EQ(ids.size(), value_sizes.size());                 // each once, in order
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], Id("a", "a" + std::to_string(i)));
+}
+
 TEST(Webhooks, ListDeadPagesAndRejectsBadArguments) {
   MemoryStore store;
   Options o = TestOptions();
