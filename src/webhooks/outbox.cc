@@ -550,17 +550,20 @@ void Webhooks::Fail(const std::string& workspace, Entry& e, std::string error,
   std::string what = "webhooks: " + e.id + " (workspace " + workspace + ") attempt " +
                      std::to_string(e.attempts) + " of " + std::to_string(options_.max_attempts) +
                      " failed: " + e.last_error;
+  // The receiver asked the whole sender to wait, not just this event: the
+  // hold applies even when this was the event's last attempt.
+  std::optional<Clock::MonoTime::duration> asked;
+  if (retry_after) {
+    asked = std::min<Clock::MonoTime::duration>(*retry_after, options_.retry_after_cap);
+    hold_until_ = std::max(hold_until_, now + *asked);
+    what += " (Retry-After " + Seconds(*asked) + ")";
+  }
   if (e.attempts >= options_.max_attempts) {
     LogWarn(what);
     return Bury(workspace, e, now);
   }
   Clock::MonoTime::duration delay = Backoff(e.attempts);
-  if (retry_after) {
-    auto asked = std::min<Clock::MonoTime::duration>(*retry_after, options_.retry_after_cap);
-    delay = std::max(delay, asked);
-    hold_until_ = std::max(hold_until_, now + asked);
-    what += " (Retry-After " + Seconds(asked) + ")";
-  }
+  if (asked) delay = std::max(delay, *asked);
   e.due = now + delay;
   LogWarn(what + "; next attempt in " + Seconds(delay));
   {

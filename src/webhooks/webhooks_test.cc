@@ -523,6 +523,29 @@ TEST(Webhooks, RetryAfterIsHonouredByEveryWorkspace) {
   EXPECT_EQ(rig.poster.at(3).Header("webhook-id"), Id("a", "a1"));
 }
 
+// doc/webhooks.md: "no other request starts before then: the receiver asked
+// the whole sender to slow down", whether or not the event had attempts left.
+TEST(Webhooks, RetryAfterOnALastAttemptStillHoldsEveryRequest) {
+  MemoryStore store;
+  Options o = TestOptions();
+  o.max_attempts = 1;
+  Rig rig(store, o);
+  rig.Commit(MakeEvent("a", "a1"));
+  ASSERT_TRUE(rig.poster.WaitFor(1));
+  rig.poster.Answer(0, Reply(503, "30"));
+  ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().dead == 1; }));
+  rig.Commit(MakeEvent("a", "a2"));  // its own workspace's next event
+  rig.Commit(MakeEvent("b", "b1"));  // and another workspace's
+  Settle();
+  rig.clock.Advance(29s);
+  Settle();
+  EXPECT_EQ(rig.poster.count(), 1u);
+  rig.clock.Advance(1s);
+  ASSERT_TRUE(rig.poster.WaitFor(3));
+  EXPECT_EQ(rig.poster.at(1).Header("webhook-id"), Id("a", "a2"));
+  EXPECT_EQ(rig.poster.at(2).Header("webhook-id"), Id("b", "b1"));
+}
+
 TEST(Webhooks, RetryAfterIsIgnoredOnOtherStatusesAndCapped) {
   MemoryStore store;
   Options o = TestOptions();

@@ -400,6 +400,28 @@ test("retry: 503 with Retry-After: 2 → the retry, and any other workspace's re
   })
 })
 
+test("retry: a 503 with Retry-After: 2 on an event's last attempt buries it and still holds every other request for 2 s", { timeout: 30_000 }, async (t) => {
+  const respond = sequence([{ status: 503, headers: { "Retry-After": "2" } }, 200])
+  await withHooks(t, { respond, args: ["--webhook-attempts", "1"] }, async ({ srv, rx, h }) => {
+    const [a] = await h.connectWithInit("wh-ral-a", { token: srv.mintToken({ workspace: "wh-ral-a", sub: "alice" }) })
+    const [b] = await h.connectWithInit("wh-ral-b", { token: srv.mintToken({ workspace: "wh-ral-b", sub: "alice" }) })
+    await put(a, "k", "a1")
+    await rx.waitFor(() => rx.requests.length >= 1 && rx.requests[0].respondedAt !== null, 10_000, "the 503")
+    const r503 = rx.requests[0]
+    const deadline = Date.now() + 10_000
+    while ((await stats(srv)).dead < 1) {
+      assert.ok(Date.now() < deadline, "the 503'd event was not buried within 10 s")
+      await sleep(5)
+    }
+    await put(b, "k", "b1")
+    await rx.waitFor(() => rx.delivered().length >= 1, 10_000, "the other workspace's event")
+    const waited = rx.requests[1].at - r503.respondedAt
+    t.diagnostic(`the other workspace's event came ${waited} ms after the 503`)
+    assert.ok(waited >= 2000 - 5, `no other request before the Retry-After (came after ${waited} ms)`)
+    assert.match(serverLog(srv), /attempt 1 of 1 failed: HTTP 503 \(Retry-After 2\.0 s\)/)
+  })
+})
+
 test("retry: a receiver that does not answer within --webhook-timeout 1s is a failed attempt, retried", { timeout: 30_000 }, async (t) => {
   const respond = sequence([{ status: 200, delayMs: 4000 }, 200])
   await withHooks(t, { respond, args: ["--webhook-timeout", "1s", "--webhook-backoff", "1s"] }, async ({ srv, rx, secret, h }) => {
