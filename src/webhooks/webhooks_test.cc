@@ -672,7 +672,9 @@ TEST(Webhooks, ADeadLetterPageStopsShortOf8MiBAndTheWalkGoesOn) {
     boost::json::value v = boost::json::parse(*page);
     const auto& dead = v.at("dead").as_array();
     ASSERT_FALSE(dead.empty()) << "a walk never meets an empty page";
-    if (dead.size() > 1) EXPECT_LE(page->size(), kMaxDeadPageBytes);
+    if (dead.size() > 1) {
+      EXPECT_LE(page->size(), kMaxDeadPageBytes);
+    }
     page_sizes.push_back(dead.size());
     for (const auto& d : dead) ids.push_back(std::string(d.at("id").as_string()));
     if (v.at("next_cursor").is_null()) break;
