@@ -49,6 +49,8 @@ constexpr char kSessionHeader[] = "Etherply-Session";
 // packs each workspace's into messages of up to kMessageBytes of changes
 // (less if the server's max_payload is smaller), and keeps up to
 // kPublishWindow published records waiting for acknowledgments.
+// kMessageBytes is only a packing target: a larger change goes alone, in a
+// message up to what max_payload takes (PayloadLimit).
 constexpr size_t kPublishBatch = 512;
 constexpr size_t kPublishWindow = 4 * kPublishBatch;
 constexpr size_t kMessageBytes = 16 << 10;
@@ -441,14 +443,15 @@ class NatsReplicator final : public Replicator {
         sent.items = outbox_->Next(std::min(kPublishBatch, kPublishWindow - records),
                                    std::chrono::milliseconds(in_flight.empty() ? 500 : 0));
         if (!sent.items.empty()) {
-          const size_t limit = MessageLimit();
+          const size_t limit = PayloadLimit();
           sent.complete = true;
-          for (const ChangeMessage& m : PackChanges(sent.items, limit)) {
+          for (const ChangeMessage& m : PackChanges(sent.items, std::min(kMessageBytes, limit))) {
             if (m.data.size() > limit) {  // one change, too large to send
               LogError("replication: a change of " + std::to_string(m.data.size()) +
                        " bytes in workspace " + m.workspace + " is over what NATS takes (" +
                        std::to_string(limit) + " bytes of data; raise max_payload in the " +
-                       "nats-server configuration): it is not replicated through the stream");
+                       "nats-server configuration): it stays on this node, as neither the " +
+                       "stream nor anti-entropy can carry it");
               ++sent.too_large;
               continue;
             }
@@ -489,12 +492,13 @@ class NatsReplicator final : public Replicator {
     return true;
   }
 
-  // The most change data a message may hold: kMessageBytes, or less if the
-  // server's max_payload leaves less beside kHeaderRoom.
-  size_t MessageLimit() const {
+  // The most change data a message may hold: what the server's
+  // max_payload leaves beside kHeaderRoom (at least 1). A hard limit, not
+  // the packing target: a change this large still goes, alone.
+  size_t PayloadLimit() const {
     int64_t max_payload = natsConnection_GetMaxPayload(nc_);
     int64_t room = max_payload - static_cast<int64_t>(kHeaderRoom);
-    return static_cast<size_t>(std::clamp<int64_t>(room, 1, kMessageBytes));
+    return static_cast<size_t>(std::max<int64_t>(room, 1));
   }
 
   // Publishes one message asynchronously; false (and publish_failed_ set)

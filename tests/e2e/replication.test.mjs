@@ -3,6 +3,7 @@
 //
 // Run: ETHERPLY_BIN=build/etherply node --test tests/e2e/replication.test.mjs
 import assert from "node:assert/strict"
+import crypto from "node:crypto"
 import fs from "node:fs"
 import path from "node:path"
 import { test } from "node:test"
@@ -187,6 +188,33 @@ test("an op made on node A reaches a client of node B as an op message", async (
     assert.equal(st.replication.publish_backlog, 0)
     cb.terminate()
     ca.terminate()
+  })
+})
+
+/** `n` characters that do not compress much (base64 of random bytes). */
+const incompressible = (n) => crypto.randomBytes(n).toString("base64").slice(0, n)
+
+test("a change over the 16 KiB packing target goes through the stream, with its client's timestamp", async (t) => {
+  // 16 KiB is what the publisher packs into one message, not a limit: a
+  // larger change goes alone, as max_payload (1 MiB here) takes it. With
+  // anti-entropy an hour away, only the stream can bring it to B, and only
+  // the stream carries the op's timestamp as the client chose it.
+  await withCluster(t, { nodes: 2, antiEntropy: "1h" }, async ([a, b]) => {
+    const ws = "rep-large"
+    const [cb] = await connectWithInit(b.wsUrl, ws, { token: b.mintToken({ workspace: ws, sub: "bob" }) })
+    const value = incompressible(100_000)
+    const [ca] = await connectWithInit(a.wsUrl, ws, { token: a.mintToken({ workspace: ws, sub: "alice" }) })
+    await ca.put("big", value, 1700000000123456, 15_000)
+    const m = await cb.nextOfType("op", 15_000)
+    assert.equal(m.payload.key, "big")
+    assert.equal(m.payload.value, value)
+    assert.equal(m.payload.timestamp, 1700000000123456, "the client's timestamp, kept exactly")
+    const st = (await statusOf(a)).replication
+    assert.equal(st.too_large, 0)
+    assert.equal(st.published, 1)
+    assert.doesNotMatch(a.log(), /is over what NATS takes/)
+    ca.terminate()
+    cb.terminate()
   })
 })
 
