@@ -164,6 +164,34 @@ Payload PackDocument(const Document& doc) {
   return p;
 }
 
+// At most the bytes a change entry adds to a message beyond its chunk: a
+// LEB128 length (and, once per message, the LEB128 count of entries).
+constexpr size_t kEntryOverhead = 10;
+
+// What the changes part of a message takes, at most.
+size_t PayloadBytes(const Payload& p) {
+  size_t n = kEntryOverhead;
+  for (const Bytes& entry : p.entries) n += entry.size() + kEntryOverhead;
+  return n;
+}
+
+// The longest start of `hashes` whose changes take at most `budget` bytes
+// in a message, but at least the first: a change larger than the budget
+// goes alone. `hashes` are in an order where deps come first, so the start
+// applies at the peer without the rest.
+std::vector<ChangeHash> Fitting(const Document& doc, const std::vector<ChangeHash>& hashes,
+                                size_t budget) {
+  std::vector<ChangeHash> out;
+  size_t used = kEntryOverhead;
+  for (const ChangeHash& h : hashes) {
+    size_t n = doc.changes().bytes(*doc.IndexOf(h)).size() + kEntryOverhead;
+    if (!out.empty() && used + n > budget) break;
+    out.push_back(h);
+    used += n;
+  }
+  return out;
+}
+
 std::vector<ChangeHash> SortedUnique(std::vector<ChangeHash> v) {
   std::sort(v.begin(), v.end());
   v.erase(std::unique(v.begin(), v.end()), v.end());
@@ -344,6 +372,7 @@ void SyncState::SetReadOnly(bool ro) {
     SyncState fresh;
     fresh.peer_supports_v2 = peer_supports_v2;
     fresh.peer_supports_sync_reset = peer_supports_sync_reset;
+    fresh.max_message_bytes = max_message_bytes;
     fresh.needs_reset = true;
     *this = std::move(fresh);
   } else {
@@ -410,19 +439,34 @@ std::optional<Bytes> GenerateSyncMessage(const Document& doc, SyncState& state) 
   }
 
   const bool v2 = state.peer_supports_v2;
+  // The changes the peer lacks that were not sent yet; computed once needed.
+  std::optional<std::vector<ChangeHash>> lacking;
+  auto Lacking = [&]() -> const std::vector<ChangeHash>& {
+    if (!lacking) {
+      lacking.emplace();
+      for (const ChangeHash& h : HashesToSend(doc, *state.their_have, *state.their_need))
+        if (!state.sent_hashes.count(h)) lacking->push_back(h);
+    }
+    return *lacking;
+  };
   Payload payload;
   if (state.peer_read_only || !state.their_have || !state.their_need) {
     payload = Pack(doc, {}, v2);
   } else if (state.their_heads && state.their_heads->empty() && v2) {
     payload = PackDocument(doc);
+  } else if (v2 && Lacking().size() > doc.changes().size() / 3) {
+    payload = PackDocument(doc);
   } else {
-    std::vector<ChangeHash> hashes;
-    for (const ChangeHash& h : HashesToSend(doc, *state.their_have, *state.their_need))
-      if (!state.sent_hashes.count(h)) hashes.push_back(h);
-    if (v2 && hashes.size() > doc.changes().size() / 3)
-      payload = PackDocument(doc);
-    else
-      payload = Pack(doc, std::move(hashes), v2);
+    payload = Pack(doc, Lacking(), v2);
+  }
+  if (!payload.hashes.empty() && state.max_message_bytes != SIZE_MAX) {
+    // Too large for the channel: the changes that fit, as changes (a
+    // document chunk cannot be cut); the peer's next message lacks the rest.
+    const SyncMessage bare{payload.version, our_heads, our_need,
+                           our_have,        {},        kFlagSupportsSyncReset};
+    const size_t base = EncodeSyncMessage(bare).size();
+    const size_t budget = state.max_message_bytes > base ? state.max_message_bytes - base : 0;
+    if (PayloadBytes(payload) > budget) payload = Pack(doc, Fitting(doc, Lacking(), budget), v2);
   }
 
   const bool heads_unchanged = state.last_sent_heads == our_heads;

@@ -16,6 +16,7 @@
 // Thread-safety: none; every type here is a value owned by its caller.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -125,6 +126,12 @@ struct SyncState {
   bool read_only = false;
   // Our next message asks the peer to forget what it sent us.
   bool needs_reset = false;
+  // The most bytes a message of ours may take: a setting of the channel
+  // (a transport's largest message), not learnt from the peer. A message
+  // that would be larger carries only the changes that fit, the rest going
+  // in later rounds; a change larger than this by itself goes alone, in a
+  // message over the limit, which the channel must refuse or carry.
+  size_t max_message_bytes = SIZE_MAX;
 
   // Switching to read-write starts the sync afresh (keeping the peer's
   // capabilities) and makes the next message a reset; switching to
@@ -147,7 +154,10 @@ struct SyncState {
 //
 // When a v2 peer has no heads, or more than a third of our changes are to go,
 // the changes go as the reference sends them: one v2 entry holding the whole
-// document chunk (Document::Save).
+// document chunk (Document::Save). Past state.max_message_bytes they go as
+// changes instead, as many as fit, in the document's order (each with its
+// deps before it), and the rest in the next messages: the peer's answers
+// still lack them, as the protocol expects of a lost message.
 std::optional<Bytes> GenerateSyncMessage(const Document& doc, SyncState& state);
 
 // Applies a message from the peer: its changes to `doc` (changes whose deps

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -288,6 +289,7 @@ struct Peer {
   std::map<ChangeHash, int> received;  // how often each change arrived
   std::set<SyncMessage::Version> versions_received;
   bool strips_flags = false;  // plays a v1-only peer: its messages lose the trailer
+  size_t largest_sent = 0;    // the largest message it generated
 };
 
 // The changes a message carries.
@@ -309,6 +311,7 @@ std::optional<Bytes> Generate(Peer& from) {
     m.flags.reset();
     *bytes = EncodeSyncMessage(m);
   }
+  if (bytes) from.largest_sent = std::max(from.largest_sent, bytes->size());
   return bytes;
 }
 
@@ -438,6 +441,61 @@ TEST(Sync, ManyChangesToAV2PeerGoAsOneEntry) {
   ASSERT_TRUE(ReceiveSyncMessage(b.doc, b.state, *reply).ok());
   ASSERT_GT(SyncUntilQuiet(a, b), 0);
   ExpectConverged(a, b);
+}
+
+// n edits by one actor, each of a 100-character value that compresses
+// little (hex of a hash).
+void LargeEdits(Document& doc, const ActorId& actor, std::string_view prefix, int n) {
+  for (int i = 0; i < n; ++i) {
+    std::string key = std::string(prefix) + std::to_string(i);
+    std::string value = HashToHex(HashOf(key)) + HashToHex(HashOf(key + "'"));
+    Transaction tx(doc, actor);
+    ASSERT_TRUE(tx.Put(kRoot, key, value.substr(0, 100)).ok());
+    ASSERT_TRUE(tx.Commit({.time = 0}).ok());
+  }
+}
+
+TEST(Sync, ACappedPeerSendsWhatFitsAndTheRestInLaterRounds) {
+  // 60 changes of some 150 bytes, whose document chunk is over 1,000 bytes
+  // too: under a 1,000-byte cap they take several messages, each within
+  // the cap, whatever the peer has (nothing, which would get the whole
+  // document chunk; part of them; or it is a v1 peer).
+  for (int variant = 0; variant < 3; ++variant) {
+    for (bool full_first : {true, false}) {
+      Peer full, other;
+      full.state.max_message_bytes = 1000;
+      LargeEdits(full.doc, kA, "common", variant == 1 ? 5 : 0);
+      ASSERT_TRUE(
+          other.doc.ApplyChanges({full.doc.changes().begin(), full.doc.changes().end()}).ok());
+      LargeEdits(full.doc, kA, "key", 30);
+      LargeEdits(full.doc, kB, "other", 30 - (variant == 1 ? 5 : 0));
+      ASSERT_GT(full.doc.Save().size(), 2000u);
+      other.strips_flags = variant == 2;
+      ASSERT_GT(full_first ? SyncUntilQuiet(full, other, 200) : SyncUntilQuiet(other, full, 200),
+                0);
+      ExpectConverged(full, other);
+      ExpectNothingTwice(other);
+      EXPECT_LE(full.largest_sent, 1000u) << "variant " << variant;
+      EXPECT_EQ(other.received.size(), variant == 1 ? 55u : 60u);
+    }
+  }
+}
+
+TEST(Sync, AChangeLargerThanTheCapGoesAloneAndTheSyncGoesOn) {
+  Peer full, empty;
+  full.state.max_message_bytes = 40;  // less than any change
+  Edits(full.doc, kA, "k", 5);
+  ASSERT_TRUE(Step(empty, full));
+  for (int i = 0; i < 5; ++i) {
+    auto m = GenerateSyncMessage(full.doc, full.state);
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(Carried(Decoded(*m)).size(), 1u) << "message " << i;
+    Deliver(*m, empty);
+    ASSERT_TRUE(Step(empty, full));
+  }
+  ASSERT_GT(SyncUntilQuiet(full, empty), 0);
+  ExpectConverged(full, empty);
+  ExpectNothingTwice(empty);
 }
 
 TEST(Sync, RestartedFromPersistedStateOnEitherSide) {
