@@ -1035,7 +1035,7 @@ class NatsReplicator final : public Replicator {
         for (auto it = self->sessions_.begin(); it != self->sessions_.end();)
           it = now - it->second.used_ms > 120'000 ? self->sessions_.erase(it) : std::next(it);
         Session& sn = self->sessions_[std::string(ws) + "\n" + session];
-        if (!sn.state) sn.state = std::make_shared<automerge::SyncState>();
+        if (!sn.state) sn.state = self->NewSyncState();
         sn.used_ms = now;
         state = sn.state;
       }
@@ -1047,7 +1047,8 @@ class NatsReplicator final : public Replicator {
       if (r && r->ok()) {
         const Bytes empty;
         const Bytes& out = **r ? ***r : empty;
-        natsConnection_Publish(nc, to, out.data(), static_cast<int>(out.size()));
+        natsStatus s = natsConnection_Publish(nc, to, out.data(), static_cast<int>(out.size()));
+        if (s != NATS_OK) self->SyncFailed(ws, "the peer that asked", out.size(), s);
       } else if (r) {
         LogWarn(std::string("replication: sync request for ") + ws + ": " + r->status().ToString());
       }
@@ -1086,8 +1087,7 @@ class NatsReplicator final : public Replicator {
                                               static_cast<int>(digest.size()),
                                               options_.request_timeout.count());
         if (s != NATS_OK) {
-          std::lock_guard lock(mu_);
-          ++ae_errors_;
+          AntiEntropyFailed("digest request to " + peer + ": " + NatsError(s));
           break;  // the peer is away; the next pass tries again
         }
         Reader r(AsBytes(std::string_view(natsMsg_GetData(reply), natsMsg_GetDataLength(reply))));
@@ -1142,7 +1142,7 @@ class NatsReplicator final : public Replicator {
       std::lock_guard lock(mu_);
       ++sessions_run_;
     }
-    auto state = std::make_shared<automerge::SyncState>();
+    auto state = NewSyncState();
     std::string session = std::to_string(std::random_device{}()) + std::to_string(NowMillis());
     std::string subject = "etherply.sync." + peer;
     std::optional<Bytes> incoming;
@@ -1170,8 +1170,7 @@ class NatsReplicator final : public Replicator {
       natsStatus s = natsConnection_RequestMsg(&reply, nc_, req, options_.request_timeout.count());
       natsMsg_Destroy(req);
       if (s != NATS_OK) {
-        std::lock_guard lock(mu_);
-        ++ae_errors_;
+        SyncFailed(workspace.c_str(), peer, m.size(), s);
         return;
       }
       std::string_view data(natsMsg_GetData(reply), natsMsg_GetDataLength(reply));
@@ -1179,6 +1178,48 @@ class NatsReplicator final : public Replicator {
       if (!data.empty()) incoming = Bytes(AsBytes(data).begin(), AsBytes(data).end());
       natsMsg_Destroy(reply);
     }
+  }
+
+  // A sync state for a session with a peer: its messages must fit in what
+  // NATS takes, so a large gap is closed over several rounds.
+  std::shared_ptr<automerge::SyncState> NewSyncState() const {
+    auto state = std::make_shared<automerge::SyncState>();
+    state->max_message_bytes = PayloadLimit();
+    return state;
+  }
+
+  // Counts and logs (throttled: a pass can fail for every workspace) an
+  // anti-entropy step that failed; the next pass tries again.
+  void AntiEntropyFailed(const std::string& what) {
+    {
+      std::lock_guard lock(mu_);
+      ++ae_errors_;
+    }
+    ae_warning_.Warn("replication: anti-entropy: " + what + "; the next pass tries again");
+  }
+
+  // A sync message of `bytes` for `workspace` could not go to `peer`. Over
+  // what NATS takes, it holds one change that alone is too large (the rest
+  // go in messages that fit): no pass can ever carry it, so this is said
+  // once per workspace, as an error. Otherwise the peer is away or slow.
+  void SyncFailed(const char* workspace, const std::string& peer, size_t bytes, natsStatus s) {
+    if (bytes <= PayloadLimit()) {
+      AntiEntropyFailed("sync of " + std::string(workspace) + " with " + peer + ": " +
+                        NatsError(s));
+      return;
+    }
+    bool first;
+    {
+      std::lock_guard lock(mu_);
+      ++ae_errors_;
+      first = too_large_to_sync_.insert(workspace).second;
+    }
+    if (first)
+      LogError("replication: workspace " + std::string(workspace) + " holds a change of about " +
+               std::to_string(bytes) + " bytes, over what NATS takes (" +
+               std::to_string(PayloadLimit()) + " bytes of data; raise max_payload in the " +
+               "nats-server configuration): anti-entropy cannot carry it to " + peer +
+               " or any other node (" + NatsError(s) + ")");
   }
 
   // Constant after construction.
@@ -1219,6 +1260,10 @@ class NatsReplicator final : public Replicator {
   uint64_t consumer_pending_ = 0;                      // guarded by mu_
   int64_t lag_ms_ = 0;                                 // guarded by mu_
   uint64_t passes_ = 0, sessions_run_ = 0, ae_errors_ = 0;  // guarded by mu_
+  // Guarded by mu_: the workspaces already logged as holding a change too
+  // large for a sync message.
+  std::set<std::string> too_large_to_sync_;
+  ThrottledWarning ae_warning_{std::chrono::seconds(30)};
 };
 
 }  // namespace

@@ -539,6 +539,30 @@ test("a node whose JetStream state is lost recovers through anti-entropy", async
   })
 })
 
+test("a node rebuilt on an empty disk gets over 1 MiB of changes through anti-entropy alone", async (t) => {
+  // B comes back under its node ID with nothing: its durable consumer is
+  // past every message, so only anti-entropy can refill it, with more than
+  // NATS's max_payload (1 MiB) in one workspace. The sync messages must
+  // carry it in parts that fit.
+  await withCluster(t, { nodes: 2 }, async ([a, b]) => {
+    const ws = "rep-rebuilt"
+    const w = await writer(a, ws, "alice")
+    for (let i = 0; i < 48; i++) await w.put(`k${i}`, incompressible(32_000))
+    w.c.terminate()
+    const before = await assertConverged([a, b], ws, { changes: 48 })
+    const bytes = A.getAllChanges(before).reduce((n, c) => n + c.length, 0)
+    assert.ok(bytes > 1.1 * 2 ** 20, `more than max_payload to move (${bytes} bytes)`)
+    await b.kill9()
+    fs.rmSync(b.dataDir, { recursive: true, force: true })
+    fs.mkdirSync(b.dataDir)
+    await b.launch()
+    await assertConverged([a, b], ws, { changes: 48, timeoutMs: 20_000 })
+    const sessions = (await statusOf(a)).replication.anti_entropy.sessions + (await statusOf(b)).replication.anti_entropy.sessions
+    assert.ok(sessions > 0, "anti-entropy ran")
+    assert.doesNotMatch(a.log() + b.log(), /ERROR replication/)
+  })
+})
+
 test("a three-server NATS cluster with an R3 stream survives losing one server", async (t) => {
   await withCluster(t, { nodes: 2, cluster: true, args: ["--nats-replicas", "3"] }, async ([a, b], cluster) => {
     const ws = "rep-r3"
