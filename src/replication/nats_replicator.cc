@@ -63,6 +63,12 @@ static_assert(kPublishBatch * 21 + 4096 <= kHeaderRoom);
 constexpr int kFetchBatch = 1024;
 // Stream messages being applied at once (below the consumer's MaxAckPending).
 constexpr size_t kMaxInFlight = 2 * kFetchBatch;
+// A message that failed to apply for a storage error comes again after a
+// delay, doubling from the first to the last while the failures go on, as
+// the publisher's retries do: JetStream would otherwise send it again at
+// once, and a node with a full disk would spin, rereading the workspace.
+constexpr int64_t kFirstRetryMillis = 100;
+constexpr int64_t kLastRetryMillis = 5'000;
 // A digest request holds about this many bytes at most.
 constexpr size_t kDigestBytes = 256 << 10;
 // A peer not heard from for this many intervals is no longer synced with.
@@ -725,6 +731,11 @@ class NatsReplicator final : public Replicator {
     uint64_t dropped = 0;        // guarded by mu: messages dropped as never applicable
     std::set<std::string> gaps;  // guarded by mu: workspaces with changes waiting for deps
     bool closed = false;         // guarded by mu: Stop was called
+    // Guarded by mu: the delay before the next failed message comes again;
+    // back to the first once a group applies.
+    int64_t retry_ms = kFirstRetryMillis;
+    // A failing disk fails every message: said once in a while.
+    ThrottledWarning retry_warning{std::chrono::seconds(30)};
   };
 
   // A stream message's changes, decoded, or why it can never apply.
@@ -827,7 +838,8 @@ class NatsReplicator final : public Replicator {
 
   // Acknowledges a group's messages by the outcome of applying them:
   // applied or never applicable (corrupt), acknowledged; a storage error,
-  // refused, to come again. A group of several messages that is corrupt is
+  // refused, to come again after a delay (kFirstRetryMillis doubling to
+  // kLastRetryMillis while the errors go on). A group of several messages that is corrupt is
   // applied again one message at a time, so that a message that can never
   // apply takes only itself down. After Stop, the messages are left alone:
   // they come again.
@@ -854,11 +866,17 @@ class NatsReplicator final : public Replicator {
     in_flight->cv.notify_all();
     if (in_flight->closed || split) return;  // they come again, or went alone
     const bool retry = !s.ok() && s.code() != Status::Code::kCorruption;
-    if (!s.ok())
-      LogError("replication: applying changes: " + s.ToString() +
-               (retry ? "; will retry" : "; dropped"));
+    const int64_t delay_ms = retry ? in_flight->retry_ms : 0;
+    in_flight->retry_ms = retry ? std::min(delay_ms * 2, kLastRetryMillis) : kFirstRetryMillis;
+    if (retry)
+      in_flight->retry_warning.Warn("replication: applying changes: " + s.ToString() +
+                                    "; will retry in " + std::to_string(delay_ms) +
+                                    " ms (the delay doubles up to " +
+                                    std::to_string(kLastRetryMillis / 1000) + " s)");
+    else if (!s.ok())
+      LogError("replication: applying changes: " + s.ToString() + "; dropped");
     for (natsMsg* msg : msgs) {
-      retry ? natsMsg_Nak(msg, nullptr) : natsMsg_Ack(msg, nullptr);
+      retry ? natsMsg_NakWithDelay(msg, delay_ms, nullptr) : natsMsg_Ack(msg, nullptr);
       natsMsg_Destroy(msg);
     }
     if (retry) return;

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict"
 import crypto from "node:crypto"
 import fs from "node:fs"
+import os from "node:os"
 import path from "node:path"
 import { test } from "node:test"
 import * as A from "@automerge/automerge"
@@ -422,6 +423,37 @@ test("a publish refused in the middle of a batch of several workspaces' messages
     await waitForDrain(a, 12, 30_000)
     assert.match(a.log(), /replication: publish: /, "the refused publish was logged")
     for (const ws of spaces) assert.deepEqual(js(await assertConverged([a, b], ws, { changes: 4 })), { k0: 0, k1: 1, k2: 2, k3: 3 })
+  })
+})
+
+test("a node whose disk is full retries stream messages after a growing delay, without flooding its log", async (t) => {
+  // Node 1 runs with the disk-full fault library (tests/e2e/fault/): while
+  // the flag file exists its writes fail. A message it cannot store is
+  // refused, to come again after a delay, not at once (thousands of
+  // retries, and log lines, a second); once the disk frees, it applies.
+  // (The changes fetched meanwhile wait for its deps in memory only, and
+  // go when the failed write reloads the workspace: anti-entropy, every
+  // second here, brings them again.)
+  const fault = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
+  assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_disk_full_fault) is missing: ${fault}; set ETHERPLY_DISK_FULL_FAULT`)
+  const flag = path.join(os.tmpdir(), `etherply-disk-full-${process.pid}-${Date.now()}`)
+  t.after(() => fs.rmSync(flag, { force: true }))
+  const envOf = (i) => (i === 1 ? { LD_PRELOAD: fault, ETHERPLY_FAULT_DISK_FULL: flag } : {})
+  await withCluster(t, { nodes: 2, antiEntropy: "1s", envOf }, async ([a, b]) => {
+    const ws = "rep-disk-full"
+    await put(a, ws, "start", 0)
+    await assertConverged([a, b], ws, { changes: 1 })
+    fs.writeFileSync(flag, "") // node 1's disk is full
+    const linesBefore = b.log().split("\n").length
+    const w = await writer(a, ws, "alice")
+    for (let i = 0; i < 5; i++) await w.put(`k${i}`, i)
+    w.c.terminate()
+    await sleep(2_000)
+    const lines = b.log().split("\n").length - linesBefore
+    assert.ok(lines < 200, `${lines} log lines in 2 s of a full disk`)
+    await assertLogs(b, /WARN replication: applying changes: .*will retry in \d+ ms/)
+    fs.rmSync(flag)
+    await assertConverged([a, b], ws, { changes: 6, timeoutMs: 15_000 })
   })
 })
 
