@@ -28,7 +28,7 @@ test-tsan: setup
 	@cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETHERPLY_TSAN=ON >/dev/null
 	@cmake --build $(BUILD)-tsan -j $(JOBS) --target etherply_unit_tests
 	@cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
-	  ctest --output-on-failure -j $(JOBS) -R '^(Committer|MemoryAndRocksDb/StoreTest|Outbox|Webhooks|Workspace|GatherWriteStream|WebSocketSession)'
+	  ctest --output-on-failure -j $(JOBS) -R '^(Committer|MemoryAndRocksDb/StoreTest|Outbox|Webhooks|Workspace|GatherWriteStream|WebSocketSession|WaitingList)'
 
 test: build test-asan
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -24,11 +24,12 @@ struct ServerContext {
   // Connections of both kinds at once, and HTTP ones (so that idle HTTP
   // connections cannot take the WebSocket ones' room), set at start within
   // the open-file limit. A connection beyond either makes room by closing
-  // the HTTP connection that has waited longest for a request; with none
-  // waiting, it is answered 503 as it is accepted.
+  // the HTTP connection that has waited longest on its client (WaitingList);
+  // with none waiting, it is answered 503 as it is accepted.
   size_t max_sockets = SIZE_MAX;
   size_t max_http_connections = SIZE_MAX;
-  // The HTTP connections waiting for a request (or kept alive between two).
+  // The HTTP connections waiting on their client: for a request (kept alive
+  // between two, too), for it to take an answer, or for it to close.
   WaitingList waiting;
   // Connections whose reads wait for their ops to be durable
   // (ServerOptions::max_inflight_op_bytes).

@@ -154,24 +154,37 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_->body_limit(kMaxRequestBody);
     parser_->header_limit(kMaxRequestHeader);
     stream_.expires_after(ctx_->options.handshake_timeout);
-    // Until the request is read, the acceptor may close this connection to
-    // make room for a new one: the read is cancelled on this connection's
-    // strand, unless the request came meanwhile.
-    waiting_ = ctx_->waiting.Add([weak = weak_from_this()](uint64_t ticket) {
-      auto self = weak.lock();
-      if (!self) return;
-      auto executor = self->stream_.get_executor();
-      net::post(executor, [self = std::move(self), ticket] {
-        if (self->waiting_ == ticket) self->stream_.cancel();
-      });
-    });
+    WaitForClient();
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
   }
 
-  void OnRead(beast::error_code ec, size_t) {
-    ctx_->waiting.Remove(waiting_);
+  // Before an operation that waits on the client (a request to come, an
+  // answer to be taken, the client to close): until it completes, the
+  // acceptor may pick this connection to close, to make room for a new one.
+  // The pick cancels the operation on this connection's strand.
+  void WaitForClient() {
+    waiting_ = ctx_->waiting.Add(
+        [weak = weak_from_this(), executor = stream_.get_executor()](uint64_t ticket) {
+          net::post(executor, [weak, ticket] {
+            auto self = weak.lock();
+            if (self && self->waiting_ == ticket) self->stream_.cancel();
+          });
+        });
+  }
+
+  // After such an operation completes: false if the acceptor picked this
+  // connection meanwhile, which then ends here, whatever the operation did
+  // (even a request read whole goes unanswered, as if the pick had come a
+  // moment sooner), so that every pick closes one connection.
+  bool DoneWaiting() {
+    bool listed = ctx_->waiting.Remove(waiting_);
     waiting_ = 0;
+    return listed;
+  }
+
+  void OnRead(beast::error_code ec, size_t) {
+    if (!DoneWaiting()) return;
     if (ec == http::error::end_of_stream) return DoClose();
     if (ec == http::error::partial_message) return;  // the client went away
     if (IsHttpParseError(ec)) {
@@ -500,12 +513,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       res.content_length(length);
     }
     auto sp = std::make_shared<Response>(std::move(res));
-    http::async_write(stream_, *sp,
-                      [self = shared_from_this(), sp](beast::error_code ec, size_t) {
-                        if (ec) return;
-                        if (!sp->keep_alive()) return self->LingeringClose();
-                        self->DoRead();
-                      });
+    // A client that does not read its answers (pipelining request after
+    // request) holds the write: it may be closed for room meanwhile, and the
+    // write gets the whole timeout, not what the read left of it.
+    stream_.expires_after(ctx_->options.handshake_timeout);
+    WaitForClient();
+    http::async_write(stream_, *sp, [self = shared_from_this(), sp](beast::error_code ec, size_t) {
+      if (!self->DoneWaiting() || ec) return;
+      if (!sp->keep_alive()) return self->LingeringClose();
+      self->DoRead();
+    });
   }
 
   // Ends the connection after a response that closes it: shuts down our
@@ -521,9 +538,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void Drain() {
     auto scratch = std::make_shared<std::array<char, 16384>>();
+    WaitForClient();
     stream_.async_read_some(net::buffer(*scratch),
                             [self = shared_from_this(), scratch](beast::error_code ec, size_t) {
-                              if (!ec) self->Drain();
+                              if (self->DoneWaiting() && !ec) self->Drain();
                             });
   }
 
@@ -538,7 +556,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::shared_ptr<ServerContext> ctx_;
   std::string peer_;
   bool head_ = false;  // the request being answered is a HEAD
-  // The WaitingList ticket while a request is being read, else 0.
+  // The WaitingList ticket while an operation waits on the client, else 0.
   uint64_t waiting_ = 0;
 };
 
@@ -568,8 +586,9 @@ void RefuseBusy(net::ip::tcp::socket socket, const ServerContext& ctx) {
            std::to_string(body.size()) + "\r\n\r\n" + body;
   }();
   static ThrottledWarning warning(std::chrono::seconds(10));
-  warning.Warn("refused a connection with 503, none waiting for a request to make room: " +
-               Counts(ctx));
+  warning.Warn(
+      "refused a connection with 503, no HTTP connection waiting on its client to make room: " +
+      Counts(ctx));
   beast::error_code ec;
   socket.non_blocking(true, ec);
   std::array<char, 8192> unread;
@@ -587,7 +606,7 @@ void StartHttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext
   size_t http = ctx->http_connections.load();
   size_t all = http + ctx->connections.load();
   if (http >= ctx->max_http_connections || all >= ctx->max_sockets) {
-    // Full. The connection that has waited longest for a request makes
+    // Full. The connection that has waited longest on its client makes
     // room; it closes on its own strand, so until it has, the counts may
     // run over the caps, by at most kClosingRoom.
     if (http >= ctx->max_http_connections + kClosingRoom ||
@@ -595,7 +614,7 @@ void StartHttpSession(net::ip::tcp::socket socket, std::shared_ptr<ServerContext
       return RefuseBusy(std::move(socket), *ctx);
     static ThrottledWarning warning(std::chrono::seconds(10));
     warning.Warn(
-        "closed the HTTP connection that had waited longest for a request, to make room: " +
+        "closed the HTTP connection that had waited longest on its client, to make room: " +
         Counts(*ctx));
   }
   std::make_shared<HttpSession>(std::move(socket), std::move(ctx))->Run();

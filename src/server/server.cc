@@ -239,7 +239,8 @@ Status Server::Start() {
     m.webhooks->Start();
     m.ctx->webhooks = m.webhooks.get();
   } else if (auto left = webhooks::FindLeftovers(*m.store); !left.ok()) {
-    return left.status();
+    LogWarn("webhooks: cannot tell whether the store holds undelivered events: " +
+            left.status().ToString());
   } else if (left->pending || left->dead) {
     LogWarn(std::string("webhooks: the store holds ") +
             (left->pending ? "events not yet delivered" : "") +

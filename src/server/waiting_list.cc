@@ -11,9 +11,9 @@ uint64_t WaitingList::Add(std::function<void(uint64_t ticket)> close) {
   return ticket;
 }
 
-void WaitingList::Remove(uint64_t ticket) {
+bool WaitingList::Remove(uint64_t ticket) {
   std::lock_guard lock(mu_);
-  waiting_.erase(ticket);
+  return waiting_.erase(ticket) == 1;
 }
 
 bool WaitingList::CloseOldest() {

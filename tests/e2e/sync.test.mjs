@@ -7,6 +7,7 @@
 import assert from "node:assert/strict"
 import { execFile, spawn, spawnSync } from "node:child_process"
 import fs from "node:fs"
+import crypto from "node:crypto"
 import net from "node:net"
 import os from "node:os"
 import path from "node:path"
@@ -1223,7 +1224,7 @@ test("a full disk: ops get 500 and store nothing, /readyz 503; once space is bac
   })
 })
 
-test("more connections than the open-file limit allows: each new one closes the HTTP connection that has waited longest for a request; with none waiting, it gets 503", { timeout: 30_000 }, async (t) => {
+test("more connections than the open-file limit allows: each new one closes the HTTP connection that has waited longest on its client; with none waiting, it gets 503", { timeout: 30_000 }, async (t) => {
   await withServer(t, { maxOpenFiles: 300 }, async (srv, h) => {
     const m = /WARN open files are limited to 300 .*holds at most (\d+) connections at once/.exec(srv.log())
     assert.ok(m, `the start-up warning names the limit:\n${srv.logTail(5)}`)
@@ -1243,7 +1244,7 @@ test("more connections than the open-file limit allows: each new one closes the 
     const late = openSocket(srv.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     await until("the late request's answer", () => late.ended)
     assert.match(late.received.toString(), /^HTTP\/1\.1 200 [^]*\r\n\r\nok\n$/, "a request finds room")
-    assert.match(srv.log(), /WARN closed the HTTP connection that had waited longest for a request, to make room: 0 WebSocket and \d+ HTTP connections \(at most \d+ in all, \d+ HTTP\)/)
+    assert.match(srv.log(), /WARN closed the HTTP connection that had waited longest on its client, to make room: 0 WebSocket and \d+ HTTP connections \(at most \d+ in all, \d+ HTTP\)/)
     for (const s of idle) s.destroy()
 
     // The room full of WebSocket clients: nothing waits for a request, so
@@ -1259,11 +1260,55 @@ test("more connections than the open-file limit allows: each new one closes the 
     const refused = openSocket(srv.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") // its request already sent
     await until("the refusal", () => refused.ended)
     assert.match(refused.received.toString(), /^HTTP\/1\.1 503 [^]*Connection: close[^]*\r\n\r\n\{"error":\{"code":503,"message":"too many connections"\}\}\n$/)
-    assert.match(srv.log(), new RegExp(`WARN refused a connection with 503, none waiting for a request to make room: ${room} WebSocket and \\d+ HTTP connections`))
+    assert.match(srv.log(), new RegExp(`WARN refused a connection with 503, no HTTP connection waiting on its client to make room: ${room} WebSocket and \\d+ HTTP connections`))
     clients[0].sendOp("still", true)
     assertOp(await clients[0].next(), "still", true)
     for (const c of clients) c.close()
     await until("/healthz once the clients left", () => healthy(srv.url))
+  })
+})
+
+test("connections closed for room include those that pipelined requests, and those whose client does not read its answers", { timeout: 60_000 }, async (t) => {
+  await withServer(t, { maxOpenFiles: 300 }, async (srv, h) => {
+    const room = Number(/holds at most (\d+) connections at once/.exec(srv.log())[1])
+    const probe = async (what) => {
+      const p = openSocket(srv.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+      await until(`${what}: the probe's answer`, () => p.ended)
+      assert.match(p.received.toString(), /^HTTP\/1\.1 200 /, `${what}: a new client is served`)
+    }
+    // Pipelined requests, all answered: each connection's read completes at
+    // once from what is buffered, so a pick may find it done reading; it
+    // must close all the same, or the server runs over its caps for good.
+    const healthz = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    const pipelined = Array.from({ length: room + 20 }, () => openSocket(srv.port, healthz.repeat(2000)))
+    t.after(() => pipelined.forEach((s) => s.destroy()))
+    await until("the pipelined answers or closes", () =>
+      pipelined.every((s) => s.closed || s.received.toString().split("ok\n").length - 1 === 2000))
+    for (let i = 0; i < 3; ++i) await probe(`after pipelining, probe ${i}`)
+    for (const s of pipelined) s.destroy()
+
+    // Clients that send requests for a large document and read nothing: the
+    // server's writes wait on them, and they are closed for room too.
+    const ws = "ws-big"
+    const token = srv.mintToken({ workspace: ws })
+    const [c] = await h.connectWithInit(ws, { token })
+    const big = crypto.randomBytes(600_000).toString("base64") // 800 KB that do not compress
+    c.sendOp("big", big)
+    assertOp(await c.next(), "big", big)
+    c.close()
+    await until("the writer's disconnect", () => /INFO disconnected .* workspace=ws-big/.test(srv.log()))
+    const doc = `GET /v1/workspaces/${ws}/doc HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`
+    const stalled = Array.from({ length: room }, () => {
+      const s = net.connect(srv.port, "127.0.0.1")
+      s.on("error", () => {})
+      s.pause() // reads nothing
+      s.write(doc.repeat(40)) // 40 answers: more than the socket buffers hold
+      return s
+    })
+    t.after(() => stalled.forEach((s) => s.destroy()))
+    await new Promise((r) => setTimeout(r, 1500))
+    for (let i = 0; i < 3; ++i) await probe(`with stalled writes, probe ${i}`)
+    for (const s of stalled) s.destroy()
   })
 })
 
