@@ -191,9 +191,6 @@ int RunServeCommand(int argc, char** argv) {
         duration("webhook-timeout", o.webhook_timeout),
         duration("anti-entropy-interval", o.anti_entropy_interval)})
     if (!s.ok()) return Usage(kServeUsage, s);
-  if (o.webhook_backoff_base > webhooks::Options{}.backoff_cap)
-    return Usage(kServeUsage,
-                 Status::InvalidArgument("--webhook-backoff is at most 1h, the cap on every wait"));
   if (o.webhook_url.empty()) {
     for (const char* name :
          {"webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout"})
@@ -201,6 +198,9 @@ int RunServeCommand(int argc, char** argv) {
         return Usage(kServeUsage,
                      Status::InvalidArgument(std::string("--") + name + " needs --webhook-url"));
   } else {
+    if (o.webhook_backoff_base > webhooks::Options{}.backoff_cap)
+      return Usage(kServeUsage, Status::InvalidArgument(
+                                    "--webhook-backoff is at most 1h, the cap on every wait"));
     if (auto u = webhooks::ParseHttpUrl(o.webhook_url); !u.ok()) return Usage(kServeUsage, u.status());
     std::string whsec = flags.Get("webhook-secret").value_or("");
     if (whsec.empty())

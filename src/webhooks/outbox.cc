@@ -40,8 +40,10 @@ namespace {
 
 constexpr std::string_view kOutboxPrefix = "w/o/";
 constexpr std::string_view kDeadPrefix = "w/d/";
-// The outbox's epoch: 8 bytes big-endian, one more at each Open.
+// The outbox's epoch: 8 bytes big-endian, one more at each Open; a run
+// numbers its events from epoch << kEpochShift.
 constexpr std::string_view kEpochKey = "w/epoch";
+constexpr int kEpochShift = 40;
 constexpr size_t kMaxListLimit = 1000;
 // How long past attempt_timeout a request may stay unanswered before it is
 // deemed lost (the poster promised a callback; this guards against a bug).
@@ -260,8 +262,10 @@ Result<std::unique_ptr<Webhooks>> Webhooks::Open(Options options, storage::Store
   }
   // Sequence numbers are never reused, not even those of events delivered
   // (and deleted) before a restart, which a dead-letter cursor may still
-  // name: each Open takes the next epoch and numbers from epoch << 32 on
-  // (or past the highest stored, should a run have staged 2^32 events).
+  // name: each Open takes the next epoch, past the stored one and the
+  // highest stored number's, and numbers from epoch << kEpochShift on. A
+  // run would need 2^40 events (35 years at 1,000 a second) to reach the
+  // next epoch's numbers.
   uint64_t epoch = 0;
   if (auto stored = store.Get(kEpochKey); stored.ok()) {
     auto e = SeqOfKey("", *stored);
@@ -270,14 +274,16 @@ Result<std::unique_ptr<Webhooks>> Webhooks::Open(Options options, storage::Store
   } else if (stored.status().code() != Status::Code::kNotFound) {
     return stored.status().WithContext("reading the webhook outbox");
   }
-  if (epoch >= UINT32_MAX) return Status::Corruption("the webhook outbox's epoch is exhausted");
+  epoch = std::max(epoch, max_seq >> kEpochShift);
+  if (epoch >= (uint64_t{1} << (64 - kEpochShift)) - 1)
+    return Status::Corruption("the webhook outbox's epoch is exhausted");
   ++epoch;
   storage::WriteBatch batch;
   batch.Put(std::string(kEpochKey), SeqKey("", epoch));
   if (Status s = store.Write(batch); !s.ok()) return s.WithContext("starting the webhook outbox");
   {
     std::lock_guard lock(w->shared_->mu);
-    w->shared_->next_seq = std::max(max_seq + 1, epoch << 32);
+    w->shared_->next_seq = std::max(max_seq + 1, epoch << kEpochShift);
   }
   if (bad)
     LogError("webhooks: " + std::to_string(bad) +

@@ -781,6 +781,20 @@ TEST(Webhooks, LeftoversSayWhatAnEarlierRunLeftPendingAndDead) {
   EXPECT_TRUE(left->dead);
 }
 
+// A run that numbered past its epoch's range (2^40 events) moves the next
+// start's epoch past what it stored.
+TEST(Webhooks, TheNextEpochIsPastTheHighestStoredNumber) {
+  MemoryStore store;
+  const uint64_t high = (uint64_t{7} << 40) + 5;
+  WriteBatch batch;
+  std::string key = "w/d/";
+  for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(high >> shift));
+  batch.Put(key, "a dead letter's record");
+  ASSERT_TRUE(store.Write(batch).ok());
+  Rig rig(store);
+  EXPECT_GE(rig.Commit(MakeEvent("a", "a1")), uint64_t{8} << 40);
+}
+
 TEST(Webhooks, AnEpochThatCannotBeWrittenFailsTheOpen) {
   MemoryStore store;
   store.FailWritesAfter(0);
