@@ -72,6 +72,11 @@ constexpr int64_t kLastRetryMillis = 5'000;
 // A digest request holds about this many bytes at most.
 constexpr size_t kDigestBytes = 256 << 10;
 // A peer not heard from for this many intervals is no longer synced with.
+// An interval here is --anti-entropy-interval plus the request timeout: the
+// thread that announces also waits on JetStream and on peers, up to a
+// timeout each, so with a short interval a JetStream that does not answer
+// would otherwise delay every node's announcements past the horizon, and
+// no node would sync with any other just when the stream fails.
 constexpr int kPeerExpiryIntervals = 3;
 // Rounds of one sync session before it is left to the next pass.
 constexpr int kMaxSyncRounds = 64;
@@ -1078,7 +1083,8 @@ class NatsReplicator final : public Replicator {
   std::vector<std::string> LivePeers() {
     std::vector<std::string> peers;
     std::lock_guard lock(mu_);
-    int64_t horizon = NowMillis() - kPeerExpiryIntervals * options_.anti_entropy_interval.count();
+    int64_t horizon = NowMillis() - kPeerExpiryIntervals * (options_.anti_entropy_interval.count() +
+                                                            options_.request_timeout.count());
     for (const auto& [id, p] : peers_)
       if (p.seen_ms >= horizon) peers.push_back(id);
     return peers;

@@ -407,6 +407,30 @@ test("a publish the NATS client refuses is made again, even with nothing else in
   })
 })
 
+test("anti-entropy with a 1 s interval goes on while JetStream does not answer (each of its calls held 5 s): a change the stream cannot take still reaches the other node", { timeout: 60_000 }, async (t) => {
+  // Every node's JetStream calls hang while the flag file exists; node 0's
+  // publishes are refused from its 3rd on, so only anti-entropy can carry
+  // its later changes. Its announcements wait behind those calls, so the
+  // peers' horizon must allow for them, or no node syncs with any other.
+  const fault = process.env.ETHERPLY_NATS_FAULT || path.join(path.dirname(BIN), "libetherply_nats_fault.so")
+  assert.ok(fs.existsSync(fault),
+    `the fault library (CMake target etherply_nats_fault) is missing: ${fault}; set ETHERPLY_NATS_FAULT`)
+  const flag = path.join(os.tmpdir(), `etherply-slow-js-${process.pid}-${Date.now()}`)
+  t.after(() => fs.rmSync(flag, { force: true }))
+  const refuse = Array.from({ length: 398 }, (_, i) => i + 3).join(",")
+  const envOf = (i) => ({ LD_PRELOAD: fault, ETHERPLY_FAULT_SLOW_JS: flag, ...(i === 0 ? { ETHERPLY_FAULT_PUBLISH: refuse } : {}) })
+  await withCluster(t, { nodes: 2, antiEntropy: "1s", envOf }, async ([a, b]) => {
+    const ws = "rep-slow-js"
+    await put(a, ws, "before", 1)
+    await assertConverged([a, b], ws, { changes: 1 })
+    fs.writeFileSync(flag, "") // JetStream stops answering
+    await sleep(2000)
+    for (let i = 0; i < 3; i++) await put(a, ws, `k${i}`, i)
+    const doc = await assertConverged([a, b], ws, { changes: 4, timeoutMs: 30_000 })
+    assert.equal(js(doc).k2, 2)
+  })
+})
+
 test("a publish refused in the middle of a batch of several workspaces' messages is made again", async (t) => {
   // With NATS away, node 0's outbox fills with the changes of three
   // workspaces; when NATS is back they go out as one batch of three
