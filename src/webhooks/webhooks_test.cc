@@ -187,6 +187,17 @@ struct Rig {
     return seq;
   }
 
+  // Commits `e` and answers its attempt, the poster's next, with `reply`:
+  // with max_attempts 1, a dead letter.
+  void CommitDead(const Event& e, Result<HttpResponse> reply) {
+    size_t n = poster.count();
+    uint64_t dead = hooks->stats().dead;
+    Commit(e);
+    ASSERT_TRUE(poster.WaitFor(n + 1));
+    poster.Answer(n, std::move(reply));
+    ASSERT_TRUE(Eventually([&] { return hooks->stats().dead == dead + 1; }));
+  }
+
   size_t Count(std::string_view prefix) {
     size_t n = 0;
     EXPECT_TRUE(store.Scan(prefix, [&](std::string_view, std::string_view) { return ++n; }).ok());
@@ -530,10 +541,7 @@ TEST(Webhooks, RetryAfterOnALastAttemptStillHoldsEveryRequest) {
   Options o = TestOptions();
   o.max_attempts = 1;
   Rig rig(store, o);
-  rig.Commit(MakeEvent("a", "a1"));
-  ASSERT_TRUE(rig.poster.WaitFor(1));
-  rig.poster.Answer(0, Reply(503, "30"));
-  ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().dead == 1; }));
+  rig.CommitDead(MakeEvent("a", "a1"), Reply(503, "30"));
   rig.Commit(MakeEvent("a", "a2"));  // its own workspace's next event
   rig.Commit(MakeEvent("b", "b1"));  // and another workspace's
   Settle();
@@ -622,10 +630,7 @@ TEST(Webhooks, ReplayMovesADeadLetterBackWithAFreshBudget) {
   Options o = TestOptions();
   o.max_attempts = 1;
   Rig rig(store, o);
-  rig.Commit(MakeEvent("a", "a1"));
-  ASSERT_TRUE(rig.poster.WaitFor(1));
-  rig.poster.Answer(0, Reply(410));
-  ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().dead == 1; }));
+  rig.CommitDead(MakeEvent("a", "a1"), Reply(410));
 
   EXPECT_EQ(rig.hooks->Replay("evt_nope").code(), Status::Code::kNotFound);
   ASSERT_TRUE(rig.hooks->Replay(Id("a", "a1")).ok());
@@ -768,10 +773,7 @@ TEST(Webhooks, LeftoversSayWhatAnEarlierRunLeftPendingAndDead) {
   o.max_attempts = 1;
   {
     Rig rig(store, o);
-    rig.Commit(MakeEvent("a", "a1"));
-    ASSERT_TRUE(rig.poster.WaitFor(1));
-    rig.poster.Answer(0, Reply(500));  // dead at once
-    ASSERT_TRUE(Eventually([&] { return rig.hooks->stats().dead == 1; }));
+    rig.CommitDead(MakeEvent("a", "a1"), Reply(500));
     rig.hooks->Stop();
     rig.Commit(MakeEvent("a", "a2"));  // pending, as the process stops
   }
