@@ -29,7 +29,9 @@
 
 #include "automerge/sync.h"
 #include "base/coding.h"
+#include "base/hex.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "replication/message.h"
 #include "replication/outbox.h"
 #include "replication/replicator.h"
@@ -78,6 +80,9 @@ constexpr size_t kDigestBytes = 256 << 10;
 // would otherwise delay every node's announcements past the horizon, and
 // no node would sync with any other just when the stream fails.
 constexpr int kPeerExpiryIntervals = 3;
+// The header of an announcement that names the process announcing: a node
+// that hears its own node ID from another process knows its ID is shared.
+constexpr const char* kRunHeader = "Etherply-Run";
 // Rounds of one sync session before it is left to the next pass.
 constexpr int kMaxSyncRounds = 64;
 
@@ -188,7 +193,8 @@ class NatsReplicator final : public Replicator {
         store_(store),
         outbox_(std::move(outbox)),
         publish_subject_("etherply.changes." + options_.node_id),
-        durable_("etherply_" + options_.node_id) {}
+        durable_("etherply_" + options_.node_id),
+        run_(ToHex(RandomBytes(16))) {}
 
   ~NatsReplicator() override { Stop(); }
 
@@ -279,7 +285,7 @@ class NatsReplicator final : public Replicator {
 
   bool Replicating() const override {
     std::lock_guard lock(mu_);
-    return Connected() && pull_sub_;
+    return Connected() && pull_sub_ && !IdClashLocked();
   }
 
   std::string StatusJson() const override {
@@ -292,6 +298,8 @@ class NatsReplicator final : public Replicator {
     out += Connected() ? "true" : "false";
     out += ",\"stream_ready\":";
     out += pull_sub_ ? "true" : "false";
+    out += ",\"node_id_clash\":";
+    out += IdClashLocked() ? "true" : "false";
     out += ",\"publish_backlog\":" + std::to_string(outbox_->backlog());
     out += ",\"published\":" + std::to_string(published_);
     out += ",\"too_large\":" + std::to_string(too_large_);
@@ -947,7 +955,13 @@ class NatsReplicator final : public Replicator {
 
   void Announce() {
     std::string hello = options_.node_id + " " + options_.region;
-    natsConnection_Publish(nc_, kAnnounceSubject, hello.data(), static_cast<int>(hello.size()));
+    natsMsg* msg = nullptr;
+    if (natsMsg_Create(&msg, kAnnounceSubject, nullptr, hello.data(),
+                       static_cast<int>(hello.size())) != NATS_OK)
+      return;
+    natsMsgHeader_Set(msg, kRunHeader, run_.c_str());
+    natsConnection_PublishMsg(nc_, msg);
+    natsMsg_Destroy(msg);
   }
 
   bool SubscribePeers() {
@@ -999,7 +1013,21 @@ class NatsReplicator final : public Replicator {
     std::string_view text(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
     size_t sp = text.find(' ');
     std::string id(text.substr(0, sp));
-    if (IsValidNodeId(id) && id != self->options_.node_id) {
+    const char* run = nullptr;
+    if (id == self->options_.node_id && natsMsgHeader_Get(msg, kRunHeader, &run) == NATS_OK &&
+        run && self->run_ != run) {
+      std::lock_guard lock(self->mu_);
+      if (!self->IdClashLocked()) {
+        LogError("replication: another node announces this node's ID " + id + " (region " +
+                 std::string(sp == std::string_view::npos ? "" : text.substr(sp + 1)) +
+                 "): node IDs must be unique. Nodes sharing one share its stream consumer, "
+                 "so each gets only part of the stream. Give each node its own --node-id "
+                 "(a node started without one on a copy of another's data dir takes that "
+                 "node's ID)");
+        self->announce_ = true;  // so that the other knows it at once too
+      }
+      self->id_clash_ms_ = NowMillis();
+    } else if (IsValidNodeId(id) && id != self->options_.node_id) {
       std::lock_guard lock(self->mu_);
       Peer& p = self->peers_[id];
       if (p.seen_ms == 0) {
@@ -1079,12 +1107,20 @@ class NatsReplicator final : public Replicator {
     natsMsg_Destroy(msg);
   }
 
+  // The time since which a node heard from counts as live.
+  int64_t Horizon() const {
+    return NowMillis() - kPeerExpiryIntervals * (options_.anti_entropy_interval.count() +
+                                                 options_.request_timeout.count());
+  }
+
+  // Whether another process announced this node's ID lately. Needs mu_.
+  bool IdClashLocked() const { return id_clash_ms_ != 0 && id_clash_ms_ >= Horizon(); }
+
   // The peers heard from lately.
   std::vector<std::string> LivePeers() {
     std::vector<std::string> peers;
     std::lock_guard lock(mu_);
-    int64_t horizon = NowMillis() - kPeerExpiryIntervals * (options_.anti_entropy_interval.count() +
-                                                            options_.request_timeout.count());
+    int64_t horizon = Horizon();
     for (const auto& [id, p] : peers_)
       if (p.seen_ms >= horizon) peers.push_back(id);
     return peers;
@@ -1252,6 +1288,7 @@ class NatsReplicator final : public Replicator {
   const std::unique_ptr<Outbox> outbox_;
   const std::string publish_subject_;
   const std::string durable_;
+  const std::string run_;                     // this process's name in announcements (kRunHeader)
   Sink* sink_ = nullptr;                      // set by Start
   natsConnection* nc_ = nullptr;              // set by Start
   jsCtx* js_ = nullptr;                       // set by Start
@@ -1278,6 +1315,7 @@ class NatsReplicator final : public Replicator {
   uint64_t wakes_ = 0;                    // guarded by mu_: see Sleep
   bool closed_ = false;                   // guarded by mu_: the connection's last callback has run
   std::map<std::string, Peer> peers_;     // guarded by mu_
+  int64_t id_clash_ms_ = 0;  // guarded by mu_: when another process last announced our ID
   std::unordered_map<std::string, Session> sessions_;  // guarded by mu_
   uint64_t published_ = 0;                             // guarded by mu_
   uint64_t too_large_ = 0;                             // guarded by mu_: records NATS cannot take

@@ -118,7 +118,8 @@ class Replicator {
   // connection, publish backlog, consumer lag, peers, anti-entropy.
   virtual std::string StatusJson() const = 0;
   // Whether the node is connected to NATS with its stream consumer set up,
-  // so that its changes reach the other nodes and theirs reach it.
+  // so that its changes reach the other nodes and theirs reach it, and no
+  // other node announces its node ID (the two would share the consumer).
   virtual bool Replicating() const = 0;
 };
 

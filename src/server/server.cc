@@ -10,13 +10,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <filesystem>
-#include <random>
 #include <system_error>
 #include <thread>
 #include <vector>
 
 #include "base/hex.h"
 #include "base/log.h"
+#include "base/random.h"
 #include "server/context.h"
 #include "server/http_session.h"
 #include "storage/committer.h"
@@ -175,18 +175,19 @@ Result<tcp::endpoint> ListenEndpoint(net::io_context& ioc, const std::string& ho
   return found.begin()->endpoint();
 }
 
-// This node's actor ID: made once, then kept in the store.
-Result<automerge::ActorId> NodeActor(storage::Store& store) {
+// This node's stored name: made once, then kept in the store. Its hex is
+// the node ID when --node-id is not given. Never an actor that writes:
+// a copy of the store, or the store set back to a backup, would make
+// changes whose (actor, seq) the node already made with other content.
+Result<automerge::ActorId> StoredNodeName(storage::Store& store) {
   auto stored = store.Get(storage::kActorKey);
   if (stored.ok()) return automerge::ActorId(stored->begin(), stored->end());
   if (stored.status().code() != Status::Code::kNotFound) return stored.status();
-  std::random_device rd;
-  automerge::ActorId actor(16);
-  for (auto& b : actor) b = static_cast<uint8_t>(rd());
+  automerge::ActorId name = RandomBytes(16);
   storage::WriteBatch batch;
-  batch.Put(std::string(storage::kActorKey), std::string(AsChars(actor)));
+  batch.Put(std::string(storage::kActorKey), std::string(AsChars(name)));
   if (Status s = store.Write(batch); !s.ok()) return s;
-  return actor;
+  return name;
 }
 }  // namespace
 
@@ -207,7 +208,7 @@ Status Server::Start() {
                            ec.message());
   replication::Options ro;
   if (!o.nats_url.empty()) {
-    ro.node_id = o.node_id;  // empty: the node's actor ID, from the store
+    ro.node_id = o.node_id;  // empty: the node's stored name
     ro.region = o.region;
     ro.nats_url = o.nats_url;
     ro.replicas = o.nats_replicas;
@@ -221,8 +222,8 @@ Status Server::Start() {
   auto store = storage::OpenRocksDbStore(o.data_dir);
   if (!store.ok()) return store.status();
   m.store = std::move(*store);
-  auto actor = NodeActor(*m.store);
-  if (!actor.ok()) return actor.status().WithContext("node actor");
+  auto name = StoredNodeName(*m.store);
+  if (!name.ok()) return name.status().WithContext("node name");
   if (!o.webhook_url.empty()) {
     auto poster = webhooks::BeastPoster::Create();
     if (!poster.ok()) return poster.status().WithContext("webhooks");
@@ -248,14 +249,15 @@ Status Server::Start() {
             " from a run with --webhook-url; without it they wait, unsent, until a start with it");
   }
   if (!o.nats_url.empty()) {
-    if (ro.node_id.empty()) ro.node_id = ToHex(*actor);
+    if (ro.node_id.empty()) ro.node_id = ToHex(*name);
     auto r = replication::OpenNatsReplicator(std::move(ro), *m.store);
     if (!r.ok()) return r.status().WithContext("replication");
     m.replicator = std::move(*r);
     m.ctx->replicator = m.replicator.get();
   }
   m.committer = std::make_unique<storage::Committer>(*m.store);
-  m.hub = std::make_unique<Hub>(m.ioc.get_executor(), *m.store, *m.committer, *actor,
+  const automerge::ActorId run_actor = RandomBytes(16);
+  m.hub = std::make_unique<Hub>(m.ioc.get_executor(), *m.store, *m.committer, run_actor,
                                 m.webhooks.get(), m.replicator.get(), o.warm_workspaces);
   m.ctx->hub = m.hub.get();
   m.ctx->store = m.store.get();
@@ -270,7 +272,7 @@ Status Server::Start() {
   LogInfo(
       "etherply listening on http://" + where + " (WebSocket: ws://" + where +
       "/v1/sync/{workspace}); data in " + std::filesystem::absolute(o.data_dir).string() +
-      "; node actor " + ToHex(*actor) + (o.webhook_url.empty() ? "" : "; webhooks on") +
+      "; run actor " + ToHex(run_actor) + (o.webhook_url.empty() ? "" : "; webhooks on") +
       (o.nats_url.empty() ? "" : "; replicating over " + replication::RedactedUrls(o.nats_url)));
   return Status::Ok();
 }

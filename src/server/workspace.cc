@@ -539,12 +539,12 @@ constexpr size_t kUnloadsPerTrim = 256;
 }  // namespace
 
 Hub::Hub(net::any_io_executor executor, storage::Store& store, storage::Committer& committer,
-         automerge::ActorId actor, webhooks::Webhooks* webhooks,
+         automerge::ActorId run_actor, webhooks::Webhooks* webhooks,
          replication::Replicator* replicator, size_t warm)
     : executor_(std::move(executor)),
       store_(store),
       committer_(committer),
-      actor_(std::move(actor)),
+      run_actor_(std::move(run_actor)),
       webhooks_(webhooks),
       replicator_(replicator),
       warm_(warm) {}
@@ -625,7 +625,7 @@ void Hub::Sync(const std::string& workspace, std::shared_ptr<automerge::SyncStat
 
 automerge::ActorId Hub::ActorFor(std::string_view sub) const {
   Sha256 h;
-  h.Update(actor_);
+  h.Update(run_actor_);
   h.Update(AsBytes(sub));
   Sha256Digest d = h.Finish();
   return automerge::ActorId(d.begin(), d.begin() + 16);

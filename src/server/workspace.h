@@ -223,10 +223,12 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
 // waits for its deps keeps waiting in memory).
 class Hub final : public replication::Sink {
  public:
-  // webhooks, replicator: null when not configured.
+  // run_actor: this run's own random actor, from which every token
+  // subject's actor is made (ActorFor). webhooks, replicator: null when not
+  // configured.
   Hub(boost::asio::any_io_executor executor, storage::Store& store, storage::Committer& committer,
-      automerge::ActorId actor, webhooks::Webhooks* webhooks, replication::Replicator* replicator,
-      size_t warm = 64);
+      automerge::ActorId run_actor, webhooks::Webhooks* webhooks,
+      replication::Replicator* replicator, size_t warm = 64);
 
   std::shared_ptr<Workspace> Get(const std::string& id);
 
@@ -246,10 +248,12 @@ class Hub final : public replication::Sink {
             std::function<void(Result<std::optional<Bytes>>)> done) override;
   uint64_t dropped() const override { return dropped_; }
 
-  // The Automerge actor that writes a token subject's ops on this node: the
-  // first 16 bytes of SHA-256(node actor ‖ sub). One actor per (node, sub)
-  // keeps each actor's author fixed, as Automerge requires, and makes the
-  // history say who did what.
+  // The Automerge actor that writes a token subject's ops in this run of
+  // this node: the first 16 bytes of SHA-256(run actor ‖ sub). One actor per
+  // (run, sub) keeps each actor's author fixed, as Automerge requires, and
+  // makes the history say who did what. A new one each run: no store, be it
+  // a copy or an old backup, can hold the actor, so no two changes share
+  // (actor, seq) (doc/design.md "Actors and authors").
   automerge::ActorId ActorFor(std::string_view sub) const;
 
  private:
@@ -260,7 +264,7 @@ class Hub final : public replication::Sink {
   boost::asio::any_io_executor executor_;
   storage::Store& store_;
   storage::Committer& committer_;
-  const automerge::ActorId actor_;  // the node's actor ID
+  const automerge::ActorId run_actor_;
   webhooks::Webhooks* const webhooks_;
   replication::Replicator* const replicator_;
   std::atomic<uint64_t> dropped_{0};  // dropped(): counted by the workspaces

@@ -619,6 +619,70 @@ test("a node rebuilt on an empty disk gets over 1 MiB of changes through anti-en
   })
 })
 
+test("a node restored from an older backup makes no change that clashes with those it made since", async (t) => {
+  // A's backup holds alice's first change on A. After it, alice makes two
+  // more there, which B holds. A set back to the backup, alone (so nothing
+  // reaches it first), takes a third: were its actors those of the backup,
+  // that change would have the sequence number of one B already holds with
+  // other content, and no document could hold both.
+  await withCluster(t, { nodes: 2 }, async ([a, b]) => {
+    const ws = "rep-restore"
+    await put(a, ws, "k0", 0, "alice")
+    await assertConverged([a, b], ws, { changes: 1 })
+    await a.stop()
+    const backup = fs.mkdtempSync(path.join(os.tmpdir(), "etherply-backup-"))
+    try {
+      fs.cpSync(a.dataDir, backup, { recursive: true })
+      await a.launch()
+      await put(a, ws, "k1", 1, "alice")
+      await put(a, ws, "k2", 2, "alice")
+      await assertConverged([a, b], ws, { changes: 3 })
+      await a.stop()
+      await b.stop()
+      fs.rmSync(a.dataDir, { recursive: true, force: true })
+      fs.cpSync(backup, a.dataDir, { recursive: true })
+      await a.launch()
+      await put(a, ws, "k3", 3, "alice")
+      await b.launch()
+      const doc = await assertConverged([a, b], ws, { changes: 4 })
+      assert.deepEqual(js(doc), { k0: 0, k1: 1, k2: 2, k3: 3 })
+      assert.doesNotMatch(a.log() + b.log(), /ERROR/)
+    } finally {
+      fs.rmSync(backup, { recursive: true, force: true })
+    }
+  })
+})
+
+test("two nodes started with one node ID, one on a copy of the other's data dir: each says so, and their writes converge", async (t) => {
+  await withCluster(t, { nodes: 2 }, async ([a, b], nats) => {
+    const ws = "rep-twin"
+    await put(a, ws, "k0", 0, "alice")
+    await assertConverged([a, b], ws, { changes: 1 })
+    await a.stop()
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), "etherply-copy-"))
+    let twin
+    try {
+      fs.cpSync(a.dataDir, copy, { recursive: true })
+      await a.launch()
+      twin = await startServer({ secret: a.secret, dataDir: copy, args: a.args })
+      for (const node of [a, twin]) {
+        await assertLogs(node, /ERROR replication: another node announces this node's ID node0/)
+        const st = await statusOf(node)
+        assert.equal(st.status, "degraded", JSON.stringify(st))
+        assert.equal(st.replication.node_id_clash, true, JSON.stringify(st))
+      }
+      assert.equal((await statusOf(b)).status, "ok")
+      await put(a, ws, "fromA", 1, "alice")
+      await put(twin, ws, "fromTwin", 2, "alice")
+      const doc = await assertConverged([a, b, twin], ws, { changes: 3 })
+      assert.deepEqual(js(doc), { k0: 0, fromA: 1, fromTwin: 2 })
+    } finally {
+      if (twin) await twin.cleanup()
+      fs.rmSync(copy, { recursive: true, force: true })
+    }
+  })
+})
+
 test("a three-server NATS cluster with an R3 stream survives losing one server", async (t) => {
   await withCluster(t, { nodes: 2, cluster: true, args: ["--nats-replicas", "3"] }, async ([a, b], cluster) => {
     const ws = "rep-r3"
