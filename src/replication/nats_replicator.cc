@@ -332,6 +332,10 @@ class NatsReplicator final : public Replicator {
     std::string region;
     int64_t seen_ms = 0;
   };
+  struct Repair {       // of a workspace's gap (RepairGaps)
+    int64_t at_ms = 0;  // when last tried
+    int failures = 0;   // failed repairs in a row
+  };
   struct Session {
     std::shared_ptr<automerge::SyncState> state;
     int64_t used_ms = 0;
@@ -1169,35 +1173,57 @@ class NatsReplicator final : public Replicator {
     ++passes_;
   }
 
-  // Syncs each workspace with changes waiting for deps with every peer,
-  // each at most once a second.
+  // The wait before a workspace's gap is repaired again: a second after a
+  // repair, then doubling with each failed one up to the anti-entropy
+  // interval (a peer away, a full disk here).
+  int64_t RepairWait(const Repair& r) const {
+    int64_t wait = int64_t{1000} << std::min(r.failures, 16);
+    return std::min(wait, std::max<int64_t>(1000, options_.anti_entropy_interval.count()));
+  }
+
+  // Syncs each workspace with changes waiting for deps with every peer, at
+  // most once a second; a repair that failed is tried again (RepairWait)
+  // until one succeeds, not left to the next anti-entropy pass.
   void RepairGaps() {
     std::set<std::string> gaps;
     {
       std::lock_guard lock(in_flight_->mu);
       gaps.swap(in_flight_->gaps);
     }
-    if (gaps.empty()) return;
     int64_t now = NowMillis();
-    for (auto it = last_repair_.begin(); it != last_repair_.end();)
-      it = now - it->second > 1000 ? last_repair_.erase(it) : std::next(it);
+    for (auto it = repairs_.begin(); it != repairs_.end();)
+      it = it->second.failures == 0 && now - it->second.at_ms > RepairWait(it->second)
+               ? repairs_.erase(it)
+               : std::next(it);
+    if (gaps.empty()) return;
     std::vector<std::string> peers = LivePeers();
     for (const std::string& ws : gaps) {
-      if (last_repair_.count(ws)) {  // repaired a moment ago: keep it for later
-        std::lock_guard lock(in_flight_->mu);
+      auto found = repairs_.find(ws);
+      if (found != repairs_.end() && now - found->second.at_ms <= RepairWait(found->second)) {
+        std::lock_guard lock(in_flight_->mu);  // repaired a moment ago: keep it for later
         in_flight_->gaps.insert(ws);
         continue;
       }
-      last_repair_[ws] = now;
-      LogInfo("replication: " + ws + " has changes waiting for deps; syncing with " +
-              std::to_string(peers.size()) + " peer(s)");
-      for (const std::string& peer : peers) SyncWith(peer, ws);
+      Repair& r = repairs_[ws];
+      r.at_ms = now;
+      if (r.failures == 0)
+        LogInfo("replication: " + ws + " has changes waiting for deps; syncing with " +
+                std::to_string(peers.size()) + " peer(s)");
+      bool ok = true;
+      for (const std::string& peer : peers) ok = SyncWith(peer, ws) && ok;
+      if (ok) {
+        r.failures = 0;
+      } else {
+        ++r.failures;
+        std::lock_guard lock(in_flight_->mu);
+        in_flight_->gaps.insert(ws);
+      }
     }
   }
 
   // Runs the sync protocol on one workspace with one peer until neither
-  // side has more to say.
-  void SyncWith(const std::string& peer, const std::string& workspace) {
+  // side has more to say; false if a step failed (counted and logged).
+  bool SyncWith(const std::string& peer, const std::string& workspace) {
     {
       std::lock_guard lock(mu_);
       ++sessions_run_;
@@ -1211,15 +1237,13 @@ class NatsReplicator final : public Replicator {
       sink_->Sync(workspace, state, std::move(incoming),
                   [w](Result<std::optional<Bytes>> r) { w->Set(std::move(r)); });
       auto out = w->Wait(stopping_);
-      if (!out) return;
+      if (!out) return false;
       if (!out->ok()) {
-        LogWarn("replication: sync of " + workspace + " with " + peer + ": " +
-                out->status().ToString());
-        std::lock_guard lock(mu_);
-        ++ae_errors_;
-        return;
+        AntiEntropyFailed("sync of " + workspace + " with " + peer + ": " +
+                          out->status().ToString());
+        return false;
       }
-      if (!**out) return;  // converged: nothing more to say
+      if (!**out) return true;  // converged: nothing more to say
       natsMsg* req = nullptr;
       const Bytes& m = ***out;
       natsMsg_Create(&req, subject.c_str(), nullptr, reinterpret_cast<const char*>(m.data()),
@@ -1231,13 +1255,14 @@ class NatsReplicator final : public Replicator {
       natsMsg_Destroy(req);
       if (s != NATS_OK) {
         SyncFailed(workspace.c_str(), peer, m.size(), s);
-        return;
+        return false;
       }
       std::string_view data(natsMsg_GetData(reply), natsMsg_GetDataLength(reply));
       incoming.reset();
       if (!data.empty()) incoming = Bytes(AsBytes(data).begin(), AsBytes(data).end());
       natsMsg_Destroy(reply);
     }
+    return true;
   }
 
   // A sync state for a session with a peer: its messages must fit in what
@@ -1249,13 +1274,14 @@ class NatsReplicator final : public Replicator {
   }
 
   // Counts and logs (throttled: a pass can fail for every workspace) an
-  // anti-entropy step that failed; the next pass tries again.
+  // anti-entropy step that failed; the next pass (or gap repair) tries
+  // again.
   void AntiEntropyFailed(const std::string& what) {
     {
       std::lock_guard lock(mu_);
       ++ae_errors_;
     }
-    ae_warning_.Warn("replication: anti-entropy: " + what + "; the next pass tries again");
+    ae_warning_.Warn("replication: anti-entropy: " + what + "; to be tried again");
   }
 
   // A sync message of `bytes` for `workspace` could not go to `peer`. Over
@@ -1297,7 +1323,7 @@ class NatsReplicator final : public Replicator {
   natsSubscription* sync_sub_ = nullptr;
 
   const std::shared_ptr<InFlight> in_flight_ = std::make_shared<InFlight>();
-  std::map<std::string, int64_t> last_repair_;  // control thread: workspace → ms
+  std::map<std::string, Repair> repairs_;  // control thread: by workspace
   std::atomic<bool> stopping_{false};
   std::atomic<bool> publish_failed_{false};  // set by OnPublishAck and Publish
   std::mutex ack_mu_;

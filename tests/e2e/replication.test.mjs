@@ -450,20 +450,21 @@ test("a publish refused in the middle of a batch of several workspaces' messages
   })
 })
 
-test("a node whose disk is full retries stream messages after a growing delay, without flooding its log", async (t) => {
+test("a node whose disk is full retries stream messages after a growing delay, without flooding its log, and repairs its gaps once the disk frees", async (t) => {
   // Node 1 runs with the disk-full fault library (tests/e2e/fault/): while
   // the flag file exists its writes fail. A message it cannot store is
   // refused, to come again after a delay, not at once (thousands of
   // retries, and log lines, a second); once the disk frees, it applies.
-  // (The changes fetched meanwhile wait for its deps in memory only, and
-  // go when the failed write reloads the workspace: anti-entropy, every
-  // second here, brings them again.)
+  // The changes fetched meanwhile wait for their deps in memory only, and
+  // go when the failed write reloads the workspace. The gap repair that
+  // fetches them again fails while the disk is full; with anti-entropy
+  // only hourly here, it must be tried again until it succeeds.
   const fault = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
   assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_disk_full_fault) is missing: ${fault}; set ETHERPLY_DISK_FULL_FAULT`)
   const flag = path.join(os.tmpdir(), `etherply-disk-full-${process.pid}-${Date.now()}`)
   t.after(() => fs.rmSync(flag, { force: true }))
   const envOf = (i) => (i === 1 ? { LD_PRELOAD: fault, ETHERPLY_FAULT_DISK_FULL: flag } : {})
-  await withCluster(t, { nodes: 2, antiEntropy: "1s", envOf }, async ([a, b]) => {
+  await withCluster(t, { nodes: 2, antiEntropy: "1h", envOf }, async ([a, b]) => {
     const ws = "rep-disk-full"
     await put(a, ws, "start", 0)
     await assertConverged([a, b], ws, { changes: 1 })
