@@ -5,13 +5,18 @@
 // Stream messages (stream ETHERPLY, subject etherply.changes.<origin node>):
 //   message.h.
 // Core NATS subjects:
-//   etherply.nodes            announcement:  node-id SP region
+//   etherply.nodes            announcement:  node-id SP region; header
+//                             Etherply-Run: the announcing process's
+//                             random name (a node ID heard from another
+//                             process is shared)
 //   etherply.digest.<node>    request:  (uleb(len) workspace uleb(n) hash{n})*
 //                             reply:    uleb(index)*  the workspaces whose
 //                                       heads differ from the responder's
 //   etherply.sync.<node>      request: one Automerge sync message; headers
 //                             Etherply-Workspace, Etherply-Session;
-//                             reply: the responder's next message, or empty
+//                             reply: the responder's next message, or empty;
+//                             or empty with header Etherply-Error: why the
+//                             responder cannot answer
 #include <nats/nats.h>
 
 #include <algorithm>
@@ -47,6 +52,8 @@ constexpr char kAnnounceSubject[] = "etherply.nodes";
 constexpr char kWorkspaceHeader[] = "Etherply-Workspace";
 constexpr char kTimestampHeader[] = "Etherply-Timestamp";
 constexpr char kSessionHeader[] = "Etherply-Session";
+constexpr char kRunHeader[] = "Etherply-Run";
+constexpr char kErrorHeader[] = "Etherply-Error";
 // The publisher takes up to kPublishBatch records from the outbox at a time,
 // packs each workspace's into messages of up to kMessageBytes of changes
 // (less if the server's max_payload is smaller), and keeps up to
@@ -80,9 +87,6 @@ constexpr size_t kDigestBytes = 256 << 10;
 // would otherwise delay every node's announcements past the horizon, and
 // no node would sync with any other just when the stream fails.
 constexpr int kPeerExpiryIntervals = 3;
-// The header of an announcement that names the process announcing: a node
-// that hears its own node ID from another process knows its ID is shared.
-constexpr const char* kRunHeader = "Etherply-Run";
 // Rounds of one sync session before it is left to the next pass.
 constexpr int kMaxSyncRounds = 64;
 
@@ -1103,12 +1107,24 @@ class NatsReplicator final : public Replicator {
         const Bytes empty;
         const Bytes& out = **r ? ***r : empty;
         natsStatus s = natsConnection_Publish(nc, to, out.data(), static_cast<int>(out.size()));
-        if (s != NATS_OK) self->SyncFailed(ws, "the peer that asked", out.size(), s);
+        if (s != NATS_OK)
+          ReplyError(nc, to, self->SyncFailed(ws, "the peer that asked", out.size(), s));
       } else if (r) {
         LogWarn(std::string("replication: sync request for ") + ws + ": " + r->status().ToString());
+        ReplyError(nc, to, r->status().ToString());
       }
     }
     natsMsg_Destroy(msg);
+  }
+
+  // Tells the node that asked (reply subject `to`) why there is no answer,
+  // rather than leaving it to time out.
+  static void ReplyError(natsConnection* nc, const char* to, const std::string& why) {
+    natsMsg* reply = nullptr;
+    if (natsMsg_Create(&reply, to, nullptr, nullptr, 0) != NATS_OK) return;
+    natsMsgHeader_Set(reply, kErrorHeader, why.c_str());
+    natsConnection_PublishMsg(nc, reply);
+    natsMsg_Destroy(reply);
   }
 
   // The time since which a node heard from counts as live.
@@ -1257,6 +1273,13 @@ class NatsReplicator final : public Replicator {
         SyncFailed(workspace.c_str(), peer, m.size(), s);
         return false;
       }
+      const char* error = nullptr;
+      if (natsMsgHeader_Get(reply, kErrorHeader, &error) == NATS_OK && error) {
+        AntiEntropyFailed("sync of " + workspace + " with " + peer + ": " + peer +
+                          " answered: " + error);
+        natsMsg_Destroy(reply);
+        return false;
+      }
       std::string_view data(natsMsg_GetData(reply), natsMsg_GetDataLength(reply));
       incoming.reset();
       if (!data.empty()) incoming = Bytes(AsBytes(data).begin(), AsBytes(data).end());
@@ -1288,11 +1311,13 @@ class NatsReplicator final : public Replicator {
   // what NATS takes, it holds one change that alone is too large (the rest
   // go in messages that fit): no pass can ever carry it, so this is said
   // once per workspace, as an error. Otherwise the peer is away or slow.
-  void SyncFailed(const char* workspace, const std::string& peer, size_t bytes, natsStatus s) {
+  // Returns what failed, for the peer that asked.
+  std::string SyncFailed(const char* workspace, const std::string& peer, size_t bytes,
+                         natsStatus s) {
     if (bytes <= PayloadLimit()) {
       AntiEntropyFailed("sync of " + std::string(workspace) + " with " + peer + ": " +
                         NatsError(s));
-      return;
+      return NatsError(s);
     }
     bool first;
     {
@@ -1300,12 +1325,14 @@ class NatsReplicator final : public Replicator {
       ++ae_errors_;
       first = too_large_to_sync_.insert(workspace).second;
     }
+    std::string why = "workspace " + std::string(workspace) + " holds a change of about " +
+                      std::to_string(bytes) + " bytes, over what NATS takes (" +
+                      std::to_string(PayloadLimit()) + " bytes of data; raise max_payload in " +
+                      "the nats-server configuration)";
     if (first)
-      LogError("replication: workspace " + std::string(workspace) + " holds a change of about " +
-               std::to_string(bytes) + " bytes, over what NATS takes (" +
-               std::to_string(PayloadLimit()) + " bytes of data; raise max_payload in the " +
-               "nats-server configuration): anti-entropy cannot carry it to " + peer +
+      LogError("replication: " + why + ": anti-entropy cannot carry it to " + peer +
                " or any other node (" + NatsError(s) + ")");
+    return why;
   }
 
   // Constant after construction.

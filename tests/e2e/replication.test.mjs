@@ -219,6 +219,23 @@ test("a change over the 16 KiB packing target goes through the stream, with its 
   })
 })
 
+test("a change too large for NATS: a node that asks for it through anti-entropy is told why, not left to time out", async (t) => {
+  // A 2 MB change is over NATS's 1 MiB max_payload: it stays on A. B,
+  // which holds the workspace too, asks for it in a sync session; A's
+  // answer cannot go, so A says why in an empty reply, and B logs it.
+  await withCluster(t, { nodes: 2, args: ["--max-message-bytes", "4194304"] }, async ([a, b]) => {
+    const ws = "rep-too-large"
+    await put(b, ws, "small", 1, "bob")
+    await assertConverged([a, b], ws, { changes: 1 })
+    await put(a, ws, "big", incompressible(2_000_000), "alice")
+    const why = "workspace rep-too-large holds a change of about \\d+ bytes, over what NATS takes"
+    await assertLogs(a, new RegExp(`ERROR replication: ${why}`))
+    await assertLogs(b, new RegExp(`WARN replication: anti-entropy: sync of ${ws} with node0: node0 answered: ${why}`))
+    assert.doesNotMatch(b.log(), /with node0: Timeout/)
+    assert.equal((await statusOf(a)).replication.too_large, 1)
+  })
+})
+
 test("a stream message of several changes applies with each change's timestamp; malformed ones are dropped and do not block the stream", async (t) => {
   await withCluster(t, { nodes: 1 }, async ([a], nats) => {
     const ws = "rep-raw"
