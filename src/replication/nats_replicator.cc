@@ -287,14 +287,12 @@ class NatsReplicator final : public Replicator {
     outbox_->Committed(ticket, status);
   }
 
-  bool Replicating() const override {
+  Report State() const override {
     std::lock_guard lock(mu_);
-    return Connected() && pull_sub_ && !IdClashLocked();
-  }
-
-  std::string StatusJson() const override {
-    std::lock_guard lock(mu_);
-    std::string out = "{\"node\":";
+    Report report;
+    report.replicating = Connected() && pull_sub_ && !IdClashLocked();
+    std::string& out = report.json;
+    out = "{\"node\":";
     AppendString(out, options_.node_id);
     out += ",\"region\":";
     AppendString(out, options_.region);
@@ -328,7 +326,7 @@ class NatsReplicator final : public Replicator {
     out += "],\"anti_entropy\":{\"passes\":" + std::to_string(passes_);
     out += ",\"sessions\":" + std::to_string(sessions_run_);
     out += ",\"errors\":" + std::to_string(ae_errors_) + "}}";
-    return out;
+    return report;
   }
 
  private:

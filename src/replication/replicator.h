@@ -114,13 +114,18 @@ class Replicator {
   // The outcome of the batch that held the ticket's record.
   virtual void Committed(uint64_t ticket, const Status& status) = 0;
 
-  // The replication state as a JSON object (doc/replication.md):
-  // connection, publish backlog, consumer lag, peers, anti-entropy.
-  virtual std::string StatusJson() const = 0;
-  // Whether the node is connected to NATS with its stream consumer set up,
-  // so that its changes reach the other nodes and theirs reach it, and no
-  // other node announces its node ID (the two would share the consumer).
-  virtual bool Replicating() const = 0;
+  // The replication state, read at one instant.
+  struct Report {
+    // Whether the node is connected to NATS with its stream consumer set
+    // up, so that its changes reach the other nodes and theirs reach it,
+    // and no other node announces its node ID (the two would share the
+    // consumer).
+    bool replicating = false;
+    // The state as a JSON object (doc/replication.md): connection, publish
+    // backlog, consumer lag, peers, anti-entropy.
+    std::string json;
+  };
+  virtual Report State() const = 0;
 };
 
 // The options that need no store, checked before the server makes

@@ -62,16 +62,16 @@ std::string StatusJson(const ServerContext& ctx) {
     automerge::AppendJsonString(storage, health.message());
     storage += '}';
   }
-  const char* status = ctx.stopping ? "stopping"
-                       : !health.ok() || (ctx.replicator && !ctx.replicator->Replicating())
-                           ? "degraded"
-                           : "ok";
+  std::optional<replication::Replicator::Report> replication;
+  if (ctx.replicator) replication = ctx.replicator->State();
+  const char* status = ctx.stopping                                                 ? "stopping"
+                       : !health.ok() || (replication && !replication->replicating) ? "degraded"
+                                                                                    : "ok";
   return "{\"status\":\"" + std::string(status) +
          "\",\"connections\":" + std::to_string(ctx.connections) +
          ",\"reads_paused\":" + std::to_string(ctx.reads_paused) +
          ",\"workspaces\":" + std::to_string(ctx.hub->loaded()) + ",\"storage\":" + storage +
-         ",\"replication\":" +
-         (ctx.replicator ? ctx.replicator->StatusJson() : std::string("null")) + "}";
+         ",\"replication\":" + (replication ? replication->json : std::string("null")) + "}";
 }
 
 Response JsonError(const Request& req, http::status status, std::string_view message) {
