@@ -17,7 +17,7 @@ build: setup
 test-asan: setup
 	@cmake -S . -B $(BUILD)-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETHERPLY_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS) --target etherply etherply_unit_tests etherply_client_tests etherply_fuzz_change_chunk etherply_fuzz_sync_message etherply_fuzz_client_input etherply_fuzz_history
-	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^(Columns|Coding|PackedValue|Op\.|Slot|Deflate|Chunk|Change|Document|Json|Jwt|Sequence|BlockIndex|BlockArray|HugePages|Sync|Bloom|Outbox|CheckOptions|ParseDuration|ParseMillis|Committer|Layout|MemoryAndRocksDb/StoreTest|Webhooks|Workspace|GatherWriteStream|WsFrame|WebSocketSession|ParseJson|ParseClientMessage|HistoryPage|Log\.|ThrottledWarning|WaitingList|Client|interop\.fixtures|fuzz\.)'
+	@cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -R '^(Columns|Coding|PackedValue|Op\.|Slot|Deflate|Chunk|Change|Document|Json|Jwt|Sequence|BlockIndex|BlockArray|HugePages|Sync|Bloom|Outbox|CheckOptions|ParseDuration|ParseMillis|Committer|Layout|MemoryAndRocksDb/StoreTest|Webhooks|Workspace|GatherWriteStream|WsFrame|WebSocketSession|ParseJson|ParseClientMessage|HistoryPage|Log\.|ThrottledWarning|WaitingList|Backups|RocksDbStore|MemoryStore|Client|interop\.fixtures|fuzz\.)'
 
 # The unit tests of the modules that share memory between threads, under
 # ThreadSanitizer. Not part of `make test` (its build takes as long again):
@@ -28,7 +28,7 @@ test-tsan: setup
 	@cmake -S . -B $(BUILD)-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETHERPLY_TSAN=ON >/dev/null
 	@cmake --build $(BUILD)-tsan -j $(JOBS) --target etherply_unit_tests
 	@cd $(BUILD)-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
-	  ctest --output-on-failure -j $(JOBS) -R '^(Committer|MemoryAndRocksDb/StoreTest|Outbox|Webhooks|Workspace|GatherWriteStream|WebSocketSession|WaitingList)'
+	  ctest --output-on-failure -j $(JOBS) -R '^(Committer|MemoryAndRocksDb/StoreTest|Outbox|Webhooks|Workspace|GatherWriteStream|WebSocketSession|WaitingList|Backups)'
 
 test: build test-asan
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -39,6 +39,8 @@ constexpr const char* kServeUsage =
     "\n"
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
     "  --data-dir DIR              where data lives (default ./data)\n"
+    "  --backup-dir DIR            where POST /v1/admin/backups writes copies of the\n"
+    "                              store while it runs (doc/storage.md); none without it\n"
     "  --jwt-secret-file FILE      the HS256 secret (else $ETHERPLY_JWT_SECRET);\n"
     "                              at least 32 bytes; the file's trailing newlines\n"
     "                              (\\n or \\r\\n) are not part of it\n"
@@ -70,8 +72,8 @@ constexpr const char* kServeUsage =
     "  --webhook-timeout DURATION  time allowed per attempt (default 10s)\n"
     "  --nats-url URL[,URL...]     replicate with the other nodes over NATS JetStream\n"
     "                              (doc/replication.md); without it the node runs alone\n"
-    "  --node-id ID                this node's name, [A-Za-z0-9_-]{1,64} (default: its\n"
-    "                              actor ID)\n"
+    "  --node-id ID                this node's name, [A-Za-z0-9_-]{1,64} (default: a\n"
+    "                              random one kept in the data dir)\n"
     "  --region NAME               a label shown in /v1/status\n"
     "  --nats-replicas N           stream replicas when this node creates the stream\n"
     "                              (default 1; 3 on a NATS cluster)\n"
@@ -110,7 +112,7 @@ int RunServeCommand(int argc, char** argv) {
     std::fputs(kServeUsage, stdout);
     return 0;
   }
-  Flags flags({"listen", "data-dir", "jwt-secret-file", "max-message-bytes",
+  Flags flags({"listen", "data-dir", "backup-dir", "jwt-secret-file", "max-message-bytes",
                "max-send-queue-bytes", "max-inflight-op-bytes", "idle-timeout", "ping-interval", "max-connections", "threads", "warm-workspaces", "webhook-url",
                "webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout",
                "nats-url", "node-id", "region", "nats-replicas", "anti-entropy-interval"},
@@ -134,6 +136,11 @@ int RunServeCommand(int argc, char** argv) {
     if (d->empty())
       return Usage(kServeUsage, Status::InvalidArgument("--data-dir must not be empty"));
     o.data_dir = *d;
+  }
+  if (auto d = flags.Get("backup-dir")) {
+    if (d->empty())
+      return Usage(kServeUsage, Status::InvalidArgument("--backup-dir must not be empty"));
+    o.backup_dir = *d;
   }
   // A positive integer up to `max` and what the field holds, checked
   // before it is narrowed into the field.

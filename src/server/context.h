@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "server/backups.h"
 #include "server/server.h"
 #include "server/waiting_list.h"
 #include "server/workspace.h"
@@ -17,6 +18,7 @@ struct ServerContext {
   storage::Store* store = nullptr;         // for /v1/status
   webhooks::Webhooks* webhooks = nullptr;  // null when not configured
   replication::Replicator* replicator = nullptr;  // null when not configured
+  Backups* backups = nullptr;                     // null when not configured
   std::atomic<size_t> connections{0};
   // HTTP connections: those waiting for their request, answering one, or
   // kept alive between requests (an upgrade moves one to `connections`).

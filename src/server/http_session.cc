@@ -269,6 +269,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (seg.size() >= 3 && seg[0] == "v1" && seg[1] == "admin" && seg[2] == "webhooks")
       return WebhooksAdmin(std::move(req), url, seg);
+    if (seg.size() == 3 && seg[0] == "v1" && seg[1] == "admin" && seg[2] == "backups")
+      return WriteBackup(std::move(req), url);
     enum class Route { kSync, kDoc, kHistory, kState, kUndo, kRestore } route;
     bool v1 = seg.size() >= 3 && seg[0] == "v1";
     if (v1 && seg.size() == 3 && seg[1] == "sync") {
@@ -355,6 +357,35 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Reply(req, "{\"replayed\":\"" + seg[4] + "\"}", http::status::accepted);
   }
 
+  // POST /v1/admin/backups: a copy of the store in --backup-dir, written
+  // while the server runs (doc/storage.md "Backups"); 201 with its path
+  // once it is complete. Admin scope over every workspace.
+  void WriteBackup(Request req, const urls::url_view& url) {
+    if (!MethodIs(req, http::verb::post)) return;
+    auto claims = Authenticate(req, url);
+    if (!claims) return;
+    if (!claims->CoversWorkspace("*") || !claims->scopes.Has(auth::Scope::kAdmin))
+      return Write(JsonError(req, http::status::forbidden,
+                             "this needs the admin scope over every workspace ('*')"));
+    if (!ctx_->backups)
+      return Write(JsonError(req, http::status::not_found,
+                             "backups are not configured: start the server with --backup-dir DIR"));
+    auto self = shared_from_this();
+    auto request = std::make_shared<Request>(std::move(req));
+    bool started = ctx_->backups->Write(*ctx_->store, [self, request](Result<std::string> path) {
+      Result<std::string> body = path;
+      if (path.ok()) {
+        body = std::string("{\"backup\":");
+        automerge::AppendJsonString(*body, *path);
+        *body += '}';
+      }
+      self->ReplyLater(std::move(*request), std::move(body), http::status::created);
+    });
+    if (!started)
+      Write(JsonError(*request, http::status::conflict,
+                      "a backup is being written; ask again once it is done"));
+  }
+
   // Writes a JSON result, or the error a Status maps to.
   void Reply(const Request& req, const Result<std::string>& result,
              http::status ok_status = http::status::ok) {
@@ -376,11 +407,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   // Runs fn's result back on this session's executor.
-  void ReplyLater(Request req, Result<std::string> result) {
-    net::post(stream_.get_executor(),
-              [self = shared_from_this(), req = std::move(req), result = std::move(result)] {
-                self->Reply(req, result);
-              });
+  void ReplyLater(Request req, Result<std::string> result,
+                  http::status ok_status = http::status::ok) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), req = std::move(req),
+                                       result = std::move(result), ok_status] {
+      self->Reply(req, result, ok_status);
+    });
   }
 
   void ListHistory(Request req, const urls::url_view& url, const std::string& workspace) {

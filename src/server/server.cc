@@ -144,6 +144,9 @@ struct Server::Impl {
   ThrottledWarning accept_failed{std::chrono::seconds(10)};
   std::shared_ptr<ServerContext> ctx;
   std::unique_ptr<storage::Committer> committer;
+  // First to go: its destructor waits for a backup being written, whose
+  // callback posts to the io_context.
+  std::unique_ptr<Backups> backups;
 
   // Stopping (Server::Stop, on the io_context): stops the network once no
   // connection is left or the deadline passes.
@@ -216,6 +219,13 @@ Status Server::Start() {
     if (Status s = replication::CheckOptions(ro); !s.ok()) return s.WithContext("replication");
   }
 
+  // The backup dir before the data dir: one that cannot be made leaves none.
+  if (!o.backup_dir.empty()) {
+    auto backups = Backups::Open(o.backup_dir);
+    if (!backups.ok()) return backups.status();
+    m.backups = std::move(*backups);
+    m.ctx->backups = m.backups.get();
+  }
   std::error_code fs_ec;
   std::filesystem::create_directories(o.data_dir, fs_ec);
   if (fs_ec) return Status::IoError("cannot create data dir " + o.data_dir + ": " + fs_ec.message());

@@ -22,6 +22,9 @@ struct ServerOptions {
   uint16_t port = 8080;
   // Where RocksDB keeps the data.
   std::string data_dir = "./data";
+  // Where POST /v1/admin/backups writes copies of the store (doc/storage.md
+  // "Backups"), made at start if missing. Empty: no backups.
+  std::string backup_dir;
   // The HS256 secret, at least 32 bytes.
   Bytes jwt_secret;
 

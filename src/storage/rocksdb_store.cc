@@ -3,6 +3,7 @@
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
+#include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -102,6 +103,17 @@ class RocksDbStore : public Store {
       if (!f(k, std::string_view(it->value().data(), it->value().size()))) break;
     }
     return FromRocks(it->status(), "scan");
+  }
+
+  // rocksdb::Checkpoint: the memtable flushed, then the live table files
+  // linked (or copied, across file systems) and the MANIFEST and WAL
+  // copied into dir + ".tmp", synced, and renamed to dir.
+  Status Checkpoint(const std::string& dir) override {
+    rocksdb::Checkpoint* raw = nullptr;
+    rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw);
+    if (!s.ok()) return FromRocks(s, "checkpoint");
+    std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+    return FromRocks(checkpoint->CreateCheckpoint(dir), "checkpoint into " + dir);
   }
 
  private:

@@ -71,6 +71,16 @@ class Store {
   // its flush), so that a node no one writes to learns that the disk came
   // back. The default: WriteHealth().
   virtual Status RetryWrites() { return WriteHealth(); }
+  // Writes a copy of the store into `dir`, which must not exist yet: every
+  // Write that returned OK before the call, as of one instant, and no
+  // part of any batch. A store opened on `dir` is that copy. On the same
+  // file system the copy's table files are hard links to the store's, so
+  // it costs little space at first, yet no more survives a disk's loss
+  // than the store does. The default: kUnsupported.
+  virtual Status Checkpoint(const std::string& dir) {
+    (void)dir;
+    return Status::Unsupported("this store cannot write a copy of itself");
+  }
   // ScanFrom the first key with prefix.
   Status Scan(std::string_view prefix,
               const std::function<bool(std::string_view, std::string_view)>& f) {

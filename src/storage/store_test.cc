@@ -150,6 +150,81 @@ TEST(MemoryStore, FailReadsAfterPassesThatManyRecordsThenFailsEveryRead) {
   EXPECT_TRUE(store.Write(b).ok()) << "writes are not affected";
 }
 
+// A directory removed with everything in it at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/etherply-store-test-XXXXXX";
+    if (mkdtemp(tmpl)) path_ = tmpl;
+  }
+  ~TempDir() {
+    if (!path_.empty()) std::filesystem::remove_all(path_);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::unique_ptr<Store> Open(const std::string& dir) {
+  auto s = OpenRocksDbStore(dir);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
+TEST(RocksDbStore, CheckpointHoldsEveryWriteBeforeItAndNoneAfter) {
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string backup = tmp.path() + "/backup";
+  auto store = Open(tmp.path() + "/db");
+  ASSERT_TRUE(store);
+  WriteBatch before;
+  for (int i = 0; i < 1000; ++i) before.Put("k" + std::to_string(i), std::string(100, 'a'));
+  before.Delete("k7");
+  ASSERT_TRUE(store->Write(before).ok());
+  ASSERT_TRUE(store->Checkpoint(backup).ok());
+  WriteBatch after;
+  after.Put("k7", "after");
+  after.Delete("k8");
+  after.Put("later", "x");
+  ASSERT_TRUE(store->Write(after).ok());
+
+  auto copy = Open(backup);
+  ASSERT_TRUE(copy);
+  EXPECT_EQ(copy->Get("k7").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(*copy->Get("k8"), std::string(100, 'a'));
+  EXPECT_EQ(copy->Get("later").status().code(), Status::Code::kNotFound);
+  size_t n = 0;
+  ASSERT_TRUE(copy->Scan("k", [&](std::string_view, std::string_view) { return ++n; }).ok());
+  EXPECT_EQ(n, 999u);
+  EXPECT_EQ(*store->Get("k7"), "after") << "the store goes on as before";
+  EXPECT_TRUE(copy->Write(after).ok()) << "the copy is a store of its own";
+  EXPECT_EQ(store->Get("k8").status().code(), Status::Code::kNotFound);
+}
+
+TEST(RocksDbStore, CheckpointIntoADirThatExistsOrUnderOneThatDoesNotFailsAndMakesNothing) {
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
+  auto store = Open(tmp.path() + "/db");
+  ASSERT_TRUE(store);
+  WriteBatch b;
+  b.Put("k", "v");
+  ASSERT_TRUE(store->Write(b).ok());
+  std::filesystem::create_directory(tmp.path() + "/taken");
+  Status s = store->Checkpoint(tmp.path() + "/taken");
+  EXPECT_EQ(s.code(), Status::Code::kIoError) << s.ToString();
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path() + "/taken"));
+  s = store->Checkpoint(tmp.path() + "/missing/backup");
+  EXPECT_EQ(s.code(), Status::Code::kIoError) << s.ToString();
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/missing"));
+  EXPECT_TRUE(store->Write(b).ok());
+}
+
+TEST(MemoryStore, CheckpointIsUnsupported) {
+  MemoryStore store;
+  EXPECT_EQ(store.Checkpoint("/tmp/nowhere").code(), Status::Code::kUnsupported);
+}
+
 INSTANTIATE_TEST_SUITE_P(MemoryAndRocksDb, StoreTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "RocksDb" : "Memory"; });
 

@@ -1,0 +1,88 @@
+#include "server/backups.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <system_error>
+
+#include "base/log.h"
+
+namespace etherply::server {
+
+namespace {
+
+// etherply-YYYYMMDDTHHMMSS.mmmZ: names that sort by time.
+std::string BackupName() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  std::time_t secs = system_clock::to_time_t(now);
+  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm utc{};
+  gmtime_r(&secs, &utc);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "etherply-%04d%02d%02dT%02d%02d%02d.%03dZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<int>(ms));
+  return buf;
+}
+
+// Syncs a directory, so that an entry renamed into it survives a crash.
+Status SyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError("open " + dir + ": " + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::IoError("fsync " + dir + ": " + std::strerror(err));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backups>> Backups::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IoError("cannot create backup dir " + dir + ": " + ec.message());
+  std::string absolute = std::filesystem::absolute(dir, ec).lexically_normal().string();
+  if (ec) return Status::IoError("backup dir " + dir + ": " + ec.message());
+  return std::unique_ptr<Backups>(new Backups(std::move(absolute)));
+}
+
+Backups::~Backups() {
+  std::thread last;
+  {
+    std::lock_guard lock(mu_);
+    last = std::move(thread_);
+  }
+  if (last.joinable()) last.join();  // it takes mu_ before it ends
+}
+
+bool Backups::Write(storage::Store& store, std::function<void(Result<std::string>)> done) {
+  std::lock_guard lock(mu_);
+  if (busy_) return false;
+  busy_ = true;
+  if (thread_.joinable()) thread_.join();  // finished: busy_ was false
+  thread_ = std::thread([this, &store, done = std::move(done)] {
+    std::string path = (std::filesystem::path(dir_) / BackupName()).string();
+    Status s = store.Checkpoint(path);  // renames NAME.tmp to NAME at the end
+    if (s.ok()) s = SyncDir(dir_);
+    if (s.ok())
+      LogInfo("backup written to " + path);
+    else
+      LogError("backup into " + path + " failed: " + s.ToString());
+    {
+      std::lock_guard lock(mu_);
+      busy_ = false;
+    }
+    done(s.ok() ? Result<std::string>(path) : Result<std::string>(s));
+  });
+  return true;
+}
+
+}  // namespace etherply::server

@@ -1,0 +1,148 @@
+#include "server/backups.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+
+#include "storage/memory_store.h"
+
+namespace etherply::server {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/etherply-backups-test-XXXXXX";
+    if (mkdtemp(tmpl)) path_ = tmpl;
+  }
+  ~TempDir() {
+    if (!path_.empty()) std::filesystem::remove_all(path_);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A store whose Checkpoint waits until released, then makes `dir`.
+class SlowStore : public storage::MemoryStore {
+ public:
+  Status Checkpoint(const std::string& dir) override {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return released_; });
+    std::filesystem::create_directory(dir);
+    return Status::Ok();
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
+// The result a Write hands to done, waited for.
+class Outcome {
+ public:
+  std::function<void(Result<std::string>)> Callback() {
+    return [this](Result<std::string> r) {
+      std::lock_guard lock(mu_);
+      result_ = std::move(r);
+      cv_.notify_all();
+    };
+  }
+  Result<std::string> Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return result_.has_value(); });
+    return *result_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Result<std::string>> result_;
+};
+
+TEST(Backups, OpenMakesTheDirAndWriteNamesEachBackupUnderIt) {
+  TempDir tmp;
+  SlowStore store;
+  store.Release();
+  auto backups = Backups::Open(tmp.path() + "/a/b/../backups");
+  ASSERT_TRUE(backups.ok()) << backups.status().ToString();
+  EXPECT_TRUE(std::filesystem::is_directory(tmp.path() + "/a/backups"));
+  Outcome first;
+  ASSERT_TRUE((*backups)->Write(store, first.Callback()));
+  Result<std::string> path = first.Wait();
+  ASSERT_TRUE(path.ok()) << path.status().ToString();
+  EXPECT_EQ(std::filesystem::path(*path).parent_path(), tmp.path() + "/a/backups");
+  EXPECT_EQ(std::filesystem::path(*path).filename().string().rfind("etherply-", 0), 0u) << *path;
+  EXPECT_TRUE(std::filesystem::is_directory(*path));
+  Outcome second;
+  ASSERT_TRUE((*backups)->Write(store, second.Callback())) << "one at a time, not one in all";
+  ASSERT_TRUE(second.Wait().ok());
+}
+
+TEST(Backups, OpenFailsWhereTheDirCannotBeMade) {
+  TempDir tmp;
+  std::FILE* f = std::fopen((tmp.path() + "/file").c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  auto backups = Backups::Open(tmp.path() + "/file/backups");
+  ASSERT_FALSE(backups.ok());
+  EXPECT_EQ(backups.status().code(), Status::Code::kIoError);
+  EXPECT_NE(backups.status().message().find("cannot create backup dir"), std::string::npos)
+      << backups.status().ToString();
+}
+
+TEST(Backups, ASecondWriteWhileOneIsBeingWrittenIsRefused) {
+  TempDir tmp;
+  SlowStore store;
+  auto backups = Backups::Open(tmp.path());
+  ASSERT_TRUE(backups.ok());
+  Outcome first;
+  ASSERT_TRUE((*backups)->Write(store, first.Callback()));
+  bool called = false;
+  EXPECT_FALSE((*backups)->Write(store, [&](Result<std::string>) { called = true; }));
+  store.Release();
+  EXPECT_TRUE(first.Wait().ok());
+  EXPECT_FALSE(called);
+}
+
+TEST(Backups, TheStoresErrorIsHandedToDone) {
+  TempDir tmp;
+  storage::MemoryStore store;  // cannot checkpoint
+  auto backups = Backups::Open(tmp.path());
+  ASSERT_TRUE(backups.ok());
+  Outcome outcome;
+  ASSERT_TRUE((*backups)->Write(store, outcome.Callback()));
+  Result<std::string> r = outcome.Wait();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Status::Code::kUnsupported);
+}
+
+TEST(Backups, DestroyingWaitsForTheBackupBeingWritten) {
+  TempDir tmp;
+  SlowStore store;
+  auto backups = Backups::Open(tmp.path());
+  ASSERT_TRUE(backups.ok());
+  std::atomic<bool> done{false};
+  ASSERT_TRUE((*backups)->Write(store, [&](Result<std::string>) { done = true; }));
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    store.Release();
+  });
+  backups->reset();
+  EXPECT_TRUE(done);
+  release.join();
+}
+
+}  // namespace
+}  // namespace etherply::server
