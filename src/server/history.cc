@@ -195,7 +195,8 @@ Result<EditPlan> PlanUndo(const Document& doc, const ChangeHash& change) {
       plan.skipped.push_back(key);
       continue;
     }
-    plan.edits.push_back({key, doc.RootValueJson(key, &*before)});
+    auto then = doc.RootValueJson(key, &*before);
+    if (then != doc.RootValueJson(key)) plan.edits.push_back({key, then});
   }
   return plan;
 }

@@ -53,8 +53,8 @@ struct EditPlan {
 
 // Undo of `change`: every root key it set goes back to its value just before
 // it, except keys that a change not before it (later or concurrent) has set
-// since: those are left alone and listed as skipped. kNotFound if the
-// document lacks the change.
+// since: those are left alone and listed as skipped. A key that shows that
+// value already needs no edit. kNotFound if the document lacks the change.
 Result<EditPlan> PlanUndo(const automerge::Document& doc, const automerge::ChangeHash& change);
 
 // Restore: the edits that make the root equal to its state at `heads`.

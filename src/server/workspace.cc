@@ -237,19 +237,19 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
   if (!hash.ok()) return refuse(hash.status());
 
   Pending p;
-  for (std::string& b : output->broadcasts)
-    p.broadcasts.push_back(std::make_shared<const std::string>(std::move(b)));
   std::optional<automerge::ChangeHash> change = *hash;
   // The heads right after this change: when it is durable, so is all they name.
   p.on_done = [change, heads = doc_->heads(), done = std::move(done)](const Status& s) {
     if (!s.ok()) return done(s);
     done(EditResult{change, heads});
   };
-  if (!change) {  // nothing to store (an undo or restore with nothing to undo)
+  if (!change) {  // nothing to store (an undo or restore with nothing to undo), nor to tell
     p.done = true;
     pending_.push_back(std::move(p));
     return Flush();
   }
+  for (std::string& b : output->broadcasts)
+    p.broadcasts.push_back(std::make_shared<const std::string>(std::move(b)));
   size_t index = doc_->changes().size() - 1;
   const automerge::StoredChange& stored = doc_->changes().back();
   storage::WriteBatch batch;

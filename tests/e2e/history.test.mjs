@@ -276,6 +276,22 @@ test("undo: restores the prior value, broadcast to connected clients as op messa
       const s = await api.state(ws, [c.hash])
       assert.deepEqual(s.json.data, refState(doc2, [c.hash]))
     }
+
+    // A change that put a key back to the value it showed (an op is always
+    // a change): undoing it has nothing to do, skips nothing, and tells no
+    // client anything.
+    await put(w, "same", 1)
+    await put(w, "same", 1)
+    await reader.waitUntil(() => reader.ops().filter((m) => m.payload.key === "same").length === 2, 5000, "both ops")
+    drain(reader)
+    hist = await historyOf(api, ws)
+    const count = hist.length
+    u = assertEdit(await api.undo(ws, hist[count - 1].hash), "undo of a re-assert")
+    assert.equal(u.change, null, "nothing to do: no change")
+    assert.deepEqual(u.skipped, [])
+    await put(w, "marker2", 1)
+    assert.equal((await nextOp(reader)).payload.key, "marker2", "no op was broadcast for the empty undo")
+    assert.equal((await historyOf(api, ws)).length, count + 1, "only the marker was stored")
   })
 })
 
