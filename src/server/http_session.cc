@@ -322,6 +322,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!IsWebSocketKey(req[http::field::sec_websocket_key]))
       return Write(JsonError(req, http::status::bad_request,
                              "Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455)"));
+    // RFC 6455 §4.4: an unknown version gets 426 naming the one spoken.
+    if (auto version = req[http::field::sec_websocket_version]; version != "13") {
+      Response res = JsonError(
+          req, version.empty() ? http::status::bad_request : http::status::upgrade_required,
+          "Sec-WebSocket-Version must be 13 (RFC 6455)");
+      res.set(http::field::sec_websocket_version, "13");
+      return Write(std::move(res));
+    }
     if (ctx_->connections.load() >= ctx_->options.max_connections)
       return Write(JsonError(req, http::status::service_unavailable, "too many connections"));
     // What the parser read past the request is the client's first frames.

@@ -913,6 +913,17 @@ test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad worksp
       assert.match(bad.data, /^HTTP\/1\.1 400 /, `key ${key}: ${bad.data.slice(0, 120)}`)
       assert.match(bad.data, /Sec-WebSocket-Key must be 16 bytes in base64/)
     }
+    // An upgrade without Sec-WebSocket-Version, or with one other than 13
+    // (RFC 6455 §4.4): JSON errors like the rest, naming the version spoken.
+    for (const [version, status] of [[null, 400], ["8", 426], ["13, 8", 426]]) {
+      const req = upgradeRequest("/v1/sync/a", `Authorization: Bearer ${token}\r\n`)
+        .replace("Sec-WebSocket-Version: 13\r\n", version === null ? "" : `Sec-WebSocket-Version: ${version}\r\n`)
+      const bad = await rawHttp(srv.port, req)
+      assert.match(bad.data, new RegExp(`^HTTP/1\\.1 ${status} `), `version ${version}: ${bad.data.slice(0, 120)}`)
+      assert.match(bad.data, /\r\nSec-WebSocket-Version: 13\r\n/i)
+      assert.match(bad.data, /\r\nContent-Type: application\/json\r\n/i)
+      assert.match(bad.data, /"Sec-WebSocket-Version must be 13 \(RFC 6455\)"/)
+    }
     // /doc: 401 with WWW-Authenticate without a token, with a bad one or
     // with one for another workspace, 200 with ?token= and read scope.
     const noTok = await httpRequest(`${srv.url}/v1/workspaces/a/doc`)
