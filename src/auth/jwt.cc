@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
@@ -254,6 +255,22 @@ Result<Claims> ClaimsFromPayload(const json::object& payload) {
       c.workspaces.emplace_back(w.get_string());
     }
   }
+
+  if (const json::value* aud = payload.if_contains("aud")) {
+    if (aud->is_string()) {
+      c.aud.emplace_back(aud->get_string());
+    } else if (aud->is_array()) {
+      for (const json::value& a : aud->get_array()) {
+        if (!a.is_string()) return BadClaims("aud must be a string or an array of strings");
+        c.aud.emplace_back(a.get_string());
+      }
+    } else {
+      return BadClaims("aud must be a string or an array of strings");
+    }
+    for (const std::string& a : c.aud)
+      if (a.empty()) return BadClaims("aud must not hold an empty string");
+    if (c.aud.empty()) return BadClaims("aud must not be an empty array");
+  }
   return c;
 }
 
@@ -313,7 +330,7 @@ bool Claims::CoversWorkspace(std::string_view id) const {
 // --- VerifyToken -------------------------------------------------------------------
 
 Result<Claims> VerifyToken(std::string_view token, ByteView secret, int64_t now_seconds,
-                           int64_t leeway_seconds) {
+                           std::string_view audience, int64_t leeway_seconds) {
   if (secret.empty()) return Status::InvalidArgument("secret is empty");
   if (leeway_seconds < 0) return Status::InvalidArgument("leeway must not be negative");
 
@@ -363,6 +380,14 @@ Result<Claims> VerifyToken(std::string_view token, ByteView secret, int64_t now_
   if (claims->iat && *claims->iat > SaturatingAdd(now_seconds, leeway_seconds)) {
     return Status::InvalidArgument("token issued in the future");
   }
+  if (audience.empty() && !claims->aud.empty())
+    return Status::InvalidArgument(
+        "the token names an audience (aud) and this server has none (--jwt-audience)");
+  if (!audience.empty() && claims->aud.empty())
+    return Status::InvalidArgument("the token names no audience (aud); this server requires one");
+  if (!audience.empty() &&
+      std::find(claims->aud.begin(), claims->aud.end(), audience) == claims->aud.end())
+    return Status::InvalidArgument("the token's audience (aud) is not this server's");
   return claims;
 }
 
@@ -378,6 +403,13 @@ std::string MintToken(const Claims& claims, ByteView secret) {
   json::array workspaces;
   for (const std::string& w : claims.workspaces) workspaces.emplace_back(w);
   payload.emplace("workspaces", std::move(workspaces));
+  if (claims.aud.size() == 1) {
+    payload.emplace("aud", claims.aud[0]);
+  } else if (!claims.aud.empty()) {
+    json::array aud;
+    for (const std::string& a : claims.aud) aud.emplace_back(a);
+    payload.emplace("aud", std::move(aud));
+  }
 
   std::string token = EncodeB64Url(AsBytes(R"({"alg":"HS256","typ":"JWT"})"));
   token += '.';

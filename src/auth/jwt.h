@@ -18,6 +18,8 @@
 //   exp         integer, seconds          expiry; required
 //   nbf         integer, seconds          not valid before; optional
 //   iat         integer, seconds          issued at; optional
+//   aud         non-empty string, or      who the token is for; optional,
+//               array of them             but see VerifyToken's audience
 //   scope       string                    space-separated words "read",
 //                                         "write", "admin"; other words are
 //                                         ignored; absent = no scopes
@@ -96,6 +98,7 @@ struct Claims {
   std::optional<int64_t> iat;
   Scopes scopes;
   std::vector<std::string> workspaces;
+  std::vector<std::string> aud;  // empty: the token names no audience
 
   // True if `workspaces` holds "*" or exactly `id` (bytewise).
   bool CoversWorkspace(std::string_view id) const;
@@ -104,8 +107,8 @@ struct Claims {
 // The tolerance for clock skew that VerifyToken allows by default.
 inline constexpr int64_t kLeewaySeconds = 60;
 
-// Verifies `token` against `secret` at time `now_seconds` and returns its
-// claims.
+// Verifies `token` against `secret` at time `now_seconds`, for `audience`
+// (empty: this server has none), and returns its claims.
 //
 // Rejects the token (kInvalidArgument) when it is empty or longer than
 // kMaxTokenBytes, is not in the grammar above, names any algorithm but HS256,
@@ -114,18 +117,21 @@ inline constexpr int64_t kLeewaySeconds = 60;
 //   now > exp + leeway       "token expired"
 //   now + leeway < nbf       "token not yet valid"
 //   iat > now + leeway       "token issued in the future"
+// and, as RFC 7519 §4.1.3 requires, when the token's `aud` does not name
+// `audience` (a token naming an audience is refused by a server without
+// one), or when `audience` is set and the token names none.
 // Also fails (kInvalidArgument) on an empty secret or a negative leeway.
 // Messages say what is wrong ("bad signature", "algorithm must be HS256",
 // "malformed token: ...", "invalid claims: ...") and never quote the token,
 // its claims or the secret.
 Result<Claims> VerifyToken(std::string_view token, ByteView secret, int64_t now_seconds,
-                           int64_t leeway_seconds = kLeewaySeconds);
+                           std::string_view audience = {}, int64_t leeway_seconds = kLeewaySeconds);
 
 // A token for `claims`, signed with `secret`. Writes the header
 // {"alg":"HS256","typ":"JWT"} and the payload members in the order sub, exp,
 // iat, nbf (the optional ones only if set), scope (Scopes::ToString, also when
-// empty), workspaces. Does not check the claims or the secret: VerifyToken
-// will refuse what it would refuse from anyone (e.g. an empty sub), and a
+// empty), workspaces, aud (if set: a string if one, else an array). Does not check the claims or
+// the secret: VerifyToken will refuse what it would refuse from anyone (e.g. an empty sub), and a
 // secret should first pass CheckSecretStrength. Aborts only if OpenSSL cannot
 // compute an HMAC (out of memory).
 std::string MintToken(const Claims& claims, ByteView secret);

@@ -74,13 +74,30 @@ std::vector<std::string> Split(const std::string& token) {
   return parts;
 }
 
+// A token's payload JSON, decoded with OpenSSL's standard base64.
+std::string DecodedPayload(const std::string& token) {
+  std::string part = Split(token).at(1);
+  for (char& c : part) {
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  size_t pad = (4 - part.size() % 4) % 4;
+  part.append(pad, '=');
+  std::string out(part.size(), '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(part.data()),
+                          static_cast<int>(part.size()));
+  out.resize(n < 0 ? 0 : n - pad);
+  return out;
+}
+
 // Expects VerifyToken to refuse `token` with a message containing `want`,
 // and the message to quote neither the secret, nor the token or any of its
 // parts, nor the subject.
 void ExpectRejected(const std::string& token, std::string_view want, int64_t now = kNow,
                     int64_t leeway = 60) {
   SCOPED_TRACE(token.size() > 200 ? token.substr(0, 200) + "..." : token);
-  Result<Claims> r = VerifyToken(token, Secret(), now, leeway);
+  Result<Claims> r = VerifyToken(token, Secret(), now, {}, leeway);
   ASSERT_FALSE(r.ok()) << "accepted";
   const Status s = r.status();
   EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
@@ -98,7 +115,7 @@ void ExpectRejected(const std::string& token, std::string_view want, int64_t now
 }
 
 Claims VerifyOk(const std::string& token, int64_t now = kNow, int64_t leeway = 60) {
-  Result<Claims> r = VerifyToken(token, Secret(), now, leeway);
+  Result<Claims> r = VerifyToken(token, Secret(), now, {}, leeway);
   EXPECT_TRUE(r.ok()) << r.status().ToString() << " for " << token;
   return r.ok() ? *r : Claims{};
 }
@@ -134,6 +151,50 @@ TEST(Jwt, RoundTripMinimalClaims) {
   EXPECT_TRUE(got.scopes.empty());
   EXPECT_TRUE(got.workspaces.empty());
   EXPECT_FALSE(got.CoversWorkspace("anything"));
+}
+
+// RFC 7519 §4.1.3: a token that names an audience is for that audience only.
+TEST(Jwt, AnAudienceOnEitherSideMustBeMatchedByTheOther) {
+  auto verify = [](const std::string& token, std::string_view audience) {
+    return VerifyToken(token, Secret(), kNow, audience);
+  };
+  auto message = [](const Result<Claims>& r) { return r.ok() ? "accepted" : r.status().message(); };
+  const std::string none = Sign(kHeader, Payload(""));
+  const std::string ours = Sign(kHeader, Payload(R"("aud":"etherply")"));
+  const std::string among = Sign(kHeader, Payload(R"("aud":["other","etherply"])"));
+  const std::string theirs = Sign(kHeader, Payload(R"("aud":["other"])"));
+  EXPECT_TRUE(verify(none, "").ok());
+  EXPECT_EQ(message(verify(ours, "")),
+            "the token names an audience (aud) and this server has none (--jwt-audience)");
+  EXPECT_EQ(message(verify(none, "etherply")),
+            "the token names no audience (aud); this server requires one");
+  EXPECT_EQ(message(verify(theirs, "etherply")), "the token's audience (aud) is not this server's");
+  EXPECT_EQ(message(verify(ours, "Etherply")), "the token's audience (aud) is not this server's");
+  ASSERT_TRUE(verify(ours, "etherply").ok());
+  EXPECT_EQ(verify(among, "etherply")->aud, (std::vector<std::string>{"other", "etherply"}));
+  for (const char* bad : {R"("aud":5)", R"("aud":[])", R"("aud":"")", R"("aud":["a",""])",
+                          R"("aud":["a",1])", R"("aud":null)"}) {
+    Result<Claims> r = verify(Sign(kHeader, Payload(bad)), "a");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("invalid claims: aud must"), std::string::npos)
+        << bad << ": " << r.status().ToString();
+  }
+}
+
+TEST(Jwt, MintTokenWritesTheAudienceAsAStringOrAnArray) {
+  Claims c;
+  c.sub = "svc";
+  c.exp = kNow;
+  c.aud = {"etherply"};
+  std::string one = MintToken(c, Secret());
+  EXPECT_NE(DecodedPayload(one).find(R"("aud":"etherply")"), std::string::npos)
+      << DecodedPayload(one);
+  EXPECT_EQ(VerifyToken(one, Secret(), kNow, "etherply")->aud, c.aud);
+  c.aud = {"a", "b"};
+  std::string two = MintToken(c, Secret());
+  EXPECT_NE(DecodedPayload(two).find(R"("aud":["a","b"])"), std::string::npos)
+      << DecodedPayload(two);
+  EXPECT_EQ(VerifyToken(two, Secret(), kNow, "b")->aud, c.aud);
 }
 
 TEST(Jwt, RoundTripNonAsciiSubject) {
@@ -468,7 +529,7 @@ TEST(Jwt, EmptySecretRefused) {
 }
 
 TEST(Jwt, NegativeLeewayRefused) {
-  Result<Claims> r = VerifyToken(Sign(kHeader, kPayload), Secret(), kNow, -1);
+  Result<Claims> r = VerifyToken(Sign(kHeader, kPayload), Secret(), kNow, {}, -1);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "leeway must not be negative");
 }

@@ -44,6 +44,8 @@ constexpr const char* kServeUsage =
     "  --jwt-secret-file FILE      the HS256 secret (else $ETHERPLY_JWT_SECRET);\n"
     "                              at least 32 bytes; the file's trailing newlines\n"
     "                              (\\n or \\r\\n) are not part of it\n"
+    "  --jwt-audience NAME         tokens must name NAME in their aud claim; without\n"
+    "                              it, tokens that name any audience are refused\n"
     "  --max-message-bytes N       largest client message (default 1048576);\n"
     "                              larger ones close the socket with 1009\n"
     "  --max-send-queue-bytes N    bytes queued for a client that does not read\n"
@@ -83,14 +85,15 @@ constexpr const char* kServeUsage =
 
 constexpr const char* kTokenUsage =
     "usage: etherply token --sub NAME --workspace ID [--workspace ID...]\n"
-    "                      [--scope \"read write\"] [--ttl 1h]\n"
+    "                      [--scope \"read write\"] [--ttl 1h] [--audience NAME]\n"
     "\n"
     "Prints an HS256 JWT signed with the server's secret (--jwt-secret-file\n"
     "FILE, whose trailing newlines are not part of it, else\n"
     "$ETHERPLY_JWT_SECRET). Scopes: read, write, admin; write implies read,\n"
     "admin implies both. --workspace takes a workspace ID (1 to 128 of A-Z\n"
     "a-z 0-9 . _ -, not . or ..), or '*' for every workspace. --ttl is a duration: 90 or 90s,\n"
-    "15m, 2h, 7d, up to 365d. Exit status 2 for a usage error.\n";
+    "15m, 2h, 7d, up to 365d. --audience writes the aud claim, for a server\n"
+    "started with --jwt-audience NAME. Exit status 2 for a usage error.\n";
 
 bool WantsHelp(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -112,10 +115,29 @@ int RunServeCommand(int argc, char** argv) {
     std::fputs(kServeUsage, stdout);
     return 0;
   }
-  Flags flags({"listen", "data-dir", "backup-dir", "jwt-secret-file", "max-message-bytes",
-               "max-send-queue-bytes", "max-inflight-op-bytes", "idle-timeout", "ping-interval", "max-connections", "threads", "warm-workspaces", "webhook-url",
-               "webhook-secret", "webhook-attempts", "webhook-backoff", "webhook-timeout",
-               "nats-url", "node-id", "region", "nats-replicas", "anti-entropy-interval"},
+  Flags flags({"listen",
+               "data-dir",
+               "backup-dir",
+               "jwt-secret-file",
+               "jwt-audience",
+               "max-message-bytes",
+               "max-send-queue-bytes",
+               "max-inflight-op-bytes",
+               "idle-timeout",
+               "ping-interval",
+               "max-connections",
+               "threads",
+               "warm-workspaces",
+               "webhook-url",
+               "webhook-secret",
+               "webhook-attempts",
+               "webhook-backoff",
+               "webhook-timeout",
+               "nats-url",
+               "node-id",
+               "region",
+               "nats-replicas",
+               "anti-entropy-interval"},
               {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kServeUsage, s);
   if (!flags.positional().empty())
@@ -136,6 +158,11 @@ int RunServeCommand(int argc, char** argv) {
     if (d->empty())
       return Usage(kServeUsage, Status::InvalidArgument("--data-dir must not be empty"));
     o.data_dir = *d;
+  }
+  if (auto a = flags.Get("jwt-audience")) {
+    if (a->empty())
+      return Usage(kServeUsage, Status::InvalidArgument("--jwt-audience must not be empty"));
+    o.jwt_audience = *a;
   }
   if (auto d = flags.Get("backup-dir")) {
     if (d->empty())
@@ -259,7 +286,7 @@ int RunTokenCommand(int argc, char** argv) {
     std::fputs(kTokenUsage, stdout);
     return 0;
   }
-  Flags flags({"sub", "scope", "workspace", "ttl", "jwt-secret-file"}, {});
+  Flags flags({"sub", "scope", "workspace", "ttl", "jwt-secret-file", "audience"}, {});
   if (Status s = flags.Parse(argc, argv); !s.ok()) return Usage(kTokenUsage, s);
   // A stray word is most often a value that lost its quotes (--scope read
   // write): refused rather than dropped.
@@ -269,6 +296,11 @@ int RunTokenCommand(int argc, char** argv) {
   auth::Claims c;
   c.sub = flags.Get("sub").value_or("");
   if (c.sub.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--sub is required"));
+  if (auto a = flags.Get("audience")) {
+    if (a->empty())
+      return Usage(kTokenUsage, Status::InvalidArgument("--audience must not be empty"));
+    c.aud = {*a};
+  }
   c.workspaces = flags.GetAll("workspace");
   if (c.workspaces.empty()) return Usage(kTokenUsage, Status::InvalidArgument("--workspace is required"));
   for (const std::string& w : c.workspaces)

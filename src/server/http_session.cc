@@ -218,7 +218,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
-    auto claims = auth::VerifyToken(*token, ctx_->options.jwt_secret, now);
+    auto claims =
+        auth::VerifyToken(*token, ctx_->options.jwt_secret, now, ctx_->options.jwt_audience);
     if (!claims.ok()) {
       LogWarn("rejected " + peer_ + ": " + claims.status().message());
       Write(JsonError(req, http::status::unauthorized, claims.status().message()));

@@ -27,6 +27,9 @@ struct ServerOptions {
   std::string backup_dir;
   // The HS256 secret, at least 32 bytes.
   Bytes jwt_secret;
+  // The audience a token must name in `aud`; empty: tokens naming any
+  // audience are refused (auth::VerifyToken).
+  std::string jwt_audience;
 
   // Largest WebSocket message a client may send; larger ones close the
   // connection with 1009 (message too big).

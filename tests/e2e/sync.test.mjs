@@ -16,7 +16,7 @@ import * as A from "@automerge/automerge"
 
 import { connect, connectWithInit, tryConnect } from "./lib/client.mjs"
 import { withServer } from "./lib/harness.mjs"
-import { BIN, httpRequest, startServer } from "./lib/server.mjs"
+import { BIN, httpRequest, signJwt, startServer } from "./lib/server.mjs"
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const HEX64 = /^[0-9a-f]{64}$/
@@ -339,6 +339,36 @@ test("valid tokens that do not cover the workspace, or grant no scope, get 401 (
     assert.equal((await h.tryConnect(ws, { token: multi })).ok, true, "token listing the workspace")
     assert.equal((await h.tryConnect("anything-else", { token: srv.mintToken({ workspace: "*" }) })).ok, true, "'*' token")
     assertUnauthorized(await h.tryConnect("b", { token: multi }), "workspace not in the list")
+  })
+})
+
+test("aud (RFC 7519 §4.1.3): a server without --jwt-audience refuses tokens that name an audience; with it, it takes only tokens that name its own", { timeout: 30_000 }, async (t) => {
+  const ws = "aud"
+  await withServer(t, {}, async (srv) => {
+    const named = await tryConnect(srv.wsUrl, ws, { token: srv.mintToken({ workspace: ws, audience: "etherply" }) })
+    assertUnauthorized(named, "a token naming an audience, no --jwt-audience")
+    assert.match(named.body, /the token names an audience \(aud\) and this server has none \(--jwt-audience\)/)
+    const plain = await tryConnect(srv.wsUrl, ws, { token: srv.mintToken({ workspace: ws }) })
+    assert.equal(plain.ok, true)
+    plain.client.terminate()
+  })
+  await withServer(t, { args: ["--jwt-audience", "etherply"] }, async (srv) => {
+    const ours = await tryConnect(srv.wsUrl, ws, { token: srv.mintToken({ workspace: ws, audience: "etherply" }) })
+    assert.equal(ours.ok, true, `${ours.status} ${ours.body}`)
+    assert.equal((await ours.client.next()).type, "init")
+    ours.client.terminate()
+    const among = srv.forge("valid", { workspace: ws })
+    const [h, p] = among.split(".")
+    const payload = { ...JSON.parse(Buffer.from(p, "base64url")), aud: ["billing", "etherply"] }
+    const both = await tryConnect(srv.wsUrl, ws, { token: signJwt({ payload, secret: srv.secret }) })
+    assert.equal(both.ok, true, `aud as an array holding ours: ${both.status} ${both.body}`)
+    both.client.terminate()
+    const theirs = await tryConnect(srv.wsUrl, ws, { token: srv.mintToken({ workspace: ws, audience: "billing" }) })
+    assertUnauthorized(theirs, "another audience")
+    assert.match(theirs.body, /the token's audience \(aud\) is not this server's/)
+    const none = await tryConnect(srv.wsUrl, ws, { token: srv.mintToken({ workspace: ws }) })
+    assertUnauthorized(none, "no audience")
+    assert.match(none.body, /the token names no audience \(aud\); this server requires one/)
   })
 })
 

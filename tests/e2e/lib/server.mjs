@@ -2,7 +2,7 @@
 //
 //   const srv = await startServer({ args: ["--max-send-queue-bytes", "65536"] })
 //   srv.url / srv.wsUrl / srv.port / srv.dataDir / srv.secret
-//   srv.mintToken({ sub, scope, workspace, ttl })   // via `etherply token`
+//   srv.mintToken({ sub, scope, workspace, ttl, audience })   // via `etherply token`
 //   srv.forge(kind, opts)                           // via node:crypto (see forgeToken)
 //   await srv.stop()      // SIGTERM, wait for the exit (SIGKILL after a timeout)
 //   await srv.kill9()     // SIGKILL, no chance to flush anything
@@ -152,9 +152,10 @@ export async function startServer({ args = [], secret = randomSecret(), dataDir,
     },
 
     /** A token from the real CLI: `etherply token ...` with the server's secret. */
-    mintToken({ sub = "tester", scope = "read write", workspace, workspaces, ttl = "1h" } = {}) {
+    mintToken({ sub = "tester", scope = "read write", workspace, workspaces, ttl = "1h", audience } = {}) {
       const ws = workspaces ?? [workspace]
       const argv = ["token", "--sub", sub, "--scope", scope, "--ttl", ttl]
+      if (audience !== undefined) argv.push("--audience", audience)
       for (const w of ws) argv.push("--workspace", w)
       const r = spawnSync(BIN, argv, {
         env: { ...process.env, ETHERPLY_JWT_SECRET: secret },
