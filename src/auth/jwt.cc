@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <set>
 
@@ -186,15 +187,26 @@ Result<json::object> ParseObject(const Bytes& text, std::string_view what) {
   return std::move(v.as_object());
 }
 
-// An integer claim; nullopt if absent.
-Result<std::optional<int64_t>> SecondsClaim(const json::object& payload, std::string_view name) {
+// How a NumericDate with a fraction becomes whole seconds: the way that
+// makes its check refuse sooner, by under a second.
+enum class Round { kDown, kUp };
+
+// A NumericDate claim (RFC 7519 §2: seconds, a fraction allowed) in whole
+// seconds; nullopt if absent.
+Result<std::optional<int64_t>> SecondsClaim(const json::object& payload, std::string_view name,
+                                            Round round) {
   const json::value* v = payload.if_contains(name);
   if (v == nullptr) return std::optional<int64_t>();
   if (v->is_int64()) return std::optional<int64_t>(v->get_int64());
-  if (v->is_uint64()) {
-    return BadClaims(std::string(name) + " is out of range");  // > INT64_MAX
+  if (v->is_uint64()) return BadClaims(std::string(name) + " is out of range");  // > INT64_MAX
+  if (v->is_double()) {
+    double d = round == Round::kDown ? std::floor(v->get_double()) : std::ceil(v->get_double());
+    // [-2^63, 2^63): every double in it converts exactly.
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+      return BadClaims(std::string(name) + " is out of range");
+    return std::optional<int64_t>(static_cast<int64_t>(d));
   }
-  return BadClaims(std::string(name) + " must be an integer number of seconds");
+  return BadClaims(std::string(name) + " must be a number of seconds");
 }
 
 int64_t SaturatingAdd(int64_t a, int64_t b) {
@@ -228,16 +240,16 @@ Result<Claims> ClaimsFromPayload(const json::object& payload) {
   }
   c.sub = std::string(sub->get_string());
 
-  auto exp = SecondsClaim(payload, "exp");
+  auto exp = SecondsClaim(payload, "exp", Round::kDown);
   if (!exp.ok()) return exp.status();
   if (!exp->has_value()) return BadClaims("missing exp");
   c.exp = **exp;
 
-  auto nbf = SecondsClaim(payload, "nbf");
+  auto nbf = SecondsClaim(payload, "nbf", Round::kUp);
   if (!nbf.ok()) return nbf.status();
   c.nbf = *nbf;
 
-  auto iat = SecondsClaim(payload, "iat");
+  auto iat = SecondsClaim(payload, "iat", Round::kUp);
   if (!iat.ok()) return iat.status();
   c.iat = *iat;
 

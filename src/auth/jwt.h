@@ -15,9 +15,9 @@
 //
 //   claim       JSON type                 meaning
 //   sub         non-empty string          who; required
-//   exp         integer, seconds          expiry; required
-//   nbf         integer, seconds          not valid before; optional
-//   iat         integer, seconds          issued at; optional
+//   exp         NumericDate               expiry; required
+//   nbf         NumericDate               not valid before; optional
+//   iat         NumericDate               issued at; optional
 //   aud         non-empty string, or      who the token is for; optional,
 //               array of them             but see VerifyToken's audience
 //   scope       string                    space-separated words "read",
@@ -29,8 +29,10 @@
 // JSON is strict: UTF-8 only, no comments, no trailing commas, at most
 // kMaxJsonDepth containers deep (the part's own object counts), and no object
 // with the same key twice (RFC 7515 §5.2 lets a parser take the last one; we
-// refuse the token instead). Integers must be JSON integers (1700000000, not
-// 1.7e9, 1700000000.0 or "1700000000") within int64.
+// refuse the token instead). A NumericDate (RFC 7519 §2) is a JSON number of
+// seconds since the epoch, a fraction allowed (1700000000, 1.7e9,
+// 1700000000.5; not "1700000000"), within int64: a fraction is rounded the
+// way that makes its check refuse sooner (exp down, nbf and iat up).
 //
 // Order of checks in VerifyToken: shape and base64url of all three parts, then
 // the header, then the signature (in constant time), and only then is the

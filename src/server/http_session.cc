@@ -100,9 +100,11 @@ Response PlainText(const Request& req, std::string body) {
 std::optional<std::string> TokenOf(const Request& req, const urls::url_view& url) {
   auto auth = req.find(http::field::authorization);
   if (auth != req.end()) {
+    // RFC 6750 §2.1: "Bearer" 1*SP b64token, the scheme in any case.
     std::string_view v = auth->value();
-    if (v.size() > 7 && beast::iequals(v.substr(0, 7), "Bearer ")) return std::string(v.substr(7));
-    return std::string();  // present but not a bearer token: invalid
+    if (v.size() <= 7 || !beast::iequals(v.substr(0, 7), "Bearer ")) return std::string();
+    v.remove_prefix(std::min(v.find_first_not_of(' ', 7), v.size()));
+    return std::string(v);  // empty if nothing follows: invalid
   }
   auto it = url.params().find("token");
   if (it != url.params().end()) return std::string((*it).value);

@@ -312,7 +312,17 @@ test("bad-token family: each is refused with 401 + WWW-Authenticate: Bearer, hea
     assertUnauthorized(await h.tryConnect(ws, {}), "no token at all")
     assertUnauthorized(await h.tryConnect(ws, { token: "", via: "query" }), "empty ?token=")
     assertUnauthorized(await h.tryConnect(ws, { headers: { Authorization: "Bearer " } }), "empty bearer")
+    assertUnauthorized(await h.tryConnect(ws, { headers: { Authorization: "Bearer    " } }), "spaces only")
     const good = srv.mintToken({ workspace: ws })
+    // RFC 6750 §2.1: "Bearer" 1*SP b64token, the scheme in any case.
+    // RFC 7519 §2: a NumericDate may have a fraction.
+    const now = Date.now() / 1000
+    const fractional = signJwt({ payload: { sub: "f", exp: now + 3600.5, iat: now, scope: "read", workspaces: [ws] }, secret: srv.secret })
+    for (const auth of [`bearer ${good}`, `Bearer   ${good}`, `Bearer ${fractional}`]) {
+      const r = await h.tryConnect(ws, { headers: { Authorization: auth } })
+      assert.equal(r.ok, true, `${JSON.stringify(auth.slice(0, 10))}: ${r.status} ${r.body}`)
+      r.client.terminate()
+    }
     assertUnauthorized(
       await h.tryConnect(ws, { headers: { Authorization: `Basic ${Buffer.from("a:b").toString("base64")}` } }),
       "Authorization: Basic",
