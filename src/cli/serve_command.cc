@@ -39,6 +39,9 @@ constexpr const char* kServeUsage =
     "\n"
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
     "  --data-dir DIR              where data lives (default ./data)\n"
+    "  --wal-recovery MODE         strict (default): refuse to start on a write-ahead\n"
+    "                              log damaged before its end; point-in-time: start,\n"
+    "                              dropping every write after the damage for good\n"
     "  --backup-dir DIR            where POST /v1/admin/backups writes copies of the\n"
     "                              store while it runs (doc/storage.md); none without it\n"
     "  --jwt-secret-file FILE      the HS256 secret (else $ETHERPLY_JWT_SECRET);\n"
@@ -117,6 +120,7 @@ int RunServeCommand(int argc, char** argv) {
   }
   Flags flags({"listen",
                "data-dir",
+               "wal-recovery",
                "backup-dir",
                "jwt-secret-file",
                "jwt-audience",
@@ -158,6 +162,13 @@ int RunServeCommand(int argc, char** argv) {
     if (d->empty())
       return Usage(kServeUsage, Status::InvalidArgument("--data-dir must not be empty"));
     o.data_dir = *d;
+  }
+  if (auto w = flags.Get("wal-recovery")) {
+    if (*w == "point-in-time")
+      o.wal_recovery = storage::WalRecovery::kPointInTime;
+    else if (*w != "strict")
+      return Usage(kServeUsage,
+                   Status::InvalidArgument("--wal-recovery takes strict or point-in-time"));
   }
   if (auto a = flags.Get("jwt-audience")) {
     if (a->empty())

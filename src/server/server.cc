@@ -229,7 +229,7 @@ Status Server::Start() {
   std::error_code fs_ec;
   std::filesystem::create_directories(o.data_dir, fs_ec);
   if (fs_ec) return Status::IoError("cannot create data dir " + o.data_dir + ": " + fs_ec.message());
-  auto store = storage::OpenRocksDbStore(o.data_dir);
+  auto store = storage::OpenRocksDbStore(o.data_dir, o.wal_recovery);
   if (!store.ok()) return store.status();
   m.store = std::move(*store);
   auto name = StoredNodeName(*m.store);

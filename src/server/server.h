@@ -13,6 +13,7 @@
 
 #include "base/bytes.h"
 #include "base/status.h"
+#include "storage/store.h"
 
 namespace etherply::server {
 
@@ -22,6 +23,9 @@ struct ServerOptions {
   uint16_t port = 8080;
   // Where RocksDB keeps the data.
   std::string data_dir = "./data";
+  // A write-ahead log damaged before its end: refuse to start (kStrict), or
+  // start without every write after the damage (doc/storage.md).
+  storage::WalRecovery wal_recovery = storage::WalRecovery::kStrict;
   // Where POST /v1/admin/backups writes copies of the store (doc/storage.md
   // "Backups"), made at start if missing. Empty: no backups.
   std::string backup_dir;

@@ -52,7 +52,8 @@ class SequencePrefixExtractor : public rocksdb::SliceTransform {
 // second write to a log file whose write failed).
 class ServerLogger : public rocksdb::Logger {
  public:
-  ServerLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  explicit ServerLogger(rocksdb::InfoLogLevel level = rocksdb::InfoLogLevel::WARN_LEVEL)
+      : rocksdb::Logger(level) {}
   using rocksdb::Logger::Logv;
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
     if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
@@ -181,12 +182,32 @@ class RocksDbStore : public Store {
   Status last_error_;
 };
 
+// Whether the store opens read-only, which writes nothing, when replay stops
+// at damage in the log: then the damage kStrict refused is in the log.
+bool OpensReadOnlyPointInTime(rocksdb::Options options, const std::string& dir) {
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // Its "dropping N bytes" would read as if something were dropped: a
+  // read-only open changes nothing.
+  options.info_log = std::make_shared<ServerLogger>(rocksdb::InfoLogLevel::FATAL_LEVEL);
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
+  delete raw;
+  return s.ok();
+}
+
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
+Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir, WalRecovery wal) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.paranoid_checks = true;
+  // Every acknowledged write was synced, so a crash leaves at most a torn
+  // last record, which kTolerateCorruptedTailRecords drops. RocksDB's
+  // default, kPointInTimeRecovery, also stops at damage in the middle of the
+  // log and silently drops every write after it, acknowledged or not.
+  options.wal_recovery_mode = wal == WalRecovery::kStrict
+                                  ? rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords
+                                  : rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // Measured: 64 writers in workspaces of their own +5–10% (doc/storage.md).
   // RocksDB ignores the hint for concurrent memtable writes. Ops reach the
   // store one group at a time (storage/committer.h); the few other writers
@@ -208,9 +229,22 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir) {
   bool existed = std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
-  if (s.IsIOError() && s.ToString().find("/LOCK: ") != std::string::npos)
+  // flock's EWOULDBLOCK, or RocksDB's own table of locks in this process;
+  // other LOCK errors (permissions) are said as they are.
+  if (s.IsIOError() &&
+      (s.ToString().find("/LOCK: Resource temporarily unavailable") != std::string::npos ||
+       s.ToString().find("lock hold by current process") != std::string::npos))
     return Status::IoError("the data dir " + dir +
                            " is in use by another process (another etherply?): " + s.ToString());
+  if (s.IsCorruption() && wal == WalRecovery::kStrict && OpensReadOnlyPointInTime(options, dir))
+    return Status::Corruption(
+        "the store's write-ahead log in " + dir +
+        " is damaged before its end, so the writes after the damage, acknowledged ones among "
+        "them, cannot be read; nothing was changed (" +
+        s.ToString() +
+        "). Restore the node from a backup, or from its peers on an empty data dir; to start "
+        "on this one anyway, dropping every write after the damage for good, run once with "
+        "--wal-recovery point-in-time");
   if (!s.ok()) return FromRocks(s, "opening the store in " + dir);
   LogInfo(std::string(existed ? "opened the store in " : "created a new store in ") + dir);
   return std::unique_ptr<Store>(new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw)));

@@ -93,7 +93,19 @@ class Store {
 // plus 8.
 inline constexpr int kMaxOpenTables = 128;
 
+// What opening a store does with a write-ahead log damaged before its end.
+enum class WalRecovery {
+  // Refuse to open (kCorruption), changing nothing: the writes after the
+  // damage, acknowledged ones among them, cannot be read. A torn last record
+  // (a write cut short by a crash, never acknowledged) is dropped.
+  kStrict,
+  // Open with every write before the damage, dropping the rest for good:
+  // for an operator who chose that, as the error of kStrict says.
+  kPointInTime,
+};
+
 // Opens (creating if needed) a RocksDB store in dir.
-Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir);
+Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir,
+                                                WalRecovery wal = WalRecovery::kStrict);
 
 }  // namespace etherply::storage

@@ -261,6 +261,11 @@ test("exit status: 2 for a bad --listen, an empty --data-dir, a malformed URL, k
   const r = run(["serve", "--listen", "no-such-host.invalid:1", "--data-dir", path.join(dir, "data")])
   assertRefused(r, 2, /no-such-host\.invalid/, "--listen no-such-host.invalid:1")
   assertRefused(run(["serve", "--listen", "127.0.0.1:0", "--data-dir", ""]), 2, /--data-dir must not be empty/, '--data-dir ""')
+  for (const [flag, value, why] of [["--wal-recovery", "lenient", /--wal-recovery takes strict or point-in-time/],
+    ["--jwt-audience", "", /--jwt-audience must not be empty/], ["--backup-dir", "", /--backup-dir must not be empty/]]) {
+    assertRefused(run(["serve", "--listen", "127.0.0.1:0", "--data-dir", path.join(dir, "data"), flag, value]), 2, why, `${flag} ${JSON.stringify(value)}`)
+    assert.ok(!fs.existsSync(path.join(dir, "data")), `${flag}: no data dir made`)
+  }
 
   for (const url of ["http://127.0.0.1:9/v1/sync/w", "garbage", "ws://127.0.0.1:9/v1/other/w", "ws://127.0.0.1:9/v1/sync/bad%20id"]) {
     assertRefused(run(["put", url, "k", "1", "--token", "t"]), 2, /usage: etherply put/, `put ${url}`)
