@@ -155,12 +155,19 @@ bool WebSocketSession::QueueFrame(const std::shared_ptr<const std::string>& mess
   if (closing_ || !ws_.is_open()) return false;
   GatherWriteStream& out = ws_.next_layer();
   out.Append(EncodeTextFrameHeader(message->size()).view(), message);
+  // The first message, the init, holds the workspace's state, whatever its
+  // size: it counts beside the limits, so that any workspace can be joined.
+  size_t limit = ctx_->options.max_send_queue_bytes;
+  if (!first_queued_) {
+    first_queued_ = true;
+    init_bytes_ = message->size();
+    out.SetMaxQueued(kFarOver * limit + init_bytes_);
+  }
   // Over the limit, a client is closed if it is stalled (its socket has
   // taken nothing for kStallTime) or far over (kFarOver): a client that reads is
   // not punished for a burst, one that does not read cannot grow the queue
   // without bound.
-  size_t limit = ctx_->options.max_send_queue_bytes;
-  size_t queued = out.queued_bytes();
+  size_t queued = out.queued_bytes() - std::min(out.queued_bytes(), init_bytes_);
   if (queued > limit && (queued > kFarOver * limit || out.StalledFor(kStallTime))) {
     LogWarn("closing " + peer_ + ": send queue over " + std::to_string(limit) +
             " bytes (client not reading)");

@@ -97,6 +97,8 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   boost::beast::flat_buffer buffer_;
   bool closing_ = false;
   bool joined_ = false;
+  bool first_queued_ = false;  // the init (or the error that replaces it)
+  size_t init_bytes_ = 0;      // its size, allowed beside the send queue limits
   bool reads_paused_ = false;
   boost::beast::websocket::close_reason close_reason_;
   boost::beast::websocket::stream_base::timeout timeouts_{};

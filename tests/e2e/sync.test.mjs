@@ -719,6 +719,36 @@ test("slow reader: a client that does not read is closed with 1008, the others g
   })
 })
 
+test("a workspace whose state is over 4x --max-send-queue-bytes can be joined: the init counts beside the limits; the queue behind it is still bounded", { timeout: 60_000 }, async (t) => {
+  await withServer(t, { args: ["--max-send-queue-bytes", "1048576"] }, async (srv, h) => {
+    const ws = "big-state"
+    const token = srv.mintToken({ workspace: ws })
+    const [w] = await h.connectWithInit(ws, { token })
+    const big = (i) => crypto.randomBytes(675_000).toString("base64") // 900,000 characters
+    for (let i = 0; i < 6; i++) await w.put(`k${i}`, `${i}${big(i)}`, undefined, 20_000)
+    const [joiner, init] = await h.connectWithInit(ws, { token })
+    assert.equal(Object.keys(init.data).length, 6, "the 5.4 MB init arrived")
+    assert.ok(JSON.stringify(init).length > 4 * 1048576)
+    // Ops go on to the joiner as to anyone.
+    await w.put("after", 1)
+    await joiner.waitUntil(() => joiner.ops().some((m) => m.payload.key === "after"), 10_000, "the op after the init")
+    assert.doesNotMatch(srv.log(), /send queue over/)
+    assert.equal(joiner.open, true)
+    // A client that reads nothing, not even its init, is still closed once
+    // what queues behind the init passes the limit and it stays stalled.
+    const slow = await h.connect(ws, { token })
+    slow.ws._socket.pause()
+    const pad = "p".repeat(64 * 1024)
+    for (let i = 0; i < 200 && !/send queue over 1048576 bytes/.test(srv.log()); i++) {
+      await w.put("pad", `${i}${pad}`)
+      if (i > 16) await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.match(srv.log(), /closing \S+: send queue over 1048576 bytes/)
+    assert.equal((srv.log().match(/send queue over/g) ?? []).length, 1, "only the client that does not read")
+    assert.equal(joiner.open, true)
+  })
+})
+
 test("send queue: a burst of big ops (default limits) does not close clients that read", { timeout: 60_000 }, async (t) => {
   // Default --max-message-bytes (1 MiB) and --max-send-queue-bytes (16 MiB).
   // The writer sends 20 ops of ~1000 KB each at once: legal messages, ~20 MB
