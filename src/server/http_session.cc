@@ -492,7 +492,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       auto messages = ApplyPlan(tx, *plan, timestamp);
       if (!messages.ok()) return messages.status();
       Workspace::EditOutput out{std::move(*messages), {}, timestamp};
-      for (const KeyEdit& e : plan->edits) out.keys.emplace_back(e.key, e.value_json.value_or("null"));
+      for (const KeyEdit& e : plan->edits) out.keys.emplace_back(e.key, e.value_json);
       return out;
     };
     auto self = shared_from_this();

@@ -265,7 +265,8 @@ void Workspace::DoMutate(const auth::Claims& claims, const Edit& edit,
     e.op_timestamp = output->timestamp;
     for (auto& [key, value] : output->keys) {
       e.key = key;
-      e.value_json = value;
+      e.value_json = value.value_or("null");
+      e.deleted = !value;
       events.push_back(hub_.webhooks_->Stage(e, batch));
       ++e.part;
     }

@@ -100,8 +100,9 @@ class Workspace : public std::enable_shared_from_this<Workspace> {
   // records nothing makes no change (done gets the heads as they are).
   struct EditOutput {
     std::vector<std::string> broadcasts;  // op messages for every client
-    // (root key, JSON value or "null") for each key set: one webhook event each.
-    std::vector<std::pair<std::string, std::string>> keys;
+    // (root key, JSON value; nullopt: deleted) for each key the change
+    // touches: one webhook event each.
+    std::vector<std::pair<std::string, std::optional<std::string>>> keys;
     // The op's time, Unix microseconds; the change's time is it in seconds.
     int64_t timestamp = 0;
   };

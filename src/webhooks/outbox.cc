@@ -14,8 +14,9 @@
 //            dead_at:       Unix ms when it became a dead letter
 //   body   = the request body, byte for byte as POSTed on every attempt:
 //            {"type":"doc.updated","timestamp":ISO,"data":{"workspace_id":S,
-//             "change":S,"heads":[S...],"key":S,"value":V,"author":S,
-//             "op_timestamp":N}}
+//             "change":S,"heads":[S...],"key":S,"value":V,["deleted":true,]
+//             "author":S,"op_timestamp":N}}   (deleted: a key undo or
+//             restore removed; value is then null)
 //
 // A record that does not parse is logged and left where it is.
 #include "webhooks/outbox.h"
@@ -187,6 +188,7 @@ std::string EventBody(const Event& e, Clock::WallTime time) {
   out += json::serialize(json::string_view(e.key));
   out += R"(,"value":)";
   out += e.value_json.empty() ? "null" : e.value_json;
+  if (e.deleted) out += R"(,"deleted":true)";
   out += R"(,"author":)";
   out += json::serialize(json::string_view(e.author));
   out += R"(,"op_timestamp":)";

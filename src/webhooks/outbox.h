@@ -100,6 +100,7 @@ struct Event {
   std::vector<std::string> heads;  // the document's heads after it, hex
   std::string key;                 // the root key the op set
   std::string value_json;          // the value set: one JSON value, embedded as given
+  bool deleted = false;            // the key was deleted (undo, restore): value_json null
   std::string author;              // the token's sub
   int64_t op_timestamp = 0;        // the op's time, Unix microseconds
   // A change that sets several keys (an undo, a restore) has one event per

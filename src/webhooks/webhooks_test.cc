@@ -290,6 +290,11 @@ TEST(Webhooks, EventBodyIsTheDocumentedJson) {
                   R"("key":"a \"quoted\" key","value":{"n":[1,2.5,null]},"author":"alice",)"
                   R"("op_timestamp":1767323045000000}})");
   EXPECT_TRUE(boost::json::parse(body).is_object());
+  e.value_json = "null";
+  e.deleted = true;
+  EXPECT_NE(EventBody(e, clock.Now()).find(R"("value":null,"deleted":true,"author":)"),
+            std::string::npos)
+      << EventBody(e, clock.Now());
 }
 
 // The expected ID from coreutils: printf 'w1\0ab12' | sha256sum.

@@ -175,7 +175,9 @@ function assertWellFormed(rx, secret, r) {
   assert.equal(ev.type, "doc.updated", `${what}: type`)
   assert.match(ev.timestamp, ISO_MS, `${what}: timestamp is ISO 8601 UTC with ms`)
   assert.deepEqual(Object.keys(ev).sort(), ["data", "timestamp", "type"], `${what}: top-level fields`)
-  assert.deepEqual(Object.keys(ev.data).sort(), DATA_KEYS, `${what}: data fields`)
+  // "deleted" only on a key that undo or restore removed (then always true).
+  const keys = Object.keys(ev.data).filter((k) => k !== "deleted" || ev.data.deleted !== true)
+  assert.deepEqual(keys.sort(), DATA_KEYS, `${what}: data fields`)
   assert.match(ev.data.change, HEX64, `${what}: change is 64 lowercase hex`)
   assert.ok(Array.isArray(ev.data.heads) && ev.data.heads.length >= 1, `${what}: heads`)
   for (const x of ev.data.heads) assert.match(x, HEX64)
@@ -866,6 +868,7 @@ test("undo and restore over HTTP fire events too: undo → one event (author = t
     assert.equal(ev.data.key, "a")
     assert.equal(ev.data.value, 1)
     assert.equal(ev.data.author, "dave", "the author is the undoer's sub")
+    assert.ok(!("deleted" in ev.data), "a put has no deleted field")
     assert.equal(ev.data.op_timestamp, undoOp.payload.timestamp, "op_timestamp as broadcast")
     assert.ok(ev.data.op_timestamp >= t0 - 1_000_000 && ev.data.op_timestamp <= t1 + 1_000_000, "the server's time, µs")
 
@@ -888,6 +891,8 @@ test("undo and restore over HTTP fire events too: undo → one event (author = t
       assert.equal(e.data.author, "dave")
       const op = restoreOps.find((m) => m.payload.key === e.data.key)
       assert.deepEqual(e.data.value, op.payload.value, `${e.data.key}: value as broadcast (a delete: ${JSON.stringify(op.payload)})`)
+      assert.equal(op.payload.deleted, true)
+      assert.equal(e.data.deleted, true, `${e.data.key}: a removal is told from a put of null, as in the broadcast`)
       assert.equal(e.data.op_timestamp, op.payload.timestamp)
     }
     assert.notEqual(evs[0].data.key, evs[1].data.key)
