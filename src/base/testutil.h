@@ -2,7 +2,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -24,5 +26,27 @@ inline Bytes B(std::string_view hex) {
   }
   return *bytes;
 }
+
+// A fresh directory under /tmp, removed with everything in it at the end of
+// the scope. path() is empty (and the test fails) if it cannot be made.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/etherply-test-XXXXXX";
+    if (mkdtemp(tmpl))
+      path_ = tmpl;
+    else
+      ADD_FAILURE() << "cannot make a directory under /tmp";
+  }
+  ~TempDir() {
+    if (!path_.empty()) std::filesystem::remove_all(path_);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace etherply::testutil

@@ -1,32 +1,19 @@
 #include "server/backups.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <optional>
 
+#include "base/testutil.h"
 #include "storage/memory_store.h"
 
 namespace etherply::server {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/etherply-backups-test-XXXXXX";
-    if (mkdtemp(tmpl)) path_ = tmpl;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::filesystem::remove_all(path_);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testutil::TempDir;
 
 // A store whose Checkpoint waits until released, then makes `dir`.
 class SlowStore : public storage::MemoryStore {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/testutil.h"
 #include "storage/layout.h"
 #include "storage/memory_store.h"
 
@@ -152,21 +153,7 @@ TEST(MemoryStore, FailReadsAfterPassesThatManyRecordsThenFailsEveryRead) {
   EXPECT_TRUE(store.Write(b).ok()) << "writes are not affected";
 }
 
-// A directory removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/etherply-store-test-XXXXXX";
-    if (mkdtemp(tmpl)) path_ = tmpl;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::filesystem::remove_all(path_);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testutil::TempDir;
 
 std::unique_ptr<Store> Open(const std::string& dir) {
   auto s = OpenRocksDbStore(dir);
