@@ -8,8 +8,8 @@
 
 namespace etherply {
 
-// `n` bytes from the system's random source (std::random_device, which
-// reads the kernel's on Linux).
+// `n` bytes from std::random_device: the CPU's or the kernel's random
+// source, never a seeded sequence.
 inline Bytes RandomBytes(size_t n) {
   std::random_device rd;
   Bytes out(n);

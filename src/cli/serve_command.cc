@@ -196,7 +196,8 @@ int RunServeCommand(int argc, char** argv) {
   };
   for (Status s :
        {count("max-message-bytes", o.max_message_bytes),
-        count("max-send-queue-bytes", o.max_send_queue_bytes),
+        // Bounded so that 4x it and an init beside it cannot overflow.
+        count("max-send-queue-bytes", o.max_send_queue_bytes, uint64_t{1} << 40),
         count("max-inflight-op-bytes", o.max_inflight_op_bytes),
         count("max-connections", o.max_connections), count("threads", o.threads, kMaxThreads)})
     if (!s.ok()) return Usage(kServeUsage, s);

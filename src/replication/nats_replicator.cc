@@ -1188,10 +1188,10 @@ class NatsReplicator final : public Replicator {
   }
 
   // The wait before a workspace's gap is repaired again: a second after a
-  // repair, then doubling with each failed one up to the anti-entropy
-  // interval (a peer away, a full disk here).
+  // repair, and after the first that failed; then doubling with each failed
+  // one up to the anti-entropy interval (a peer away, a full disk here).
   int64_t RepairWait(const Repair& r) const {
-    int64_t wait = int64_t{1000} << std::min(r.failures, 16);
+    int64_t wait = int64_t{1000} << std::min(std::max(r.failures - 1, 0), 16);
     return std::min(wait, std::max<int64_t>(1000, options_.anti_entropy_interval.count()));
   }
 
@@ -1236,7 +1236,8 @@ class NatsReplicator final : public Replicator {
   }
 
   // Runs the sync protocol on one workspace with one peer until neither
-  // side has more to say; false if a step failed (counted and logged).
+  // side has more to say; false if a step failed (counted and logged), or
+  // if the rounds ran out or the node stops first.
   bool SyncWith(const std::string& peer, const std::string& workspace) {
     {
       std::lock_guard lock(mu_);
@@ -1283,7 +1284,10 @@ class NatsReplicator final : public Replicator {
       if (!data.empty()) incoming = Bytes(AsBytes(data).begin(), AsBytes(data).end());
       natsMsg_Destroy(reply);
     }
-    return true;
+    if (!stopping_)
+      AntiEntropyFailed("sync of " + workspace + " with " + peer + ": not done after " +
+                        std::to_string(kMaxSyncRounds) + " rounds");
+    return false;
   }
 
   // A sync state for a session with a peer: its messages must fit in what

@@ -17,7 +17,7 @@ namespace etherply::server {
 
 namespace {
 
-// etherply-YYYYMMDDTHHMMSS.mmmZ: names that sort by time.
+// etherply-YYYYMMDDTHHMMSS.mmmZ, from the wall clock.
 std::string BackupName() {
   using namespace std::chrono;
   auto now = system_clock::now();
@@ -43,13 +43,27 @@ Status SyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
+// dir/BackupName(), or with "-2", "-3", ... after it if that is taken (the
+// clock set back, or two backups in one millisecond).
+std::string FreePath(const std::string& dir) {
+  std::string base = (std::filesystem::path(dir) / BackupName()).string();
+  std::string path = base;
+  std::error_code ec;
+  for (int n = 2; n < 1000 &&
+                  (std::filesystem::exists(path, ec) || std::filesystem::exists(path + ".tmp", ec));
+       ++n)
+    path = base + "-" + std::to_string(n);
+  return path;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Backups>> Backups::Open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create backup dir " + dir + ": " + ec.message());
-  std::string absolute = std::filesystem::absolute(dir, ec).lexically_normal().string();
+  // The directory made, symbolic links resolved ("link/.." is not ".").
+  std::string absolute = std::filesystem::canonical(dir, ec).string();
   if (ec) return Status::IoError("backup dir " + dir + ": " + ec.message());
   return std::unique_ptr<Backups>(new Backups(std::move(absolute)));
 }
@@ -67,9 +81,9 @@ bool Backups::Write(storage::Store& store, std::function<void(Result<std::string
   std::lock_guard lock(mu_);
   if (busy_) return false;
   busy_ = true;
-  if (thread_.joinable()) thread_.join();  // finished: busy_ was false
-  thread_ = std::thread([this, &store, done = std::move(done)] {
-    std::string path = (std::filesystem::path(dir_) / BackupName()).string();
+  if (thread_.joinable()) thread_.join();  // done, or at most finishing its done()
+  auto run = [this, &store, done] {
+    std::string path = FreePath(dir_);
     Status s = store.Checkpoint(path);  // renames NAME.tmp to NAME at the end
     if (s.ok()) s = SyncDir(dir_);
     if (s.ok())
@@ -81,7 +95,13 @@ bool Backups::Write(storage::Store& store, std::function<void(Result<std::string
       busy_ = false;
     }
     done(s.ok() ? Result<std::string>(path) : Result<std::string>(s));
-  });
+  };
+  try {
+    thread_ = std::thread(std::move(run));
+  } catch (const std::system_error& e) {  // the system's thread limit
+    busy_ = false;
+    done(Status::IoError(std::string("cannot start a thread for the backup: ") + e.what()));
+  }
   return true;
 }
 

@@ -25,9 +25,10 @@ class Backups {
   ~Backups();
 
   // Starts writing a backup of `store` into dir/etherply-<UTC time to the
-  // ms>, then calls done, on the backups' thread, with its absolute path or
-  // the error. False, and done is not called, while another is being
-  // written. The store must outlive the Backups.
+  // ms> (with "-2", "-3", ... after it if that is taken), then calls done,
+  // on the backups' thread, with its absolute path or the error (at once,
+  // here, if no thread can be started). False, and done is not called,
+  // while another is being written. The store must outlive the Backups.
   bool Write(storage::Store& store, std::function<void(Result<std::string>)> done);
 
  private:

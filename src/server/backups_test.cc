@@ -2,10 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "base/testutil.h"
 #include "storage/memory_store.h"
@@ -15,13 +20,14 @@ namespace {
 
 using testutil::TempDir;
 
-// A store whose Checkpoint waits until released, then makes `dir`.
+// A store whose Checkpoint waits until released, then makes `dir`; as
+// RocksDB's, it fails on a dir that exists.
 class SlowStore : public storage::MemoryStore {
  public:
   Status Checkpoint(const std::string& dir) override {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return released_; });
-    std::filesystem::create_directory(dir);
+    if (!std::filesystem::create_directory(dir)) return Status::IoError(dir + " exists");
     return Status::Ok();
   }
   void Release() {
@@ -75,6 +81,37 @@ TEST(Backups, OpenMakesTheDirAndWriteNamesEachBackupUnderIt) {
   Outcome second;
   ASSERT_TRUE((*backups)->Write(store, second.Callback())) << "one at a time, not one in all";
   ASSERT_TRUE(second.Wait().ok());
+}
+
+// The clock set back, or two backups in one millisecond: the name is taken.
+TEST(Backups, ANameTakenGetsASuffix) {
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
+  SlowStore store;
+  store.Release();
+  auto backups = Backups::Open(tmp.path());
+  ASSERT_TRUE(backups.ok());
+  // Every name of the next 3 seconds, taken.
+  auto now = std::chrono::system_clock::now();
+  for (int ms = 0; ms < 3000; ++ms) {
+    auto t = now + std::chrono::milliseconds(ms);
+    std::time_t secs = std::chrono::system_clock::to_time_t(t);
+    std::tm utc{};
+    gmtime_r(&secs, &utc);
+    char name[64];
+    std::snprintf(
+        name, sizeof name, "etherply-%04d%02d%02dT%02d%02d%02d.%03dZ", utc.tm_year + 1900,
+        utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+        static_cast<int>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() %
+            1000));
+    std::filesystem::create_directory(tmp.path() + "/" + name);
+  }
+  Outcome outcome;
+  ASSERT_TRUE((*backups)->Write(store, outcome.Callback()));
+  Result<std::string> path = outcome.Wait();
+  ASSERT_TRUE(path.ok()) << path.status().ToString();
+  EXPECT_EQ(path->substr(path->size() - 2), "-2") << *path;
 }
 
 TEST(Backups, OpenFailsWhereTheDirCannotBeMade) {

@@ -45,6 +45,7 @@ struct GatherWriteStream::State : std::enable_shared_from_this<State> {
   size_t in_flight = 0;     // segments (from the front) the write in flight took
   bool writing = false;
   size_t queued = 0;
+  uint64_t written = 0;        // bytes the socket took, ever
   size_t max_queued = 0;       // for Beast's writes; 0: no limit
   Clock::time_point progress;  // the socket last took bytes, or the queue last filled
   beast::error_code error;
@@ -106,6 +107,7 @@ void GatherWriteStream::State::OnWritten(beast::error_code ec, size_t n) {
 
 void GatherWriteStream::State::Consume(size_t n) {
   queued -= n;
+  written += n;
   while (n > 0) {
     size_t left = segments.front().bytes().size() - front_offset;
     if (n < left) {
@@ -198,6 +200,8 @@ void GatherWriteStream::DiscardAppended() {
 }
 
 size_t GatherWriteStream::queued_bytes() const { return state_->queued; }
+
+uint64_t GatherWriteStream::written_bytes() const { return state_->written; }
 
 bool GatherWriteStream::StalledFor(Clock::duration d, Clock::time_point now) const {
   return state_->queued > 0 && now - state_->progress > d;

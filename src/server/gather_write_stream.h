@@ -150,6 +150,10 @@ class GatherWriteStream {
 
   // Bytes taken (Beast's and Append's) and not yet written to the socket.
   size_t queued_bytes() const;
+  // Bytes the socket has taken since the stream began. Queued bytes leave
+  // in order, so a byte queued when written_bytes() + queued_bytes() was N
+  // is written once written_bytes() reaches N.
+  uint64_t written_bytes() const;
   // The most Beast's writes may find queued (0, the default: no limit).
   // Append is not limited here: its caller bounds it (the session's send
   // queue limit).

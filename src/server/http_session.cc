@@ -230,6 +230,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     return std::move(*claims);
   }
 
+  // Authenticate, then the admin scope over every workspace (the admin
+  // routes); writes 401 or 403 and returns false without it.
+  bool AuthenticateAdmin(const Request& req, const urls::url_view& url) {
+    auto claims = Authenticate(req, url);
+    if (!claims) return false;
+    if (claims->CoversWorkspace("*") && claims->scopes.Has(auth::Scope::kAdmin)) return true;
+    Write(JsonError(req, http::status::forbidden,
+                    "this needs the admin scope over every workspace ('*')"));
+    return false;
+  }
+
   void Handle(Request req) {
     head_ = req.method() == http::verb::head;  // whatever the answer, no body
     // A refused WebSocket upgrade ends the connection at once (spec §1).
@@ -349,11 +360,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     bool replay = seg.size() == 6 && seg[3] == "dead" && seg[5] == "replay";
     if (!stats && !dead && !replay) return Write(JsonError(req, http::status::not_found, "no such path"));
     if (!MethodIs(req, replay ? http::verb::post : http::verb::get)) return;
-    auto claims = Authenticate(req, url);
-    if (!claims) return;
-    if (!claims->CoversWorkspace("*") || !claims->scopes.Has(auth::Scope::kAdmin))
-      return Write(JsonError(req, http::status::forbidden,
-                             "this needs the admin scope over every workspace ('*')"));
+    if (!AuthenticateAdmin(req, url)) return;
     webhooks::Webhooks* hooks = ctx_->webhooks;
     if (!hooks) return Write(JsonError(req, http::status::not_found, "webhooks are not configured"));
     if (stats) return Reply(req, webhooks::StatsToJson(hooks->stats()));
@@ -373,11 +380,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // once it is complete. Admin scope over every workspace.
   void WriteBackup(Request req, const urls::url_view& url) {
     if (!MethodIs(req, http::verb::post)) return;
-    auto claims = Authenticate(req, url);
-    if (!claims) return;
-    if (!claims->CoversWorkspace("*") || !claims->scopes.Has(auth::Scope::kAdmin))
-      return Write(JsonError(req, http::status::forbidden,
-                             "this needs the admin scope over every workspace ('*')"));
+    if (!AuthenticateAdmin(req, url)) return;
     if (!ctx_->backups)
       return Write(JsonError(req, http::status::not_found,
                              "backups are not configured: start the server with --backup-dir DIR"));

@@ -144,8 +144,8 @@ struct Server::Impl {
   ThrottledWarning accept_failed{std::chrono::seconds(10)};
   std::shared_ptr<ServerContext> ctx;
   std::unique_ptr<storage::Committer> committer;
-  // First to go: its destructor waits for a backup being written, whose
-  // callback posts to the io_context.
+  // Destroyed before the io_context and the store: its destructor waits for
+  // a backup being written, which reads the store and posts its answer.
   std::unique_ptr<Backups> backups;
 
   // Stopping (Server::Stop, on the io_context): stops the network once no

@@ -156,18 +156,25 @@ bool WebSocketSession::QueueFrame(const std::shared_ptr<const std::string>& mess
   GatherWriteStream& out = ws_.next_layer();
   out.Append(EncodeTextFrameHeader(message->size()).view(), message);
   // The first message, the init, holds the workspace's state, whatever its
-  // size: it counts beside the limits, so that any workspace can be joined.
+  // size: while it is queued, what is left of it counts beside the limits,
+  // so that any workspace can be joined.
   size_t limit = ctx_->options.max_send_queue_bytes;
   if (!first_queued_) {
     first_queued_ = true;
-    init_bytes_ = message->size();
-    out.SetMaxQueued(kFarOver * limit + init_bytes_);
+    init_end_ = out.written_bytes() + out.queued_bytes();
+    out.SetMaxQueued(kFarOver * limit + message->size());
+  }
+  size_t init_left =
+      init_end_ > out.written_bytes() ? static_cast<size_t>(init_end_ - out.written_bytes()) : 0;
+  if (init_left == 0 && init_end_ != 0) {  // written: the bounds as for any client
+    init_end_ = 0;
+    out.SetMaxQueued(kFarOver * limit);
   }
   // Over the limit, a client is closed if it is stalled (its socket has
   // taken nothing for kStallTime) or far over (kFarOver): a client that reads is
   // not punished for a burst, one that does not read cannot grow the queue
   // without bound.
-  size_t queued = out.queued_bytes() - std::min(out.queued_bytes(), init_bytes_);
+  size_t queued = out.queued_bytes() - std::min(out.queued_bytes(), init_left);
   if (queued > limit && (queued > kFarOver * limit || out.StalledFor(kStallTime))) {
     LogWarn("closing " + peer_ + ": send queue over " + std::to_string(limit) +
             " bytes (client not reading)");

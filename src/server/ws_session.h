@@ -9,7 +9,9 @@
 // a client over it whose socket has taken nothing for 2 s, or that is 4x
 // over, is closed with 1008; Beast's own frames (pongs) that would take the
 // queue over 4x close the socket at once (a client that pings and never
-// reads). Nothing is queued before the handshake
+// reads). The init, which holds the workspace's whole state, counts beside
+// these bounds while part of it is unwritten, so that a workspace of any
+// size can be joined. Nothing is queued before the handshake
 // response (the session joins its workspace once accepted) nor after the
 // close frame (nor once Beast is closing).
 //
@@ -98,7 +100,9 @@ class WebSocketSession : public Client, public std::enable_shared_from_this<WebS
   bool closing_ = false;
   bool joined_ = false;
   bool first_queued_ = false;  // the init (or the error that replaces it)
-  size_t init_bytes_ = 0;      // its size, allowed beside the send queue limits
+  // Where the init ends in the stream (GatherWriteStream::written_bytes);
+  // 0 once it is written. What is left of it counts beside the limits.
+  uint64_t init_end_ = 0;
   bool reads_paused_ = false;
   boost::beast::websocket::close_reason close_reason_;
   boost::beast::websocket::stream_base::timeout timeouts_{};

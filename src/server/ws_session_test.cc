@@ -6,11 +6,15 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
+#include <chrono>
 #include <future>
 #include <thread>
 
+#include "automerge/document.h"
+#include "automerge/transaction.h"
 #include "server/server_testutil.h"
 #include "storage/committer.h"
+#include "storage/layout.h"
 #include "storage/memory_store.h"
 
 // A real session on a loopback connection, its workspace in memory, read by
@@ -153,6 +157,46 @@ TEST(WebSocketSession, ClientFourTimesOverTheSendQueueLimitIsClosedWith1008) {
   EXPECT_EQ(end, websocket::error::closed);
   EXPECT_EQ(ws.reason().code, websocket::close_code::policy_error);  // 1008
   EXPECT_LT(received, kMessages);
+}
+
+// The init of a workspace larger than 4x the limit arrives whole; once it
+// is written, the client is held to the bounds of any other: one that then
+// reads nothing is closed at 4x, not 4x plus the init.
+TEST(WebSocketSession, AnInitOverFourTimesTheLimitArrivesThenTheUsualBoundsHold) {
+  constexpr size_t kLimit = 64 * 1024;
+  constexpr size_t kSize = 16 * 1024;
+  ServerOptions options;
+  options.max_send_queue_bytes = kLimit;
+  OneSession server(options);
+  {  // The workspace's state, stored before the client joins: 5x the limit.
+    automerge::Document doc;
+    automerge::Transaction tx(doc, automerge::ActorId(16, 1));
+    ASSERT_TRUE(
+        tx.Put(automerge::kRoot, "big", automerge::ScalarValue{std::string(5 * kLimit, 'b')}).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+    storage::WriteBatch batch;
+    batch.Put(storage::ChangeKey("w", 0), std::string(AsChars(doc.changes().bytes(0))));
+    ASSERT_TRUE(server.store.Write(batch).ok());
+  }
+  Client ws = Connect(server);  // the init, read whole
+  {
+    // 320 KiB queued while the client reads nothing: over 4x the limit, not
+    // over 4x plus the init. Then, later, one more message.
+    std::shared_ptr<WebSocketSession> session = server.session.get_future().get();
+    for (int i = 0; i < 20; ++i)
+      session->Send(std::make_shared<const std::string>(Message(i, kSize)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    session->Send(std::make_shared<const std::string>("after"));
+  }
+  beast::error_code end;
+  for (;;) {
+    beast::flat_buffer buffer;
+    ws.read(buffer, end);
+    if (end) break;
+    ASSERT_NE(beast::buffers_to_string(buffer.data()), "after")
+        << "the client was not closed at 4x the limit";
+  }
+  EXPECT_EQ(ws.reason().code, websocket::close_code::policy_error);  // 1008
 }
 
 // A client that sends pings and reads nothing makes the server queue pongs

@@ -249,6 +249,7 @@ size_t KeysIn(Store& store) {
 // store opens without it.
 TEST(RocksDbStore, ATornLastRecordIsDroppedAndTheStoreOpens) {
   TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
   const std::string dir = tmp.path() + "/db";
   FortyWrites(dir);
   std::filesystem::path wal = WalOf(dir);
@@ -266,6 +267,7 @@ TEST(RocksDbStore, ATornLastRecordIsDroppedAndTheStoreOpens) {
 // kPointInTime it holds the writes before the damage.
 TEST(RocksDbStore, DamageBeforeTheLogsEndRefusesToOpenUnlessPointInTimeIsChosen) {
   TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
   const std::string dir = tmp.path() + "/db";
   FortyWrites(dir);
   std::filesystem::path wal = WalOf(dir);
