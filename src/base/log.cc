@@ -2,28 +2,19 @@
 
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 #include <string>
 #include <utility>
 
 #include "base/hex.h"
+#include "base/utc.h"
 
 namespace etherply {
 
 void Log(LogLevel level, std::string_view message) {
   static std::mutex mu;
-  using namespace std::chrono;
-  auto now = system_clock::now();
-  std::time_t t = system_clock::to_time_t(now);
-  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   const char* lvl = level == LogLevel::kInfo ? "INFO" : level == LogLevel::kWarn ? "WARN" : "ERROR";
-  std::string line = std::string(stamp) + "." + (ms < 100 ? ms < 10 ? "00" : "0" : "") +
-                     std::to_string(ms) + "Z " + lvl + " ";
+  std::string line = Iso8601Millis(NowUnixMillis()) + " " + lvl + " ";
   // One event, one line: what could break or rewrite a line is escaped.
   // Bytes below 0x20 and DEL as \xNN; the C1 controls (U+0080-U+009F) and
   // the line and paragraph separators (U+2028, U+2029) as \uNNNN. Values

@@ -960,13 +960,20 @@ class NatsReplicator final : public Replicator {
   }
 
   void Announce() {
-    std::string hello = options_.node_id + " " + options_.region;
+    PublishWithHeader(nc_, kAnnounceSubject, options_.node_id + " " + options_.region, kRunHeader,
+                      run_);
+  }
+
+  // Publishes `data` to `subject` with one header, best effort (core NATS:
+  // a message lost is sent again, or its sender times out).
+  static void PublishWithHeader(natsConnection* nc, const char* subject, std::string_view data,
+                                const char* header, const std::string& value) {
     natsMsg* msg = nullptr;
-    if (natsMsg_Create(&msg, kAnnounceSubject, nullptr, hello.data(),
-                       static_cast<int>(hello.size())) != NATS_OK)
+    if (natsMsg_Create(&msg, subject, nullptr, data.data(), static_cast<int>(data.size())) !=
+        NATS_OK)
       return;
-    natsMsgHeader_Set(msg, kRunHeader, run_.c_str());
-    natsConnection_PublishMsg(nc_, msg);
+    natsMsgHeader_Set(msg, header, value.c_str());
+    natsConnection_PublishMsg(nc, msg);
     natsMsg_Destroy(msg);
   }
 
@@ -1105,24 +1112,17 @@ class NatsReplicator final : public Replicator {
         const Bytes empty;
         const Bytes& out = **r ? ***r : empty;
         natsStatus s = natsConnection_Publish(nc, to, out.data(), static_cast<int>(out.size()));
+        // No answer can go: the node that asked is told why, rather than
+        // left to time out.
         if (s != NATS_OK)
-          ReplyError(nc, to, self->SyncFailed(ws, "the peer that asked", out.size(), s));
+          PublishWithHeader(nc, to, {}, kErrorHeader,
+                            self->SyncFailed(ws, "the peer that asked", out.size(), s));
       } else if (r) {
         LogWarn(std::string("replication: sync request for ") + ws + ": " + r->status().ToString());
-        ReplyError(nc, to, r->status().ToString());
+        PublishWithHeader(nc, to, {}, kErrorHeader, r->status().ToString());
       }
     }
     natsMsg_Destroy(msg);
-  }
-
-  // Tells the node that asked (reply subject `to`) why there is no answer,
-  // rather than leaving it to time out.
-  static void ReplyError(natsConnection* nc, const char* to, const std::string& why) {
-    natsMsg* reply = nullptr;
-    if (natsMsg_Create(&reply, to, nullptr, nullptr, 0) != NATS_OK) return;
-    natsMsgHeader_Set(reply, kErrorHeader, why.c_str());
-    natsConnection_PublishMsg(nc, reply);
-    natsMsg_Destroy(reply);
   }
 
   // The time since which a node heard from counts as live.

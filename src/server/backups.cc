@@ -4,33 +4,23 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
-#include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <system_error>
 
 #include "base/log.h"
+#include "base/utc.h"
 
 namespace etherply::server {
 
-namespace {
-
-// etherply-YYYYMMDDTHHMMSS.mmmZ, from the wall clock.
-std::string BackupName() {
-  using namespace std::chrono;
-  auto now = system_clock::now();
-  std::time_t secs = system_clock::to_time_t(now);
-  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm utc{};
-  gmtime_r(&secs, &utc);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "etherply-%04d%02d%02dT%02d%02d%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-                static_cast<int>(ms));
-  return buf;
+std::string BackupName(int64_t unix_ms) {
+  std::string name = "etherply-";
+  for (char c : Iso8601Millis(unix_ms))  // ISO 8601's basic form: no - or :
+    if (c != '-' && c != ':') name += c;
+  return name;
 }
+
+namespace {
 
 // Syncs a directory, so that an entry renamed into it survives a crash.
 Status SyncDir(const std::string& dir) {
@@ -46,7 +36,7 @@ Status SyncDir(const std::string& dir) {
 // dir/BackupName(), or with "-2", "-3", ... after it if that is taken (the
 // clock set back, or two backups in one millisecond).
 std::string FreePath(const std::string& dir) {
-  std::string base = (std::filesystem::path(dir) / BackupName()).string();
+  std::string base = (std::filesystem::path(dir) / BackupName(NowUnixMillis())).string();
   std::string path = base;
   std::error_code ec;
   for (int n = 2; n < 1000 &&

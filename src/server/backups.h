@@ -17,6 +17,10 @@
 
 namespace etherply::server {
 
+// A backup's name: etherply-YYYYMMDDTHHMMSS.mmmZ, the UTC time to the
+// millisecond.
+std::string BackupName(int64_t unix_ms);
+
 class Backups {
  public:
   // Backups go into `dir`, made here if missing (the error if it cannot be).

@@ -5,14 +5,13 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "base/testutil.h"
+#include "base/utc.h"
 #include "storage/memory_store.h"
 
 namespace etherply::server {
@@ -77,6 +76,7 @@ TEST(Backups, OpenMakesTheDirAndWriteNamesEachBackupUnderIt) {
   ASSERT_TRUE(path.ok()) << path.status().ToString();
   EXPECT_EQ(std::filesystem::path(*path).parent_path(), tmp.path() + "/a/backups");
   EXPECT_EQ(std::filesystem::path(*path).filename().string().rfind("etherply-", 0), 0u) << *path;
+  EXPECT_EQ(BackupName(1764905400123), "etherply-20251205T033000.123Z");
   EXPECT_TRUE(std::filesystem::is_directory(*path));
   Outcome second;
   ASSERT_TRUE((*backups)->Write(store, second.Callback())) << "one at a time, not one in all";
@@ -92,21 +92,9 @@ TEST(Backups, ANameTakenGetsASuffix) {
   auto backups = Backups::Open(tmp.path());
   ASSERT_TRUE(backups.ok());
   // Every name of the next 3 seconds, taken.
-  auto now = std::chrono::system_clock::now();
-  for (int ms = 0; ms < 3000; ++ms) {
-    auto t = now + std::chrono::milliseconds(ms);
-    std::time_t secs = std::chrono::system_clock::to_time_t(t);
-    std::tm utc{};
-    gmtime_r(&secs, &utc);
-    char name[64];
-    std::snprintf(
-        name, sizeof name, "etherply-%04d%02d%02dT%02d%02d%02d.%03dZ", utc.tm_year + 1900,
-        utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
-        static_cast<int>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() %
-            1000));
-    std::filesystem::create_directory(tmp.path() + "/" + name);
-  }
+  int64_t now = NowUnixMillis();
+  for (int64_t ms = 0; ms < 3000; ++ms)
+    std::filesystem::create_directory(tmp.path() + "/" + BackupName(now + ms));
   Outcome outcome;
   ASSERT_TRUE((*backups)->Write(store, outcome.Callback()));
   Result<std::string> path = outcome.Wait();

@@ -228,15 +228,20 @@ void WriteAll(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-// 40 synced batches of one 2,000-byte key each, then the store closed.
-void FortyWrites(const std::string& dir) {
-  auto store = Open(dir);
-  ASSERT_TRUE(store);
-  for (int i = 0; i < 40; ++i) {
-    WriteBatch b;
-    b.Put("k" + std::to_string(100 + i), std::string(2000, static_cast<char>('a' + i % 26)));
-    ASSERT_TRUE(store->Write(b).ok());
+// 40 synced batches of one 2,000-byte key each in a store made in dir,
+// closed; then its write-ahead log's path and bytes.
+std::pair<std::filesystem::path, std::string> FortyWrites(const std::string& dir) {
+  {
+    auto store = Open(dir);
+    if (!store) return {};
+    for (int i = 0; i < 40; ++i) {
+      WriteBatch b;
+      b.Put("k" + std::to_string(100 + i), std::string(2000, static_cast<char>('a' + i % 26)));
+      EXPECT_TRUE(store->Write(b).ok());
+    }
   }
+  std::filesystem::path wal = WalOf(dir);
+  return {wal, ReadAll(wal)};
 }
 
 size_t KeysIn(Store& store) {
@@ -251,9 +256,7 @@ TEST(RocksDbStore, ATornLastRecordIsDroppedAndTheStoreOpens) {
   TempDir tmp;
   ASSERT_FALSE(tmp.path().empty());
   const std::string dir = tmp.path() + "/db";
-  FortyWrites(dir);
-  std::filesystem::path wal = WalOf(dir);
-  std::string bytes = ReadAll(wal);
+  auto [wal, bytes] = FortyWrites(dir);
   ASSERT_GT(bytes.size(), 80'000u);
   WriteAll(wal, bytes.substr(0, bytes.size() - 1000));
   auto store = Open(dir);
@@ -269,9 +272,7 @@ TEST(RocksDbStore, DamageBeforeTheLogsEndRefusesToOpenUnlessPointInTimeIsChosen)
   TempDir tmp;
   ASSERT_FALSE(tmp.path().empty());
   const std::string dir = tmp.path() + "/db";
-  FortyWrites(dir);
-  std::filesystem::path wal = WalOf(dir);
-  std::string bytes = ReadAll(wal);
+  auto [wal, bytes] = FortyWrites(dir);
   bytes[bytes.size() / 4] ^= 0x5a;
   WriteAll(wal, bytes);
   std::vector<std::string> files;

@@ -25,11 +25,11 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <cstdio>
-#include <ctime>
 
 #include "base/hex.h"
 #include "base/log.h"
 #include "base/sha256.h"
+#include "base/utc.h"
 
 namespace etherply::webhooks {
 
@@ -65,17 +65,6 @@ std::optional<uint64_t> SeqOfKey(std::string_view prefix, std::string_view key) 
 
 int64_t UnixMs(Clock::WallTime t) {
   return duration_cast<milliseconds>(t.time_since_epoch()).count();
-}
-
-// "2026-11-25T02:07:51.123Z"
-std::string Iso8601(int64_t unix_ms) {
-  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(unix_ms % 1000));
-  return buf;
 }
 
 std::string Seconds(Clock::MonoTime::duration d) {
@@ -174,7 +163,7 @@ Result<Leftovers> FindLeftovers(storage::Store& store) {
 
 std::string EventBody(const Event& e, Clock::WallTime time) {
   std::string out = R"({"type":"doc.updated","timestamp":")";
-  out += Iso8601(UnixMs(time));
+  out += Iso8601Millis(UnixMs(time));
   out += R"(","data":{"workspace_id":)";
   out += json::serialize(json::string_view(e.workspace_id));
   out += R"(,"change":)";
@@ -686,8 +675,8 @@ Result<std::string> Webhooks::ListDead(size_t limit, std::string_view cursor) {
     o["id"] = record->meta.id;
     o["workspace_id"] = record->meta.workspace_id;
     o["attempts"] = record->meta.attempts;
-    o["first_attempt"] = Iso8601(record->meta.first_attempt_ms);
-    o["dead_at"] = Iso8601(record->meta.dead_at_ms);
+    o["first_attempt"] = Iso8601Millis(record->meta.first_attempt_ms);
+    o["dead_at"] = Iso8601Millis(record->meta.dead_at_ms);
     o["last_error"] = record->meta.last_error;
     std::string item = json::serialize(o);
     item.pop_back();  // '}': the body goes in as written, not re-encoded
