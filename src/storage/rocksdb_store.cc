@@ -1,10 +1,12 @@
 // The RocksDB implementation of Store: the only file that includes RocksDB.
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -195,6 +197,19 @@ bool OpensReadOnlyPointInTime(rocksdb::Options options, const std::string& dir) 
   return s.ok();
 }
 
+// The process that holds RocksDB's lock on dir/LOCK (a POSIX record lock,
+// which F_GETLK names with its owner), or 0 if no other process holds it.
+pid_t LockHolder(const std::string& dir) {
+  int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct flock probe = {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  pid_t holder = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK ? probe.l_pid : 0;
+  ::close(fd);
+  return holder;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir, WalRecovery wal) {
@@ -229,13 +244,16 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir, WalRecov
   bool existed = std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
-  // flock's EWOULDBLOCK, or RocksDB's own table of locks in this process;
-  // other LOCK errors (permissions) are said as they are.
-  if (s.IsIOError() &&
-      (s.ToString().find("/LOCK: Resource temporarily unavailable") != std::string::npos ||
-       s.ToString().find("lock hold by current process") != std::string::npos))
-    return Status::IoError("the data dir " + dir +
-                           " is in use by another process (another etherply?): " + s.ToString());
+  // Another process's lock on LOCK, asked of the kernel, or RocksDB's own
+  // table of locks in this process; other LOCK errors (permissions) are said
+  // as they are.
+  if (s.IsIOError()) {
+    if (pid_t holder = LockHolder(dir))
+      return Status::IoError("the data dir " + dir + " is in use by process " +
+                             std::to_string(holder) + " (another etherply?): " + s.ToString());
+    if (s.ToString().find("lock hold by current process") != std::string::npos)
+      return Status::IoError("the data dir " + dir + " is in use by this process: " + s.ToString());
+  }
   if (s.IsCorruption() && wal == WalRecovery::kStrict && OpensReadOnlyPointInTime(options, dir))
     return Status::Corruption(
         "the store's write-ahead log in " + dir +

@@ -1,7 +1,10 @@
 #include "storage/store.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -302,6 +305,69 @@ TEST(RocksDbStore, DamageBeforeTheLogsEndRefusesToOpenUnlessPointInTimeIsChosen)
   EXPECT_LT(kept, 40u);
   for (size_t i = 0; i < kept; ++i)
     EXPECT_TRUE((*salvaged)->Get("k" + std::to_string(100 + i)).ok()) << "a prefix, no gap";
+}
+
+// A data dir another process holds is refused with that process's ID; one
+// this process holds, as such; the store in it is untouched either way.
+TEST(RocksDbStore, ADataDirInUseIsRefusedNamingItsHolder) {
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string dir = tmp.path() + "/db";
+  {
+    auto store = Open(dir);
+    ASSERT_TRUE(store);
+    WriteBatch b;
+    b.Put("k", "v");
+    ASSERT_TRUE(store->Write(b).ok());
+    auto again = OpenRocksDbStore(dir);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.status().code(), Status::Code::kIoError);
+    EXPECT_NE(again.status().message().find("the data dir " + dir + " is in use by this process"),
+              std::string::npos)
+        << again.status().ToString();
+    EXPECT_EQ(*store->Get("k"), "v");
+  }
+
+  // A child takes the lock as RocksDB does (a POSIX record lock on LOCK)
+  // and holds it until the parent closes the pipe.
+  int locked[2], release[2];
+  ASSERT_EQ(pipe(locked), 0);
+  ASSERT_EQ(pipe(release), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(locked[0]);
+    close(release[1]);
+    int fd = ::open((dir + "/LOCK").c_str(), O_RDWR);
+    struct flock lock = {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    char ok = fd >= 0 && ::fcntl(fd, F_SETLK, &lock) == 0 ? 'y' : 'n';
+    if (::write(locked[1], &ok, 1) != 1) _exit(1);
+    char c;
+    while (::read(release[0], &c, 1) > 0) {
+    }
+    _exit(0);
+  }
+  close(locked[1]);
+  close(release[0]);
+  char ok = 0;
+  ASSERT_EQ(::read(locked[0], &ok, 1), 1);
+  EXPECT_EQ(ok, 'y');
+  auto refused = OpenRocksDbStore(dir);
+  close(release[1]);
+  close(locked[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kIoError);
+  EXPECT_NE(refused.status().message().find("the data dir " + dir + " is in use by process " +
+                                            std::to_string(child) + " (another etherply?)"),
+            std::string::npos)
+      << refused.status().ToString();
+  auto store = Open(dir);
+  ASSERT_TRUE(store) << "opens once the other process is gone";
+  EXPECT_EQ(*store->Get("k"), "v");
 }
 
 TEST(MemoryStore, CheckpointIsUnsupported) {

@@ -929,7 +929,7 @@ test("the log's reader going away (serve 2>&1 | head) does not stop the server; 
   assert.equal(child.signalCode, null, "not killed by SIGPIPE")
   const second = spawnSync(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir], { env, encoding: "utf8", timeout: 20_000 })
   assert.equal(second.status, 1)
-  assert.match(second.stderr, /the data dir .* is in use by another process \(another etherply\?\)/)
+  assert.match(second.stderr, new RegExp(`the data dir .* is in use by process ${child.pid} \\(another etherply\\?\\)`))
 })
 
 test("HTTP routes: /healthz 200, unknown paths 404, wrong method 405, bad workspace ID 400, no upgrade 426", { timeout: 30_000 }, async (t) => {
