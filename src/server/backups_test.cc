@@ -24,21 +24,14 @@ using testutil::TempDir;
 class SlowStore : public storage::MemoryStore {
  public:
   Status Checkpoint(const std::string& dir) override {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return released_; });
+    released_.Wait();
     if (!std::filesystem::create_directory(dir)) return Status::IoError(dir + " exists");
     return Status::Ok();
   }
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
+  void Release() { released_.Open(); }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool released_ = false;
+  testutil::Gate released_;
 };
 
 // The result a Write hands to done, waited for.

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/testutil.h"
 #include "storage/memory_store.h"
 
 namespace etherply::storage {
@@ -129,21 +130,16 @@ class Events {
   Committer::Callback Holding(std::string key) {
     return [this, key](const Status& s) {
       Add(key + (s.ok() ? " ok" : " fail"));
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return released_; });
+      released_.Wait();
     };
   }
-  void Release() {
-    std::lock_guard lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
+  void Release() { released_.Open(); }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::string> events_;
-  bool released_ = false;
+  testutil::Gate released_;
 };
 
 WriteBatch Batch(const std::string& key) {
