@@ -44,6 +44,8 @@ constexpr const char* kServeUsage =
     "                              dropping every write after the damage for good\n"
     "  --backup-dir DIR            where POST /v1/admin/backups writes copies of the\n"
     "                              store while it runs (doc/storage.md); none without it\n"
+    "  --backup-keep N             after each backup, remove the oldest beyond N\n"
+    "                              (default: keep every one; needs --backup-dir)\n"
     "  --jwt-secret-file FILE      the HS256 secret (else $ETHERPLY_JWT_SECRET);\n"
     "                              at least 32 bytes; the file's trailing newlines\n"
     "                              (\\n or \\r\\n) are not part of it\n"
@@ -122,6 +124,7 @@ int RunServeCommand(int argc, char** argv) {
                "data-dir",
                "wal-recovery",
                "backup-dir",
+               "backup-keep",
                "jwt-secret-file",
                "jwt-audience",
                "max-message-bytes",
@@ -199,8 +202,11 @@ int RunServeCommand(int argc, char** argv) {
         // Bounded so that 4x it and an init beside it cannot overflow.
         count("max-send-queue-bytes", o.max_send_queue_bytes, uint64_t{1} << 40),
         count("max-inflight-op-bytes", o.max_inflight_op_bytes),
-        count("max-connections", o.max_connections), count("threads", o.threads, kMaxThreads)})
+        count("max-connections", o.max_connections), count("threads", o.threads, kMaxThreads),
+        count("backup-keep", o.backup_keep, 1'000'000)})
     if (!s.ok()) return Usage(kServeUsage, s);
+  if (o.backup_dir.empty() && flags.Has("backup-keep"))
+    return Usage(kServeUsage, Status::InvalidArgument("--backup-keep needs --backup-dir"));
   if (auto v = flags.Get("warm-workspaces")) {
     auto n = ParseCount(*v);
     if (!n.ok() || *n > 1'000'000) return Usage(kServeUsage, Status::InvalidArgument("bad --warm-workspaces"));

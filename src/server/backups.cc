@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -20,7 +22,30 @@ std::string BackupName(int64_t unix_ms) {
   return name;
 }
 
+std::optional<std::pair<std::string, int>> BackupOrder(std::string_view name) {
+  constexpr std::string_view kPrefix = "etherply-";
+  constexpr std::string_view kTime = "00000000T000000.000Z";  // digits where the 0s are
+  if (name.size() < kPrefix.size() + kTime.size() || !name.starts_with(kPrefix)) return {};
+  std::string_view time = name.substr(kPrefix.size(), kTime.size());
+  for (size_t i = 0; i < kTime.size(); ++i)
+    if (kTime[i] == '0' ? !std::isdigit(static_cast<unsigned char>(time[i])) : time[i] != kTime[i])
+      return {};
+  std::string_view rest = name.substr(kPrefix.size() + kTime.size());
+  if (rest.empty()) return std::pair{std::string(time), 1};
+  // "-n" as FreePath makes it: 2 to 999, no leading zero.
+  if (rest.size() < 2 || rest.size() > 4 || rest[0] != '-' || rest[1] == '0') return {};
+  int n = 0;
+  for (char c : rest.substr(1)) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return {};
+    n = n * 10 + (c - '0');
+  }
+  if (n < 2) return {};
+  return std::pair{std::string(time), n};
+}
+
 namespace {
+
+constexpr std::string_view kRemoving = ".removing";
 
 // Syncs a directory, so that an entry renamed into it survives a crash.
 Status SyncDir(const std::string& dir) {
@@ -48,14 +73,14 @@ std::string FreePath(const std::string& dir) {
 
 }  // namespace
 
-Result<std::unique_ptr<Backups>> Backups::Open(const std::string& dir) {
+Result<std::unique_ptr<Backups>> Backups::Open(const std::string& dir, size_t keep) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("cannot create backup dir " + dir + ": " + ec.message());
   // The directory made, symbolic links resolved ("link/.." is not ".").
   std::string absolute = std::filesystem::canonical(dir, ec).string();
   if (ec) return Status::IoError("backup dir " + dir + ": " + ec.message());
-  return std::unique_ptr<Backups>(new Backups(std::move(absolute)));
+  return std::unique_ptr<Backups>(new Backups(std::move(absolute), keep));
 }
 
 Backups::~Backups() {
@@ -67,7 +92,49 @@ Backups::~Backups() {
   if (last.joinable()) last.join();  // it takes mu_ before it ends
 }
 
-bool Backups::Write(storage::Store& store, std::function<void(Result<std::string>)> done) {
+// Each backup beyond those kept is renamed NAME.removing, which no reader
+// takes for a backup, before its files go: one cut short is finished by the
+// next pass.
+std::vector<std::string> Backups::Prune(const std::string& kept) const {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<std::pair<std::string, int>, std::string>> others;  // order, path
+  std::vector<std::string> doomed;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    std::string path = it->path().string();
+    std::error_code is_dir_ec;
+    if (name.ends_with(kRemoving) &&
+        BackupOrder(std::string_view(name).substr(0, name.size() - kRemoving.size())))
+      doomed.push_back(path);
+    else if (auto order = BackupOrder(name); order && path != kept && it->is_directory(is_dir_ec))
+      others.emplace_back(std::move(*order), std::move(path));
+  }
+  if (ec) LogWarn("listing backup dir " + dir_ + " to remove old backups: " + ec.message());
+  std::vector<std::string> removed;
+  if (keep_ > 0 && others.size() > keep_ - 1) {
+    std::sort(others.begin(), others.end());
+    for (size_t i = 0; i < others.size() - (keep_ - 1); ++i) {  // oldest first
+      const std::string& path = others[i].second;
+      fs::rename(path, path + std::string(kRemoving), ec);
+      if (ec) {
+        LogWarn("cannot remove old backup " + path + ": " + ec.message());
+        continue;
+      }
+      removed.push_back(path);
+      doomed.push_back(path + std::string(kRemoving));
+    }
+  }
+  for (const std::string& path : doomed) {
+    fs::remove_all(path, ec);
+    if (ec) LogWarn("cannot remove " + path + ": " + ec.message());
+  }
+  if (!removed.empty())
+    LogInfo("removed " + std::to_string(removed.size()) + " old backup(s), oldest " + removed[0]);
+  return removed;
+}
+
+bool Backups::Write(storage::Store& store, std::function<void(Result<Written>)> done) {
   std::lock_guard lock(mu_);
   if (busy_) return false;
   busy_ = true;
@@ -80,11 +147,13 @@ bool Backups::Write(storage::Store& store, std::function<void(Result<std::string
       LogInfo("backup written to " + path);
     else
       LogError("backup into " + path + " failed: " + s.ToString());
+    Result<Written> result = s;
+    if (s.ok()) result = Written{path, Prune(path)};
     {
       std::lock_guard lock(mu_);
       busy_ = false;
     }
-    done(s.ok() ? Result<std::string>(path) : Result<std::string>(s));
+    done(std::move(result));
   };
   try {
     thread_ = std::thread(std::move(run));

@@ -2,13 +2,17 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "base/testutil.h"
 #include "base/utc.h"
@@ -37,14 +41,14 @@ class SlowStore : public storage::MemoryStore {
 // The result a Write hands to done, waited for.
 class Outcome {
  public:
-  std::function<void(Result<std::string>)> Callback() {
-    return [this](Result<std::string> r) {
+  std::function<void(Result<Backups::Written>)> Callback() {
+    return [this](Result<Backups::Written> r) {
       std::lock_guard lock(mu_);
       result_ = std::move(r);
       cv_.notify_all();
     };
   }
-  Result<std::string> Wait() {
+  Result<Backups::Written> Wait() {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return result_.has_value(); });
     return *result_;
@@ -53,7 +57,7 @@ class Outcome {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<Result<std::string>> result_;
+  std::optional<Result<Backups::Written>> result_;
 };
 
 TEST(Backups, OpenMakesTheDirAndWriteNamesEachBackupUnderIt) {
@@ -65,15 +69,18 @@ TEST(Backups, OpenMakesTheDirAndWriteNamesEachBackupUnderIt) {
   EXPECT_TRUE(std::filesystem::is_directory(tmp.path() + "/a/backups"));
   Outcome first;
   ASSERT_TRUE((*backups)->Write(store, first.Callback()));
-  Result<std::string> path = first.Wait();
-  ASSERT_TRUE(path.ok()) << path.status().ToString();
-  EXPECT_EQ(std::filesystem::path(*path).parent_path(), tmp.path() + "/a/backups");
-  EXPECT_EQ(std::filesystem::path(*path).filename().string().rfind("etherply-", 0), 0u) << *path;
+  Result<Backups::Written> written = first.Wait();
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  const std::string& path = written->path;
+  EXPECT_EQ(std::filesystem::path(path).parent_path(), tmp.path() + "/a/backups");
+  EXPECT_EQ(std::filesystem::path(path).filename().string().rfind("etherply-", 0), 0u) << path;
   EXPECT_EQ(BackupName(1764905400123), "etherply-20251205T033000.123Z");
-  EXPECT_TRUE(std::filesystem::is_directory(*path));
+  EXPECT_TRUE(std::filesystem::is_directory(path));
+  EXPECT_TRUE(written->removed.empty());
   Outcome second;
   ASSERT_TRUE((*backups)->Write(store, second.Callback())) << "one at a time, not one in all";
   ASSERT_TRUE(second.Wait().ok());
+  EXPECT_TRUE(std::filesystem::is_directory(path)) << "every backup kept by default";
 }
 
 // The clock set back, or two backups in one millisecond: the name is taken.
@@ -90,9 +97,113 @@ TEST(Backups, ANameTakenGetsASuffix) {
     std::filesystem::create_directory(tmp.path() + "/" + BackupName(now + ms));
   Outcome outcome;
   ASSERT_TRUE((*backups)->Write(store, outcome.Callback()));
-  Result<std::string> path = outcome.Wait();
-  ASSERT_TRUE(path.ok()) << path.status().ToString();
-  EXPECT_EQ(path->substr(path->size() - 2), "-2") << *path;
+  Result<Backups::Written> written = outcome.Wait();
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_EQ(written->path.substr(written->path.size() - 2), "-2") << written->path;
+}
+
+TEST(Backups, BackupOrderTakesTheNamesBackupsGetAndNothingElse) {
+  using Order = std::optional<std::pair<std::string, int>>;
+  EXPECT_EQ(BackupOrder("etherply-20251205T033000.123Z"), Order({"20251205T033000.123Z", 1}));
+  EXPECT_EQ(BackupOrder("etherply-20251205T033000.123Z-2"), Order({"20251205T033000.123Z", 2}));
+  EXPECT_EQ(BackupOrder("etherply-20251205T033000.123Z-999"), Order({"20251205T033000.123Z", 999}));
+  for (const char* name :
+       {"", "etherply-", "etherply-20251205T033000.123", "etherply-20251205T033000.123Z.tmp",
+        "etherply-20251205T033000.123Z.removing", "etherply-20251205T033000.123Z-",
+        "etherply-20251205T033000.123Z-0", "etherply-20251205T033000.123Z-1",
+        "etherply-20251205T033000.123Z-02", "etherply-20251205T033000.123Z-1000",
+        "etherply-20251205T033000.123Z-2x", "etherply-2025120ST033000.123Z",
+        "etherply-20251205-033000.123Z", "Etherply-20251205T033000.123Z", "data", "LOCK"})
+    EXPECT_EQ(BackupOrder(name), std::nullopt) << name;
+}
+
+// What a backup dir holds beside backups, which retention leaves alone.
+void MakeStrangers(const std::string& dir) {
+  std::filesystem::create_directory(dir + "/etherply-notes");
+  std::filesystem::create_directory(dir + "/" + BackupName(1000) + ".tmp");  // cut short
+  std::FILE* f = std::fopen((dir + "/" + BackupName(2000)).c_str(), "w");    // a file, not a backup
+  if (f) std::fclose(f);
+}
+
+std::vector<std::string> Entries(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(Backups, KeepRemovesTheOldestBackupsAndNothingElse) {
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string dir = tmp.path();
+  int64_t now = NowUnixMillis();
+  std::vector<std::string> old;  // oldest first
+  for (int64_t ago : {40'000, 30'000, 20'000, 10'000}) old.push_back(BackupName(now - ago));
+  old.insert(old.begin() + 2, BackupName(now - 30'000) + "-2");
+  for (const std::string& name : old) std::filesystem::create_directory(dir + "/" + name);
+  MakeStrangers(dir);
+  std::filesystem::create_directory(dir + "/" + BackupName(3000) + ".removing");  // cut short
+  SlowStore store;
+  store.Release();
+  auto backups = Backups::Open(dir, 3);
+  ASSERT_TRUE(backups.ok());
+  Outcome outcome;
+  ASSERT_TRUE((*backups)->Write(store, outcome.Callback()));
+  Result<Backups::Written> written = outcome.Wait();
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_EQ(written->removed,
+            (std::vector<std::string>{dir + "/" + old[0], dir + "/" + old[1], dir + "/" + old[2]}))
+      << "the oldest first; -2 after the name it extends";
+  std::vector<std::string> expected = {old[3],
+                                       old[4],
+                                       std::filesystem::path(written->path).filename().string(),
+                                       "etherply-notes",
+                                       BackupName(1000) + ".tmp",
+                                       BackupName(2000)};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(Entries(dir), expected) << "NAME.removing finished; the rest untouched";
+}
+
+// The clock set back: the new backup's name sorts before the old ones', and
+// it stays all the same.
+TEST(Backups, KeepNeverRemovesTheBackupJustWritten) {
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string dir = tmp.path();
+  int64_t later = NowUnixMillis() + 3'600'000;
+  for (int64_t ms : {0, 1000, 2000})
+    std::filesystem::create_directory(dir + "/" + BackupName(later + ms));
+  SlowStore store;
+  store.Release();
+  auto backups = Backups::Open(dir, 2);
+  ASSERT_TRUE(backups.ok());
+  Outcome outcome;
+  ASSERT_TRUE((*backups)->Write(store, outcome.Callback()));
+  Result<Backups::Written> written = outcome.Wait();
+  ASSERT_TRUE(written.ok()) << written.status().ToString();
+  EXPECT_EQ(written->removed, (std::vector<std::string>{dir + "/" + BackupName(later),
+                                                        dir + "/" + BackupName(later + 1000)}));
+  std::vector<std::string> expected = {std::filesystem::path(written->path).filename().string(),
+                                       BackupName(later + 2000)};
+  EXPECT_EQ(Entries(dir), expected);
+}
+
+TEST(Backups, ABackupThatFailsRemovesNothing) {
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
+  const std::string dir = tmp.path();
+  for (int64_t ms : {1000, 2000, 3000})
+    std::filesystem::create_directory(dir + "/" + BackupName(ms));
+  MakeStrangers(dir);
+  std::vector<std::string> before = Entries(dir);
+  storage::MemoryStore store;  // cannot checkpoint
+  auto backups = Backups::Open(dir, 1);
+  ASSERT_TRUE(backups.ok());
+  Outcome outcome;
+  ASSERT_TRUE((*backups)->Write(store, outcome.Callback()));
+  ASSERT_FALSE(outcome.Wait().ok());
+  EXPECT_EQ(Entries(dir), before);
 }
 
 TEST(Backups, OpenFailsWhereTheDirCannotBeMade) {
@@ -115,7 +226,7 @@ TEST(Backups, ASecondWriteWhileOneIsBeingWrittenIsRefused) {
   Outcome first;
   ASSERT_TRUE((*backups)->Write(store, first.Callback()));
   bool called = false;
-  EXPECT_FALSE((*backups)->Write(store, [&](Result<std::string>) { called = true; }));
+  EXPECT_FALSE((*backups)->Write(store, [&](Result<Backups::Written>) { called = true; }));
   store.Release();
   EXPECT_TRUE(first.Wait().ok());
   EXPECT_FALSE(called);
@@ -128,7 +239,7 @@ TEST(Backups, TheStoresErrorIsHandedToDone) {
   ASSERT_TRUE(backups.ok());
   Outcome outcome;
   ASSERT_TRUE((*backups)->Write(store, outcome.Callback()));
-  Result<std::string> r = outcome.Wait();
+  Result<Backups::Written> r = outcome.Wait();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Status::Code::kUnsupported);
 }
@@ -139,7 +250,7 @@ TEST(Backups, DestroyingWaitsForTheBackupBeingWritten) {
   auto backups = Backups::Open(tmp.path());
   ASSERT_TRUE(backups.ok());
   std::atomic<bool> done{false};
-  ASSERT_TRUE((*backups)->Write(store, [&](Result<std::string>) { done = true; }));
+  ASSERT_TRUE((*backups)->Write(store, [&](Result<Backups::Written>) { done = true; }));
   std::thread release([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     store.Release();

@@ -376,8 +376,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   // POST /v1/admin/backups: a copy of the store in --backup-dir, written
-  // while the server runs (doc/storage.md "Backups"); 201 with its path
-  // once it is complete. Admin scope over every workspace.
+  // while the server runs (doc/storage.md "Backups"); 201 with its path,
+  // and those of the old backups --backup-keep removed, once it is
+  // complete. Admin scope over every workspace.
   void WriteBackup(Request req, const urls::url_view& url) {
     if (!MethodIs(req, http::verb::post)) return;
     if (!AuthenticateAdmin(req, url)) return;
@@ -386,15 +387,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                              "backups are not configured: start the server with --backup-dir DIR"));
     auto self = shared_from_this();
     auto request = std::make_shared<Request>(std::move(req));
-    bool started = ctx_->backups->Write(*ctx_->store, [self, request](Result<std::string> path) {
-      Result<std::string> body = path;
-      if (path.ok()) {
-        body = std::string("{\"backup\":");
-        automerge::AppendJsonString(*body, *path);
-        *body += '}';
-      }
-      self->ReplyLater(std::move(*request), std::move(body), http::status::created);
-    });
+    bool started =
+        ctx_->backups->Write(*ctx_->store, [self, request](Result<Backups::Written> written) {
+          Result<std::string> body = written.status();
+          if (written.ok()) {
+            body = std::string("{\"backup\":");
+            automerge::AppendJsonString(*body, written->path);
+            *body += ",\"removed\":[";
+            for (size_t i = 0; i < written->removed.size(); ++i) {
+              if (i) *body += ',';
+              automerge::AppendJsonString(*body, written->removed[i]);
+            }
+            *body += "]}";
+          }
+          self->ReplyLater(std::move(*request), std::move(body), http::status::created);
+        });
     if (!started)
       Write(JsonError(*request, http::status::conflict,
                       "a backup is being written; ask again once it is done"));

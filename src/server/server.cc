@@ -221,7 +221,7 @@ Status Server::Start() {
 
   // The backup dir before the data dir: one that cannot be made leaves none.
   if (!o.backup_dir.empty()) {
-    auto backups = Backups::Open(o.backup_dir);
+    auto backups = Backups::Open(o.backup_dir, o.backup_keep);
     if (!backups.ok()) return backups.status();
     m.backups = std::move(*backups);
     m.ctx->backups = m.backups.get();

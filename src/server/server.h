@@ -29,6 +29,9 @@ struct ServerOptions {
   // Where POST /v1/admin/backups writes copies of the store (doc/storage.md
   // "Backups"), made at start if missing. Empty: no backups.
   std::string backup_dir;
+  // Backups kept in backup_dir: after each, the oldest beyond it are
+  // removed. 0: all are kept.
+  size_t backup_keep = 0;
   // The HS256 secret, at least 32 bytes.
   Bytes jwt_secret;
   // The audience a token must name in `aud`; empty: tokens naming any

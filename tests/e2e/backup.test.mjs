@@ -55,6 +55,7 @@ test("a backup taken while a client writes holds every op acknowledged before it
     const dir = r.json.backup
     assert.equal(path.dirname(dir), path.join(root, "backups"))
     assert.match(path.basename(dir), /^etherply-\d{8}T\d{6}\.\d{3}Z$/)
+    assert.deepEqual(r.json.removed, [], "every backup kept without --backup-keep")
     while (acked < ackedBefore + 100) await new Promise((r) => setTimeout(r, 10))
     writing = false
     await writer
@@ -116,4 +117,48 @@ test("backups: 404 without --backup-dir, 401 without a token, 403 without admin 
     startServer({ dataDir, args: ["--backup-dir", path.join(root, "file", "backups")] }),
     /cannot create backup dir/)
   assert.ok(!fs.existsSync(dataDir), "no data dir made by a start that fails on its backup dir")
+})
+
+test("--backup-keep 2: each backup removes the oldest beyond two, and the two left each start a server holding what it should", { timeout: 120_000 }, async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "etherply-backups-"))
+  t.after(() => fs.rmSync(root, { recursive: true, force: true }))
+  const dir = path.join(root, "backups")
+  const srv = await startServer({ args: ["--backup-dir", dir, "--backup-keep", "2"] })
+  const ws = "kept"
+  const taken = []
+  let restored
+  try {
+    const admin = srv.mintToken({ workspace: "*", scope: "admin", sub: "operator" })
+    const c = await connect(srv.wsUrl, ws, { token: srv.mintToken({ workspace: ws, sub: "writer" }) })
+    await c.next() // init
+    for (let i = 0; i < 4; i++) {
+      await c.put("n", i)
+      const r = await backup(srv, admin)
+      assert.equal(r.status, 201, r.text)
+      assert.deepEqual(r.json.removed, i < 2 ? [] : [taken[i - 2]], `backup ${i}`)
+      taken.push(r.json.backup)
+    }
+    c.terminate()
+    assert.deepEqual(fs.readdirSync(dir).sort(), taken.slice(2).map((p) => path.basename(p)).sort())
+    assert.match(srv.log(), /INFO removed 1 old backup\(s\), oldest /)
+  } finally {
+    await srv.cleanup()
+  }
+  for (const [i, backupDir] of taken.slice(2).entries()) {
+    restored = await startServer({ secret: srv.secret, dataDir: backupDir })
+    try {
+      assert.equal(A.toJS(await docOf(restored, ws)).n, i + 2)
+    } finally {
+      await restored.cleanup()
+    }
+  }
+})
+
+test("--backup-keep wants a count from 1 and --backup-dir", { timeout: 30_000 }, async () => {
+  for (const [args, message] of [
+    [["--backup-keep", "2"], /--backup-keep needs --backup-dir/],
+    [["--backup-dir", "b", "--backup-keep", "0"], /--backup-keep wants an integer from 1 to 1000000/],
+    [["--backup-dir", "b", "--backup-keep", "x"], /--backup-keep wants an integer from 1 to 1000000/],
+  ])
+    await assert.rejects(startServer({ args }), message)
 })
