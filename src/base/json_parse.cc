@@ -2,6 +2,7 @@
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <string>
@@ -116,6 +117,17 @@ size_t CountMembers(const json::value& v) {
   return n;
 }
 
+// Whether text ends with \uD800 to \uDBFF, the first half of a UTF-16
+// surrogate pair: Boost.JSON stops on what follows one that lacks its
+// second half with a plain "syntax error".
+bool EndsWithHighSurrogateEscape(std::string_view text) {
+  if (text.size() < 6) return false;
+  std::string_view e = text.substr(text.size() - 6);
+  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  return e[0] == '\\' && e[1] == 'u' && (e[2] == 'd' || e[2] == 'D') &&
+         std::string_view("89abAB").find(e[3]) != std::string_view::npos && hex(e[4]) && hex(e[5]);
+}
+
 }  // namespace
 
 Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth) {
@@ -132,6 +144,12 @@ Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth) {
     return Status::InvalidArgument(p.handler().too_large
                                        ? "holds a number beyond the range of a double"
                                        : "holds a number whose exponent is too long to read");
+  if (ec == json::error::illegal_leading_surrogate ||
+      ec == json::error::illegal_trailing_surrogate ||
+      (ec == json::error::syntax && EndsWithHighSurrogateEscape(text.substr(0, n))))
+    return Status::InvalidArgument(
+        "holds a lone surrogate escape (\\ud800 to \\udfff without its pair): strings must "
+        "be Unicode text");
   if (ec) return Status::InvalidArgument("is not valid JSON (" + ec.message() + ")");
   json::value v = p.handler().st.release();
   if (p.handler().multi_member && CountMembers(v) != p.handler().members)

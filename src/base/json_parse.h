@@ -21,7 +21,9 @@ namespace etherply {
 // Automerge, cannot hold it; numbers too small for one round to zero), or
 // "holds a number whose exponent is too long to read" (beyond 32 bits), or
 // "has an object with a duplicate key" (which of the two would be meant is
-// a guess: RFC 7493 forbids them, as the JWT parser does).
+// a guess: RFC 7493 forbids them, as the JWT parser does), or "holds a lone
+// surrogate escape ..." (a \u escape of half a UTF-16 pair, which no
+// UTF-8 string can hold).
 Result<boost::json::value> ParseJson(std::string_view text, size_t max_depth = 64);
 
 }  // namespace etherply

@@ -52,9 +52,20 @@ TEST(ParseJson, DepthIsBounded) {
 }
 
 TEST(ParseJson, MalformedTextIsRefusedWithTheParsersReason) {
-  for (const char* text : {"", "{", "[1,]", "{\"a\":1,}", "// c\n1", "nul", "\"\\ud800\"x", "1 2",
-                           "\"\xff\"", "[1] x"})
+  for (const char* text : {"", "{", "[1,]", "{\"a\":1,}", "// c\n1", "nul", "\"\\ud800", "1 2",
+                           "\"\xff\"", "[1] x", "\"\\ud80\"", "\"\\u12\""})
     ExpectRefused(text, "is not valid JSON (");
+}
+
+// RFC 8259's grammar lets a \u escape name half of a surrogate pair alone;
+// a UTF-8 string cannot hold it, so it is refused, and said so.
+TEST(ParseJson, LoneSurrogateEscapesAreRefusedAsSuch) {
+  for (const char* text : {R"("\ud800")", R"("x\ud800y")", R"("\uDBFF\u0041")", R"("\udc00")",
+                           R"(["\uDFFF"])", R"({"\ud800":1})", R"("\ud800\ud800")", R"("\ud800"x)"})
+    ExpectRefused(text, "holds a lone surrogate escape (\\ud800 to \\udfff without its pair)");
+  auto v = ParseJson(R"(["\ud83d\ude00","\uDBFF\uDFFF"])");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->as_array()[0].as_string(), "\xF0\x9F\x98\x80");
 }
 
 TEST(ParseJson, DuplicateKeysAreRefusedAtAnyDepth) {

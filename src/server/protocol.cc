@@ -19,7 +19,8 @@ Result<OpMessage> ParseClientMessage(std::string_view text) {
   const json::object* obj = v.if_object();
   if (!obj) return Status::InvalidArgument("message is not a JSON object");
   const json::value* type = obj->if_contains("type");
-  if (!type || !type->is_string()) return Status::InvalidArgument("message has no \"type\"");
+  if (!type) return Status::InvalidArgument("message has no \"type\"");
+  if (!type->is_string()) return Status::InvalidArgument("message \"type\" must be a string");
   if (type->as_string() != "op")
     return Status::InvalidArgument("unknown message type \"" + std::string(type->as_string()) + "\"");
   const json::value* payload = obj->if_contains("payload");

@@ -51,6 +51,10 @@ TEST(ParseClientMessage, MalformedMessagesSayWhatIsWrong) {
   ExpectRefused("{\"type\":\"op\",", "message is not valid JSON (incomplete JSON)");
   ExpectRefused("[1]", "message is not a JSON object");
   ExpectRefused(R"({"payload":{}})", "message has no \"type\"");
+  ExpectRefused(R"({"type":1,"payload":{}})", "message \"type\" must be a string");
+  ExpectRefused(Op(R"("x\ud800y")"),
+                "message holds a lone surrogate escape (\\ud800 to \\udfff without its pair): "
+                "strings must be Unicode text");
   ExpectRefused(R"({"type":"sub","payload":{}})", "unknown message type \"sub\"");
   ExpectRefused(R"({"type":"op","payload":[]})", "op has no \"payload\" object");
   ExpectRefused(R"({"type":"op","payload":{"key":"","value":1}})",
