@@ -184,17 +184,19 @@ class RocksDbStore : public Store {
   Status last_error_;
 };
 
-// Whether the store opens read-only, which writes nothing, when replay stops
-// at damage in the log: then the damage kStrict refused is in the log.
-bool OpensReadOnlyPointInTime(rocksdb::Options options, const std::string& dir) {
-  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+// How the store opens read-only, which writes nothing, with the log replayed
+// in `mode`: kStrict's refusal is damage in the log if point-in-time opens;
+// point-in-time drops writes if strict does not.
+rocksdb::Status OpenReadOnly(rocksdb::Options options, const std::string& dir,
+                             rocksdb::WALRecoveryMode mode) {
+  options.wal_recovery_mode = mode;
   // Its "dropping N bytes" would read as if something were dropped: a
   // read-only open changes nothing.
   options.info_log = std::make_shared<ServerLogger>(rocksdb::InfoLogLevel::FATAL_LEVEL);
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, dir, &raw);
   delete raw;
-  return s.ok();
+  return s;
 }
 
 // The process that holds RocksDB's lock on dir/LOCK (a POSIX record lock,
@@ -242,6 +244,12 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir, WalRecov
   // A new store is said as such: a --data-dir typo shows at once.
   std::error_code ec;
   bool existed = std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
+  if (wal == WalRecovery::kPointInTime && existed &&
+      OpenReadOnly(options, dir, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords)
+          .IsCorruption())
+    LogWarn("the store's write-ahead log in " + dir +
+            " is damaged before its end: opening it without every write after the damage, for "
+            "good (--wal-recovery point-in-time)");
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
   // Another process's lock on LOCK, asked of the kernel, or RocksDB's own
@@ -254,11 +262,13 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir, WalRecov
     if (s.ToString().find("lock hold by current process") != std::string::npos)
       return Status::IoError("the data dir " + dir + " is in use by this process: " + s.ToString());
   }
-  if (s.IsCorruption() && wal == WalRecovery::kStrict && OpensReadOnlyPointInTime(options, dir))
+  if (s.IsCorruption() && wal == WalRecovery::kStrict &&
+      OpenReadOnly(options, dir, rocksdb::WALRecoveryMode::kPointInTimeRecovery).ok())
     return Status::Corruption(
         "the store's write-ahead log in " + dir +
         " is damaged before its end, so the writes after the damage, acknowledged ones among "
-        "them, cannot be read; nothing was changed (" +
+        "them, cannot be read; nothing was changed, nor dropped, whatever RocksDB's lines above "
+        "say (" +
         s.ToString() +
         "). Restore the node from a backup, or from its peers on an empty data dir; to start "
         "on this one anyway, dropping every write after the damage for good, run once with "

@@ -262,10 +262,17 @@ TEST(RocksDbStore, ATornLastRecordIsDroppedAndTheStoreOpens) {
   auto [wal, bytes] = FortyWrites(dir);
   ASSERT_GT(bytes.size(), 80'000u);
   WriteAll(wal, bytes.substr(0, bytes.size() - 1000));
-  auto store = Open(dir);
-  ASSERT_TRUE(store);
-  EXPECT_EQ(KeysIn(*store), 39u);
-  EXPECT_EQ(store->Get("k139").status().code(), Status::Code::kNotFound);
+  testing::internal::CaptureStderr();
+  auto store = OpenRocksDbStore(dir, WalRecovery::kPointInTime);
+  std::string log = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(log.find("is damaged before its end"), std::string::npos)
+      << "a torn tail is no damage, in either mode: " << log;
+  store->reset();
+  store = OpenRocksDbStore(dir);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(KeysIn(**store), 39u);
+  EXPECT_EQ((*store)->Get("k139").status().code(), Status::Code::kNotFound);
 }
 
 // Damage before the end of the log hides acknowledged writes: the store
@@ -298,8 +305,15 @@ TEST(RocksDbStore, DamageBeforeTheLogsEndRefusesToOpenUnlessPointInTimeIsChosen)
   EXPECT_EQ(after, files) << "no file made or removed";
   EXPECT_EQ(ReadAll(wal), bytes) << "the log as it was";
 
+  testing::internal::CaptureStderr();
   auto salvaged = OpenRocksDbStore(dir, WalRecovery::kPointInTime);
+  std::string log = testing::internal::GetCapturedStderr();
   ASSERT_TRUE(salvaged.ok()) << salvaged.status().ToString();
+  EXPECT_NE(log.find("WARN the store's write-ahead log in " + dir +
+                     " is damaged before its end: opening it without every write after the "
+                     "damage, for good (--wal-recovery point-in-time)"),
+            std::string::npos)
+      << log;
   size_t kept = KeysIn(**salvaged);
   EXPECT_GT(kept, 0u);
   EXPECT_LT(kept, 40u);
