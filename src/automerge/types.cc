@@ -35,4 +35,16 @@ Result<ChangeHash> HashFromHex(std::string_view hex) {
   return h;
 }
 
+Result<std::vector<ChangeHash>> HashesFromHexList(std::string_view s) {
+  std::vector<ChangeHash> heads;
+  for (;;) {
+    size_t comma = s.find(',');
+    auto h = HashFromHex(s.substr(0, comma));
+    if (!h.ok()) return Status::InvalidArgument("heads must be 64-digit hex change hashes");
+    heads.push_back(*h);
+    if (comma == std::string_view::npos) return heads;
+    s.remove_prefix(comma + 1);
+  }
+}
+
 }  // namespace etherply::automerge

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -112,5 +113,8 @@ const char* ValueTypeName(const ScalarValue& v);
 // Actor IDs, hashes and op IDs as the reference prints them.
 std::string HashToHex(const ChangeHash& h);
 Result<ChangeHash> HashFromHex(std::string_view hex);
+// "h1,h2" -> hashes: every item, an empty list's one included, is a hash
+// (kInvalidArgument "heads must be 64-digit hex change hashes").
+Result<std::vector<ChangeHash>> HashesFromHexList(std::string_view comma_separated);
 
 }  // namespace etherply::automerge

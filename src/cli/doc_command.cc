@@ -134,15 +134,9 @@ int RunDocCommand(int argc, char** argv) {
   // file; a head that the file does not hold is found after (1).
   std::optional<std::vector<automerge::ChangeHash>> heads;
   if (auto at = flags.Get("at")) {
-    heads.emplace();
-    std::string_view rest = *at;
-    while (!rest.empty()) {
-      size_t comma = rest.find(',');
-      auto h = automerge::HashFromHex(rest.substr(0, comma));
-      if (!h.ok()) return Usage("--at: " + h.status().message());
-      heads->push_back(*h);
-      rest = comma == std::string_view::npos ? "" : rest.substr(comma + 1);
-    }
+    auto parsed = automerge::HashesFromHexList(*at);
+    if (!parsed.ok()) return Usage("--at: " + parsed.status().message());
+    heads = std::move(*parsed);
   }
   auto doc = Load(files[0]);
   if (!doc.ok()) {

@@ -235,17 +235,4 @@ Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const Edi
   return messages;
 }
 
-Result<std::vector<ChangeHash>> ParseHeads(std::string_view s) {
-  // Every item, the last and an empty list's one included, is a hash.
-  std::vector<ChangeHash> heads;
-  for (;;) {
-    size_t comma = s.find(',');
-    auto h = automerge::HashFromHex(s.substr(0, comma));
-    if (!h.ok()) return Status::InvalidArgument("heads must be 64-digit hex change hashes");
-    heads.push_back(*h);
-    if (comma == std::string_view::npos) return heads;
-    s.remove_prefix(comma + 1);
-  }
-}
-
 }  // namespace etherply::server

@@ -71,7 +71,4 @@ Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const Edi
 std::set<std::string> RootKeysTouched(const automerge::Document& doc,
                                       const automerge::StoredChange& change);
 
-// "h1,h2" -> hashes.
-Result<std::vector<automerge::ChangeHash>> ParseHeads(std::string_view comma_separated);
-
 }  // namespace etherply::server

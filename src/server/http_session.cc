@@ -455,7 +455,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto it = url.params().find("heads");
     if (it == url.params().end())
       return Write(JsonError(req, http::status::bad_request, "give ?heads=H1,H2"));
-    auto heads = ParseHeads(std::string((*it).value));
+    auto heads = automerge::HashesFromHexList(std::string((*it).value));
     if (!heads.ok()) return Write(JsonError(req, http::status::bad_request, heads.status().message()));
     auto self = shared_from_this();
     ctx_->hub->Get(workspace)->Read(
