@@ -33,8 +33,9 @@ constexpr const char* kServeUsage =
     "usage: etherply serve [options]\n"
     "\n"
     "Serves WebSocket sync at /v1/sync/{workspace} and the HTTP API.\n"
-    "A DURATION is 90 or 90s, 15m, 2h, 7d, up to 365d. Exit status: 0 after\n"
-    "SIGINT or SIGTERM; 2 for a bad flag or setting, found before anything is\n"
+    "A DURATION is 90 or 90s, 15m, 2h, 7d, up to 365d. SIGINT, SIGTERM and\n"
+    "SIGHUP (its terminal closed) stop the server gracefully. Exit status: 0\n"
+    "after one of them; 2 for a bad flag or setting, found before anything is\n"
     "done; 1 when the server fails to start or run.\n"
     "\n"
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
@@ -54,7 +55,8 @@ constexpr const char* kServeUsage =
     "  --max-message-bytes N       largest client message (default 1048576);\n"
     "                              larger ones close the socket with 1009\n"
     "  --max-send-queue-bytes N    bytes queued for a client that does not read\n"
-    "                              before it is closed with 1008 (default 16777216)\n"
+    "                              before it is closed with 1008 (default 16777216;\n"
+    "                              at least 1024)\n"
     "  --max-inflight-op-bytes N   a client's messages not yet answered (ops\n"
     "                              waiting for the disk) before its socket is read\n"
     "                              no further until some are (default 1048576)\n"
@@ -67,7 +69,7 @@ constexpr const char* kServeUsage =
     "                              the open-file limit (raised at start to the hard one)\n"
     "  --threads N                 network threads, 1 to 256 (default 2)\n"
     "  --warm-workspaces N         workspaces kept loaded after their last client\n"
-    "                              leaves (default 64; 0: none)\n"
+    "                              leaves, 0 to 1000000 (default 64)\n"
     "  --webhook-url URL           POST a doc.updated event per change (http/https;\n"
     "                              doc/webhooks.md)\n"
     "  --webhook-secret SECRET     whsec_ + base64 of 24-64 bytes (else\n"
@@ -82,8 +84,8 @@ constexpr const char* kServeUsage =
     "  --node-id ID                this node's name, [A-Za-z0-9_-]{1,64} (default: a\n"
     "                              random one kept in the data dir)\n"
     "  --region NAME               a label shown in /v1/status\n"
-    "  --nats-replicas N           stream replicas when this node creates the stream\n"
-    "                              (default 1; 3 on a NATS cluster)\n"
+    "  --nats-replicas N           stream replicas when this node creates the stream,\n"
+    "                              1 to 5 (default 1; 3 on a NATS cluster)\n"
     "  --anti-entropy-interval DURATION\n"
     "                              how often heads are compared with every peer and\n"
     "                              gaps repaired (default 30s; ms allowed, e.g. 500ms)\n";
@@ -157,6 +159,10 @@ int RunServeCommand(int argc, char** argv) {
     o.host = listen->substr(0, colon);
     if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']')
       o.host = o.host.substr(1, o.host.size() - 2);
+    if (o.host.empty())
+      return Usage(kServeUsage, Status::InvalidArgument(
+                                    "--listen wants a host before the port: 127.0.0.1:PORT for "
+                                    "this machine only, 0.0.0.0:PORT for every IPv4 interface"));
     auto port = ParseCount(listen->substr(colon + 1));
     if (!port.ok() || *port > 65535) return Usage(kServeUsage, Status::InvalidArgument("bad port in --listen"));
     o.port = static_cast<uint16_t>(*port);
@@ -183,24 +189,26 @@ int RunServeCommand(int argc, char** argv) {
       return Usage(kServeUsage, Status::InvalidArgument("--backup-dir must not be empty"));
     o.backup_dir = *d;
   }
-  // A positive integer up to `max` and what the field holds, checked
+  // An integer from `min` up to `max` and what the field holds, checked
   // before it is narrowed into the field.
-  auto count = [&](const char* name, auto& field, uint64_t max = UINT64_MAX) -> Status {
+  auto count = [&](const char* name, auto& field, uint64_t max = UINT64_MAX,
+                   uint64_t min = 1) -> Status {
     using T = std::remove_reference_t<decltype(field)>;
     max = std::min<uint64_t>(max, std::numeric_limits<T>::max());
     if (auto v = flags.Get(name)) {
       auto n = ParseCount(*v);
-      if (!n.ok() || *n == 0 || *n > max)
-        return Status::InvalidArgument(std::string("--") + name + " wants an integer from 1 to " +
-                                       std::to_string(max));
+      if (!n.ok() || *n < min || *n > max)
+        return Status::InvalidArgument(std::string("--") + name + " wants an integer from " +
+                                       std::to_string(min) + " to " + std::to_string(max));
       field = static_cast<T>(*n);
     }
     return Status::Ok();
   };
   for (Status s :
        {count("max-message-bytes", o.max_message_bytes),
-        // Bounded so that 4x it and an init beside it cannot overflow.
-        count("max-send-queue-bytes", o.max_send_queue_bytes, uint64_t{1} << 40),
+        // Bounded so that 4x it and an init beside it cannot overflow; at
+        // least what 4x must hold for the handshake's answer and a pong.
+        count("max-send-queue-bytes", o.max_send_queue_bytes, uint64_t{1} << 40, 1024),
         count("max-inflight-op-bytes", o.max_inflight_op_bytes),
         count("max-connections", o.max_connections), count("threads", o.threads, kMaxThreads),
         count("backup-keep", o.backup_keep, 1'000'000)})
@@ -209,7 +217,9 @@ int RunServeCommand(int argc, char** argv) {
     return Usage(kServeUsage, Status::InvalidArgument("--backup-keep needs --backup-dir"));
   if (auto v = flags.Get("warm-workspaces")) {
     auto n = ParseCount(*v);
-    if (!n.ok() || *n > 1'000'000) return Usage(kServeUsage, Status::InvalidArgument("bad --warm-workspaces"));
+    if (!n.ok() || *n > 1'000'000)
+      return Usage(kServeUsage,
+                   Status::InvalidArgument("--warm-workspaces wants an integer from 0 to 1000000"));
     o.warm_workspaces = *n;
   }
   // A duration of at least one second (one millisecond for --anti-entropy-interval)
@@ -265,12 +275,20 @@ int RunServeCommand(int argc, char** argv) {
     o.webhook_secret = std::move(whsec);
   }
   o.nats_url = flags.Get("nats-url").value_or("");
+  for (const char* name : {"node-id", "region"})
+    if (auto v = flags.Get(name); v && v->empty())
+      return Usage(kServeUsage,
+                   Status::InvalidArgument(std::string("--") + name +
+                                           " must not be empty (leave it out for the default)"));
   o.node_id = flags.Get("node-id").value_or("");
   o.region = flags.Get("region").value_or("");
-  if (Status s = count("nats-replicas", o.nats_replicas); !s.ok()) return Usage(kServeUsage, s);
-  if (o.nats_url.empty() && (flags.Get("node-id") || flags.Get("region") ||
-                             flags.Get("nats-replicas") || flags.Get("anti-entropy-interval")))
-    return Usage(kServeUsage, Status::InvalidArgument("replication flags need --nats-url"));
+  // JetStream's own bound on a stream's replicas.
+  if (Status s = count("nats-replicas", o.nats_replicas, 5); !s.ok()) return Usage(kServeUsage, s);
+  if (o.nats_url.empty())
+    for (const char* name : {"node-id", "region", "nats-replicas", "anti-entropy-interval"})
+      if (flags.Has(name))
+        return Usage(kServeUsage,
+                     Status::InvalidArgument(std::string("--") + name + " needs --nats-url"));
   if (!o.node_id.empty() && !replication::IsValidNodeId(o.node_id))
     return Usage(kServeUsage, Status::InvalidArgument("--node-id must be 1-64 of A-Z a-z 0-9 _ -"));
   auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));
@@ -344,6 +362,7 @@ int RunTokenCommand(int argc, char** argv) {
   auto ttl = ParseDuration(flags.Get("ttl").value_or("1h"));
   if (!ttl.ok())
     return Usage(kTokenUsage, Status::InvalidArgument("--ttl " + ttl.status().message()));
+  if (*ttl == 0) return Usage(kTokenUsage, Status::InvalidArgument("--ttl must be at least 1s"));
   auto secret = LoadJwtSecret(flags.Get("jwt-secret-file"));
   if (!secret.ok()) {
     std::fprintf(stderr, "etherply token: %s\n", secret.status().message().c_str());

@@ -92,7 +92,12 @@ std::string RefusalMessage(const websocket::response_type& res) {
 std::string ReadErrorMessage(const beast::error_code& ec, const websocket::close_reason& reason) {
   if (ec == websocket::error::closed) {
     std::string m = "closed by the server (code " + std::to_string(reason.code);
-    if (!reason.reason.empty()) m += ": " + std::string(reason.reason.c_str());
+    if (!reason.reason.empty())
+      m += ": " + std::string(reason.reason.c_str());
+    else if (reason.code == websocket::close_code::too_big)  // the server's Beast says no more
+      m += ": a message larger than the server takes (serve --max-message-bytes)";
+    else if (reason.code == websocket::close_code::bad_payload)
+      m += ": a message that is not valid UTF-8";
     return m + ")";
   }
   if (ec == beast::error::timeout) return "no traffic within the idle timeout";

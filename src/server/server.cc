@@ -84,7 +84,7 @@ struct Server::Impl {
       : ioc(o.threads),
         accept_strand(net::make_strand(ioc)),
         acceptor(accept_strand),
-        signals(ioc, SIGINT, SIGTERM),
+        signals(ioc, SIGINT, SIGTERM, SIGHUP),
         accept_timer(accept_strand),
         stop_timer(ioc) {
     ctx = std::make_shared<ServerContext>();

@@ -197,6 +197,24 @@ test("an empty --webhook-url or --nats-url (an unset shell variable) is refused,
   assertRefused(cap, 2, /JWT secret|ETHERPLY_JWT_SECRET/, "--webhook-backoff 1h, no JWT secret")
 })
 
+test("serve names the flag and its range: a --listen without a host, a send queue too small for a handshake, an empty --node-id or --region, --nats-replicas over 5, replication flags without --nats-url; token --ttl 0", (t) => {
+  const dir = tempDir(t)
+  const nats = ["--nats-url", "nats://127.0.0.1:9"]
+  for (const [args, why] of [
+    [["--listen", ":8080"], /--listen wants a host before the port: 127\.0\.0\.1:PORT for this machine only, 0\.0\.0\.0:PORT for every IPv4 interface/],
+    [["--max-send-queue-bytes", "1023"], /--max-send-queue-bytes wants an integer from 1024 to 1099511627776/],
+    [["--warm-workspaces", "-1"], /--warm-workspaces wants an integer from 0 to 1000000/],
+    [[...nats, "--node-id", ""], /--node-id must not be empty \(leave it out for the default\)/],
+    [[...nats, "--region", ""], /--region must not be empty/],
+    [[...nats, "--nats-replicas", "6"], /--nats-replicas wants an integer from 1 to 5/],
+    [["--region", "eu"], /--region needs --nats-url/],
+    [["--anti-entropy-interval", "1s"], /--anti-entropy-interval needs --nats-url/],
+  ])
+    assertRefused(serve(dir, args), 2, why, args.join(" "))
+  assert.equal(fs.existsSync(path.join(dir, "data")), false, "serve created no data dir")
+  assertRefused(run(["token", "--sub", "a", "--workspace", "w", "--ttl", "0"]), 2, /--ttl must be at least 1s/, "--ttl 0")
+})
+
 test("a secret file loses all its trailing newlines (\\n and \\r\\n), as $(cat FILE) does, and nothing else", (t) => {
   const dir = tempDir(t)
   const secret = randomSecret()
@@ -278,6 +296,11 @@ test("exit status: 2 for a bad --listen, an empty --data-dir, a malformed URL, k
   assertRefused(run(["put", url, "k", "1", "--token", "t", "--timeout", "1s"]), 1, /timed out after 1s/, "put to no server")
 
   assertRefused(run(["doc", "json", "--at", "zz", path.join(dir, "missing.am")]), 2, /--at: /, "a malformed --at, whatever the file")
+  const doc = path.join(dir, "doc.am")
+  fs.writeFileSync(doc, savedDoc())
+  const head = run(["doc", "heads", doc]).stdout.trim()
+  for (const at of ["", `${head},`, `,${head}`, `${head},,${head}`])
+    assertRefused(run(["doc", "json", "--at", at, doc]), 2, /--at: heads must be 64-digit hex change hashes/, `--at ${JSON.stringify(at)}`)
   const file = path.join(dir, "doc.am")
   fs.writeFileSync(file, savedDoc())
   assertRefused(run(["doc", "json", "--at", "a".repeat(64), file]), 1, /unknown head a{64}/, "an --at head not in the file")

@@ -1095,6 +1095,22 @@ test("/doc export after several ops (two users, overwrites, a repeated value, a 
   })
 })
 
+test("SIGHUP, as when the server's terminal closes, stops it as SIGTERM does: clients closed with 1001, exit 0, every op kept", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "ws-hup"
+    const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
+    for (let i = 0; i < 20; i++) c.sendOp(`k${i}`, i)
+    await c.waitForOps(20)
+    const before = await h.initOf(ws)
+    const { stopped } = srv.signal("SIGHUP")
+    assert.deepEqual(await c.waitClose(5000), { code: 1001, reason: "the server is shutting down" })
+    assert.deepEqual(await stopped, { code: 0, signal: null })
+    assert.match(srv.log(), /INFO signal 1: stopping/)
+    await srv.restart()
+    assert.deepEqual(await h.initOf(ws), before)
+  })
+})
+
 test("persistence across a graceful restart (SIGTERM): clients closed with 1001, same init", { timeout: 30_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-persist"
@@ -1553,6 +1569,19 @@ test("etherply put: exit 0 with its own op's broadcast; exit 1 with the server's
     assert.equal(refused.stdout, "")
     const init = await h.initOf("cli")
     assert.deepEqual(init.data, { k: { n: 1 } }, "the refused op changed nothing")
+  })
+})
+
+test("etherply put: a message over the server's --max-message-bytes, closed with 1009, says so", { timeout: 30_000 }, async (t) => {
+  await withServer(t, { args: ["--max-message-bytes", "100"] }, async (srv, h) => {
+    const url = `${srv.wsUrl}/v1/sync/cli`
+    const token = srv.mintToken({ workspace: "cli", sub: "cli" })
+    const r = await new Promise((resolve) =>
+      execFile(BIN, ["put", url, "k", JSON.stringify("x".repeat(200)), "--token", token], (error, stdout, stderr) =>
+        resolve({ code: error ? error.code : 0, stdout, stderr })))
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /closed by the server \(code 1009: a message larger than the server takes \(serve --max-message-bytes\)\)/)
+    assert.deepEqual((await h.initOf("cli")).data, {})
   })
 })
 
