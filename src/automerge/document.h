@@ -68,6 +68,21 @@ struct Value {
   bool is_object() const { return v.index() == 1; }
 };
 
+// A value read whole, detached from its document: a scalar with its type,
+// or an object's type and contents (a map's keys with their values, a
+// list's elements, a text's characters), as it shows now or at a clock.
+// What it takes to write the same value again (marks and conflicts are not
+// kept). Same() compares types too, and doubles bit for bit: -0 is not 0.
+struct ValueTree {
+  ScalarValue scalar;                                     // when !obj_type
+  std::optional<ObjType> obj_type;                        // an object's
+  std::vector<std::pair<std::string, ValueTree>> fields;  // a map's or table's
+  std::vector<ValueTree> items;                           // a list's
+  std::string text;                                       // a text's (UTF-8)
+
+  bool Same(const ValueTree& other) const;
+};
+
 class Document {
  public:
   Document();
@@ -134,6 +149,8 @@ class Document {
   std::string ToJson(const Clock* at = nullptr) const;
   // The JSON of one root key's value (nullopt if absent), now or at a clock.
   std::optional<std::string> RootValueJson(std::string_view key, const Clock* at = nullptr) const;
+  // One root key's value as a ValueTree (nullopt if absent), now or at a clock.
+  std::optional<ValueTree> RootValueTree(std::string_view key, const Clock* at = nullptr) const;
   // The root keys with a value, now or at a clock.
   std::vector<std::string> RootKeys(const Clock* at = nullptr) const;
 
@@ -168,7 +185,7 @@ class Document {
  private:
   friend class Transaction;
 
-  friend class JsonWriter;
+  friend class DocReader;
 
   struct MapObject {
     std::map<std::string, Slot, std::less<>> keys;

@@ -175,9 +175,10 @@ bool IsArrayIndex(std::string_view k) {
 }
 }  // namespace
 
-class JsonWriter {
+// Reads a document, now or at a clock, as JSON text or as ValueTrees.
+class DocReader {
  public:
-  JsonWriter(const Document& doc, const Clock* at) : doc_(doc), at_(at) {}
+  DocReader(const Document& doc, const Clock* at) : doc_(doc), at_(at) {}
 
   void Object(const ObjId& id, std::string& out) const {
     const Document::Object& o = doc_.objects_.at(id);
@@ -216,6 +217,32 @@ class JsonWriter {
     return all;
   }
 
+  ValueTree Tree(const automerge::Value& v) const {
+    ValueTree t;
+    if (!v.is_object()) {
+      t.scalar = std::get<ScalarValue>(v.v);
+      return t;
+    }
+    const Document::Object& o = doc_.objects_.at(std::get<ObjId>(v.v));
+    t.obj_type = o.type;
+    switch (o.type) {
+      case ObjType::kMap:
+      case ObjType::kTable:
+        for (const auto& [k, value] : Entries(o)) t.fields.emplace_back(*k, Tree(value));
+        break;
+      case ObjType::kList:
+        o.seq().ForEach([&](const Element& e) {
+          if (!Shown(e)) return;
+          if (auto value = doc_.ValueAt(e.slot, at_)) t.items.push_back(Tree(*value));
+        });
+        break;
+      case ObjType::kText:
+        t.text = TextOf(o);
+        break;
+    }
+    return t;
+  }
+
  private:
   bool Shown(const Element& e) const {
     return !e.mark && (at_ == nullptr ? e.visible() : at_->Includes(e.id));
@@ -248,7 +275,9 @@ class JsonWriter {
     out.push_back(']');
   }
 
-  void Text(const Document::Object& o, std::string& out) const {
+  void Text(const Document::Object& o, std::string& out) const { AppendJsonString(out, TextOf(o)); }
+
+  std::string TextOf(const Document::Object& o) const {
     std::string text;
     o.seq().ForEach([&](const Element& e) {
       if (!Shown(e)) return;
@@ -260,7 +289,7 @@ class JsonWriter {
         text += "\xEF\xBF\xBC";  // U+FFFC, as the reference shows non-characters
       }
     });
-    AppendJsonString(out, text);
+    return text;
   }
 
   const Document& doc_;
@@ -269,7 +298,7 @@ class JsonWriter {
 
 std::string Document::ToJson(const Clock* at) const {
   std::string out;
-  JsonWriter(*this, at).Object(kRoot, out);
+  DocReader(*this, at).Object(kRoot, out);
   return out;
 }
 
@@ -279,13 +308,44 @@ std::optional<std::string> Document::RootValueJson(std::string_view key, const C
   auto v = ValueAt(it->second, at);
   if (!v) return std::nullopt;
   std::string out;
-  JsonWriter(*this, at).Value(*v, out);
+  DocReader(*this, at).Value(*v, out);
   return out;
+}
+
+std::optional<ValueTree> Document::RootValueTree(std::string_view key, const Clock* at) const {
+  auto it = objects_.at(kRoot).map().keys.find(key);
+  if (it == objects_.at(kRoot).map().keys.end()) return std::nullopt;
+  auto v = ValueAt(it->second, at);
+  if (!v) return std::nullopt;
+  return DocReader(*this, at).Tree(*v);
+}
+
+namespace {
+bool SameScalar(const ScalarValue& a, const ScalarValue& b) {
+  if (a.index() != b.index()) return false;
+  if (const double* x = std::get_if<double>(&a)) {
+    double y = std::get<double>(b);
+    return std::memcmp(x, &y, sizeof y) == 0;  // -0 is not 0; a NaN is itself
+  }
+  return a == b;
+}
+}  // namespace
+
+bool ValueTree::Same(const ValueTree& o) const {
+  if (obj_type != o.obj_type || text != o.text || fields.size() != o.fields.size() ||
+      items.size() != o.items.size() || !SameScalar(scalar, o.scalar))
+    return false;
+  for (size_t i = 0; i < fields.size(); ++i)
+    if (fields[i].first != o.fields[i].first || !fields[i].second.Same(o.fields[i].second))
+      return false;
+  for (size_t i = 0; i < items.size(); ++i)
+    if (!items[i].Same(o.items[i])) return false;
+  return true;
 }
 
 std::vector<std::string> Document::RootKeys(const Clock* at) const {
   std::vector<std::string> keys;
-  for (const auto& [k, v] : JsonWriter(*this, at).Entries(objects_.at(kRoot))) keys.push_back(*k);
+  for (const auto& [k, v] : DocReader(*this, at).Entries(objects_.at(kRoot))) keys.push_back(*k);
   return keys;
 }
 

@@ -6,10 +6,7 @@
 #include "automerge/json.h"
 #include "base/coding.h"
 #include "base/hex.h"
-#include "base/json_parse.h"
 #include "server/protocol.h"
-
-#include <boost/json.hpp>
 
 namespace etherply::server {
 
@@ -176,6 +173,61 @@ Result<std::string> StateAt(const Document& doc, const std::vector<ChangeHash>& 
   return out + "}";
 }
 
+namespace {
+
+// An edit for `key` if its value at `then` is not the Same as now.
+void AddEditIfChanged(const Document& doc, const std::string& key, const automerge::Clock* then,
+                      EditPlan& plan) {
+  std::optional<automerge::ValueTree> value = doc.RootValueTree(key, then);
+  std::optional<automerge::ValueTree> now = doc.RootValueTree(key);
+  if (value.has_value() == now.has_value() && (!value || value->Same(*now))) return;
+  plan.edits.push_back({key, std::move(value), doc.RootValueJson(key, then)});
+}
+
+Status FillObject(automerge::Transaction& tx, const automerge::ObjId& obj,
+                  const automerge::ValueTree& t);
+
+// Puts `t` at `key` of map `obj` (a new object for an object). kAlways
+// records a scalar even where the key shows one the reference takes for
+// equal (0 over -0).
+Status PutTree(automerge::Transaction& tx, const automerge::ObjId& obj, std::string_view key,
+               const automerge::ValueTree& t,
+               automerge::PutMode mode = automerge::PutMode::kAsReference) {
+  if (!t.obj_type) return tx.Put(obj, key, t.scalar, mode);
+  auto child = tx.PutObject(obj, key, *t.obj_type);
+  if (!child.ok()) return child.status();
+  return FillObject(tx, *child, t);
+}
+
+// Writes t's contents into `obj`, new and empty, of t's type.
+Status FillObject(automerge::Transaction& tx, const automerge::ObjId& obj,
+                  const automerge::ValueTree& t) {
+  switch (*t.obj_type) {
+    case automerge::ObjType::kMap:
+    case automerge::ObjType::kTable:
+      for (const auto& [k, v] : t.fields)
+        if (Status s = PutTree(tx, obj, k, v); !s.ok()) return s;
+      return Status::Ok();
+    case automerge::ObjType::kList:
+      for (size_t i = 0; i < t.items.size(); ++i) {
+        const automerge::ValueTree& item = t.items[i];
+        if (!item.obj_type) {
+          if (Status s = tx.Insert(obj, i, item.scalar); !s.ok()) return s;
+          continue;
+        }
+        auto child = tx.InsertObject(obj, i, *item.obj_type);
+        if (!child.ok()) return child.status();
+        if (Status s = FillObject(tx, *child, item); !s.ok()) return s;
+      }
+      return Status::Ok();
+    case automerge::ObjType::kText:
+      return tx.SpliceText(obj, 0, 0, t.text);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<EditPlan> PlanUndo(const Document& doc, const ChangeHash& change) {
   auto idx = doc.IndexOf(change);
   if (!idx) return Status::NotFound("no change " + automerge::HashToHex(change) + " in this workspace");
@@ -195,8 +247,7 @@ Result<EditPlan> PlanUndo(const Document& doc, const ChangeHash& change) {
       plan.skipped.push_back(key);
       continue;
     }
-    auto then = doc.RootValueJson(key, &*before);
-    if (then != doc.RootValueJson(key)) plan.edits.push_back({key, then});
+    AddEditIfChanged(doc, key, &*before, plan);
   }
   return plan;
 }
@@ -209,10 +260,7 @@ Result<EditPlan> PlanRestore(const Document& doc, const std::vector<ChangeHash>&
   std::set<std::string> target_set(target.begin(), target.end());
   for (const std::string& key : doc.RootKeys())
     if (!target_set.count(key)) plan.edits.push_back({key, std::nullopt});
-  for (const std::string& key : target) {
-    auto then = doc.RootValueJson(key, &*clock);
-    if (then != doc.RootValueJson(key)) plan.edits.push_back({key, then});
-  }
+  for (const std::string& key : target) AddEditIfChanged(doc, key, &*clock, plan);
   return plan;
 }
 
@@ -220,11 +268,9 @@ Result<std::vector<std::string>> ApplyPlan(automerge::Transaction& tx, const Edi
                                            int64_t timestamp_micros) {
   std::vector<std::string> messages;
   for (const KeyEdit& e : plan.edits) {
-    if (e.value_json) {
-      auto parsed = ParseJson(*e.value_json, 1024);
-      if (!parsed.ok()) return Status::Corruption("a stored value is not JSON");
-      if (Status s =
-              PutJson(tx, automerge::kRoot, e.key, *parsed, automerge::PutMode::kAsReference);
+    if (e.value) {
+      // The plan found it differs: recorded whatever the key shows.
+      if (Status s = PutTree(tx, automerge::kRoot, e.key, *e.value, automerge::PutMode::kAlways);
           !s.ok())
         return s;
     } else {

@@ -40,10 +40,12 @@ Result<std::string> HistoryPage(const automerge::Document& doc, size_t limit,
 Result<std::string> StateAt(const automerge::Document& doc,
                             const std::vector<automerge::ChangeHash>& heads);
 
-// What a new change must do to root keys: put a JSON value, or delete.
+// What a new change must do to a root key: put a value again, as it was
+// (its types kept: an f64 stays one, -0 stays -0), or delete the key.
 struct KeyEdit {
   std::string key;
-  std::optional<std::string> value_json;  // nullopt: delete the key
+  std::optional<automerge::ValueTree> value;  // nullopt: delete the key
+  std::optional<std::string> value_json;      // the value's JSON, for the op message
 };
 
 struct EditPlan {
@@ -54,10 +56,12 @@ struct EditPlan {
 // Undo of `change`: every root key it set goes back to its value just before
 // it, except keys that a change not before it (later or concurrent) has set
 // since: those are left alone and listed as skipped. A key that shows that
-// value already needs no edit. kNotFound if the document lacks the change.
+// value already (ValueTree::Same) needs no edit. kNotFound if the document
+// lacks the change.
 Result<EditPlan> PlanUndo(const automerge::Document& doc, const automerge::ChangeHash& change);
 
-// Restore: the edits that make the root equal to its state at `heads`.
+// Restore: the edits that make the root equal to its state at `heads`: keys
+// whose value is not the Same are put again.
 Result<EditPlan> PlanRestore(const automerge::Document& doc,
                              const std::vector<automerge::ChangeHash>& heads);
 

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cmath>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "automerge/transaction.h"
 
@@ -79,6 +81,116 @@ TEST(HistoryPage, APageEndsEarlyOnceItIsFullAndTheWalkGoesOn) {
   } while (cursor);
   EXPECT_EQ(seen.size(), 6u);
   EXPECT_GT(pages, 1);
+}
+
+// Every kind of value a document can hold, under its own root key.
+void PutEveryKind(automerge::Document& doc) {
+  automerge::Transaction tx(doc, kActor);
+  ASSERT_TRUE(tx.Put(kRoot, "f64-whole", 2.0).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "f64-negative-zero", -0.0).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "f64-beyond-2^53", 72057594037927936.0).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "uint", automerge::Uint{18446744073709551615u}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "int", int64_t{-5}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "counter", automerge::Counter{10}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "timestamp", automerge::Timestamp{1764905400123}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "bytes", Bytes{0, 1, 255}).ok());
+  ASSERT_TRUE(tx.Put(kRoot, "null", std::monostate{}).ok());
+  auto text = tx.PutObject(kRoot, "text", automerge::ObjType::kText);
+  ASSERT_TRUE(text.ok());
+  ASSERT_TRUE(tx.SpliceText(*text, 0, 0, "héllo 😀").ok());
+  auto list = tx.PutObject(kRoot, "list", automerge::ObjType::kList);
+  ASSERT_TRUE(list.ok());
+  ASSERT_TRUE(tx.Insert(*list, 0, 1.0).ok());
+  auto inner = tx.InsertObject(*list, 1, automerge::ObjType::kMap);
+  ASSERT_TRUE(inner.ok());
+  ASSERT_TRUE(tx.Put(*inner, "z", -0.0).ok());
+  ASSERT_TRUE(tx.Put(*inner, "a", automerge::Counter{3}).ok());
+  ASSERT_TRUE(tx.Commit().ok());
+  automerge::Transaction inc(doc, kActor);
+  ASSERT_TRUE(inc.Increment(kRoot, "counter", 5).ok());
+  ASSERT_TRUE(inc.Commit().ok());
+}
+
+// Restore puts back each value as it was, its type included: an f64 that
+// JSON shows as an integer stays an f64 of the same value, -0 stays -0.
+TEST(PlanRestore, PutsBackEveryValueWithItsType) {
+  automerge::Document doc;
+  PutEveryKind(doc);
+  const std::vector<automerge::ChangeHash> then = doc.heads();
+  const std::vector<std::string> keys = doc.RootKeys();
+  ASSERT_EQ(keys.size(), 11u);
+  {
+    automerge::Transaction tx(doc, kActor);
+    for (const std::string& key : keys) {
+      if (key == "int") continue;
+      ASSERT_TRUE(tx.Put(kRoot, key, std::string("changed")).ok());
+    }
+    ASSERT_TRUE(tx.Delete(kRoot, "int").ok());
+    ASSERT_TRUE(tx.Put(kRoot, "new", true).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  auto plan = PlanRestore(doc, then);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->edits.size(), keys.size() + 1) << "every key put back, \"new\" deleted";
+  automerge::Transaction tx(doc, kActor);
+  ASSERT_TRUE(ApplyPlan(tx, *plan, 1).ok());
+  ASSERT_TRUE(tx.Commit().ok());
+
+  auto clock = doc.ClockAt(then);
+  ASSERT_TRUE(clock.ok());
+  EXPECT_EQ(doc.RootKeys(), keys);
+  for (const std::string& key : keys) {
+    auto was = doc.RootValueTree(key, &*clock);
+    auto is = doc.RootValueTree(key);
+    ASSERT_TRUE(was && is) << key;
+    EXPECT_TRUE(is->Same(*was)) << key << ": " << *doc.RootValueJson(key) << " was "
+                                << *doc.RootValueJson(key, &*clock);
+  }
+  EXPECT_EQ(std::get<double>(doc.RootValueTree("f64-beyond-2^53")->scalar), 72057594037927936.0);
+  EXPECT_TRUE(std::signbit(std::get<double>(doc.RootValueTree("f64-negative-zero")->scalar)));
+  EXPECT_EQ(std::get<automerge::Counter>(doc.RootValueTree("counter")->scalar).value, 15);
+  EXPECT_EQ(doc.RootValueTree("text")->text, "héllo 😀");
+  EXPECT_EQ(*doc.RootValueTree("text")->obj_type, automerge::ObjType::kText);
+
+  auto again = PlanRestore(doc, then);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->edits.empty()) << "nothing differs any more";
+}
+
+// Values that JSON shows alike but that differ in type or sign differ.
+TEST(PlanRestore, AValueOfAnotherTypeOrSignIsNotTheSame) {
+  automerge::Document doc;
+  {
+    automerge::Transaction tx(doc, kActor);
+    ASSERT_TRUE(tx.Put(kRoot, "a", 2.0).ok());
+    ASSERT_TRUE(tx.Put(kRoot, "b", -0.0).ok());
+    ASSERT_TRUE(tx.Put(kRoot, "c", int64_t{7}).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  const std::vector<automerge::ChangeHash> then = doc.heads();
+  // A put of 0 over -0 records nothing, as the reference's does (its
+  // values compare as numbers): through another value.
+  for (const automerge::ScalarValue& b :
+       {automerge::ScalarValue(1.0), automerge::ScalarValue(0.0)}) {
+    automerge::Transaction tx(doc, kActor);
+    ASSERT_TRUE(tx.Put(kRoot, "a", int64_t{2}).ok());
+    ASSERT_TRUE(tx.Put(kRoot, "b", b).ok());
+    ASSERT_TRUE(tx.Put(kRoot, "c", int64_t{7}).ok());  // the same value again
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  EXPECT_EQ(doc.RootValueJson("a"), "2");
+  EXPECT_EQ(doc.RootValueJson("b"), "0");
+  auto plan = PlanRestore(doc, then);
+  ASSERT_TRUE(plan.ok());
+  std::vector<std::string> edited;
+  for (const KeyEdit& e : plan->edits) edited.push_back(e.key);
+  EXPECT_EQ(edited, (std::vector<std::string>{"a", "b"}));
+  automerge::Transaction tx(doc, kActor);
+  ASSERT_TRUE(ApplyPlan(tx, *plan, 1).ok());
+  EXPECT_EQ(tx.pending_ops(), 2u) << "-0 over 0 recorded too";
+  ASSERT_TRUE(tx.Commit().ok());
+  EXPECT_TRUE(std::signbit(std::get<double>(doc.RootValueTree("b")->scalar)));
+  EXPECT_TRUE(std::holds_alternative<double>(doc.RootValueTree("a")->scalar));
 }
 
 }  // namespace

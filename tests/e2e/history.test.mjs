@@ -457,6 +457,54 @@ test("restore: the workspace equals its state at the old heads, broadcast (delet
   })
 })
 
+test("restore and undo put values back with their types, as the reference reads them: a float JSON shows as an integer stays a float of the same value, -0 stays -0", { timeout: 30_000 }, async (t) => {
+  await withServer(t, {}, async (srv, h) => {
+    const ws = "hist-types"
+    const [w] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws, sub: "alice" }) })
+    // Sent as JSON text: a float the client wrote as such.
+    const values = { whole: "2.0", negzero: "-0.0", big: "7.2057594037927933e16", nested: '[1.0,{"z":-0.0}]' }
+    let n = 0
+    for (const [key, text] of Object.entries(values)) {
+      w.sendRaw(`{"type":"op","payload":{"key":"${key}","value":${text}}}`)
+      n++
+    }
+    await settle(w, n)
+    // The reference's low-level read: [type, value] (the proxy shows numbers only).
+    const withType = (doc, key) => A.getBackend(doc).getWithType("_root", key)
+    const typed = (doc) => {
+      const d = A.toJS(doc)
+      return {
+        whole: withType(doc, "whole"),
+        negzero: withType(doc, "negzero"),
+        big: withType(doc, "big"),
+        nested: [Object.is(d.nested[0], 1), Object.is(d.nested[1].z, -0)],
+      }
+    }
+    const original = typed(await h.loadDoc(ws))
+    assert.deepEqual(original.whole, ["f64", 2])
+    assert.ok(Object.is(original.negzero[1], -0) && original.negzero[0] === "f64", `${original.negzero}`)
+    assert.deepEqual(original.big, ["f64", 72057594037927936])
+    const then = await h.initOf(ws)
+    const api = historyApi(srv, srv.mintToken({ workspace: ws, sub: "restorer" }))
+    for (const key of Object.keys(values)) await put(w, key, "changed")
+    assertEdit(await api.restore(ws, then.heads), "restore", { undo: false })
+    const restored = typed(await h.loadDoc(ws))
+    assert.deepEqual(restored.whole, original.whole)
+    assert.ok(Object.is(restored.negzero[1], -0) && restored.negzero[0] === "f64", `restored -0: ${restored.negzero}`)
+    assert.deepEqual(restored.big, original.big)
+    assert.deepEqual(restored.nested, original.nested)
+
+    // Undo of a change that overwrote them puts them back the same way.
+    for (const key of Object.keys(values)) await put(w, key, "again")
+    const hist = await historyOf(api, ws)
+    const u = assertEdit(await api.undo(ws, hist[hist.length - 1].hash), "undo of the last put")
+    assert.deepEqual(u.skipped, [])
+    const undone = await h.loadDoc(ws)
+    assert.equal(withType(undone, "nested")[0], "list")
+    assert.deepEqual(typed(undone).nested, original.nested)
+  })
+})
+
 // --- pagination -----------------------------------------------------------------------------
 
 test("pagination over 3,000 changes: limit 1000 and 7, nothing missing or repeated, next null at the end, cursors stable as changes arrive", { timeout: 90_000 }, async (t) => {
