@@ -34,9 +34,10 @@ constexpr const char* kServeUsage =
     "\n"
     "Serves WebSocket sync at /v1/sync/{workspace} and the HTTP API.\n"
     "A DURATION is 90 or 90s, 15m, 2h, 7d, up to 365d. SIGINT, SIGTERM and\n"
-    "SIGHUP (its terminal closed) stop the server gracefully. Exit status: 0\n"
-    "after one of them; 2 for a bad flag or setting, found before anything is\n"
-    "done; 1 when the server fails to start or run.\n"
+    "SIGHUP (its terminal closed; not under nohup) stop the server gracefully,\n"
+    "a second SIGINT or SIGTERM at once. Exit status: 0 after a stop; 2 for a\n"
+    "bad flag or setting, found before anything is done; 1 when the server\n"
+    "fails to start or run.\n"
     "\n"
     "  --listen HOST:PORT          where to listen (default 127.0.0.1:8080)\n"
     "  --data-dir DIR              where data lives (default ./data)\n"
@@ -46,7 +47,7 @@ constexpr const char* kServeUsage =
     "  --backup-dir DIR            where POST /v1/admin/backups writes copies of the\n"
     "                              store while it runs (doc/storage.md); none without it\n"
     "  --backup-keep N             after each backup, remove the oldest beyond N\n"
-    "                              (default: keep every one; needs --backup-dir)\n"
+    "                              (default 0: keep every one; needs --backup-dir)\n"
     "  --jwt-secret-file FILE      the HS256 secret (else $ETHERPLY_JWT_SECRET);\n"
     "                              at least 32 bytes; the file's trailing newlines\n"
     "                              (\\n or \\r\\n) are not part of it\n"
@@ -211,7 +212,7 @@ int RunServeCommand(int argc, char** argv) {
         count("max-send-queue-bytes", o.max_send_queue_bytes, uint64_t{1} << 40, 1024),
         count("max-inflight-op-bytes", o.max_inflight_op_bytes),
         count("max-connections", o.max_connections), count("threads", o.threads, kMaxThreads),
-        count("backup-keep", o.backup_keep, 1'000'000)})
+        count("backup-keep", o.backup_keep, 1'000'000, 0)})
     if (!s.ok()) return Usage(kServeUsage, s);
   if (o.backup_dir.empty() && flags.Has("backup-keep"))
     return Usage(kServeUsage, Status::InvalidArgument("--backup-keep needs --backup-dir"));

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -84,11 +85,15 @@ struct Server::Impl {
       : ioc(o.threads),
         accept_strand(net::make_strand(ioc)),
         acceptor(accept_strand),
-        signals(ioc, SIGINT, SIGTERM, SIGHUP),
+        signals(ioc, SIGINT, SIGTERM),
         accept_timer(accept_strand),
         stop_timer(ioc) {
     ctx = std::make_shared<ServerContext>();
     ctx->options = std::move(o);
+    // SIGHUP (its terminal closed) stops the server as SIGTERM does, unless
+    // it was started ignoring it (nohup): then it stays ignored.
+    struct sigaction hup = {};
+    if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) signals.add(SIGHUP);
   }
 
   // Teardown order: stop replication (its threads call the hub); stop the
@@ -293,18 +298,25 @@ uint16_t Server::port() const {
   return ec ? 0 : ep.port();
 }
 
+void Server::WaitForSecondSignal() {
+  impl_->signals.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) return WaitForSecondSignal();
+    LogInfo("signal " + std::to_string(sig) + " again: stopping now");
+    impl_->ioc.stop();
+  });
+}
+
 void Server::Run() {
   Impl& m = *impl_;
   m.signals.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) return;
     LogInfo("signal " + std::to_string(sig) + ": stopping");
     Stop();
-    // A second signal stops at once, without waiting for the clients.
-    impl_->signals.async_wait([this](boost::system::error_code ec, int sig) {
-      if (ec) return;
-      LogInfo("signal " + std::to_string(sig) + " again: stopping now");
-      impl_->ioc.stop();
-    });
+    // A second signal stops at once, without waiting for the clients; not
+    // a second SIGHUP, which a closing terminal may send twice (to the
+    // shell's jobs, and to the foreground group).
+    WaitForSecondSignal();
   });
   m.Accept();
   std::vector<std::thread> threads;

@@ -105,11 +105,14 @@ class Server {
   Status Start();
   // The port bound (useful with port 0).
   uint16_t port() const;
-  // Serves until Stop() or SIGINT/SIGTERM.
+  // Serves until Stop() or SIGINT, SIGTERM or SIGHUP (unless SIGHUP was
+  // ignored when the server was made: nohup).
   void Run();
   void Stop();
 
  private:
+  void WaitForSecondSignal();
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

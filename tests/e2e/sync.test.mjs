@@ -6,6 +6,7 @@
 // See README.md for what each test proves.
 import assert from "node:assert/strict"
 import { execFile, spawn, spawnSync } from "node:child_process"
+import { once } from "node:events"
 import fs from "node:fs"
 import crypto from "node:crypto"
 import net from "node:net"
@@ -1102,13 +1103,42 @@ test("SIGHUP, as when the server's terminal closes, stops it as SIGTERM does: cl
     for (let i = 0; i < 20; i++) c.sendOp(`k${i}`, i)
     await c.waitForOps(20)
     const before = await h.initOf(ws)
+    // A closing terminal may send it twice: still a graceful stop.
     const { stopped } = srv.signal("SIGHUP")
+    srv.signal("SIGHUP")
     assert.deepEqual(await c.waitClose(5000), { code: 1001, reason: "the server is shutting down" })
     assert.deepEqual(await stopped, { code: 0, signal: null })
     assert.match(srv.log(), /INFO signal 1: stopping/)
     await srv.restart()
     assert.deepEqual(await h.initOf(ws), before)
   })
+})
+
+test("under nohup, SIGHUP is ignored: the server goes on serving, and SIGTERM still stops it", { timeout: 30_000 }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "etherply-nohup-"))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+  const env = { ...process.env, ETHERPLY_JWT_SECRET: "s".repeat(40) }
+  const child = spawn("nohup", [BIN, "serve", "--listen", `127.0.0.1:${port}`, "--data-dir", path.join(dir, "data")], { env, stdio: ["ignore", "pipe", "pipe"] })
+  t.after(() => child.kill("SIGKILL"))
+  let log = ""
+  child.stderr.on("data", (d) => { log += d })
+  const healthy = async () => (await httpRequest(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.status === 200
+  for (let i = 0; i < 200 && !(await healthy()); i++) await new Promise((r) => setTimeout(r, 50))
+  assert.ok(await healthy(), "serving")
+  child.kill("SIGHUP")
+  await new Promise((r) => setTimeout(r, 500))
+  assert.equal(child.exitCode, null, "still running after SIGHUP")
+  assert.ok(await healthy(), "still serving after SIGHUP")
+  assert.doesNotMatch(log, /signal 1/)
+  child.kill("SIGTERM")
+  const [code] = await once(child, "exit")
+  assert.equal(code, 0)
 })
 
 test("persistence across a graceful restart (SIGTERM): clients closed with 1001, same init", { timeout: 30_000 }, async (t) => {
