@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 
 #include "base/log.h"
 #include "storage/layout.h"
@@ -199,15 +200,19 @@ rocksdb::Status OpenReadOnly(rocksdb::Options options, const std::string& dir,
   return s;
 }
 
-// The process that holds RocksDB's lock on dir/LOCK (a POSIX record lock,
-// which F_GETLK names with its owner), or 0 if no other process holds it.
-pid_t LockHolder(const std::string& dir) {
+// Whether another process holds RocksDB's lock on dir/LOCK (a POSIX record
+// lock, which F_GETLK names with its owner): nullopt if none does; else its
+// process ID, 0 if it runs in a PID namespace this one cannot see. Closing
+// any descriptor of LOCK drops this process's own record locks on it: never
+// to be called while this process holds it.
+std::optional<pid_t> LockHolder(const std::string& dir) {
   int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  if (fd < 0) return std::nullopt;
   struct flock probe = {};
   probe.l_type = F_WRLCK;
   probe.l_whence = SEEK_SET;
-  pid_t holder = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK ? probe.l_pid : 0;
+  std::optional<pid_t> holder;
+  if (::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) holder = probe.l_pid;
   ::close(fd);
   return holder;
 }
@@ -244,23 +249,24 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir, WalRecov
   // A new store is said as such: a --data-dir typo shows at once.
   std::error_code ec;
   bool existed = std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec);
-  if (wal == WalRecovery::kPointInTime && existed &&
-      OpenReadOnly(options, dir, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords)
-          .IsCorruption())
-    LogWarn("the store's write-ahead log in " + dir +
-            " is damaged before its end: opening it without every write after the damage, for "
-            "good (--wal-recovery point-in-time)");
+  // Point-in-time recovery drops writes, for good, where strict recovery
+  // refuses and point-in-time, read-only, opens: said once the open is done.
+  bool drops = wal == WalRecovery::kPointInTime && existed &&
+               OpenReadOnly(options, dir, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords)
+                   .IsCorruption() &&
+               OpenReadOnly(options, dir, rocksdb::WALRecoveryMode::kPointInTimeRecovery).ok();
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(options, dir, &raw);
-  // Another process's lock on LOCK, asked of the kernel, or RocksDB's own
-  // table of locks in this process; other LOCK errors (permissions) are said
-  // as they are.
+  // RocksDB's own table of locks in this process (asked first: the probe
+  // would drop the lock), or another process's lock on LOCK, asked of the
+  // kernel; other LOCK errors (permissions) are said as they are.
   if (s.IsIOError()) {
-    if (pid_t holder = LockHolder(dir))
-      return Status::IoError("the data dir " + dir + " is in use by process " +
-                             std::to_string(holder) + " (another etherply?): " + s.ToString());
     if (s.ToString().find("lock hold by current process") != std::string::npos)
       return Status::IoError("the data dir " + dir + " is in use by this process: " + s.ToString());
+    if (std::optional<pid_t> holder = LockHolder(dir))
+      return Status::IoError("the data dir " + dir + " is in use by " +
+                             (*holder ? "process " + std::to_string(*holder) : "another process") +
+                             " (another etherply?): " + s.ToString());
   }
   if (s.IsCorruption() && wal == WalRecovery::kStrict &&
       OpenReadOnly(options, dir, rocksdb::WALRecoveryMode::kPointInTimeRecovery).ok())
@@ -274,6 +280,10 @@ Result<std::unique_ptr<Store>> OpenRocksDbStore(const std::string& dir, WalRecov
         "on this one anyway, dropping every write after the damage for good, run once with "
         "--wal-recovery point-in-time");
   if (!s.ok()) return FromRocks(s, "opening the store in " + dir);
+  if (drops)
+    LogWarn("the store's write-ahead log in " + dir +
+            " was damaged before its end: opened without every write after the damage, for "
+            "good (--wal-recovery point-in-time)");
   LogInfo(std::string(existed ? "opened the store in " : "created a new store in ") + dir);
   return std::unique_ptr<Store>(new RocksDbStore(std::unique_ptr<rocksdb::DB>(raw)));
 }
