@@ -103,15 +103,21 @@ std::vector<std::string> Backups::Prune(const std::string& kept) const {
   for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
     std::string name = it->path().filename().string();
     std::string path = it->path().string();
-    std::error_code is_dir_ec;
+    // A backup is a directory of its own: a symbolic link is not counted.
+    std::error_code type_ec;
+    bool dir = it->is_directory(type_ec) && !it->is_symlink(type_ec);
     if (name.ends_with(kRemoving) &&
         BackupOrder(std::string_view(name).substr(0, name.size() - kRemoving.size())))
       doomed.push_back(path);
-    else if (auto order = BackupOrder(name); order && path != kept && it->is_directory(is_dir_ec))
+    else if (auto order = BackupOrder(name); order && path != kept && dir)
       others.emplace_back(std::move(*order), std::move(path));
   }
-  if (ec) LogWarn("listing backup dir " + dir_ + " to remove old backups: " + ec.message());
   std::vector<std::string> removed;
+  if (ec) {  // a part of the list could leave the older out and take the newer
+    LogWarn("listing backup dir " + dir_ + " to remove old backups: " + ec.message() +
+            "; none removed");
+    return removed;
+  }
   if (keep_ > 0 && others.size() > keep_ - 1) {
     std::sort(others.begin(), others.end());
     for (size_t i = 0; i < others.size() - (keep_ - 1); ++i) {  // oldest first
@@ -121,11 +127,15 @@ std::vector<std::string> Backups::Prune(const std::string& kept) const {
         LogWarn("cannot remove old backup " + path + ": " + ec.message());
         continue;
       }
+      fs::remove_all(path + std::string(kRemoving), ec);
+      if (ec) {
+        LogWarn("cannot remove old backup " + path + std::string(kRemoving) + ": " + ec.message());
+        continue;
+      }
       removed.push_back(path);
-      doomed.push_back(path + std::string(kRemoving));
     }
   }
-  for (const std::string& path : doomed) {
+  for (const std::string& path : doomed) {  // what earlier passes left
     fs::remove_all(path, ec);
     if (ec) LogWarn("cannot remove " + path + ": " + ec.message());
   }

@@ -37,7 +37,8 @@ class Backups {
  public:
   // Backups go into `dir`, made here if missing (the error if it cannot be).
   // After each backup the oldest are removed, so that `keep` remain (0:
-  // all remain).
+  // all remain). A backup is a directory named as BackupName makes them;
+  // symbolic links and anything else in `dir` are left alone.
   static Result<std::unique_ptr<Backups>> Open(const std::string& dir, size_t keep = 0);
   // Waits for the backup being written, if any.
   ~Backups();
@@ -60,7 +61,8 @@ class Backups {
  private:
   Backups(std::string dir, size_t keep) : dir_(std::move(dir)), keep_(keep) {}
   // Removes the backups beyond keep_ other than `kept`, and what an earlier
-  // removal left (NAME.removing); logs what it cannot remove.
+  // removal left (NAME.removing); returns those removed, and logs what it
+  // cannot remove. Removes none if dir_ cannot be listed whole.
   std::vector<std::string> Prune(const std::string& kept) const;
 
   const std::string dir_;  // absolute

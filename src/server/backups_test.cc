@@ -117,12 +117,17 @@ TEST(Backups, BackupOrderTakesTheNamesBackupsGetAndNothingElse) {
     EXPECT_EQ(BackupOrder(name), std::nullopt) << name;
 }
 
-// What a backup dir holds beside backups, which retention leaves alone.
-void MakeStrangers(const std::string& dir) {
-  std::filesystem::create_directory(dir + "/etherply-notes");
-  std::filesystem::create_directory(dir + "/" + BackupName(1000) + ".tmp");  // cut short
-  std::FILE* f = std::fopen((dir + "/" + BackupName(2000)).c_str(), "w");    // a file, not a backup
-  if (f) std::fclose(f);
+// What a backup dir holds beside backups, which retention leaves alone:
+// their names.
+std::vector<std::string> MakeStrangers(const std::string& dir) {
+  std::vector<std::string> names = {"etherply-notes", BackupName(1000) + ".tmp",  // cut short
+                                    BackupName(2000),  // a file, not a backup
+                                    BackupName(NowUnixMillis() + 86'400'000)};  // a link
+  std::filesystem::create_directory(dir + "/" + names[0]);
+  std::filesystem::create_directory(dir + "/" + names[1]);
+  if (std::FILE* f = std::fopen((dir + "/" + names[2]).c_str(), "w")) std::fclose(f);
+  std::filesystem::create_directory_symlink(dir + "/" + names[0], dir + "/" + names[3]);
+  return names;
 }
 
 std::vector<std::string> Entries(const std::string& dir) {
@@ -136,13 +141,13 @@ std::vector<std::string> Entries(const std::string& dir) {
 TEST(Backups, KeepRemovesTheOldestBackupsAndNothingElse) {
   TempDir tmp;
   ASSERT_FALSE(tmp.path().empty());
-  const std::string dir = tmp.path();
+  const std::string dir = std::filesystem::canonical(tmp.path()).string();
   int64_t now = NowUnixMillis();
   std::vector<std::string> old;  // oldest first
   for (int64_t ago : {40'000, 30'000, 20'000, 10'000}) old.push_back(BackupName(now - ago));
   old.insert(old.begin() + 2, BackupName(now - 30'000) + "-2");
   for (const std::string& name : old) std::filesystem::create_directory(dir + "/" + name);
-  MakeStrangers(dir);
+  std::vector<std::string> strangers = MakeStrangers(dir);
   std::filesystem::create_directory(dir + "/" + BackupName(3000) + ".removing");  // cut short
   SlowStore store;
   store.Release();
@@ -155,12 +160,10 @@ TEST(Backups, KeepRemovesTheOldestBackupsAndNothingElse) {
   EXPECT_EQ(written->removed,
             (std::vector<std::string>{dir + "/" + old[0], dir + "/" + old[1], dir + "/" + old[2]}))
       << "the oldest first; -2 after the name it extends";
-  std::vector<std::string> expected = {old[3],
-                                       old[4],
-                                       std::filesystem::path(written->path).filename().string(),
-                                       "etherply-notes",
-                                       BackupName(1000) + ".tmp",
-                                       BackupName(2000)};
+  std::vector<std::string> expected = strangers;
+  for (const std::string& name :
+       {old[3], old[4], std::filesystem::path(written->path).filename().string()})
+    expected.push_back(name);
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(Entries(dir), expected) << "NAME.removing finished; the rest untouched";
 }
@@ -170,7 +173,7 @@ TEST(Backups, KeepRemovesTheOldestBackupsAndNothingElse) {
 TEST(Backups, KeepNeverRemovesTheBackupJustWritten) {
   TempDir tmp;
   ASSERT_FALSE(tmp.path().empty());
-  const std::string dir = tmp.path();
+  const std::string dir = std::filesystem::canonical(tmp.path()).string();
   int64_t later = NowUnixMillis() + 3'600'000;
   for (int64_t ms : {0, 1000, 2000})
     std::filesystem::create_directory(dir + "/" + BackupName(later + ms));
@@ -192,7 +195,7 @@ TEST(Backups, KeepNeverRemovesTheBackupJustWritten) {
 TEST(Backups, ABackupThatFailsRemovesNothing) {
   TempDir tmp;
   ASSERT_FALSE(tmp.path().empty());
-  const std::string dir = tmp.path();
+  const std::string dir = std::filesystem::canonical(tmp.path()).string();
   for (int64_t ms : {1000, 2000, 3000})
     std::filesystem::create_directory(dir + "/" + BackupName(ms));
   MakeStrangers(dir);

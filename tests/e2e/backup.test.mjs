@@ -154,11 +154,11 @@ test("--backup-keep 2: each backup removes the oldest beyond two, and the two le
   }
 })
 
-test("--backup-keep wants a count from 1 and --backup-dir", { timeout: 30_000 }, async () => {
+test("--backup-keep wants a count (0: keep all) and --backup-dir", { timeout: 30_000 }, async () => {
   for (const [args, message] of [
     [["--backup-keep", "2"], /--backup-keep needs --backup-dir/],
-    [["--backup-dir", "b", "--backup-keep", "0"], /--backup-keep wants an integer from 1 to 1000000/],
-    [["--backup-dir", "b", "--backup-keep", "x"], /--backup-keep wants an integer from 1 to 1000000/],
+    [["--backup-dir", "b", "--backup-keep", "-1"], /--backup-keep wants an integer from 0 to 1000000/],
+    [["--backup-dir", "b", "--backup-keep", "x"], /--backup-keep wants an integer from 0 to 1000000/],
   ])
     await assert.rejects(startServer({ args }), message)
 })
