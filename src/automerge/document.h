@@ -149,8 +149,12 @@ class Document {
   std::string ToJson(const Clock* at = nullptr) const;
   // The JSON of one root key's value (nullopt if absent), now or at a clock.
   std::optional<std::string> RootValueJson(std::string_view key, const Clock* at = nullptr) const;
-  // One root key's value as a ValueTree (nullopt if absent), now or at a clock.
-  std::optional<ValueTree> RootValueTree(std::string_view key, const Clock* at = nullptr) const;
+  // One root key's value as a ValueTree (nullopt if absent), now or at a
+  // clock; kInvalidArgument if it nests more than kMaxTreeDepth objects
+  // deep (a tree is read, compared, written and freed recursively).
+  static constexpr size_t kMaxTreeDepth = 1024;
+  Result<std::optional<ValueTree>> RootValueTree(std::string_view key,
+                                                 const Clock* at = nullptr) const;
   // The root keys with a value, now or at a clock.
   std::vector<std::string> RootKeys(const Clock* at = nullptr) const;
 

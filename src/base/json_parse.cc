@@ -117,15 +117,23 @@ size_t CountMembers(const json::value& v) {
   return n;
 }
 
-// Whether text ends with \uD800 to \uDBFF, the first half of a UTF-16
-// surrogate pair: Boost.JSON stops on what follows one that lacks its
-// second half with a plain "syntax error".
+// Whether text, a string's start, ends with the escape \uD800 to \uDBFF,
+// the first half of a UTF-16 surrogate pair, or with one and the backslash
+// of the next escape: Boost.JSON stops on what follows a first half that
+// lacks its second with a plain "syntax error".
 bool EndsWithHighSurrogateEscape(std::string_view text) {
+  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  if (text.size() >= 2 && text.back() == '\\' && hex(text[text.size() - 2])) text.remove_suffix(1);
   if (text.size() < 6) return false;
   std::string_view e = text.substr(text.size() - 6);
-  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
-  return e[0] == '\\' && e[1] == 'u' && (e[2] == 'd' || e[2] == 'D') &&
-         std::string_view("89abAB").find(e[3]) != std::string_view::npos && hex(e[4]) && hex(e[5]);
+  if (!(e[0] == '\\' && e[1] == 'u' && (e[2] == 'd' || e[2] == 'D') &&
+        std::string_view("89abAB").find(e[3]) != std::string_view::npos && hex(e[4]) && hex(e[5])))
+    return false;
+  // The backslash starts an escape only after an even run of them ("\\\\"
+  // is one backslash, escaped).
+  size_t run = 0;
+  for (size_t i = text.size() - 6; i > 0 && text[i - 1] == '\\'; --i) ++run;
+  return run % 2 == 0;
 }
 
 }  // namespace

@@ -60,9 +60,14 @@ TEST(ParseJson, MalformedTextIsRefusedWithTheParsersReason) {
 // RFC 8259's grammar lets a \u escape name half of a surrogate pair alone;
 // a UTF-8 string cannot hold it, so it is refused, and said so.
 TEST(ParseJson, LoneSurrogateEscapesAreRefusedAsSuch) {
-  for (const char* text : {R"("\ud800")", R"("x\ud800y")", R"("\uDBFF\u0041")", R"("\udc00")",
-                           R"(["\uDFFF"])", R"({"\ud800":1})", R"("\ud800\ud800")", R"("\ud800"x)"})
+  for (const char* text :
+       {R"("\ud800")", R"("x\ud800y")", R"("\uDBFF\u0041")", R"("\udc00")", R"(["\uDFFF"])",
+        R"({"\ud800":1})", R"("\ud800\ud800")", R"("\ud800"x)", R"(["\ud800\n"])", R"("\\\ud800")"})
     ExpectRefused(text, "holds a lone surrogate escape (\\ud800 to \\udfff without its pair)");
+  // An escaped backslash before "ud800" is no escape: the text is bad for
+  // another reason (a raw control character).
+  for (const char* text : {"\"\\\\ud800\t\"", "\"\\\\uD9FF\x01\""})
+    ExpectRefused(text, "is not valid JSON (");
   auto v = ParseJson(R"(["\ud83d\ude00","\uDBFF\uDFFF"])");
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(v->as_array()[0].as_string(), "\xF0\x9F\x98\x80");

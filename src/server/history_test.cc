@@ -83,6 +83,14 @@ TEST(HistoryPage, APageEndsEarlyOnceItIsFullAndTheWalkGoesOn) {
   EXPECT_GT(pages, 1);
 }
 
+// A root key's value, which must be there.
+automerge::ValueTree TreeOf(const automerge::Document& doc, const std::string& key,
+                            const automerge::Clock* at = nullptr) {
+  auto tree = doc.RootValueTree(key, at);
+  EXPECT_TRUE(tree.ok() && tree->has_value()) << key;
+  return tree.ok() && tree->has_value() ? **tree : automerge::ValueTree{};
+}
+
 // Every kind of value a document can hold, under its own root key.
 void PutEveryKind(automerge::Document& doc) {
   automerge::Transaction tx(doc, kActor);
@@ -140,17 +148,16 @@ TEST(PlanRestore, PutsBackEveryValueWithItsType) {
   ASSERT_TRUE(clock.ok());
   EXPECT_EQ(doc.RootKeys(), keys);
   for (const std::string& key : keys) {
-    auto was = doc.RootValueTree(key, &*clock);
-    auto is = doc.RootValueTree(key);
-    ASSERT_TRUE(was && is) << key;
-    EXPECT_TRUE(is->Same(*was)) << key << ": " << *doc.RootValueJson(key) << " was "
-                                << *doc.RootValueJson(key, &*clock);
+    auto was = TreeOf(doc, key, &*clock);
+    auto is = TreeOf(doc, key);
+    EXPECT_TRUE(is.Same(was)) << key << ": " << *doc.RootValueJson(key) << " was "
+                              << *doc.RootValueJson(key, &*clock);
   }
-  EXPECT_EQ(std::get<double>(doc.RootValueTree("f64-beyond-2^53")->scalar), 72057594037927936.0);
-  EXPECT_TRUE(std::signbit(std::get<double>(doc.RootValueTree("f64-negative-zero")->scalar)));
-  EXPECT_EQ(std::get<automerge::Counter>(doc.RootValueTree("counter")->scalar).value, 15);
-  EXPECT_EQ(doc.RootValueTree("text")->text, "héllo 😀");
-  EXPECT_EQ(*doc.RootValueTree("text")->obj_type, automerge::ObjType::kText);
+  EXPECT_EQ(std::get<double>(TreeOf(doc, "f64-beyond-2^53").scalar), 72057594037927936.0);
+  EXPECT_TRUE(std::signbit(std::get<double>(TreeOf(doc, "f64-negative-zero").scalar)));
+  EXPECT_EQ(std::get<automerge::Counter>(TreeOf(doc, "counter").scalar).value, 15);
+  EXPECT_EQ(TreeOf(doc, "text").text, "héllo 😀");
+  EXPECT_EQ(*TreeOf(doc, "text").obj_type, automerge::ObjType::kText);
 
   auto again = PlanRestore(doc, then);
   ASSERT_TRUE(again.ok());
@@ -189,8 +196,50 @@ TEST(PlanRestore, AValueOfAnotherTypeOrSignIsNotTheSame) {
   ASSERT_TRUE(ApplyPlan(tx, *plan, 1).ok());
   EXPECT_EQ(tx.pending_ops(), 2u) << "-0 over 0 recorded too";
   ASSERT_TRUE(tx.Commit().ok());
-  EXPECT_TRUE(std::signbit(std::get<double>(doc.RootValueTree("b")->scalar)));
-  EXPECT_TRUE(std::holds_alternative<double>(doc.RootValueTree("a")->scalar));
+  EXPECT_TRUE(std::signbit(std::get<double>(TreeOf(doc, "b").scalar)));
+  EXPECT_TRUE(std::holds_alternative<double>(TreeOf(doc, "a").scalar));
+}
+
+// Undo and restore rebuild a value recursively: one nested deeper than
+// kMaxTreeDepth objects is refused, changing nothing; left as it was, it is
+// no obstacle.
+TEST(PlanRestore, AValueNestedTooDeepIsRefused) {
+  automerge::Document doc;
+  for (size_t depth :
+       {automerge::Document::kMaxTreeDepth, automerge::Document::kMaxTreeDepth + 1}) {
+    automerge::Transaction tx(doc, kActor);
+    auto obj = tx.PutObject(kRoot, "deep" + std::to_string(depth), automerge::ObjType::kList);
+    ASSERT_TRUE(obj.ok());
+    for (size_t d = 1; d < depth; ++d) {
+      obj = tx.InsertObject(*obj, 0, automerge::ObjType::kList);
+      ASSERT_TRUE(obj.ok());
+    }
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  const std::vector<automerge::ChangeHash> then = doc.heads();
+  {
+    automerge::Transaction tx(doc, kActor);
+    ASSERT_TRUE(tx.Put(kRoot, "deep1024", int64_t{1}).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  auto plan = PlanRestore(doc, then);
+  ASSERT_TRUE(plan.ok()) << "1024 deep is rebuilt: " << plan.status().ToString();
+  ASSERT_EQ(plan->edits.size(), 1u);
+  {
+    automerge::Transaction tx(doc, kActor);
+    ASSERT_TRUE(ApplyPlan(tx, *plan, 1).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  {
+    automerge::Transaction tx(doc, kActor);
+    ASSERT_TRUE(tx.Put(kRoot, "deep1025", int64_t{1}).ok());
+    ASSERT_TRUE(tx.Commit().ok());
+  }
+  auto refused = PlanRestore(doc, then);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(),
+            "the value of key \"deep1025\" nests deeper than 1024 objects");
 }
 
 }  // namespace

@@ -502,7 +502,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       auto messages = ApplyPlan(tx, *plan, timestamp);
       if (!messages.ok()) return messages.status();
       Workspace::EditOutput out{std::move(*messages), {}, timestamp};
-      for (const KeyEdit& e : plan->edits) out.keys.emplace_back(e.key, e.value_json);
+      for (KeyEdit& e : plan->edits) {
+        out.keys.emplace_back(e.key, e.value_json);
+        e.value.reset();  // written: only the skipped keys are answered
+      }
       return out;
     };
     auto self = shared_from_this();
