@@ -362,6 +362,18 @@ class LockingChild {
   bool took_ = false;
 };
 
+// A new store in dir holding k = v; null (and the test fails) if it cannot.
+std::unique_ptr<Store> OpenWithOneKey(const std::string& dir) {
+  auto store = Open(dir);
+  WriteBatch b;
+  b.Put("k", "v");
+  if (store && !store->Write(b).ok()) {
+    ADD_FAILURE() << "cannot write to the store in " << dir;
+    return nullptr;
+  }
+  return store;
+}
+
 // A data dir another process holds is refused with that process's ID; one
 // this process holds, as such, and it still holds it after; the store in it
 // is untouched either way.
@@ -370,11 +382,8 @@ TEST(RocksDbStore, ADataDirInUseIsRefusedNamingItsHolder) {
   ASSERT_FALSE(tmp.path().empty());
   const std::string dir = tmp.path() + "/db";
   {
-    auto store = Open(dir);
+    auto store = OpenWithOneKey(dir);
     ASSERT_TRUE(store);
-    WriteBatch b;
-    b.Put("k", "v");
-    ASSERT_TRUE(store->Write(b).ok());
     auto again = OpenRocksDbStore(dir);
     ASSERT_FALSE(again.ok());
     EXPECT_EQ(again.status().code(), Status::Code::kIoError);
@@ -404,11 +413,8 @@ TEST(RocksDbStore, ADataDirOpensOnceItsHolderIsGone) {
   ASSERT_FALSE(tmp.path().empty());
   const std::string dir = tmp.path() + "/db";
   {
-    auto store = Open(dir);
+    auto store = OpenWithOneKey(dir);
     ASSERT_TRUE(store);
-    WriteBatch b;
-    b.Put("k", "v");
-    ASSERT_TRUE(store->Write(b).ok());
   }
   {
     LockingChild other(dir + "/LOCK");
