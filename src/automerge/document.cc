@@ -12,7 +12,9 @@
 
 namespace etherply::automerge {
 
-Document::Document() { objects_.emplace(kRoot, Object::New(ObjType::kMap, kRoot, Key::Map(""))); }
+Document::Document() {
+  objects_.emplace(kRoot, Object::New(ObjType::kMap, 0, kRoot, Key::Map("")));
+}
 
 Document::~Document() = default;
 
@@ -41,6 +43,11 @@ uint32_t Document::InternActor(const ActorId& a) {
 }
 
 // --- applying ops ----------------------------------------------------------------
+
+Status Document::TooDeep() {
+  return Status::Corruption("an object nested more than " + std::to_string(kMaxDepth) +
+                            " objects deep (the most this implementation holds)");
+}
 
 Status Document::ApplyToSlot(Slot& slot, const ChangeOp& op, OpId id, const ObjId& obj,
                              const std::string* prop, OpId elem) {
@@ -75,8 +82,11 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
   auto it = objects_.find(op.obj);
   if (it == objects_.end()) return Status::Corruption("op on an object that does not exist");
   std::optional<ObjType> created = CreatedObjType(op.action);
-  if (created && objects_.count(id)) return Status::Corruption("duplicate object ID");
   Object& o = it->second;
+  if (created) {
+    if (objects_.count(id)) return Status::Corruption("duplicate object ID");
+    if (o.depth >= kMaxDepth) return TooDeep();
+  }
 
   if (op.key.is_map()) {
     if (IsSequence(o.type)) return Status::Corruption("map key used on a list or text");
@@ -109,7 +119,8 @@ Status Document::ApplyOp(const ChangeOp& op, OpId id) {
     }
   }
   if (created) {
-    objects_.emplace(id, Object::New(*created, op.obj, op.insert ? Key::Elem(id) : op.key));
+    objects_.emplace(
+        id, Object::New(*created, o.depth + 1, op.obj, op.insert ? Key::Elem(id) : op.key));
     undo_.push_back(Undo{Undo::Kind::kObjectCreated, op.obj, {}, {}, id});
   }
   return Status::Ok();
@@ -356,7 +367,7 @@ Status Document::LoadIncremental(ByteView bytes) {
 
 void Document::Reset() {
   objects_.clear();
-  objects_.emplace(kRoot, Object::New(ObjType::kMap, kRoot, Key::Map("")));
+  objects_.emplace(kRoot, Object::New(ObjType::kMap, 0, kRoot, Key::Map("")));
   marks_.clear();
   changes_.Truncate(0);
   actors_.clear();

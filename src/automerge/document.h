@@ -92,11 +92,20 @@ class Document {
 
   // --- history --------------------------------------------------------------
 
+  // How deep objects may nest: the root is at depth 0, an object in a root
+  // key at depth 1. A deeper object is refused like a malformed op, by
+  // ApplyChanges, LoadIncremental and transactions alike, so that every
+  // reader may walk a document recursively (JSON, ValueTree, undo) within a
+  // thread's stack. The reference has no such limit, and its own toJS
+  // fails on a document some thousands of objects deep.
+  static constexpr size_t kMaxDepth = 1024;
+
   // Applies changes as described above. Returns kCorruption (with the change
   // hash in the message) for a change of `changes` that is malformed for
   // this document: an op on a missing object or element, a key of the wrong
-  // kind, a sequence number out of order. (A queued one is dropped instead:
-  // the changes that complete its deps are not refused for it.)
+  // kind, a sequence number out of order, an object deeper than kMaxDepth.
+  // (A queued one is dropped instead: the changes that complete its deps are
+  // not refused for it.)
   Status ApplyChanges(std::vector<StoredChange> changes);
   // Parses a file of concatenated change chunks and applies them.
   Status LoadIncremental(ByteView bytes);
@@ -150,11 +159,8 @@ class Document {
   // The JSON of one root key's value (nullopt if absent), now or at a clock.
   std::optional<std::string> RootValueJson(std::string_view key, const Clock* at = nullptr) const;
   // One root key's value as a ValueTree (nullopt if absent), now or at a
-  // clock; kInvalidArgument if it nests more than kMaxTreeDepth objects
-  // deep (a tree is read, compared, written and freed recursively).
-  static constexpr size_t kMaxTreeDepth = 1024;
-  Result<std::optional<ValueTree>> RootValueTree(std::string_view key,
-                                                 const Clock* at = nullptr) const;
+  // clock: at most kMaxDepth objects deep.
+  std::optional<ValueTree> RootValueTree(std::string_view key, const Clock* at = nullptr) const;
   // The root keys with a value, now or at a clock.
   std::vector<std::string> RootKeys(const Clock* at = nullptr) const;
 
@@ -191,18 +197,22 @@ class Document {
 
   friend class DocReader;
 
+  // kCorruption for an op that makes an object deeper than kMaxDepth.
+  static Status TooDeep();
+
   struct MapObject {
     std::map<std::string, Slot, std::less<>> keys;
   };
   struct Object {
     ObjType type;
+    uint16_t depth;  // the root's is 0; at most kMaxDepth
     ObjId parent;
     Key key;  // where it sits in its parent: a map key or its list element
     std::variant<MapObject, Sequence> data;
 
     // A new, empty object: a map's keys or a list's or text's sequence.
-    static Object New(ObjType type, ObjId parent, Key key) {
-      Object o{type, parent, std::move(key), MapObject{}};
+    static Object New(ObjType type, uint16_t depth, ObjId parent, Key key) {
+      Object o{type, depth, parent, std::move(key), MapObject{}};
       if (IsSequence(type)) o.data = Sequence();
       return o;
     }

@@ -142,8 +142,10 @@ Status Document::OpSetBuilder::Add(const DocumentOp& op) {
 
   if (std::optional<ObjType> created = CreatedObjType(op.action)) {
     if (doc_.objects_.count(id)) return Status::Corruption("duplicate object ID");
+    if (obj_->depth >= kMaxDepth) return TooDeep();
     Key key = op.insert ? Key::Elem(id) : op.prop ? Key::Map(std::string(*op.prop)) : Key::Elem(Global(op.elem));
-    doc_.objects_.emplace(id, Object::New(*created, Global(op.obj), std::move(key)));
+    doc_.objects_.emplace(id,
+                          Object::New(*created, obj_->depth + 1, Global(op.obj), std::move(key)));
   }
   return Status::Ok();
 }

@@ -381,6 +381,62 @@ TEST(Document, NestedMapsListsAndText) {
   }
 }
 
+// A change that makes a chain of `n` maps, each at key "a" of the one before.
+StoredChange MapChain(size_t n) {
+  std::vector<ChangeOp> ops;
+  for (uint32_t i = 0; i < n; ++i)
+    ops.push_back(ChangeOp{i == 0 ? kRoot : OpId{i, 0}, Key::Map("a"), false, Action::kMakeMap});
+  return HandMade(kA, 1, 1, {}, std::move(ops));
+}
+
+std::string ChainJson(size_t n) {
+  std::string json;
+  for (size_t i = 0; i < n; ++i) json += "{\"a\":";
+  json += "{}";
+  return json + std::string(n, '}');
+}
+
+// Objects nest at most kMaxDepth deep, so that readers may recurse: a change
+// that goes deeper is refused whole, the document left as it was; at
+// kMaxDepth every reader works (recursion within the stack, ASan included).
+TEST(Document, ObjectsNestAtMostMaxDepthDeep) {
+  const size_t max = Document::kMaxDepth;
+  Document too_deep;
+  Status s = too_deep.ApplyChanges({MapChain(max + 1)});
+  ASSERT_EQ(s.code(), Status::Code::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("an object nested more than 1024 objects deep"), std::string::npos)
+      << s.message();
+  EXPECT_TRUE(too_deep.heads().empty());
+  EXPECT_EQ(too_deep.ToJson(), "{}");
+
+  Document doc;
+  s = doc.ApplyChanges({MapChain(max)});
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(doc.ToJson(), ChainJson(max));
+  EXPECT_EQ(doc.RootValueJson("a"), ChainJson(max - 1));
+  std::optional<ValueTree> tree = doc.RootValueTree("a");
+  ASSERT_TRUE(tree.has_value());
+  EXPECT_TRUE(tree->Same(*doc.RootValueTree("a")));
+  Document loaded;
+  s = loaded.LoadIncremental(doc.Save());
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(loaded.ToJson(), ChainJson(max));
+
+  // The deepest map takes scalars, not objects: a transaction refuses the
+  // op and records nothing.
+  ObjId deepest = kRoot;
+  for (size_t i = 0; i < max; ++i) deepest = ObjectAt(doc, deepest, "a");
+  Transaction tx(doc, kB);
+  auto refused = tx.PutObject(deepest, "b", ObjType::kList);
+  ASSERT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(refused.status().message(),
+            "an object nested more than 1024 objects deep (the most this implementation holds)");
+  ASSERT_TRUE(tx.Put(deepest, "b", int64_t{1}).ok());
+  EXPECT_EQ(tx.pending_ops(), 1u);
+  MustCommit(tx);
+  EXPECT_EQ(ScalarAt(doc, deepest, "b"), ScalarValue(int64_t{1}));
+}
+
 TEST(Document, ImportObjIdRejectsBadIds) {
   Document doc;
   {

@@ -217,16 +217,11 @@ class DocReader {
     return all;
   }
 
-  // `depth`: the objects v sits in. Past kMaxTreeDepth, sets too_deep and
-  // reads no further.
-  ValueTree Tree(const automerge::Value& v, size_t depth = 0) const {
+  // Recursive: a document nests at most Document::kMaxDepth objects.
+  ValueTree Tree(const automerge::Value& v) const {
     ValueTree t;
     if (!v.is_object()) {
       t.scalar = std::get<ScalarValue>(v.v);
-      return t;
-    }
-    if (depth >= Document::kMaxTreeDepth) {
-      too_deep = true;
       return t;
     }
     const Document::Object& o = doc_.objects_.at(std::get<ObjId>(v.v));
@@ -234,12 +229,12 @@ class DocReader {
     switch (o.type) {
       case ObjType::kMap:
       case ObjType::kTable:
-        for (const auto& [k, value] : Entries(o)) t.fields.emplace_back(*k, Tree(value, depth + 1));
+        for (const auto& [k, value] : Entries(o)) t.fields.emplace_back(*k, Tree(value));
         break;
       case ObjType::kList:
         o.seq().ForEach([&](const Element& e) {
           if (!Shown(e)) return;
-          if (auto value = doc_.ValueAt(e.slot, at_)) t.items.push_back(Tree(*value, depth + 1));
+          if (auto value = doc_.ValueAt(e.slot, at_)) t.items.push_back(Tree(*value));
         });
         break;
       case ObjType::kText:
@@ -300,9 +295,6 @@ class DocReader {
 
   const Document& doc_;
   const Clock* at_;
-
- public:
-  mutable bool too_deep = false;  // Tree went past kMaxTreeDepth
 };
 
 std::string Document::ToJson(const Clock* at) const {
@@ -321,19 +313,12 @@ std::optional<std::string> Document::RootValueJson(std::string_view key, const C
   return out;
 }
 
-Result<std::optional<ValueTree>> Document::RootValueTree(std::string_view key,
-                                                         const Clock* at) const {
+std::optional<ValueTree> Document::RootValueTree(std::string_view key, const Clock* at) const {
   auto it = objects_.at(kRoot).map().keys.find(key);
-  if (it == objects_.at(kRoot).map().keys.end()) return std::optional<ValueTree>();
+  if (it == objects_.at(kRoot).map().keys.end()) return std::nullopt;
   auto v = ValueAt(it->second, at);
-  if (!v) return std::optional<ValueTree>();
-  DocReader reader(*this, at);
-  ValueTree tree = reader.Tree(*v);
-  if (reader.too_deep)
-    return Status::InvalidArgument("the value of key \"" + std::string(key) +
-                                   "\" nests deeper than " + std::to_string(kMaxTreeDepth) +
-                                   " objects");
-  return std::optional<ValueTree>(std::move(tree));
+  if (!v) return std::nullopt;
+  return DocReader(*this, at).Tree(*v);
 }
 
 namespace {

@@ -91,11 +91,14 @@ std::string TokenFor(const Flags& flags, const std::string& url) {
   return "";
 }
 
+static_assert(client::kMaxMessageDepth == automerge::Document::kMaxDepth + 3,
+              "the client reads the documents the server holds");
+
 // Prints a server message as one line. The server writes no raw newlines;
 // should one appear, the message is re-serialized.
 void PrintLine(std::string_view text) {
   if (text.find_first_of("\r\n") != std::string_view::npos) {
-    auto v = ParseJson(text, 1024);
+    auto v = ParseJson(text, client::kMaxMessageDepth);
     std::string line = v.ok() ? json::serialize(*v) : std::string("null");
     std::fwrite(line.data(), 1, line.size(), stdout);
   } else {

@@ -40,10 +40,6 @@ using Ws = websocket::stream<beast::tcp_stream>;
 // Awaiting with this yields the error code in a tuple instead of throwing.
 constexpr auto kNoThrow = net::as_tuple(net::use_awaitable);
 
-// How deep a server message may nest: the document of an init message is
-// as deep as clients made it (the server takes ops up to 64 deep).
-constexpr size_t kMaxMessageDepth = 1024;
-
 // JSON has no NaN or infinity; a value holding one cannot be sent.
 bool IsFiniteJson(const json::value& v) {
   switch (v.kind()) {

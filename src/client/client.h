@@ -73,6 +73,11 @@
 
 namespace etherply::client {
 
+// How deep a server message may nest: an init message holds the document
+// (at most 1,024 objects deep: automerge::Document::kMaxDepth) three levels
+// down, in "payload" and "state"; an op's value sits two down.
+inline constexpr size_t kMaxMessageDepth = 1024 + 3;
+
 enum class State {
   kDisconnected,
   kConnecting,

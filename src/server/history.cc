@@ -175,20 +175,13 @@ Result<std::string> StateAt(const Document& doc, const std::vector<ChangeHash>& 
 
 namespace {
 
-// An edit for `key` if its value at `then` is not the Same as now. Where
-// either is too deep to read as a tree, their JSON tells: the same, the key
-// is left alone; not, a value at `then` too deep cannot be rebuilt.
-Status AddEditIfChanged(const Document& doc, const std::string& key, const automerge::Clock* then,
-                        EditPlan& plan) {
-  auto value = doc.RootValueTree(key, then);
-  auto now = doc.RootValueTree(key);
-  bool same = value.ok() && now.ok()
-                  ? value->has_value() == now->has_value() && (!*value || (*value)->Same(**now))
-                  : doc.RootValueJson(key, then) == doc.RootValueJson(key);
-  if (same) return Status::Ok();
-  if (!value.ok()) return value.status();
-  plan.edits.push_back({key, std::move(*value), doc.RootValueJson(key, then)});
-  return Status::Ok();
+// An edit for `key` if its value at `then` is not the Same as now.
+void AddEditIfChanged(const Document& doc, const std::string& key, const automerge::Clock* then,
+                      EditPlan& plan) {
+  std::optional<automerge::ValueTree> value = doc.RootValueTree(key, then);
+  std::optional<automerge::ValueTree> now = doc.RootValueTree(key);
+  if (value.has_value() == now.has_value() && (!value || value->Same(*now))) return;
+  plan.edits.push_back({key, std::move(value), doc.RootValueJson(key, then)});
 }
 
 Status FillObject(automerge::Transaction& tx, const automerge::ObjId& obj,
@@ -254,7 +247,7 @@ Result<EditPlan> PlanUndo(const Document& doc, const ChangeHash& change) {
       plan.skipped.push_back(key);
       continue;
     }
-    if (Status s = AddEditIfChanged(doc, key, &*before, plan); !s.ok()) return s;
+    AddEditIfChanged(doc, key, &*before, plan);
   }
   return plan;
 }
@@ -267,8 +260,7 @@ Result<EditPlan> PlanRestore(const Document& doc, const std::vector<ChangeHash>&
   std::set<std::string> target_set(target.begin(), target.end());
   for (const std::string& key : doc.RootKeys())
     if (!target_set.count(key)) plan.edits.push_back({key, std::nullopt});
-  for (const std::string& key : target)
-    if (Status s = AddEditIfChanged(doc, key, &*clock, plan); !s.ok()) return s;
+  for (const std::string& key : target) AddEditIfChanged(doc, key, &*clock, plan);
   return plan;
 }
 

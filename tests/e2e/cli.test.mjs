@@ -273,6 +273,37 @@ test("doc: an empty file is no document; --help anywhere shows the usage; --at i
   assert.ok(Date.now() - started < 5_000, "refused without reading it")
 })
 
+test("doc: a document nesting objects more than 1,024 deep is refused, as a document or as changes, not a crash; 1,024 deep reads as the reference reads it", (t) => {
+  const dir = tempDir(t)
+  // Through the reference's low-level handle: its proxy API takes time
+  // quadratic in the depth.
+  const chain = (depth) => {
+    const h = A.getBackend(A.init())
+    let obj = "_root"
+    for (let i = 0; i < depth; i++) obj = h.putObject(obj, "a", {})
+    h.commit()
+    return { saved: h.save(), change: h.getLastLocalChange() }
+  }
+  for (const depth of [1025, 200_000]) {
+    const { saved, change } = chain(depth)
+    for (const [form, bytes] of [["document", saved], ["change", change]]) {
+      const file = path.join(dir, `${depth}-${form}.am`)
+      fs.writeFileSync(file, bytes)
+      for (const cmd of ["json", "heads"])
+        assertRefused(run(["doc", cmd, file]), 1, /an object nested more than 1024 objects deep \(the most this implementation holds\)/, `doc ${cmd}: ${depth} deep, as a ${form}`)
+    }
+  }
+  const { saved, change } = chain(1024)
+  const expected = A.toJS(A.load(saved))
+  for (const [form, bytes] of [["document", saved], ["change", change]]) {
+    const file = path.join(dir, `1024-${form}.am`)
+    fs.writeFileSync(file, bytes)
+    const r = run(["doc", "json", file])
+    assert.equal(r.code, 0, `1024 deep, as a ${form}: ${r.stderr}`)
+    assert.deepEqual(JSON.parse(r.stdout), expected)
+  }
+})
+
 test("exit status: 2 for a bad --listen, an empty --data-dir, a malformed URL, key, JSON or --at hash; 1 for failures at run time", (t) => {
   const dir = tempDir(t)
   // A host that is no IP address and resolves to none (.invalid never does).

@@ -324,6 +324,39 @@ test("a message that cannot apply, fetched in one batch with good ones of its wo
   })
 })
 
+test("a change nesting objects more than 1,024 deep is dropped, not a crash; one 1,024 deep applies and reaches clients", async (t) => {
+  await withCluster(t, { nodes: 1 }, async ([a], nats) => {
+    const ws = "rep-deep"
+    const [c] = await connectWithInit(a.wsUrl, ws, { token: a.mintToken({ workspace: ws, sub: "reader" }) })
+    // Through the reference's low-level handle: its proxy API takes time
+    // quadratic in the depth.
+    const chain = (key, depth) => {
+      const h = A.getBackend(A.init())
+      let obj = "_root"
+      for (let i = 0; i < depth; i++) obj = h.putObject(obj, key, {})
+      h.commit()
+      return h.getLastLocalChange()
+    }
+    const subject = "etherply.changes.foreign"
+    const send = (id, payload) =>
+      publishRaw(nats.url, subject, { "Nats-Msg-Id": id, "Etherply-Workspace": ws }, payload)
+    await send("deep-1025", chain("over", 1025))
+    await send("deep-200000", chain("far", 200_000))
+    await send("deep-1024", chain("a", 1024))
+    const op = await c.nextOfType("op", 15_000)
+    assert.equal(op.payload.key, "a", "the changes too deep made no op")
+    let depth = 1
+    for (let v = op.payload.value; Object.keys(v).length > 0; v = v.a) depth++
+    assert.equal(depth, 1024)
+    assert.deepEqual(Object.keys(js(await docOf(a, ws))), ["a"])
+    await assertLogs(a, /replication: applying changes: .*an object nested more than 1024 objects deep.*dropped/)
+    const { replication } = await statusOf(a)
+    assert.equal(replication.received, 3)
+    assert.equal(replication.dropped, 2, "the two changes too deep")
+    c.terminate()
+  })
+})
+
 test("a change that waits for its deps and then cannot apply is dropped; the change it waited for applies", async (t) => {
   await withCluster(t, { nodes: 1 }, async ([a], nats) => {
     const ws = "rep-queued-poison"
