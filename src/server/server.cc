@@ -10,7 +10,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -33,6 +35,8 @@ using tcp = net::ip::tcp;
 
 // How long a stopping server waits for its clients to answer their close.
 constexpr std::chrono::seconds kCloseGrace{2};
+// How long the process may take to end after a second signal.
+constexpr std::chrono::seconds kForcedExitAfter{3};
 
 // File descriptors kept back from connections: RocksDB's files (at most
 // storage::kMaxOpenTables tables and a few more), the webhook and NATS
@@ -85,7 +89,6 @@ struct Server::Impl {
       : ioc(o.threads),
         accept_strand(net::make_strand(ioc)),
         acceptor(accept_strand),
-        signals(ioc, SIGINT, SIGTERM),
         accept_timer(accept_strand),
         stop_timer(ioc) {
     ctx = std::make_shared<ServerContext>();
@@ -93,7 +96,8 @@ struct Server::Impl {
     // SIGHUP (its terminal closed) stops the server as SIGTERM does, unless
     // it was started ignoring it (nohup): then it stays ignored.
     struct sigaction hup = {};
-    if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN) signals.add(SIGHUP);
+    if (::sigaction(SIGHUP, nullptr, &hup) == 0 && hup.sa_handler != SIG_IGN)
+      signaling.signals.add(SIGHUP);
   }
 
   // Teardown order: stop replication (its threads call the hub); stop the
@@ -102,6 +106,10 @@ struct Server::Impl {
   // the io_context destroys its handlers and with them the last workspaces,
   // which still need the hub; the hub and the store go last.
   ~Impl() {
+    {
+      std::lock_guard lock(teardown_mu);
+      tearing_down = true;
+    }
     if (replicator) replicator->Stop();  // its threads call the hub
     ioc.stop();
     committer.reset();
@@ -132,6 +140,24 @@ struct Server::Impl {
         });
   }
 
+  // Set as the teardown begins (under its mutex): from then on a second
+  // signal leaves the io_context, which is stopped and about to go, alone.
+  std::mutex teardown_mu;
+  bool tearing_down = false;
+  // Signals are taken on a thread of their own, so that a second one stops
+  // the server even while every network thread is busy (a disk that does
+  // not answer a sync, a long request). Destroyed last but for the above: a
+  // signal during the teardown is still taken.
+  struct Signaling {
+    net::io_context ioc{1};
+    net::signal_set signals{ioc, SIGINT, SIGTERM};
+    std::thread thread;
+    ~Signaling() {
+      ioc.stop();
+      if (thread.joinable()) thread.join();
+    }
+  } signaling;
+
   // Declared in reverse order of destruction (see ~Impl).
   std::unique_ptr<storage::Store> store;
   webhooks::RealClock clock;
@@ -144,7 +170,6 @@ struct Server::Impl {
   // cap check among them) run here, one at a time; Stop closes them here.
   net::strand<net::io_context::executor_type> accept_strand;
   tcp::acceptor acceptor;
-  net::signal_set signals;
   net::steady_timer accept_timer;
   ThrottledWarning accept_failed{std::chrono::seconds(10)};
   std::shared_ptr<ServerContext> ctx;
@@ -299,17 +324,31 @@ uint16_t Server::port() const {
 }
 
 void Server::WaitForSecondSignal() {
-  impl_->signals.async_wait([this](boost::system::error_code ec, int sig) {
+  impl_->signaling.signals.async_wait([this, &m = *impl_](boost::system::error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) return WaitForSecondSignal();
     LogInfo("signal " + std::to_string(sig) + " again: stopping now");
-    impl_->ioc.stop();
+    {
+      std::lock_guard lock(m.teardown_mu);
+      if (!m.tearing_down) m.ioc.stop();
+    }
+    // The network threads return once their handlers do, and the teardown
+    // writes what is queued: should either hang, the process ends anyway.
+    // Acknowledged ops are on disk; what was not acknowledged is lost, as
+    // a client of a server that went away expects.
+    std::thread([] {
+      std::this_thread::sleep_for(kForcedExitAfter);
+      LogError("still stopping " + std::to_string(kForcedExitAfter.count()) +
+               " s after the second signal (a network thread or the disk is busy): exiting "
+               "now; acknowledged ops are on disk");
+      std::_Exit(1);
+    }).detach();
   });
 }
 
 void Server::Run() {
   Impl& m = *impl_;
-  m.signals.async_wait([this](boost::system::error_code ec, int sig) {
+  m.signaling.signals.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) return;
     LogInfo("signal " + std::to_string(sig) + ": stopping");
     Stop();
@@ -318,6 +357,7 @@ void Server::Run() {
     // shell's jobs, and to the foreground group).
     WaitForSecondSignal();
   });
+  m.signaling.thread = std::thread([&m] { m.signaling.ioc.run(); });
   m.Accept();
   std::vector<std::thread> threads;
   try {

@@ -1219,6 +1219,39 @@ test("SIGTERM: a client that never answers its close holds the stop for the 2 s 
   })
 })
 
+test("a disk that stops answering syncs: a second SIGTERM ends the process within seconds though its threads wait on the disk; what was acknowledged is kept", { timeout: 60_000 }, async (t) => {
+  const fault = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
+  assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_disk_full_fault) is missing: ${fault}; set ETHERPLY_DISK_FULL_FAULT`)
+  const stall = path.join(os.tmpdir(), `etherply-disk-stall-${process.pid}-${Date.now()}`)
+  t.after(() => fs.rmSync(stall, { force: true }))
+  await withServer(t, { env: { LD_PRELOAD: fault, ETHERPLY_FAULT_DISK_STALL: stall } }, async (srv, h) => {
+    const clients = []
+    for (const ws of ["stall-a", "stall-b", "stall-c"]) {
+      const [c] = await h.connectWithInit(ws, { token: srv.mintToken({ workspace: ws }) })
+      c.sendOp("before", ws)
+      assertOp(await c.next(), "before", ws)
+      clients.push(c)
+    }
+    fs.writeFileSync(stall, "") // syncs hang from here on
+    for (const c of clients) c.sendOp("during", 1)
+    await sleep(300)
+    const { stopped } = srv.signal("SIGTERM")
+    await sleep(500)
+    const t1 = Date.now()
+    srv.signal("SIGTERM")
+    assert.deepEqual(await stopped, { code: 1, signal: null })
+    const afterSecondMs = Date.now() - t1
+    t.diagnostic(`ended ${afterSecondMs} ms after the second signal`)
+    assert.ok(afterSecondMs < 10_000, `ended (${afterSecondMs} ms after the second signal)`)
+    assert.match(srv.log(), /signal 15 again: stopping now/)
+    assert.match(srv.log(), /still stopping 3 s after the second signal \(a network thread or the disk is busy\): exiting now; acknowledged ops are on disk/)
+    fs.rmSync(stall)
+    await srv.restart()
+    for (const ws of ["stall-a", "stall-b", "stall-c"])
+      assert.equal((await h.initOf(ws)).data.before, ws, `${ws}: the acknowledged op is kept`)
+  })
+})
+
 test("kill -9 with ops in flight: no op that a client saw broadcast is lost", { timeout: 60_000 }, async (t) => {
   await withServer(t, {}, async (srv, h) => {
     const ws = "ws-crash"

@@ -2,6 +2,8 @@
 // `etherply serve`: while the file named by ETHERPLY_FAULT_DISK_FULL exists,
 // every write to a regular file fails with ENOSPC, as on a full disk;
 // sockets and pipes are untouched. Removing the file frees the "disk".
+// While the file named by ETHERPLY_FAULT_DISK_STALL exists, fsync and
+// fdatasync do not return, as on a disk that stopped answering.
 #include <dlfcn.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -69,4 +71,26 @@ extern "C" int fallocate(int fd, int mode, off_t offset, off_t len) {
     return -1;
   }
   return next(fd, mode, offset, len);
+}
+
+namespace {
+
+void WaitWhileStalled() {
+  static const char* flag = std::getenv("ETHERPLY_FAULT_DISK_STALL");
+  struct stat st;
+  while (flag && stat(flag, &st) == 0) usleep(10'000);
+}
+
+}  // namespace
+
+extern "C" int fsync(int fd) {
+  static auto next = Next<int (*)(int)>("fsync");
+  WaitWhileStalled();
+  return next(fd);
+}
+
+extern "C" int fdatasync(int fd) {
+  static auto next = Next<int (*)(int)>("fdatasync");
+  WaitWhileStalled();
+  return next(fd);
 }
