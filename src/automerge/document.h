@@ -285,6 +285,9 @@ class Document {
   };
   std::unordered_map<std::string, uint32_t, ActorHash, std::equal_to<>> actor_index_;
   std::vector<uint32_t> rank_;
+  std::vector<uint32_t> by_rank_;  // actor indices in byte order: rank_'s inverse
+  // Sets rank_ from by_rank_, from position `from` on.
+  void Rerank(size_t from);
 
   // Change graph.
   ChangeLog changes_{&actors_};

@@ -21,6 +21,7 @@
 #include "automerge/change.h"
 #include "automerge/chunk.h"
 #include "automerge/transaction.h"
+#include "base/hex.h"
 #include "base/sha256.h"
 
 namespace etherply::automerge {
@@ -219,6 +220,45 @@ TEST(Document, ConcurrentPutsConflictAndTheGreaterActorWins) {
     EXPECT_TRUE(std::is_sorted(d->heads().begin(), d->heads().end()));
   }
   EXPECT_EQ(a.heads(), b.heads());
+}
+
+// Actors ranked in byte order as they come in any order, and after a batch
+// that brought new actors is refused and rolled back: of many concurrent
+// puts on one key, the greatest actor's wins, and a delete naming every one
+// of them as a pred removes the key.
+TEST(Document, ManyActorsInAnyOrderRankByTheirBytes) {
+  std::mt19937 rng(7);
+  std::vector<ActorId> actors;
+  for (int i = 0; i < 300; ++i) {
+    ActorId a(16);
+    for (auto& byte : a) byte = static_cast<uint8_t>(rng());
+    actors.push_back(a);
+  }
+  auto put = [](const ActorId& a) {
+    return HandMade(a, 1, 1, {}, {PutOp(kRoot, "k", ScalarValue(ToHex(a)))});
+  };
+  Document doc;
+  std::vector<StoredChange> first, second;
+  for (size_t i = 0; i < actors.size(); ++i) (i % 2 ? first : second).push_back(put(actors[i]));
+  ASSERT_TRUE(doc.ApplyChanges(first).ok());
+  // New actors, then a change on an object that does not exist: all undone.
+  std::vector<StoredChange> refused(second.begin(), second.begin() + 50);
+  refused.push_back(HandMade(kA, 1, 1, {}, {PutOp(OpId{99, 0}, "x", ScalarValue(int64_t{1}))}));
+  ASSERT_EQ(doc.ApplyChanges(refused).code(), Status::Code::kCorruption);
+  ASSERT_TRUE(doc.ApplyChanges(second).ok());
+  const ActorId greatest = *std::max_element(actors.begin(), actors.end());
+  EXPECT_EQ(ScalarAt(doc, kRoot, "k"), ScalarValue(ToHex(greatest)));
+  EXPECT_EQ(doc.GetAll(kRoot, "k").size(), actors.size());
+
+  Transaction tx(doc, kB);
+  ASSERT_TRUE(tx.Delete(kRoot, "k").ok());
+  MustCommit(tx);
+  EXPECT_FALSE(doc.Get(kRoot, "k").has_value());
+  Document copy;
+  Status loaded = copy.LoadIncremental(doc.Save());
+  ASSERT_TRUE(loaded.ok()) << loaded.ToString();
+  EXPECT_FALSE(copy.Get(kRoot, "k").has_value());
+  EXPECT_EQ(copy.heads(), doc.heads());
 }
 
 TEST(Document, TheGreaterCounterWinsBeforeTheActor) {

@@ -54,10 +54,14 @@ void Slot::FreeHeap() {
   ::operator delete(heap_.ops);
 }
 
-Op* Slot::Find(const OpId& id) {
-  Op* d = data();
-  for (size_t i = size_; i-- > 0;)  // live ops are the likelier targets
-    if (d[i].id == id) return &d[i];
+Op* Slot::Find(const OpId& id, const OpOrder& less) {
+  std::span<Op> l = live();
+  auto it = std::lower_bound(l.begin(), l.end(), id,
+                             [&](const Op& o, const OpId& x) { return less(o.id, x); });
+  if (it != l.end() && it->id == id) return &*it;
+  std::span<Op> h = hidden();
+  for (size_t i = h.size(); i-- > 0;)
+    if (h[i].id == id) return &h[i];
   return nullptr;
 }
 

@@ -123,7 +123,10 @@ class Slot {
   std::span<const Op> all() const { return {data(), size_}; }
   const Op* Winner() const { return live_ == 0 ? nullptr : data() + size_ - 1; }
 
-  Op* Find(const OpId& id);
+  // The op with this ID, if here: a binary search among the live ones (an
+  // op with many preds, as a delete of many conflicting values, finds each
+  // in log time), then the hidden ones, newest hidden first.
+  Op* Find(const OpId& id, const OpOrder& less);
   bool IsLive(const Op* op) const { return op >= data() + (size_ - live_); }
 
   void InsertLive(Op op, const OpOrder& less);

@@ -142,12 +142,12 @@ TEST(Slot, RandomOperationsMatchAModel) {
         case 3:
           if (!live.empty()) {
             OpId id = live[rng() % live.size()];
-            slot.Hide(slot.Find(id));
+            slot.Hide(slot.Find(id, less));
             live.erase(std::find(live.begin(), live.end(), id));
             hidden.push_back(id);
           } else if (!hidden.empty()) {
             OpId id = hidden[rng() % hidden.size()];
-            slot.Unhide(slot.Find(id), less);
+            slot.Unhide(slot.Find(id, less), less);
             hidden.erase(std::find(hidden.begin(), hidden.end(), id));
             live.push_back(id);
           }
@@ -157,7 +157,7 @@ TEST(Slot, RandomOperationsMatchAModel) {
           all.insert(all.end(), hidden.begin(), hidden.end());
           if (all.empty()) break;
           OpId id = all[rng() % all.size()];
-          slot.Erase(slot.Find(id));
+          slot.Erase(slot.Find(id, less));
           auto& from = std::find(live.begin(), live.end(), id) != live.end() ? live : hidden;
           from.erase(std::find(from.begin(), from.end(), id));
           break;
@@ -186,9 +186,9 @@ TEST(Slot, RandomOperationsMatchAModel) {
       ASSERT_EQ(got_hidden, want_hidden);
       ASSERT_EQ(slot.size(), live.size() + hidden.size());
       ASSERT_EQ(slot.Winner() ? slot.Winner()->id : OpId{}, live.empty() ? OpId{} : live.back());
-      for (const OpId& id : live) ASSERT_TRUE(slot.IsLive(slot.Find(id)));
-      for (const OpId& id : hidden) ASSERT_FALSE(slot.IsLive(slot.Find(id)));
-      ASSERT_EQ(slot.Find(OpId{next, 0}), nullptr);
+      for (const OpId& id : live) ASSERT_TRUE(slot.IsLive(slot.Find(id, less)));
+      for (const OpId& id : hidden) ASSERT_FALSE(slot.IsLive(slot.Find(id, less)));
+      ASSERT_EQ(slot.Find(OpId{next, 0}, less), nullptr);
     }
     // Moving the slot keeps every op.
     Slot moved(std::move(slot));
