@@ -23,6 +23,10 @@
 #                    flight each (every op is also broadcast to all N writers)
 #   ingestws-N       N writers, each in its own workspace, one op in flight
 #                    each: the durable path without the N-way fan-out
+# and, beside db_bench's single thread, one writer that does not wait for
+# each acknowledgement, as a client sending a user's edits as they come:
+#   ingest-1-w4      one writer with up to 4 ops in flight (its ops share
+#                    the group commits that db_bench's one thread cannot)
 # plus the disk: 500 x (4 KiB write + fdatasync) by dd oflag=dsync, once
 # before and once after.
 #
@@ -41,6 +45,7 @@ OUT_JSONL=$BUILD/bench-ingest.jsonl
 OUT_DBB=$BUILD/bench-ingest-dbbench.txt
 THREADS="1 16 64"
 FSYNC_COUNT=500
+PIPELINED=4  # ops in flight of the one-writer row that does not wait
 
 [[ -n $DB_BENCH && -x $DB_BENCH ]] || { echo "run_ingest.sh: db_bench not found (apt-get install rocksdb-tools)" >&2; exit 1; }
 command -v jq >/dev/null || { echo "run_ingest.sh: jq is required" >&2; exit 1; }
@@ -71,7 +76,9 @@ for t in $THREADS; do
   echo "run_ingest.sh: db_bench --threads=$t" >&2
   DBB[$t]=$(db_bench_run "$t")
   echo "  ${DBB[$t]}" >&2
-  SCENARIOS="ingest-$t-w1 ingestws-$t" INGEST_OPS=1000000 OUT_MD=$WORK/load.md OUT_JSONL=$WORK/load.jsonl \
+  scenarios="ingest-$t-w1 ingestws-$t"
+  [[ $t == 1 ]] && scenarios+=" ingest-1-w$PIPELINED"
+  SCENARIOS=$scenarios INGEST_OPS=1000000 OUT_MD=$WORK/load.md OUT_JSONL=$WORK/load.jsonl \
     "$ROOT/bench/run_load.sh" "$BUILD" >/dev/null || status=$?
   cat "$WORK/load.jsonl" >>"$OUT_JSONL"
 done
@@ -91,6 +98,11 @@ FSYNC_AFTER=$(fsync_rate "$WORK" $FSYNC_COUNT)
       "| \($t) | \($dops | tonumber | round) (\(($dp50 | tonumber) / 1000 | . * 100 | round / 100) / \(($dp99 | tonumber) / 1000 | . * 100 | round / 100)) | \(cell($a)) | \(ratio($a)) | \(cell($b)) | \(ratio($b)) | \($a.server_cpu_pct)%, \($b.server_cpu_pct)% |"
     ' "$OUT_JSONL"
   done
+  read -r dops _ <<<"${DBB[1]}"
+  jq -rs --arg dops "$dops" --arg l "ingest-1-w$PIPELINED" '
+    map(select(.label == $l)) | first |
+    "\nOne writer with up to \(.config.window) ops in flight (\($l)): \(.ops_per_s) ops/s (p50 \(.broadcast_us.p50 / 10 | round / 100) / p99 \(.broadcast_us.p99 / 10 | round / 100) ms), \((.ops_per_s / ($dops | tonumber) * 100 | round) / 100)x db_bench with one thread."
+  ' "$OUT_JSONL"
   echo
   echo "Disk (${TMPDIR:-/tmp}): $FSYNC_BEFORE synced 4 KiB appends/s before, $FSYNC_AFTER after ($FSYNC_COUNT × write + fdatasync, dd oflag=dsync)."
   echo "db_bench $("$DB_BENCH" --version 2>&1 | head -1 | sed 's/db_bench version //'): fillrandom --sync=1 --key_size=24 --value_size=200 --duration=10, a fresh database per row; etherply: 10 s per row, value 32 bytes, a fresh server per writer count, run right after db_bench's row."
