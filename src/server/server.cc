@@ -140,8 +140,8 @@ struct Server::Impl {
         });
   }
 
-  // Set as the teardown begins (under its mutex): from then on a second
-  // signal leaves the io_context, which is stopped and about to go, alone.
+  // Set as the teardown begins (under its mutex): from then on a signal
+  // leaves the io_context, which is stopped and about to go, alone.
   std::mutex teardown_mu;
   bool tearing_down = false;
   // Signals are taken on a thread of their own, so that a second one stops
@@ -348,10 +348,13 @@ void Server::WaitForSecondSignal() {
 
 void Server::Run() {
   Impl& m = *impl_;
-  m.signaling.signals.async_wait([this](boost::system::error_code ec, int sig) {
+  m.signaling.signals.async_wait([this, &m](boost::system::error_code ec, int sig) {
     if (ec) return;
     LogInfo("signal " + std::to_string(sig) + ": stopping");
-    Stop();
+    {
+      std::lock_guard lock(m.teardown_mu);
+      if (!m.tearing_down) Stop();  // else stopped already
+    }
     // A second signal stops at once, without waiting for the clients; not
     // a second SIGHUP, which a closing terminal may send twice (to the
     // shell's jobs, and to the foreground group).
