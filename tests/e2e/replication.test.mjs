@@ -12,7 +12,7 @@ import * as A from "@automerge/automerge"
 
 import { connect, connectWithInit } from "./lib/client.mjs"
 import { publishRaw, startNats, startNatsCluster } from "./lib/nats.mjs"
-import { BIN, httpRequest, randomSecret, startServer } from "./lib/server.mjs"
+import { BIN, diskFaultLibrary, httpRequest, randomSecret, startServer } from "./lib/server.mjs"
 import { startReceiver } from "./lib/webhook_receiver.mjs"
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -509,8 +509,7 @@ test("a node whose disk is full retries stream messages after a growing delay, w
   // go when the failed write reloads the workspace. The gap repair that
   // fetches them again fails while the disk is full; with anti-entropy
   // only hourly here, it must be tried again until it succeeds.
-  const fault = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
-  assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_disk_full_fault) is missing: ${fault}; set ETHERPLY_DISK_FULL_FAULT`)
+  const fault = diskFaultLibrary()
   const flag = path.join(os.tmpdir(), `etherply-disk-full-${process.pid}-${Date.now()}`)
   t.after(() => fs.rmSync(flag, { force: true }))
   const envOf = (i) => (i === 1 ? { LD_PRELOAD: fault, ETHERPLY_FAULT_DISK_FULL: flag } : {})

@@ -17,7 +17,7 @@ import * as A from "@automerge/automerge"
 
 import { connect, connectWithInit, tryConnect } from "./lib/client.mjs"
 import { withServer } from "./lib/harness.mjs"
-import { BIN, httpRequest, signJwt, startServer } from "./lib/server.mjs"
+import { BIN, diskFaultLibrary, httpRequest, signJwt, startServer } from "./lib/server.mjs"
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const HEX64 = /^[0-9a-f]{64}$/
@@ -1220,8 +1220,7 @@ test("SIGTERM: a client that never answers its close holds the stop for the 2 s 
 })
 
 test("a disk that stops answering syncs: a second SIGTERM ends the process within seconds though its threads wait on the disk; what was acknowledged is kept", { timeout: 60_000 }, async (t) => {
-  const fault = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
-  assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_disk_full_fault) is missing: ${fault}; set ETHERPLY_DISK_FULL_FAULT`)
+  const fault = diskFaultLibrary()
   const stall = path.join(os.tmpdir(), `etherply-disk-stall-${process.pid}-${Date.now()}`)
   t.after(() => fs.rmSync(stall, { force: true }))
   await withServer(t, { env: { LD_PRELOAD: fault, ETHERPLY_FAULT_DISK_STALL: stall } }, async (srv, h) => {
@@ -1331,8 +1330,7 @@ test("kill -9 with ops in flight: no op that a client saw broadcast is lost", { 
 // --- status -----------------------------------------------------------------------------
 
 test("a full disk: ops get 500 and store nothing, /readyz 503; once space is back, writes resume without a restart, in every workspace; what was acknowledged survives kill -9", { timeout: 60_000 }, async (t) => {
-  const fault = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
-  assert.ok(fs.existsSync(fault), `the fault library (CMake target etherply_disk_full_fault) is missing: ${fault}; set ETHERPLY_DISK_FULL_FAULT`)
+  const fault = diskFaultLibrary()
   const flag = path.join(os.tmpdir(), `etherply-disk-full-${process.pid}-${Date.now()}`)
   t.after(() => fs.rmSync(flag, { force: true }))
   await withServer(t, { env: { LD_PRELOAD: fault, ETHERPLY_FAULT_DISK_FULL: flag } }, async (srv, h) => {

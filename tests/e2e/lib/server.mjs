@@ -23,6 +23,17 @@ const REPO = path.resolve(HERE, "..", "..", "..")
 
 export const BIN = path.resolve(process.env.ETHERPLY_BIN || path.join(REPO, "build", "etherply"))
 
+/**
+ * The disk fault library (tests/e2e/fault/disk_full_fault.cc) to LD_PRELOAD:
+ * beside the binary, or ETHERPLY_DISK_FULL_FAULT. Throws if it is missing.
+ */
+export function diskFaultLibrary() {
+  const lib = process.env.ETHERPLY_DISK_FULL_FAULT || path.join(path.dirname(BIN), "libetherply_disk_full_fault.so")
+  if (!fs.existsSync(lib))
+    throw new Error(`the fault library (CMake target etherply_disk_full_fault) is missing: ${lib}; set ETHERPLY_DISK_FULL_FAULT`)
+  return lib
+}
+
 const START_TIMEOUT_MS = 10_000
 const STOP_TIMEOUT_MS = 10_000
 
