@@ -97,7 +97,7 @@ class Document {
   // ApplyChanges, LoadIncremental and transactions alike, so that every
   // reader may walk a document recursively (JSON, ValueTree, undo) within a
   // thread's stack. The reference has no such limit, and its own toJS
-  // fails on a document some thousands of objects deep.
+  // overflows the JavaScript stack on a document 200,000 objects deep.
   static constexpr size_t kMaxDepth = 1024;
 
   // Applies changes as described above. Returns kCorruption (with the change
